@@ -1,0 +1,1 @@
+"""The terminal client: ``cli`` checks and connects, ``session`` runs the chat."""

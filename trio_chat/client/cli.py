@@ -1,0 +1,107 @@
+"""``trio-chat-client PORT USERNAME``: check, connect, say hello, then start trio.
+
+The connection and the hello happen before trio is imported (~0.1 s), so the
+client has joined by the time the heavy imports finish (SPEC §1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..names import username_problem
+from ..terminal_io import print_error
+from ..wire import encode_hello
+
+PROGRAM = "trio-chat-client"
+CONNECT_TIMEOUT = 5.0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # SPEC §1: bad arguments exit 1 (argparse would use 2).
+        self.print_usage(sys.stderr)
+        print_error(PROGRAM, message)
+        sys.exit(1)
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"PORT {text!r} is not an integer in 1..65535")
+    return int(text)
+
+
+def _username(text: str) -> str:
+    problem = username_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"USERNAME {text!r} is unusable: {problem}")
+    return text
+
+
+def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    parser = _Parser(
+        prog=PROGRAM,
+        description="Join the trio-chat channel listening on PORT as USERNAME. "
+        "Type lines to chat; commands: /whisper USER MESSAGE, /list, "
+        "/switch CHANNEL, /send USER FILE, /quit.",
+    )
+    parser.add_argument("port", type=_port, metavar="PORT", help="the channel's port")
+    parser.add_argument("username", type=_username, metavar="USERNAME", help="your name")
+    parser.add_argument(
+        "--host", default="localhost", help="the server's address (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--download-dir",
+        default=".",
+        metavar="DIR",
+        help="where files sent to you are saved (default: the working directory)",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
+    return parser.parse_args(argv)
+
+
+def connect(host: str, port: int, username: str) -> socket.socket:
+    """Connect and say hello; OSError with a readable reason if nobody answers."""
+    try:
+        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OSError(f"no server accepting on {host}:{port}: {reason}") from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.sendall(encode_hello(username))
+    except OSError as error:
+        sock.close()
+        raise OSError(f"lost the server at {host}:{port}: {error.strerror or error}") from None
+    return sock
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    if not os.path.isdir(arguments.download_dir):
+        print_error(PROGRAM, f"download directory {arguments.download_dir!r} is not a directory")
+        return 1
+    try:
+        sock = connect(arguments.host, arguments.port, arguments.username)
+    except OSError as error:
+        print_error(PROGRAM, str(error))
+        return 1
+    status = 0
+    try:
+        from .session import run_client
+
+        status = run_client(sock, arguments)
+    except KeyboardInterrupt:
+        status = 130
+    # A stdin reader thread may still be blocked; do not wait for it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The client's connection once trio runs: print what arrives, send what is typed.
+
+stdout gets exactly the LINE frames the server sends; notices and the reason
+for a disconnect go to stderr. The client exits when the server closes the
+connection, with the status the server's BYE asked for (1 for a refused name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+
+import trio
+
+from .. import wire
+from ..commands import Quit, Send, Usage, parse_client_line
+from ..terminal_io import print_error, print_line, read_lines
+from ..wire import FrameType, ProtocolError
+
+PROGRAM = "trio-chat-client"
+RECEIVE_SIZE = 64 * 1024
+
+
+class ClientConnection:
+    def __init__(self, stream: trio.SocketStream, stdin_fd: int = 0) -> None:
+        self.stream = stream
+        self.stdin_fd = stdin_fd
+        self.status = 0
+        self.quitting = False
+        self._send_lock = trio.Lock()
+
+    async def send(self, frame: bytes) -> None:
+        async with self._send_lock:
+            await self.stream.send_all(frame)
+
+    async def run(self) -> int:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._type_loop)
+            await self._receive_loop()
+            nursery.cancel_scope.cancel()
+        return self.status
+
+    async def _receive_loop(self) -> None:
+        decoder = wire.FrameDecoder()
+        while True:
+            try:
+                data = await self.stream.receive_some(RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            if not data:
+                return
+            try:
+                for frame_type, payload in decoder.feed(data):
+                    self._handle(frame_type, payload)
+            except ProtocolError as error:
+                print_error(PROGRAM, f"the server broke the protocol: {error}")
+                self.status = 1
+                return
+
+    def _handle(self, frame_type: int, payload: bytes) -> None:
+        if frame_type == FrameType.LINE and payload:
+            print_line(wire.decode_text(payload[1:]))
+        elif frame_type == FrameType.NOTICE:
+            print_error(PROGRAM, wire.decode_text(payload))
+        elif frame_type == FrameType.BYE and payload:
+            self.status = payload[0]
+            if not self.quitting:
+                print_error(PROGRAM, f"disconnected: {wire.decode_text(payload[1:])}")
+        else:
+            raise ProtocolError(f"unexpected frame type {frame_type}")
+
+    async def _type_loop(self) -> None:
+        async for raw in read_lines(self.stdin_fd):
+            line = raw.strip()
+            command = parse_client_line(line)
+            if command is None:
+                continue
+            if isinstance(command, Usage):
+                print_error(PROGRAM, command.hint)
+                continue
+            if isinstance(command, Send):
+                print_error(PROGRAM, "/send is not supported yet")
+                continue
+            encoded = line.encode()
+            if len(encoded) > wire.MAX_LINE_BYTES:
+                print_error(
+                    PROGRAM,
+                    f"line not sent: {len(encoded)} bytes is over the limit of "
+                    f"{wire.MAX_LINE_BYTES}",
+                )
+                continue
+            try:
+                await self.send(wire.encode(FrameType.INPUT, encoded))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            if isinstance(command, Quit):
+                self.quitting = True
+                return  # the server closes the connection; nothing more to send
+
+
+def run_client(sock: socket.socket, arguments: argparse.Namespace) -> int:
+    async def main() -> int:
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+        return await ClientConnection(stream).run()
+
+    return trio.run(main)

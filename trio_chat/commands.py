@@ -1,0 +1,170 @@
+"""Parse client lines (SPEC §4, §5) and console lines (SPEC §6) into commands.
+
+Pure functions over text: no state, no I/O. A line that names a command with the
+wrong number of arguments becomes ``Usage`` (it does nothing for anyone else); a
+line that names no command is chat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Chat:
+    message: str
+
+
+@dataclass(frozen=True)
+class Whisper:
+    target: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Quit:
+    pass
+
+
+@dataclass(frozen=True)
+class ListChannels:
+    pass
+
+
+@dataclass(frozen=True)
+class Switch:
+    channel: str
+
+
+@dataclass(frozen=True)
+class Send:
+    target: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A command with the wrong arguments; ``hint`` is for the user's stderr."""
+
+    hint: str
+
+
+ClientCommand = Chat | Whisper | Quit | ListChannels | Switch | Send | Usage
+
+CLIENT_USAGE = {
+    "/whisper": "/whisper <username> <message>",
+    "/quit": "/quit",
+    "/list": "/list",
+    "/switch": "/switch <channel_name>",
+    "/send": "/send <username> <file_path>",
+}
+
+
+def _usage(command: str) -> Usage:
+    return Usage(f"usage: {CLIENT_USAGE[command]}")
+
+
+def parse_client_line(line: str) -> ClientCommand | None:
+    """The command a stdin line asks for; None for a line that is all whitespace."""
+    line = line.strip()
+    words = line.split()
+    if not words:
+        return None
+    head = words[0]
+    if head == "/whisper":
+        if len(words) < 3:
+            return _usage(head)
+        # The message keeps its own inner spacing; only the separators go.
+        message = line.split(None, 2)[2]
+        return Whisper(words[1], message)
+    if head == "/quit":
+        return Quit() if len(words) == 1 else _usage(head)
+    if head == "/list":
+        return ListChannels() if len(words) == 1 else _usage(head)
+    if head == "/switch":
+        return Switch(words[1]) if len(words) == 2 else _usage(head)
+    if head == "/send":
+        return Send(words[1], words[2]) if len(words) == 3 else _usage(head)
+    return Chat(line)
+
+
+@dataclass(frozen=True)
+class Kick:
+    channel: str
+    user: str
+
+
+@dataclass(frozen=True)
+class Mute:
+    channel: str
+    user: str
+    seconds: int | None  # None: missing or not a positive integer
+
+
+@dataclass(frozen=True)
+class Empty:
+    channel: str
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    pass
+
+
+ConsoleCommand = Kick | Mute | Empty | Shutdown | Usage
+
+CONSOLE_USAGE = {
+    "/kick": "/kick <channel_name>:<username>",
+    "/mute": "/mute <channel_name>:<username> <seconds>",
+    "/empty": "/empty <channel_name>",
+    "/shutdown": "/shutdown",
+}
+
+
+def _console_usage(command: str) -> Usage:
+    return Usage(f"usage: {CONSOLE_USAGE[command]}")
+
+
+def positive_integer(text: str) -> int | None:
+    if text.isascii() and text.isdigit() and int(text) > 0:
+        return int(text)
+    return None
+
+
+def parse_console_line(line: str) -> ConsoleCommand | None:
+    """The console command a server stdin line asks for; None for blank lines."""
+    words = line.split()
+    if not words:
+        return None
+    head = words[0]
+    if head == "/kick" and len(words) == 2:
+        # Usernames never contain ':', channel names may: split at the last one.
+        channel, colon, user = words[1].rpartition(":")
+        if colon:
+            return Kick(channel, user)
+    elif head == "/mute" and len(words) in (2, 3):
+        channel, colon, user = words[1].rpartition(":")
+        if colon:
+            seconds = positive_integer(words[2]) if len(words) == 3 else None
+            return Mute(channel, user, seconds)
+    elif head == "/empty" and len(words) == 2:
+        return Empty(words[1])
+    elif head == "/shutdown" and len(words) == 1:
+        return Shutdown()
+    if head in CONSOLE_USAGE:
+        return _console_usage(head)
+    return Usage(
+        f"unknown console command {head[:40]!r}; commands: " + ", ".join(CONSOLE_USAGE.values())
+    )
+
+
+# C0 controls (tab aside), DEL and C1 controls: a peer could use them to rewrite
+# other people's terminals, so they never reach anyone's screen.
+_CONTROL_CHARS = {c: "\ufffd" for c in [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0)]}
+
+
+def clean_line(line: str) -> str:
+    """``line`` with terminal control characters replaced by U+FFFD."""
+    if line.isprintable():
+        return line
+    return line.translate(_CONTROL_CHARS)

@@ -1,0 +1,1 @@
+"""The chat server: ``cli`` checks and binds, ``run`` starts trio, ``core`` serves."""

@@ -1,0 +1,133 @@
+"""``trio-chat-server CONFIGFILE``: check everything, bind every port, then serve.
+
+Start-up order matters (SPEC §1): arguments and the whole config are checked
+before any port is bound, and the ports are bound (so clients can connect and
+wait in the backlog) before trio is imported, which costs ~0.1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..config import ChannelConfig, ConfigError, load_config
+from ..terminal_io import print_error
+
+PROGRAM = "trio-chat-server"
+BACKLOG = 4096
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # SPEC §1: bad arguments exit 1 (argparse would use 2).
+        self.print_usage(sys.stderr)
+        print_error(PROGRAM, message)
+        sys.exit(1)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    parser = _Parser(
+        prog=PROGRAM,
+        description="Serve trio-chat channels; each channel of CONFIGFILE on its own port.",
+        epilog="Console commands on stdin: /kick CHANNEL:USER, /mute CHANNEL:USER SECONDS, "
+        "/empty CHANNEL, /shutdown.",
+    )
+    parser.add_argument("configfile", help="lines of 'channel <name> <port> <capacity>'")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--afk-timeout",
+        type=_positive_seconds,
+        default=100.0,
+        metavar="SECONDS",
+        help="remove clients idle in a channel this long (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--hello-timeout",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="drop connections that have not said hello by then (default: %(default)g)",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
+    return parser.parse_args(argv)
+
+
+def bind_channels(channels: Sequence[ChannelConfig], host: str) -> dict[str, socket.socket]:
+    """Listen on every channel's port, or close them all and raise OSError."""
+    bound: dict[str, socket.socket] = {}
+    try:
+        for channel in channels:
+            try:
+                family, kind, proto, _, address = socket.getaddrinfo(
+                    host, channel.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+                )[0]
+                sock = socket.socket(family, kind, proto)
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    sock.bind(address)
+                    sock.listen(BACKLOG)
+                except OSError:
+                    sock.close()
+                    raise
+            except OSError as error:
+                reason = error.strerror or str(error)
+                raise OSError(
+                    f"cannot listen for channel {channel.name} on {host}:{channel.port}: {reason}"
+                ) from None
+            bound[channel.name] = sock
+    except OSError:
+        for sock in bound.values():
+            sock.close()
+        raise
+    return bound
+
+
+def _stop_before_trio(signum: int, frame: object) -> None:
+    # Until trio's own signal watcher runs, SIGTERM must still be a clean exit.
+    raise SystemExit(0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    try:
+        channels = load_config(arguments.configfile)
+    except ConfigError as error:
+        print_error(PROGRAM, str(error))
+        return 1
+    try:
+        sockets = bind_channels(channels, arguments.host)
+    except OSError as error:
+        print_error(PROGRAM, str(error))
+        return 1
+    signal.signal(signal.SIGTERM, _stop_before_trio)
+    try:
+        from .run import run_server
+
+        run_server(channels, sockets, arguments)
+    except KeyboardInterrupt:
+        pass
+    # The console thread may still be blocked reading stdin; do not wait for it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The server's trio shell: serve every channel, apply the hub's effects.
+
+A root nursery holds one child nursery per channel (``trio.serve_listeners``),
+the console reader and the signal watcher. Cancelling the root scope is the
+shutdown: every session is inside it.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import trio
+
+from .. import wire
+from ..commands import parse_console_line
+from ..hub import (
+    Console,
+    Deliver,
+    Disconnect,
+    Effect,
+    Hub,
+    Notice,
+    Print,
+    Reschedule,
+    StopServer,
+)
+from ..terminal_io import print_error, print_line, read_lines
+from .session import Session
+
+
+@dataclass(frozen=True)
+class Limits:
+    # Frames a client may have waiting before it counts as not reading.
+    outbox_frames: int = 4096
+    # Seconds a new connection has to say hello.
+    hello_timeout: float = 10.0
+    # Seconds a finished client has to take its last lines and hang up.
+    close_grace: float = 5.0
+
+
+def log_to_stderr(text: str) -> None:
+    print_error("trio-chat-server", text)
+
+
+class ChatServer:
+    def __init__(
+        self,
+        hub: Hub,
+        limits: Limits = Limits(),
+        out: Callable[[str], None] = print_line,
+        log: Callable[[str], None] = log_to_stderr,
+    ) -> None:
+        self.hub = hub
+        self.limits = limits
+        self.out = out
+        self.log = log
+        self.sessions: set[Session] = set()
+        self._root: trio.CancelScope | None = None
+        self.stopped = trio.Event()
+
+    def apply(self, effects: Iterable[Effect]) -> None:
+        """Carry out the hub's decisions, in order. Never awaits."""
+        for effect in effects:
+            if isinstance(effect, Deliver):
+                frame = wire.encode_line(effect.kind, effect.line)
+                for member in effect.recipients:
+                    member.conn.push(frame)
+            elif isinstance(effect, Print):
+                self.out(effect.line)
+            elif isinstance(effect, Reschedule):
+                effect.member.conn.reschedule()
+            elif isinstance(effect, Disconnect):
+                effect.member.conn.finish(effect.status, effect.reason)
+            elif isinstance(effect, Notice):
+                effect.member.conn.push(wire.encode_notice(effect.text))
+            elif isinstance(effect, Console):
+                self.log(effect.text)
+            elif isinstance(effect, StopServer):
+                self.stop()
+
+    def stop(self) -> None:
+        """Shut down: close every connection, release every port."""
+        self.hub.shutdown()
+        self.stopped.set()
+        if self._root is not None:
+            self._root.cancel()
+
+    async def handle_connection(self, stream: trio.abc.HalfCloseableStream, channel: str) -> None:
+        session = Session(self, stream, channel)
+        self.sessions.add(session)
+        await session.run()
+
+    def console_line(self, line: str) -> None:
+        command = parse_console_line(line)
+        if command is not None:
+            self.apply(self.hub.console(command, trio.current_time()))
+
+    async def serve(
+        self,
+        listeners: Mapping[str, Sequence[trio.abc.Listener[trio.SocketStream]]],
+        console_fd: int | None = 0,
+        handle_signals: bool = True,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve until stop(); ``listeners`` maps each channel name to its listeners."""
+        with trio.CancelScope() as root:
+            self._root = root
+            if self.hub.closed:
+                root.cancel()
+            async with trio.open_nursery() as nursery:
+                if handle_signals:
+                    await nursery.start(self._watch_signals)
+                for channel, channel_listeners in listeners.items():
+                    nursery.start_soon(self._serve_channel, channel, channel_listeners)
+                if console_fd is not None:
+                    nursery.start_soon(self._read_console, console_fd)
+                task_status.started()
+
+    async def _serve_channel(
+        self, channel: str, listeners: Sequence[trio.abc.Listener[trio.SocketStream]]
+    ) -> None:
+        async def handler(stream: trio.SocketStream) -> None:
+            await self.handle_connection(stream, channel)
+
+        # serve_listeners opens this channel's own nursery for its connections.
+        await trio.serve_listeners(handler, list(listeners))
+
+    async def _read_console(self, fd: int) -> None:
+        async for line in read_lines(fd):
+            self.console_line(line)
+        # EOF on the console (a closed pipe, /dev/null) never stops the server.
+
+    async def _watch_signals(self, task_status: trio.TaskStatus[None]) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                self.log(f"{signal.Signals(signum).name} received: shutting down")
+                self.stop()

@@ -1,0 +1,122 @@
+"""The text of every stdout line in SPEC, and the ``hh:mm:ss`` stamp.
+
+Nothing else in the project spells out a contract line: the server formats with
+these functions and the client prints what the server formatted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+Stamp = Callable[[], str]
+
+
+def wall_clock_stamp() -> str:
+    """The server's local wall-clock time as 24-hour ``hh:mm:ss``."""
+    return time.strftime("%H:%M:%S")
+
+
+def server_message(stamp: str, body: str) -> str:
+    return f"[Server message ({stamp})] {body}"
+
+
+# Joining and the waiting queue (SPEC §3).
+def welcome(stamp: str, channel: str, user: str) -> str:
+    return server_message(stamp, f"Welcome to the {channel} channel, {user}.")
+
+
+def queue_position(stamp: str, ahead: int) -> str:
+    return server_message(
+        stamp, f"You are in the waiting queue and there are {ahead} user(s) ahead of you."
+    )
+
+
+def joined_channel(stamp: str, user: str) -> str:
+    return server_message(stamp, f"{user} has joined the channel.")
+
+
+def joined_named_channel(stamp: str, user: str, channel: str) -> str:
+    return server_message(stamp, f"{user} has joined the {channel} channel.")
+
+
+def cannot_connect(stamp: str, channel: str) -> str:
+    return server_message(stamp, f"Cannot connect to the {channel} channel.")
+
+
+# Chatting and client commands (SPEC §4, §5).
+def chat(stamp: str, user: str, message: str) -> str:
+    return f"[{user} ({stamp})] {message}"
+
+
+def whisper_received(stamp: str, sender: str, message: str) -> str:
+    return f"[{sender} whispers to you: ({stamp})] {message}"
+
+
+def whisper_logged(stamp: str, sender: str, target: str, message: str) -> str:
+    return f"[{sender} whispers to {target}: ({stamp})] {message}"
+
+
+def not_here(stamp: str, user: str) -> str:
+    return server_message(stamp, f"{user} is not here.")
+
+
+def left_channel(stamp: str, user: str) -> str:
+    return server_message(stamp, f"{user} has left the channel.")
+
+
+def channel_listing(channel: str, current: int, capacity: int, queued: int) -> str:
+    return f"[Channel] {channel} {current}/{capacity}/{queued}."
+
+
+def does_not_exist(stamp: str, thing: str) -> str:
+    return server_message(stamp, f"{thing} does not exist.")
+
+
+def cannot_switch(stamp: str, channel: str) -> str:
+    return server_message(stamp, f"Cannot switch to the {channel} channel.")
+
+
+def you_sent(stamp: str, path: str, target: str) -> str:
+    return server_message(stamp, f"You sent {path} to {target}.")
+
+
+def file_sent(stamp: str, sender: str, path: str, target: str) -> str:
+    return server_message(stamp, f"{sender} sent {path} to {target}.")
+
+
+# Server console and inactivity (SPEC §6, §7).
+def not_in_channel(stamp: str, user: str, channel: str) -> str:
+    return server_message(stamp, f"{user} is not in {channel}.")
+
+
+def kicked(stamp: str, user: str) -> str:
+    return server_message(stamp, f"Kicked {user}.")
+
+
+def invalid_mute_time(stamp: str) -> str:
+    return server_message(stamp, "Invalid mute time.")
+
+
+def muted_log(stamp: str, user: str, seconds: int) -> str:
+    return server_message(stamp, f"Muted {user} for {seconds} seconds.")
+
+
+def you_are_muted(stamp: str, seconds: int) -> str:
+    return server_message(stamp, f"You have been muted for {seconds} seconds.")
+
+
+def user_muted(stamp: str, user: str, seconds: int) -> str:
+    return server_message(stamp, f"{user} has been muted for {seconds} seconds.")
+
+
+def still_muted(stamp: str, seconds: int) -> str:
+    return server_message(stamp, f"You are still muted for {seconds} seconds.")
+
+
+def emptied(stamp: str, channel: str) -> str:
+    return server_message(stamp, f"{channel} has been emptied.")
+
+
+def went_afk(stamp: str, user: str) -> str:
+    return server_message(stamp, f"{user} went AFK.")
