@@ -1,0 +1,160 @@
+"""In-process test harness: a ChatServer on memory streams and wire-speaking peers.
+
+Nothing here touches a socket or the wall clock: stamps are a fixed string and
+time is trio's (a MockClock when the test asks for one), so tests settle with
+``wait_all_tasks_blocked`` or wait for a line, never sleep-and-hope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+import trio.testing
+
+from trio_chat import wire
+from trio_chat.config import ChannelConfig
+from trio_chat.hub import Hub
+from trio_chat.server.core import ChatServer, Limits
+from trio_chat.wire import FrameType
+
+STAMP = "12:34:56"
+
+CHANNELS = [
+    ChannelConfig("general", 41001, 5),
+    ChannelConfig("random", 41002, 5),
+    ChannelConfig("help", 41003, 5),
+]
+
+
+def srv(body: str) -> str:
+    """A server message line with the harness's fixed stamp."""
+    return f"[Server message ({STAMP})] {body}"
+
+
+def chat(user: str, message: str) -> str:
+    return f"[{user} ({STAMP})] {message}"
+
+
+class Peer:
+    """A client speaking the wire protocol to the server over a memory stream."""
+
+    def __init__(self, name: str, stream: trio.abc.HalfCloseableStream) -> None:
+        self.name = name
+        self.stream = stream
+        self.lines: list[str] = []
+        self.kinds: list[int] = []
+        self.notices: list[str] = []
+        self.bye: tuple[int, str] | None = None
+        self.closed = False
+        self._cursor = 0
+        self._changed = trio.Event()
+
+    async def read_loop(self) -> None:
+        decoder = wire.FrameDecoder()
+        try:
+            while True:
+                data = await self.stream.receive_some(65536)
+                if not data:
+                    break
+                for frame_type, payload in decoder.feed(data):
+                    if frame_type == FrameType.LINE:
+                        self.kinds.append(payload[0])
+                        self.lines.append(payload[1:].decode())
+                    elif frame_type == FrameType.NOTICE:
+                        self.notices.append(payload.decode())
+                    elif frame_type == FrameType.BYE:
+                        self.bye = (payload[0], payload[1:].decode())
+                    else:
+                        raise AssertionError(f"unexpected frame type {frame_type}")
+                    self._wake()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def say(self, line: str) -> None:
+        await self.stream.send_all(wire.encode_input(line))
+
+    async def send_raw(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    async def hang_up(self) -> None:
+        await self.stream.aclose()
+
+    def take(self) -> list[str]:
+        """The lines that arrived since the last take() or next_line()."""
+        fresh = self.lines[self._cursor :]
+        self._cursor = len(self.lines)
+        return fresh
+
+    async def next_line(self) -> str:
+        """Wait for the next line (time may autojump meanwhile)."""
+        while self._cursor >= len(self.lines):
+            if self.closed:
+                raise AssertionError(f"{self.name}: connection closed while waiting for a line")
+            await self._changed.wait()
+        line = self.lines[self._cursor]
+        self._cursor += 1
+        return line
+
+    async def wait_closed(self) -> None:
+        while not self.closed:
+            await self._changed.wait()
+
+
+class Harness:
+    def __init__(self, server: ChatServer, nursery: trio.Nursery) -> None:
+        self.server = server
+        self.nursery = nursery
+        self.printed: list[str] = []
+        self._printed_cursor = 0
+
+    async def connect(self, name: str, channel: str = "general") -> Peer:
+        client_stream, server_stream = trio.testing.memory_stream_pair()
+        self.nursery.start_soon(self.server.handle_connection, server_stream, channel)
+        peer = Peer(name, client_stream)
+        self.nursery.start_soon(peer.read_loop)
+        await client_stream.send_all(wire.encode_hello(name))
+        return peer
+
+    async def join(self, name: str, channel: str = "general") -> Peer:
+        """Connect and settle, so joins happen in call order."""
+        peer = await self.connect(name, channel)
+        await settle()
+        return peer
+
+    def printed_lines(self) -> list[str]:
+        """Server stdout lines since the last call."""
+        fresh = self.printed[self._printed_cursor :]
+        self._printed_cursor = len(self.printed)
+        return fresh
+
+    def console(self, line: str) -> None:
+        self.server.console_line(line)
+
+
+async def settle() -> None:
+    """Let every task run until all are blocked: every effect has been delivered."""
+    await trio.testing.wait_all_tasks_blocked()
+
+
+@asynccontextmanager
+async def running_server(
+    channels: list[ChannelConfig] | None = None,
+    afk_timeout: float = 100.0,
+    limits: Limits | None = None,
+) -> AsyncIterator[Harness]:
+    hub = Hub(channels or CHANNELS, stamp=lambda: STAMP, afk_timeout=afk_timeout)
+    async with trio.open_nursery() as nursery:
+        printed: list[str] = []
+        server = ChatServer(hub, limits or Limits(), out=printed.append, log=lambda text: None)
+        harness = Harness(server, nursery)
+        harness.printed = printed
+        yield harness
+        nursery.cancel_scope.cancel()
