@@ -1,0 +1,158 @@
+"""Start-up latency of the console scripts, median of N runs (SPEC §1 budgets).
+
+    python bench/startup.py [--runs 20]
+
+Measures, from spawn: a bad config to exit, bad client arguments to exit, the
+server to accepting connections, and a client to printing its "has joined the
+channel." line. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+SERVER = str(BIN / "trio-chat-server")
+CLIENT = str(BIN / "trio-chat-client")
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def write_config(directory: Path, valid: bool = True) -> tuple[Path, list[int]]:
+    ports = free_ports(3)
+    capacity = "5" if valid else "1a"
+    path = directory / ("configfile" if valid else "badconfig")
+    path.write_text("".join(f"channel c{i} {port} {capacity}\n" for i, port in enumerate(ports)))
+    return path, ports
+
+
+def time_to_exit(args: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(args, capture_output=True, stdin=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - start
+
+
+def server_to_accepting(directory: Path) -> float:
+    config, ports = write_config(directory)
+    start = time.perf_counter()
+    server = subprocess.Popen(
+        [SERVER, str(config)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", ports[0]), timeout=1).close()
+                return time.perf_counter() - start
+            except OSError:
+                time.sleep(0.001)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def client_to_joined(directory: Path, server_port: int, run: int) -> float:
+    start = time.perf_counter()
+    client = subprocess.Popen(
+        [CLIENT, str(server_port), f"bench{run}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert client.stdout is not None and client.stdin is not None
+    try:
+        for line in client.stdout:
+            if line.endswith(b"has joined the channel.\n"):
+                return time.perf_counter() - start
+        raise RuntimeError("client ended before joining")
+    finally:
+        client.stdin.write(b"/quit\n")
+        client.stdin.close()
+        client.wait()
+
+
+def measure(runs: int, action: Callable[[int], float]) -> list[float]:
+    return [action(run) for run in range(runs)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=20)
+    runs = parser.parse_args().runs
+    with tempfile.TemporaryDirectory() as name:
+        directory = Path(name)
+        bad_config, _ = write_config(directory, valid=False)
+        rows = [
+            (
+                "bad config: spawn to exit 1",
+                0.1,
+                measure(runs, lambda _: time_to_exit([SERVER, str(bad_config)])),
+            ),
+            (
+                "bad client arguments: spawn to exit 1",
+                0.1,
+                measure(runs, lambda _: time_to_exit([CLIENT, "0", "alice"])),
+            ),
+            (
+                "server: spawn to accepting",
+                0.2,
+                measure(runs, lambda _: server_to_accepting(directory)),
+            ),
+        ]
+        config, ports = write_config(directory)
+        server = subprocess.Popen(
+            [SERVER, str(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", ports[0]), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.001)
+            rows.append(
+                (
+                    "client: spawn to 'has joined the channel.'",
+                    0.15,
+                    measure(runs, lambda run: client_to_joined(directory, ports[0], run)),
+                )
+            )
+        finally:
+            server.terminate()
+            server.wait()
+    print(f"| measurement ({runs} runs) | median | p90 | max | target |")
+    print("|---|---|---|---|---|")
+    for label, target, samples in rows:
+        ordered = sorted(samples)
+        p90 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
+        median = statistics.median(samples)
+        verdict = "ok" if median < target else "MISSED"
+        print(
+            f"| {label} | {median * 1000:.0f} ms | {p90 * 1000:.0f} ms | "
+            f"{ordered[-1] * 1000:.0f} ms | < {target * 1000:.0f} ms ({verdict}) |"
+        )
+
+
+if __name__ == "__main__":
+    main()
