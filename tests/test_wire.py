@@ -1,0 +1,90 @@
+"""The frame codec and the parsers never fail in unintended ways (hypothesis)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trio_chat import wire
+from trio_chat.commands import clean_line, parse_client_line, parse_console_line
+from trio_chat.config import ConfigError, parse_config
+from trio_chat.wire import FrameDecoder, FrameType, ProtocolError
+
+
+def test_round_trip_in_arbitrary_pieces() -> None:
+    frames = [wire.encode_hello("alice"), wire.encode_input("hi ✓"), wire.encode(FrameType.INPUT)]
+    data = b"".join(frames)
+    for split in range(len(data) + 1):
+        decoder = FrameDecoder()
+        got = decoder.feed(data[:split]) + decoder.feed(data[split:])
+        assert got == [
+            (FrameType.HELLO, b"trio-chat/1 alice"),
+            (FrameType.INPUT, "hi ✓".encode()),
+            (FrameType.INPUT, b""),
+        ]
+        assert decoder.pending == 0
+
+
+def test_oversize_header_is_refused_before_the_body_arrives() -> None:
+    decoder = FrameDecoder(max_payload=10)
+    with pytest.raises(ProtocolError):
+        decoder.feed(wire.HEADER.pack(11, FrameType.INPUT))
+
+
+def test_hello_must_name_our_protocol() -> None:
+    assert wire.parse_hello(b"trio-chat/1 bob") == "bob"
+    with pytest.raises(ProtocolError):
+        wire.parse_hello(b"trio-chat/9 bob")
+    with pytest.raises(ProtocolError):
+        wire.parse_hello(b"\xff\xfe")
+
+
+@given(st.lists(st.binary(max_size=64), max_size=20))
+def test_decoder_only_raises_protocol_error(chunks: list[bytes]) -> None:
+    decoder = FrameDecoder(max_payload=1000)
+    try:
+        for chunk in chunks:
+            for frame_type, payload in decoder.feed(chunk):
+                assert 0 <= frame_type < 256
+                assert len(payload) <= 1000
+    except ProtocolError:
+        pass
+
+
+@given(st.lists(st.tuples(st.integers(0, 255), st.binary(max_size=300)), max_size=10), st.data())
+def test_any_frames_survive_any_split(frames: list[tuple[int, bytes]], data: st.DataObject) -> None:
+    stream = b"".join(wire.encode(t, p) for t, p in frames)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=5)))
+    decoder = FrameDecoder()
+    got: list[tuple[int, bytes]] = []
+    start = 0
+    for cut in [*cuts, len(stream)]:
+        got += decoder.feed(stream[start:cut])
+        start = cut
+    assert got == frames
+
+
+@given(st.text())
+def test_client_line_parser_is_total(line: str) -> None:
+    parse_client_line(line)
+
+
+@given(st.text())
+def test_console_parser_is_total(line: str) -> None:
+    parse_console_line(line)
+
+
+@given(st.text())
+def test_config_parser_raises_only_config_error(text: str) -> None:
+    with contextlib.suppress(ConfigError):
+        parse_config(text)
+
+
+@given(st.text())
+def test_clean_line_leaves_no_control_characters(line: str) -> None:
+    cleaned = clean_line(line)
+    assert len(cleaned) == len(line)
+    assert not any((ord(c) < 0x20 and c != "\t") or 0x7F <= ord(c) < 0xA0 for c in cleaned)
