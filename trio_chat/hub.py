@@ -226,6 +226,40 @@ class Hub:
         self._advance(channel, now, effects)
         return effects
 
+    def offer_file(
+        self, member: Member, target_name: str, path: str, readable: bool, now: float
+    ) -> tuple[Member | None, list[Effect]]:
+        """The member asked to /send ``path``; the target if the transfer may start.
+
+        The client checked the file itself (``readable``); the server checks the
+        target, so both error lines carry the server's stamp, in SPEC order.
+        """
+        effects: list[Effect] = []
+        channel = member.channel
+        if self.closed or channel is None:
+            return None, effects
+        if member.admitted and not member.muted(now):
+            self._touch(member, now, effects)
+        target = channel.members.get(target_name) if member.admitted else None
+        stamp = self._stamp()
+        if target is None:
+            effects.append(Deliver((member,), LineKind.SERVER, text.not_here(stamp, target_name)))
+        if not readable:
+            effects.append(Deliver((member,), LineKind.SERVER, text.does_not_exist(stamp, path)))
+        if target is None or not readable:
+            return None, effects
+        return target, effects
+
+    def file_delivered(self, sender: Member, target_name: str, path: str) -> list[Effect]:
+        """The target saved the whole file: tell the sender and the server."""
+        if self.closed:
+            return []
+        stamp = self._stamp()
+        return [
+            Deliver((sender,), LineKind.SERVER, text.you_sent(stamp, path, target_name)),
+            Print(text.file_sent(stamp, sender.name, path, target_name)),
+        ]
+
     # ----- events from the server console -----
 
     def console(self, command: ConsoleCommand, now: float) -> list[Effect]:

@@ -16,28 +16,34 @@ from .. import wire
 from ..commands import Quit, Send, Usage, parse_client_line
 from ..terminal_io import print_error, print_line, read_lines
 from ..wire import FrameType, ProtocolError
+from .transfers import Transfers
 
 PROGRAM = "trio-chat-client"
 RECEIVE_SIZE = 64 * 1024
 
 
 class ClientConnection:
-    def __init__(self, stream: trio.SocketStream, stdin_fd: int = 0) -> None:
+    def __init__(self, stream: trio.SocketStream, download_dir: str, stdin_fd: int = 0) -> None:
         self.stream = stream
         self.stdin_fd = stdin_fd
         self.status = 0
         self.quitting = False
         self._send_lock = trio.Lock()
+        self.transfers = Transfers(self.send, download_dir)
 
     async def send(self, frame: bytes) -> None:
+        # One frame at a time: file chunks and typed lines interleave whole.
         async with self._send_lock:
             await self.stream.send_all(frame)
 
     async def run(self) -> int:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._type_loop)
-            await self._receive_loop()
-            nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._type_loop, nursery)
+                await self._receive_loop()
+                nursery.cancel_scope.cancel()
+        finally:
+            self.transfers.discard_partials()
         return self.status
 
     async def _receive_loop(self) -> None:
@@ -51,25 +57,40 @@ class ClientConnection:
                 return
             try:
                 for frame_type, payload in decoder.feed(data):
-                    self._handle(frame_type, payload)
+                    await self._handle(frame_type, payload)
             except ProtocolError as error:
                 print_error(PROGRAM, f"the server broke the protocol: {error}")
                 self.status = 1
                 return
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
 
-    def _handle(self, frame_type: int, payload: bytes) -> None:
+    async def _handle(self, frame_type: int, payload: bytes) -> None:
+        transfers = self.transfers
         if frame_type == FrameType.LINE and payload:
             print_line(wire.decode_text(payload[1:]))
+        elif frame_type == FrameType.FILE_DATA:
+            await transfers.on_data(payload)
+        elif frame_type == FrameType.FILE_ACK:
+            transfers.on_ack(payload)
         elif frame_type == FrameType.NOTICE:
             print_error(PROGRAM, wire.decode_text(payload))
         elif frame_type == FrameType.BYE and payload:
             self.status = payload[0]
             if not self.quitting:
                 print_error(PROGRAM, f"disconnected: {wire.decode_text(payload[1:])}")
+        elif frame_type == FrameType.SEND_STATE:
+            transfers.on_send_state(payload)
+        elif frame_type == FrameType.FILE_INCOMING:
+            await transfers.on_incoming(payload)
+        elif frame_type == FrameType.FILE_END:
+            await transfers.on_end(payload)
+        elif frame_type == FrameType.FILE_ABORT:
+            transfers.on_abort(payload)
         else:
             raise ProtocolError(f"unexpected frame type {frame_type}")
 
-    async def _type_loop(self) -> None:
+    async def _type_loop(self, nursery: trio.Nursery) -> None:
         async for raw in read_lines(self.stdin_fd):
             line = raw.strip()
             command = parse_client_line(line)
@@ -77,9 +98,6 @@ class ClientConnection:
                 continue
             if isinstance(command, Usage):
                 print_error(PROGRAM, command.hint)
-                continue
-            if isinstance(command, Send):
-                print_error(PROGRAM, "/send is not supported yet")
                 continue
             encoded = line.encode()
             if len(encoded) > wire.MAX_LINE_BYTES:
@@ -90,17 +108,23 @@ class ClientConnection:
                 )
                 continue
             try:
+                if isinstance(command, Send):
+                    await self.transfers.send_file(command.target, command.path, nursery)
+                    continue
+                if isinstance(command, Quit):
+                    # Leave only once the files offered before /quit are through.
+                    await self.transfers.wait_sent()
+                    self.quitting = True
                 await self.send(wire.encode(FrameType.INPUT, encoded))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return
             if isinstance(command, Quit):
-                self.quitting = True
                 return  # the server closes the connection; nothing more to send
 
 
 def run_client(sock: socket.socket, arguments: argparse.Namespace) -> int:
     async def main() -> int:
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
-        return await ClientConnection(stream).run()
+        return await ClientConnection(stream, arguments.download_dir).run()
 
     return trio.run(main)

@@ -28,6 +28,7 @@ from ..hub import (
 )
 from ..terminal_io import print_error, print_line, read_lines
 from .session import Session
+from .transfers import TransferRelay
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Limits:
     hello_timeout: float = 10.0
     # Seconds a finished client has to take its last lines and hang up.
     close_grace: float = 5.0
+    # Largest file /send relays.
+    max_file_size: int = 4 * 1024**3
 
 
 def log_to_stderr(text: str) -> None:
@@ -57,6 +60,7 @@ class ChatServer:
         self.out = out
         self.log = log
         self.sessions: set[Session] = set()
+        self.transfers = TransferRelay(self, limits.max_file_size)
         self._root: trio.CancelScope | None = None
         self.stopped = trio.Event()
 

@@ -42,6 +42,10 @@ class Session:
             server.limits.outbox_frames
         )
 
+    @property
+    def name(self) -> str:
+        return self.member.name if self.member is not None else "?"
+
     # ----- called by ChatServer.apply, never awaits -----
 
     def push(self, frame: bytes) -> None:
@@ -64,6 +68,7 @@ class Session:
             return
         self.closing = True
         self._outbox.close()
+        self.server.transfers.connection_closed(self)
         self.scope.deadline = trio.current_time() + self.server.limits.close_grace
         if self.timer is not None:
             self.timer.deadline = math.inf
@@ -92,6 +97,7 @@ class Session:
             if member is not None and member.channel is not None:
                 self.server.apply(self.server.hub.drop(member, trio.current_time()))
             self.closing = True
+            self.server.transfers.connection_closed(self)
             self.server.sessions.discard(self)
             await self.stream.aclose()
 
@@ -150,7 +156,7 @@ class Session:
             if command is not None:
                 server.apply(server.hub.input(self.member, command, now))
             return
-        raise ProtocolError(f"unexpected frame type {frame_type}")
+        server.transfers.handle(self, frame_type, payload)
 
     async def _write_loop(self) -> None:
         outbox = self._outbox_out

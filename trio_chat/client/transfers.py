@@ -1,0 +1,277 @@
+"""The client's side of /send: stream out files, receive files into place.
+
+Disk I/O runs in worker threads so the connection keeps moving chat while a
+file is read or written. The sender keeps at most ``wire.SEND_WINDOW`` bytes
+unacknowledged; the receiver acknowledges after each write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import trio
+
+from .. import wire
+from ..terminal_io import print_error
+from ..wire import FrameType, ProtocolError, SendState
+from . import files
+
+PROGRAM = "trio-chat-client"
+
+SendFrame = Callable[[bytes], Awaitable[None]]
+
+
+def human_size(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+@dataclass(eq=False)
+class Outgoing:
+    ref: int
+    target: str
+    path: str
+    local: files.LocalFile
+    acked: int = 0
+    state: SendState | None = None
+    reason: str = ""
+    changed: trio.Event = field(default_factory=trio.Event)
+
+    def update(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+@dataclass(eq=False)
+class Incoming:
+    ident: int
+    sender: str
+    name: str
+    size: int
+    handle: BinaryIO
+    temporary: str
+    written: int = 0
+    digest: hashlib._Hash = field(default_factory=hashlib.sha256)
+    started: float = field(default_factory=time.monotonic)
+
+
+class Transfers:
+    def __init__(self, send: SendFrame, download_dir: str) -> None:
+        self._send = send
+        self.download_dir = download_dir
+        self._outgoing: dict[int, Outgoing] = {}
+        self._incoming: dict[int, Incoming] = {}
+        self._next_ref = 1
+        self._idle = trio.Event()
+        self._idle.set()
+
+    # ----- sending -----
+
+    async def send_file(self, target: str, typed_path: str, nursery: trio.Nursery) -> None:
+        """Offer the file; the server answers, and a task streams it on GO."""
+        local = files.open_for_sending(typed_path)
+        ref = self._next_ref
+        self._next_ref += 1
+        outgoing = Outgoing(ref, target, typed_path, local)
+        self._outgoing[ref] = outgoing
+        self._idle = trio.Event()
+        nursery.start_soon(self._stream, outgoing)
+        await self._send(
+            wire.encode_json(
+                FrameType.SEND_OFFER,
+                {
+                    "ref": ref,
+                    "target": target,
+                    "path": typed_path,
+                    "name": local.name,
+                    "size": local.size,
+                    "readable": local.handle is not None,
+                },
+            )
+        )
+
+    async def wait_sent(self) -> None:
+        """Until every file this client offered is delivered or given up."""
+        await self._idle.wait()
+
+    async def _stream(self, outgoing: Outgoing) -> None:
+        handle = outgoing.local.handle
+        try:
+            while outgoing.state is None:
+                await outgoing.changed.wait()
+            if outgoing.state != SendState.GO or handle is None:
+                return
+            digest = hashlib.sha256()
+            sent = 0
+            while sent < outgoing.local.size:
+                while sent - outgoing.acked >= wire.SEND_WINDOW and outgoing.state == SendState.GO:
+                    await outgoing.changed.wait()
+                if outgoing.state != SendState.GO:
+                    return
+                want = min(wire.CHUNK_SIZE, outgoing.local.size - sent)
+                try:
+                    chunk = await trio.to_thread.run_sync(handle.read, want)
+                except OSError as error:
+                    chunk = b""
+                    print_error(PROGRAM, f"cannot read {outgoing.path}: {error.strerror}")
+                if len(chunk) != want:
+                    # The file shrank or broke under us: call it off.
+                    await self._send(
+                        wire.encode_with_id(FrameType.FILE_ABORT, outgoing.ref, b"read failed")
+                    )
+                    print_error(PROGRAM, f"{outgoing.path} changed while being sent; not sent")
+                    return
+                digest.update(chunk)
+                sent += len(chunk)
+                await self._send(wire.encode_with_id(FrameType.FILE_DATA, outgoing.ref, chunk))
+            await self._send(wire.encode_with_id(FrameType.FILE_END, outgoing.ref, digest.digest()))
+            while outgoing.state == SendState.GO:
+                await outgoing.changed.wait()
+        finally:
+            if handle is not None:
+                handle.close()
+            self._outgoing.pop(outgoing.ref, None)
+            if not self._outgoing:
+                self._idle.set()
+            if outgoing.state in (SendState.REFUSED, SendState.ABORTED) and outgoing.reason:
+                print_error(PROGRAM, f"/send {outgoing.path}: {outgoing.reason}")
+
+    def on_send_state(self, payload: bytes) -> None:
+        ref, body = wire.split_id(payload)
+        outgoing = self._outgoing.get(ref)
+        if outgoing is None or not body:
+            return
+        try:
+            outgoing.state = SendState(body[0])
+        except ValueError:
+            raise ProtocolError(f"unknown send state {body[0]}") from None
+        outgoing.reason = wire.decode_text(body[1:])
+        outgoing.update()
+
+    def on_ack(self, payload: bytes) -> None:
+        ref, total = wire.decode_ack(payload)
+        outgoing = self._outgoing.get(ref)
+        if outgoing is not None:
+            outgoing.acked = max(outgoing.acked, total)
+            outgoing.update()
+
+    # ----- receiving -----
+
+    async def on_incoming(self, payload: bytes) -> None:
+        fields = wire.decode_json(payload)
+        ident = wire.field(fields, "id", int)
+        sender = wire.field(fields, "sender", str)
+        name = wire.field(fields, "name", str)
+        size = wire.field(fields, "size", int)
+        if ident in self._incoming or size < 0:
+            raise ProtocolError("malformed FILE_INCOMING")
+        try:
+            handle, temporary = await trio.to_thread.run_sync(
+                files.create_temporary, self.download_dir
+            )
+        except OSError as error:
+            await self._refuse(
+                ident, f"cannot create a file in {self.download_dir}: {error.strerror}"
+            )
+            return
+        self._incoming[ident] = Incoming(ident, sender, name, size, handle, temporary)
+        print_error(
+            PROGRAM, f"receiving {files.safe_file_name(name)} ({human_size(size)}) from {sender}"
+        )
+
+    async def on_data(self, payload: bytes) -> None:
+        ident, chunk = wire.split_id(payload)
+        incoming = self._incoming.get(ident)
+        if incoming is None:
+            return  # refused earlier: drop the rest quietly
+        if incoming.written + len(chunk) > incoming.size:
+            await self._fail(incoming, "more data than announced")
+            return
+        try:
+            await trio.to_thread.run_sync(incoming.handle.write, chunk)
+        except OSError as error:
+            await self._fail(incoming, f"cannot write: {error.strerror}")
+            return
+        incoming.digest.update(chunk)
+        incoming.written += len(chunk)
+        await self._send(wire.encode_ack(ident, incoming.written))
+
+    async def on_end(self, payload: bytes) -> None:
+        ident, digest = wire.split_id(payload)
+        incoming = self._incoming.get(ident)
+        if incoming is None:
+            return
+        if incoming.written != incoming.size or digest != incoming.digest.digest():
+            await self._fail(incoming, "the file arrived damaged (size or SHA-256 differ)")
+            return
+        try:
+            await trio.to_thread.run_sync(_flush_and_close, incoming.handle)
+            final = await trio.to_thread.run_sync(
+                files.publish, incoming.temporary, self.download_dir, incoming.name
+            )
+        except OSError as error:
+            await self._fail(incoming, f"cannot save: {error.strerror or error}")
+            return
+        del self._incoming[ident]
+        seconds = max(time.monotonic() - incoming.started, 1e-6)
+        print_error(
+            PROGRAM,
+            f"received {os.path.basename(final)} ({human_size(incoming.size)}) from "
+            f"{incoming.sender} in {seconds:.1f} s, saved as {final}",
+        )
+        await self._send(
+            wire.encode_with_id(FrameType.FILE_RESULT, ident, b"\x01" + final.encode())
+        )
+
+    def on_abort(self, payload: bytes) -> None:
+        ident, body = wire.split_id(payload)
+        incoming = self._incoming.pop(ident, None)
+        if incoming is not None:
+            _drop_partial(incoming)
+            print_error(
+                PROGRAM,
+                f"transfer of {files.safe_file_name(incoming.name)} from {incoming.sender} "
+                f"broke off: {wire.decode_text(body)}",
+            )
+
+    async def _fail(self, incoming: Incoming, reason: str) -> None:
+        self._incoming.pop(incoming.ident, None)
+        _drop_partial(incoming)
+        print_error(
+            PROGRAM,
+            f"could not receive {files.safe_file_name(incoming.name)} from "
+            f"{incoming.sender}: {reason}",
+        )
+        await self._refuse(incoming.ident, reason)
+
+    async def _refuse(self, ident: int, reason: str) -> None:
+        await self._send(
+            wire.encode_with_id(FrameType.FILE_RESULT, ident, b"\x00" + reason.encode())
+        )
+
+    def discard_partials(self) -> None:
+        """The connection is over: no half-received file stays behind."""
+        for incoming in self._incoming.values():
+            _drop_partial(incoming)
+        self._incoming.clear()
+
+
+def _flush_and_close(handle: BinaryIO) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+    handle.close()
+
+
+def _drop_partial(incoming: Incoming) -> None:
+    with contextlib.suppress(OSError):
+        incoming.handle.close()
+    files.discard(incoming.temporary)
