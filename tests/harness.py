@@ -14,6 +14,7 @@ import trio
 import trio.testing
 
 from trio_chat import wire
+from trio_chat.client.session import ClientConnection
 from trio_chat.config import ChannelConfig
 from trio_chat.hub import Hub
 from trio_chat.server.core import ChatServer, Limits
@@ -47,6 +48,7 @@ class Peer:
         self.kinds: list[int] = []
         self.notices: list[str] = []
         self.bye: tuple[int, str] | None = None
+        self.other_frames: list[tuple[int, bytes]] = []  # file transfer frames
         self.closed = False
         self._cursor = 0
         self._changed = trio.Event()
@@ -58,7 +60,8 @@ class Peer:
                 data = await self.stream.receive_some(65536)
                 if not data:
                     break
-                for frame_type, payload in decoder.feed(data):
+                for frame_type, view, _ in decoder.feed(data):
+                    payload = bytes(view)
                     if frame_type == FrameType.LINE:
                         self.kinds.append(payload[0])
                         self.lines.append(payload[1:].decode())
@@ -67,7 +70,7 @@ class Peer:
                     elif frame_type == FrameType.BYE:
                         self.bye = (payload[0], payload[1:].decode())
                     else:
-                        raise AssertionError(f"unexpected frame type {frame_type}")
+                        self.other_frames.append((frame_type, payload))
                     self._wake()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
@@ -158,3 +161,59 @@ async def running_server(
         harness.printed = printed
         yield harness
         nursery.cancel_scope.cancel()
+
+
+class RealClient:
+    """The real client connection logic, typed into through a memory channel."""
+
+    def __init__(self, name: str, download_dir: str, stream: trio.abc.Stream) -> None:
+        self.name = name
+        self.printed: list[str] = []
+        self._typed, typed = trio.open_memory_channel[str](1000)
+        self._cursor = 0
+        self._changed = trio.Event()
+        self.connection = ClientConnection(stream, download_dir, lines=typed, out=self._print)
+        self.status: int | None = None
+
+    def _print(self, line: str) -> None:
+        self.printed.append(line)
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def run(self) -> None:
+        self.status = await self.connection.run()
+        self._changed.set()
+
+    async def type(self, *lines: str) -> None:
+        for line in lines:
+            await self._typed.send(line)
+
+    async def expect(self, wanted: str) -> None:
+        """The next printed line is ``wanted`` (waits up to 10 s of real time)."""
+        with trio.fail_after(10):
+            while self._cursor >= len(self.printed):
+                if self.status is not None:
+                    raise AssertionError(f"{self.name} ended; printed {self.printed!r}")
+                await self._changed.wait()
+        line = self.printed[self._cursor]
+        self._cursor += 1
+        assert line == wanted, f"{self.name}: expected {wanted!r}, got {line!r}"
+
+    def take(self) -> list[str]:
+        fresh = self.printed[self._cursor :]
+        self._cursor = len(self.printed)
+        return fresh
+
+
+async def real_client(
+    harness: Harness, name: str, download_dir: str, channel: str = "general"
+) -> RealClient:
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    harness.nursery.start_soon(harness.server.handle_connection, server_stream, channel)
+    await client_stream.send_all(wire.encode_hello(name))
+    client = RealClient(name, download_dir, client_stream)
+    harness.nursery.start_soon(client.run)
+    await settle()
+    client.take()
+    harness.printed_lines()
+    return client

@@ -19,7 +19,7 @@ def test_round_trip_in_arbitrary_pieces() -> None:
     data = b"".join(frames)
     for split in range(len(data) + 1):
         decoder = FrameDecoder()
-        got = decoder.feed(data[:split]) + decoder.feed(data[split:])
+        got = [(t, bytes(p)) for t, p, _ in decoder.feed(data[:split]) + decoder.feed(data[split:])]
         assert got == [
             (FrameType.HELLO, b"trio-chat/1 alice"),
             (FrameType.INPUT, "hi ✓".encode()),
@@ -47,7 +47,7 @@ def test_decoder_only_raises_protocol_error(chunks: list[bytes]) -> None:
     decoder = FrameDecoder(max_payload=1000)
     try:
         for chunk in chunks:
-            for frame_type, payload in decoder.feed(chunk):
+            for frame_type, payload, _ in decoder.feed(chunk):
                 assert 0 <= frame_type < 256
                 assert len(payload) <= 1000
     except ProtocolError:
@@ -62,7 +62,7 @@ def test_any_frames_survive_any_split(frames: list[tuple[int, bytes]], data: st.
     got: list[tuple[int, bytes]] = []
     start = 0
     for cut in [*cuts, len(stream)]:
-        got += decoder.feed(stream[start:cut])
+        got += [(t, bytes(p)) for t, p, _ in decoder.feed(stream[start:cut])]
         start = cut
     assert got == frames
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+from collections.abc import AsyncIterable, Callable
 
 import trio
 
@@ -19,13 +20,22 @@ from ..wire import FrameType, ProtocolError
 from .transfers import Transfers
 
 PROGRAM = "trio-chat-client"
-RECEIVE_SIZE = 64 * 1024
+RECEIVE_SIZE = 256 * 1024
 
 
 class ClientConnection:
-    def __init__(self, stream: trio.SocketStream, download_dir: str, stdin_fd: int = 0) -> None:
+    """One joined client; ``lines`` is what the user types, ``out`` gets stdout lines."""
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        download_dir: str,
+        lines: AsyncIterable[str] | None = None,
+        out: Callable[[str], None] = print_line,
+    ) -> None:
         self.stream = stream
-        self.stdin_fd = stdin_fd
+        self.lines = read_lines(0) if lines is None else lines
+        self.out = out
         self.status = 0
         self.quitting = False
         self._send_lock = trio.Lock()
@@ -56,7 +66,7 @@ class ClientConnection:
             if not data:
                 return
             try:
-                for frame_type, payload in decoder.feed(data):
+                for frame_type, payload, _ in decoder.feed(data):
                     await self._handle(frame_type, payload)
             except ProtocolError as error:
                 print_error(PROGRAM, f"the server broke the protocol: {error}")
@@ -65,10 +75,10 @@ class ClientConnection:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return
 
-    async def _handle(self, frame_type: int, payload: bytes) -> None:
+    async def _handle(self, frame_type: int, payload: wire.Payload) -> None:
         transfers = self.transfers
         if frame_type == FrameType.LINE and payload:
-            print_line(wire.decode_text(payload[1:]))
+            self.out(wire.decode_text(payload[1:]))
         elif frame_type == FrameType.FILE_DATA:
             await transfers.on_data(payload)
         elif frame_type == FrameType.FILE_ACK:
@@ -91,7 +101,7 @@ class ClientConnection:
             raise ProtocolError(f"unexpected frame type {frame_type}")
 
     async def _type_loop(self, nursery: trio.Nursery) -> None:
-        async for raw in read_lines(self.stdin_fd):
+        async for raw in self.lines:
             line = raw.strip()
             command = parse_client_line(line)
             if command is None:

@@ -8,7 +8,6 @@ unacknowledged; the receiver acknowledges after each write.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -37,11 +36,12 @@ def human_size(size: float) -> str:
 
 @dataclass(eq=False)
 class Outgoing:
-    ref: int
+    ref: int  # ours, until the server's GO gives the transfer id
     target: str
     path: str
     local: files.LocalFile
     acked: int = 0
+    ident: int | None = None
     state: SendState | None = None
     reason: str = ""
     changed: trio.Event = field(default_factory=trio.Event)
@@ -60,7 +60,7 @@ class Incoming:
     handle: BinaryIO
     temporary: str
     written: int = 0
-    digest: hashlib._Hash = field(default_factory=hashlib.sha256)
+    checksum: wire.Checksum = field(default_factory=wire.Checksum)
     started: float = field(default_factory=time.monotonic)
 
 
@@ -68,7 +68,8 @@ class Transfers:
     def __init__(self, send: SendFrame, download_dir: str) -> None:
         self._send = send
         self.download_dir = download_dir
-        self._outgoing: dict[int, Outgoing] = {}
+        self._outgoing: dict[int, Outgoing] = {}  # by our ref
+        self._sending: dict[int, Outgoing] = {}  # by the server's transfer id
         self._incoming: dict[int, Incoming] = {}
         self._next_ref = 1
         self._idle = trio.Event()
@@ -110,7 +111,9 @@ class Transfers:
                 await outgoing.changed.wait()
             if outgoing.state != SendState.GO or handle is None:
                 return
-            digest = hashlib.sha256()
+            ident = outgoing.ident
+            assert ident is not None
+            checksum = wire.Checksum()
             sent = 0
             while sent < outgoing.local.size:
                 while sent - outgoing.acked >= wire.SEND_WINDOW and outgoing.state == SendState.GO:
@@ -119,33 +122,33 @@ class Transfers:
                     return
                 want = min(wire.CHUNK_SIZE, outgoing.local.size - sent)
                 try:
-                    chunk = await trio.to_thread.run_sync(handle.read, want)
+                    chunk = await trio.to_thread.run_sync(_read_and_hash, handle, want, checksum)
                 except OSError as error:
                     chunk = b""
                     print_error(PROGRAM, f"cannot read {outgoing.path}: {error.strerror}")
                 if len(chunk) != want:
                     # The file shrank or broke under us: call it off.
                     await self._send(
-                        wire.encode_with_id(FrameType.FILE_ABORT, outgoing.ref, b"read failed")
+                        wire.encode_with_id(FrameType.FILE_ABORT, ident, b"read failed")
                     )
                     print_error(PROGRAM, f"{outgoing.path} changed while being sent; not sent")
                     return
-                digest.update(chunk)
                 sent += len(chunk)
-                await self._send(wire.encode_with_id(FrameType.FILE_DATA, outgoing.ref, chunk))
-            await self._send(wire.encode_with_id(FrameType.FILE_END, outgoing.ref, digest.digest()))
+                await self._send(wire.encode_with_id(FrameType.FILE_DATA, ident, chunk))
+            await self._send(wire.encode_with_id(FrameType.FILE_END, ident, checksum.digest()))
             while outgoing.state == SendState.GO:
                 await outgoing.changed.wait()
         finally:
             if handle is not None:
                 handle.close()
             self._outgoing.pop(outgoing.ref, None)
+            self._sending.pop(outgoing.ident or 0, None)
             if not self._outgoing:
                 self._idle.set()
             if outgoing.state in (SendState.REFUSED, SendState.ABORTED) and outgoing.reason:
                 print_error(PROGRAM, f"/send {outgoing.path}: {outgoing.reason}")
 
-    def on_send_state(self, payload: bytes) -> None:
+    def on_send_state(self, payload: wire.Payload) -> None:
         ref, body = wire.split_id(payload)
         outgoing = self._outgoing.get(ref)
         if outgoing is None or not body:
@@ -154,19 +157,23 @@ class Transfers:
             outgoing.state = SendState(body[0])
         except ValueError:
             raise ProtocolError(f"unknown send state {body[0]}") from None
-        outgoing.reason = wire.decode_text(body[1:])
+        if outgoing.state == SendState.GO:
+            (outgoing.ident,) = wire.ID.unpack(body[1:])
+            self._sending[outgoing.ident] = outgoing
+        else:
+            outgoing.reason = wire.decode_text(body[1:])
         outgoing.update()
 
-    def on_ack(self, payload: bytes) -> None:
-        ref, total = wire.decode_ack(payload)
-        outgoing = self._outgoing.get(ref)
+    def on_ack(self, payload: wire.Payload) -> None:
+        ident, total = wire.decode_ack(payload)
+        outgoing = self._sending.get(ident)
         if outgoing is not None:
             outgoing.acked = max(outgoing.acked, total)
             outgoing.update()
 
     # ----- receiving -----
 
-    async def on_incoming(self, payload: bytes) -> None:
+    async def on_incoming(self, payload: wire.Payload) -> None:
         fields = wire.decode_json(payload)
         ident = wire.field(fields, "id", int)
         sender = wire.field(fields, "sender", str)
@@ -188,7 +195,7 @@ class Transfers:
             PROGRAM, f"receiving {files.safe_file_name(name)} ({human_size(size)}) from {sender}"
         )
 
-    async def on_data(self, payload: bytes) -> None:
+    async def on_data(self, payload: wire.Payload) -> None:
         ident, chunk = wire.split_id(payload)
         incoming = self._incoming.get(ident)
         if incoming is None:
@@ -197,21 +204,22 @@ class Transfers:
             await self._fail(incoming, "more data than announced")
             return
         try:
-            await trio.to_thread.run_sync(incoming.handle.write, chunk)
+            await trio.to_thread.run_sync(
+                _write_and_hash, incoming.handle, chunk, incoming.checksum
+            )
         except OSError as error:
             await self._fail(incoming, f"cannot write: {error.strerror}")
             return
-        incoming.digest.update(chunk)
         incoming.written += len(chunk)
         await self._send(wire.encode_ack(ident, incoming.written))
 
-    async def on_end(self, payload: bytes) -> None:
+    async def on_end(self, payload: wire.Payload) -> None:
         ident, digest = wire.split_id(payload)
         incoming = self._incoming.get(ident)
         if incoming is None:
             return
-        if incoming.written != incoming.size or digest != incoming.digest.digest():
-            await self._fail(incoming, "the file arrived damaged (size or SHA-256 differ)")
+        if incoming.written != incoming.size or digest != incoming.checksum.digest():
+            await self._fail(incoming, "the file arrived damaged (size or checksum differ)")
             return
         try:
             await trio.to_thread.run_sync(_flush_and_close, incoming.handle)
@@ -232,7 +240,7 @@ class Transfers:
             wire.encode_with_id(FrameType.FILE_RESULT, ident, b"\x01" + final.encode())
         )
 
-    def on_abort(self, payload: bytes) -> None:
+    def on_abort(self, payload: wire.Payload) -> None:
         ident, body = wire.split_id(payload)
         incoming = self._incoming.pop(ident, None)
         if incoming is not None:
@@ -263,6 +271,19 @@ class Transfers:
         for incoming in self._incoming.values():
             _drop_partial(incoming)
         self._incoming.clear()
+
+
+# Checksums beside the disk I/O, in the worker thread: zlib lets go of the GIL
+# for large buffers, so the event loop keeps moving frames meanwhile.
+def _read_and_hash(handle: BinaryIO, size: int, checksum: wire.Checksum) -> bytes:
+    chunk = handle.read(size)
+    checksum.update(chunk)
+    return chunk
+
+
+def _write_and_hash(handle: BinaryIO, chunk: memoryview, checksum: wire.Checksum) -> None:
+    handle.write(chunk)
+    checksum.update(chunk)
 
 
 def _flush_and_close(handle: BinaryIO) -> None:

@@ -23,9 +23,40 @@ from ..wire import FrameType, ProtocolError
 if TYPE_CHECKING:
     from .core import ChatServer
 
-RECEIVE_SIZE = 64 * 1024
+RECEIVE_SIZE = 256 * 1024
+TRANSFER_FRAMES = frozenset(
+    {
+        FrameType.SEND_OFFER,
+        FrameType.FILE_DATA,
+        FrameType.FILE_END,
+        FrameType.FILE_ABORT,
+        FrameType.FILE_ACK,
+        FrameType.FILE_RESULT,
+    }
+)
 # Frames written in one send_all when the outbox has a backlog.
 WRITE_BATCH = 64
+# Frames at least this big are written on their own rather than copied into a batch.
+COALESCE_BELOW = 16 * 1024
+
+
+def coalesce(frames: list[wire.Payload]) -> list[wire.Payload]:
+    """Join runs of small frames into one write; leave large ones (file chunks) alone."""
+    if len(frames) == 1:
+        return frames
+    writes: list[wire.Payload] = []
+    small: list[wire.Payload] = []
+    for frame in frames:
+        if len(frame) < COALESCE_BELOW:
+            small.append(frame)
+            continue
+        if small:
+            writes.append(b"".join(small))
+            small = []
+        writes.append(frame)
+    if small:
+        writes.append(b"".join(small))
+    return writes
 
 
 class Session:
@@ -38,7 +69,7 @@ class Session:
         self.scope = trio.CancelScope()
         self.timer: trio.CancelScope | None = None
         self.hello_deadline = math.inf
-        self._outbox, self._outbox_out = trio.open_memory_channel[bytes](
+        self._outbox, self._outbox_out = trio.open_memory_channel[wire.Payload](
             server.limits.outbox_frames
         )
 
@@ -48,7 +79,7 @@ class Session:
 
     # ----- called by ChatServer.apply, never awaits -----
 
-    def push(self, frame: bytes) -> None:
+    def push(self, frame: wire.Payload) -> None:
         if self.closing:
             return
         try:
@@ -130,16 +161,17 @@ class Session:
             if self.closing:
                 continue  # finished: discard input until the peer hangs up
             try:
-                for frame_type, payload in decoder.feed(data):
-                    self._handle(frame_type, payload)
+                for frame in decoder.feed(data):
+                    self._handle(frame)
                     if self.closing:
                         break
             except ProtocolError as error:
                 self.server.log(f"protocol error on {self.channel}: {error}")
                 return
 
-    def _handle(self, frame_type: int, payload: bytes) -> None:
+    def _handle(self, frame: wire.Frame) -> None:
         server = self.server
+        frame_type, payload, _ = frame
         now = trio.current_time()
         if self.member is None:
             if frame_type != FrameType.HELLO:
@@ -156,7 +188,9 @@ class Session:
             if command is not None:
                 server.apply(server.hub.input(self.member, command, now))
             return
-        server.transfers.handle(self, frame_type, payload)
+        if frame_type not in TRANSFER_FRAMES:
+            raise ProtocolError(f"unexpected frame type {frame_type}")
+        server.transfers.handle(self, frame)
 
     async def _write_loop(self) -> None:
         outbox = self._outbox_out
@@ -168,7 +202,8 @@ class Session:
                         batch.append(outbox.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                await self.stream.send_all(b"".join(batch) if len(batch) > 1 else frame)
+                for data in coalesce(batch):
+                    await self.stream.send_all(data)
             await self.stream.send_eof()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.scope.cancel()

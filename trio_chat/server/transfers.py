@@ -35,8 +35,10 @@ class Transfer:
     ended: bool = False
 
 
-def _send_state(ref: int, state: SendState, reason: str = "") -> bytes:
-    return wire.encode_with_id(FrameType.SEND_STATE, ref, bytes((state,)) + reason.encode())
+def _send_state(ref: int, state: SendState, detail: str | bytes = "") -> bytes:
+    """To the sender: GO carries the transfer id, the others a reason."""
+    body = detail.encode() if isinstance(detail, str) else detail
+    return wire.encode_with_id(FrameType.SEND_STATE, ref, bytes((state,)) + body)
 
 
 class TransferRelay:
@@ -47,38 +49,48 @@ class TransferRelay:
         self._by_sender: dict[tuple[Session, int], Transfer] = {}
         self._next_id = 1
 
-    def handle(self, session: Session, frame_type: int, payload: bytes) -> None:
-        """One file frame from ``session``; ProtocolError drops that connection."""
+    def handle(self, session: Session, frame: wire.Frame) -> None:
+        """One file frame from ``session``; ProtocolError drops that connection.
+
+        Sender and receiver both use the server's transfer id, so data, end and
+        acknowledgement frames are relayed as they arrived, without a copy.
+        """
+        frame_type, payload, raw = frame
         if frame_type == FrameType.SEND_OFFER:
             self._offer(session, payload)
             return
-        if frame_type == FrameType.FILE_ACK:
-            ident, total = wire.decode_ack(payload)
-            transfer = self._by_id.get(ident)
-            if transfer is not None and transfer.receiver is session:
-                transfer.sender.push(wire.encode_ack(transfer.ref, total))
-            return
         ident, body = wire.split_id(payload)
+        transfer = self._by_id.get(ident)
+        if transfer is None:
+            return  # already over (a side left, say); both sides were told
+        if frame_type == FrameType.FILE_ACK:
+            if transfer.receiver is session:
+                wire.decode_ack(payload)
+                transfer.sender.push(raw)
+            return
         if frame_type == FrameType.FILE_RESULT:
-            self._result(session, ident, body)
-        elif frame_type in (FrameType.FILE_DATA, FrameType.FILE_END, FrameType.FILE_ABORT):
-            transfer = self._by_sender.get((session, ident))
-            if transfer is None:
-                return  # already over (the receiver left, say); the sender will hear
-            if frame_type == FrameType.FILE_DATA:
-                self._data(transfer, body)
-            elif frame_type == FrameType.FILE_END:
-                self._end(transfer, body)
-            else:
-                reason = wire.decode_text(body)
-                self._forget(transfer)
-                transfer.receiver.push(
-                    wire.encode_with_id(FrameType.FILE_ABORT, transfer.ident, reason.encode())
-                )
+            if transfer.receiver is session:
+                self._result(transfer, body)
+            return
+        if transfer.sender is not session:
+            raise ProtocolError(f"frame type {frame_type} for someone else's transfer")
+        if frame_type == FrameType.FILE_DATA:
+            transfer.relayed += len(body)
+            if transfer.ended or transfer.relayed > transfer.size:
+                raise ProtocolError("more file data than the offer announced")
+            transfer.receiver.push(raw)
+        elif frame_type == FrameType.FILE_END:
+            if transfer.ended or transfer.relayed != transfer.size or len(body) != 4:
+                raise ProtocolError("FILE_END does not match the offer")
+            transfer.ended = True
+            transfer.receiver.push(raw)
+        elif frame_type == FrameType.FILE_ABORT:
+            self._forget(transfer)
+            transfer.receiver.push(raw)
         else:
             raise ProtocolError(f"unexpected frame type {frame_type}")
 
-    def _offer(self, session: Session, payload: bytes) -> None:
+    def _offer(self, session: Session, payload: wire.Payload) -> None:
         member = session.member
         assert member is not None
         fields = wire.decode_json(payload)
@@ -117,24 +129,9 @@ class TransferRelay:
                 {"id": transfer.ident, "sender": member.name, "name": name, "size": size},
             )
         )
-        session.push(_send_state(ref, SendState.GO))
+        session.push(_send_state(ref, SendState.GO, wire.ID.pack(transfer.ident)))
 
-    def _data(self, transfer: Transfer, chunk: bytes) -> None:
-        transfer.relayed += len(chunk)
-        if transfer.ended or transfer.relayed > transfer.size:
-            raise ProtocolError("more file data than the offer announced")
-        transfer.receiver.push(wire.encode_with_id(FrameType.FILE_DATA, transfer.ident, chunk))
-
-    def _end(self, transfer: Transfer, digest: bytes) -> None:
-        if transfer.ended or transfer.relayed != transfer.size or len(digest) != 32:
-            raise ProtocolError("FILE_END does not match the offer")
-        transfer.ended = True
-        transfer.receiver.push(wire.encode_with_id(FrameType.FILE_END, transfer.ident, digest))
-
-    def _result(self, session: Session, ident: int, body: bytes) -> None:
-        transfer = self._by_id.get(ident)
-        if transfer is None or transfer.receiver is not session:
-            return  # aborted meanwhile
+    def _result(self, transfer: Transfer, body: memoryview) -> None:
         if not body:
             raise ProtocolError("empty FILE_RESULT")
         saved, detail = body[0] == 1, wire.decode_text(body[1:])

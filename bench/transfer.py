@@ -1,0 +1,173 @@
+"""/send throughput and memory: a file sender -> server -> receiver on loopback.
+
+    python bench/transfer.py [--megabytes 256]
+
+Also times a plain socket copy of the same bytes between two bare Python
+processes in the same run, and reports our throughput as a fraction of it.
+Peak RSS is each process's high-water mark (VmHWM) minus its RSS once idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+SERVER = str(BIN / "trio-chat-server")
+CLIENT = str(BIN / "trio-chat-client")
+
+PLAIN_RECEIVER = """
+import socket, sys
+listener = socket.create_server(("127.0.0.1", 0))
+print(listener.getsockname()[1], flush=True)
+connection, _ = listener.accept()
+with open(sys.argv[1], "wb") as out:
+    while data := connection.recv(65536):
+        out.write(data)
+print("done", flush=True)
+"""
+
+PLAIN_SENDER = """
+import socket, sys
+address = ("127.0.0.1", int(sys.argv[2]))
+with socket.create_connection(address) as sock, open(sys.argv[1], "rb") as f:
+    while data := f.read(65536):
+        sock.sendall(data)
+"""
+
+
+def memory_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def wait_line(process: subprocess.Popen[bytes], ending: bytes) -> bytes:
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.rstrip(b"\n").endswith(ending):
+            return line
+    raise RuntimeError(f"process ended before {ending!r}")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ours(directory: Path, source: Path) -> tuple[float, dict[str, int]]:
+    ports = free_ports(3)
+    (directory / "configfile").write_text(
+        "".join(f"channel c{i} {port} 5\n" for i, port in enumerate(ports))
+    )
+    downloads = directory / "downloads"
+    downloads.mkdir()
+
+    def spawn(*args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            list(args),
+            cwd=directory,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+
+    server = spawn(SERVER, "configfile")
+    processes = {"server": server}
+    try:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", ports[0])).close()
+                break
+            except OSError:
+                time.sleep(0.01)
+        receiver = spawn(CLIENT, str(ports[0]), "bob", "--download-dir", str(downloads))
+        processes["receiver"] = receiver
+        wait_line(receiver, b"bob has joined the channel.")
+        sender = spawn(CLIENT, str(ports[0]), "alice")
+        processes["sender"] = sender
+        wait_line(sender, b"alice has joined the channel.")
+        idle = {name: memory_kb(p.pid, "VmRSS") for name, p in processes.items()}
+        assert sender.stdin is not None
+        start = time.perf_counter()
+        sender.stdin.write(f"/send bob {source}\n".encode())
+        sender.stdin.flush()
+        wait_line(sender, b"to bob.")
+        elapsed = time.perf_counter() - start
+        growth = {name: memory_kb(p.pid, "VmHWM") - idle[name] for name, p in processes.items()}
+        assert sha256(downloads / source.name) == sha256(source), "file differs"
+        assert server.stdin is not None
+        server.stdin.write(b"/shutdown\n")
+        server.stdin.flush()
+        return elapsed, growth
+    finally:
+        for process in processes.values():
+            process.kill()
+            process.wait()
+
+
+def plain_copy(directory: Path, source: Path) -> float:
+    target = directory / "plain-copy.bin"
+    receiver = subprocess.Popen(
+        [sys.executable, "-c", PLAIN_RECEIVER, str(target)], stdout=subprocess.PIPE
+    )
+    assert receiver.stdout is not None
+    port = receiver.stdout.readline().strip()
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", PLAIN_SENDER, str(source), port], check=True)
+    receiver.stdout.readline()
+    elapsed = time.perf_counter() - start
+    receiver.wait()
+    target.unlink()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--megabytes", type=int, default=256)
+    megabytes = parser.parse_args().megabytes
+    with tempfile.TemporaryDirectory() as name:
+        directory = Path(name)
+        source = directory / "payload.bin"
+        with source.open("wb") as file:
+            for _ in range(megabytes):
+                file.write(os.urandom(1 << 20))
+        plain = plain_copy(directory, source)
+        elapsed, growth = ours(directory, source)
+    print(f"| /send of {megabytes} MB on loopback | value |")
+    print("|---|---|")
+    print(
+        f"| trio-chat: sender -> server -> receiver | {megabytes / elapsed:.0f} MB/s "
+        f"({elapsed:.2f} s, until 'You sent') |"
+    )
+    print(
+        f"| plain socket copy, two bare processes | {megabytes / plain:.0f} MB/s ({plain:.2f} s) |"
+    )
+    print(f"| trio-chat as a fraction of the plain copy | {plain / elapsed:.0%} (target >= 50%) |")
+    for role in ("sender", "server", "receiver"):
+        print(f"| peak RSS above idle, {role} | {growth[role] / 1024:.1f} MB (target <= 64 MB) |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""SPEC §5 /send in process: outcomes, content, naming, broken transfers, chat flow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import trio
+
+from trio_chat import wire
+from trio_chat.client import files
+from trio_chat.wire import FrameType
+
+from .harness import Harness, RealClient, chat, real_client, settle, srv
+
+
+@pytest.fixture
+def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    sender_dir = tmp_path / "alice"
+    receiver_dir = tmp_path / "bob"
+    sender_dir.mkdir()
+    receiver_dir.mkdir()
+    monkeypatch.chdir(sender_dir)  # the sender's paths resolve against its cwd
+    return sender_dir, receiver_dir
+
+
+async def pair(harness: Harness, dirs: tuple[Path, Path]) -> tuple[RealClient, RealClient]:
+    alice = await real_client(harness, "alice", str(dirs[0]))
+    bob = await real_client(harness, "bob", str(dirs[1]))
+    alice.take()
+    harness.printed_lines()
+    return alice, bob
+
+
+def crc(data: bytes) -> bytes:
+    checksum = wire.Checksum()
+    checksum.update(data)
+    return checksum.digest()
+
+
+def received(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in directory.iterdir()}
+
+
+async def send_and_wait(
+    harness: Harness, alice: RealClient, typed: str, target: str = "bob"
+) -> None:
+    await alice.type(f"/send {target} {typed}")
+    await alice.expect(srv(f"You sent {typed} to {target}."))
+    assert harness.printed_lines() == [srv(f"alice sent {typed} to {target}.")]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"hello\n", b"", bytes(range(256)) * 3, os.urandom(5 * wire.SEND_WINDOW + 123)],
+    ids=["text", "empty", "every-byte", "several-windows"],
+)
+async def test_file_arrives_byte_identical(
+    harness: Harness, dirs: tuple[Path, Path], content: bytes
+) -> None:
+    alice, bob = await pair(harness, dirs)
+    (dirs[0] / "data.bin").write_bytes(content)
+    await send_and_wait(harness, alice, "data.bin")
+    assert received(dirs[1]) == {"data.bin": content}
+    assert bob.take() == []  # the receiver's stdout shows nothing
+
+
+async def test_path_resolves_like_a_shell(
+    harness: Harness, dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, _ = await pair(harness, dirs)
+    (dirs[0] / "sub").mkdir()
+    (dirs[0] / "sub" / "notes.txt").write_text("deep")
+    monkeypatch.setenv("HOME", str(dirs[0]))
+    await send_and_wait(harness, alice, "sub/../sub/notes.txt")
+    await send_and_wait(harness, alice, "~/sub/notes.txt")
+    assert received(dirs[1]) == {"notes.txt": b"deep", "notes (1).txt": b"deep"}
+
+
+async def test_error_lines_in_spec_order(harness: Harness, dirs: tuple[Path, Path]) -> None:
+    alice, bob = await pair(harness, dirs)
+    (dirs[0] / "real.txt").write_text("x")
+    (dirs[0] / "folder").mkdir()
+    await alice.type(
+        "/send nobody real.txt",
+        "/send bob missing.txt",
+        "/send nobody missing.txt",
+        "/send bob folder",
+        "after",
+    )
+    await alice.expect(srv("nobody is not here."))
+    await alice.expect(srv("missing.txt does not exist."))
+    await alice.expect(srv("nobody is not here."))
+    await alice.expect(srv("missing.txt does not exist."))
+    await alice.expect(srv("folder does not exist."))
+    await alice.expect(chat("alice", "after"))
+    assert harness.printed_lines() == [chat("alice", "after")]
+    assert received(dirs[1]) == {}
+    assert bob.take() == [chat("alice", "after")]
+
+
+async def test_queued_sender_and_queued_target_are_not_here(
+    harness: Harness, dirs: tuple[Path, Path]
+) -> None:
+    alice, _ = await pair(harness, dirs)
+    for i in range(3):
+        await harness.join(f"u{i}")
+    queued = await real_client(harness, "queued", str(dirs[1]))
+    (dirs[0] / "f.txt").write_text("x")
+    await alice.type("/send queued f.txt")
+    await alice.expect(srv("u0 has joined the channel."))
+    await alice.expect(srv("u1 has joined the channel."))
+    await alice.expect(srv("u2 has joined the channel."))
+    await alice.expect(srv("queued is not here."))
+    await queued.type("/send alice f.txt")
+    await queued.expect(srv("alice is not here."))
+
+
+async def test_name_collision_never_overwrites(harness: Harness, dirs: tuple[Path, Path]) -> None:
+    alice, _ = await pair(harness, dirs)
+    (dirs[1] / "report.txt").write_text("mine")
+    (dirs[0] / "report.txt").write_text("theirs")
+    await send_and_wait(harness, alice, "report.txt")
+    await send_and_wait(harness, alice, "report.txt")
+    assert received(dirs[1]) == {
+        "report.txt": b"mine",
+        "report (1).txt": b"theirs",
+        "report (2).txt": b"theirs",
+    }
+
+
+@pytest.mark.parametrize(
+    ("claimed", "saved"),
+    [
+        ("../escape.txt", "escape.txt"),
+        ("/etc/passwd", "passwd"),
+        ("..\\..\\win.txt", "win.txt"),
+        ("a\x00b.txt", "ab.txt"),
+        ("..", files.FALLBACK_NAME),
+        ("", files.FALLBACK_NAME),
+        (".hidden", "hidden"),
+        ("x" * 300, "x" * files.MAX_NAME_BYTES),
+    ],
+)
+def test_safe_file_name(claimed: str, saved: str) -> None:
+    assert files.safe_file_name(claimed) == saved
+
+
+async def test_hostile_name_in_frame_stays_in_download_dir(
+    harness: Harness, dirs: tuple[Path, Path]
+) -> None:
+    """A peer claiming a path as the file name still lands inside the directory."""
+    _, bob = await pair(harness, dirs)
+    payload = b"owned"
+    bob_transfers = bob.connection.transfers
+    for ident, claimed in enumerate(["../../evil", "/tmp/evil", "sub/dir/evil", "ev\x00il"], 1):
+        await bob_transfers.on_incoming(
+            wire.encode_json(
+                FrameType.FILE_INCOMING,
+                {"id": ident, "sender": "mallory", "name": claimed, "size": len(payload)},
+            )[5:]
+        )
+        await bob_transfers.on_data(wire.ID.pack(ident) + payload)
+        await bob_transfers.on_end(wire.ID.pack(ident) + crc(payload))
+    assert sorted(received(dirs[1])) == ["evil", "evil (1)", "evil (2)", "evil (3)"]
+    assert not (dirs[1].parent / "evil").exists()
+
+
+async def test_damaged_file_is_not_saved(harness: Harness, dirs: tuple[Path, Path]) -> None:
+    _, bob = await pair(harness, dirs)
+    transfers = bob.connection.transfers
+    await transfers.on_incoming(
+        wire.encode_json(
+            FrameType.FILE_INCOMING, {"id": 7, "sender": "m", "name": "x.bin", "size": 3}
+        )[5:]
+    )
+    await transfers.on_data(wire.ID.pack(7) + b"abc")
+    await transfers.on_end(wire.ID.pack(7) + crc(b"abd"))
+    assert received(dirs[1]) == {}
+
+
+async def test_chat_flows_during_transfer(harness: Harness, dirs: tuple[Path, Path]) -> None:
+    alice, bob = await pair(harness, dirs)
+    content = os.urandom(40 * wire.SEND_WINDOW)
+    (dirs[0] / "big.bin").write_bytes(content)
+    await alice.type("/send bob big.bin")
+    # Wait until the receiver has part of the file, but not all of it.
+    with trio.fail_after(10):
+        while not bob.connection.transfers._incoming:
+            await trio.sleep(0)
+    await bob.type("chatting while it streams")
+    await alice.type("me too")
+    await alice.expect(chat("bob", "chatting while it streams"))
+    await alice.expect(chat("alice", "me too"))
+    assert bob.connection.transfers._incoming, "the chat overtook the file"
+    await alice.expect(srv("You sent big.bin to bob."))
+    assert received(dirs[1]) == {"big.bin": content}
+
+
+async def test_sender_vanishing_leaves_no_file(harness: Harness, dirs: tuple[Path, Path]) -> None:
+    _, bob = await pair(harness, dirs)
+    mallory = await harness.connect("mallory")
+    await settle()
+    offer = {
+        "ref": 1,
+        "target": "bob",
+        "path": "x",
+        "name": "x.bin",
+        "size": 1000,
+        "readable": True,
+    }
+    await mallory.send_raw(wire.encode_json(FrameType.SEND_OFFER, offer))
+    await mallory.send_raw(wire.encode_with_id(FrameType.FILE_DATA, 1, b"partial"))
+    with trio.fail_after(10):
+        while not any(dirs[1].iterdir()):
+            await trio.sleep(0.01)
+    await mallory.hang_up()
+    with trio.fail_after(10):
+        while any(dirs[1].iterdir()):
+            await trio.sleep(0.01)
+    assert bob.take() == [srv("mallory has joined the channel.")]
+    assert harness.printed_lines()[-1:] != [srv("mallory sent x to bob.")]
+
+
+async def test_receiver_vanishing_aborts_the_sender(
+    harness: Harness, dirs: tuple[Path, Path]
+) -> None:
+    alice, _ = await pair(harness, dirs)
+    mallory = await harness.connect("mallory")
+    await settle()
+    (dirs[0] / "big.bin").write_bytes(os.urandom(4 * wire.SEND_WINDOW))
+    await alice.type("/send mallory big.bin")
+    with trio.fail_after(10):
+        while not mallory.other_frames:  # the FILE_INCOMING has arrived
+            await trio.sleep(0.01)
+    await mallory.hang_up()
+    with trio.fail_after(10):
+        await alice.connection.transfers.wait_sent()
+    await alice.type("/list")
+    await alice.expect(srv("mallory has joined the channel."))
+    await alice.expect("[Channel] general 2/5/0.")
+    assert not any("sent" in line for line in harness.printed_lines())
+
+
+async def test_kicked_receiver_mid_transfer_keeps_no_partial(
+    harness: Harness, dirs: tuple[Path, Path]
+) -> None:
+    alice, bob = await pair(harness, dirs)
+    (dirs[0] / "big.bin").write_bytes(os.urandom(200 * wire.SEND_WINDOW))
+    await alice.type("/send bob big.bin")
+    with trio.fail_after(10):
+        while not bob.connection.transfers._incoming:
+            await trio.sleep(0)
+    harness.console("/kick general:bob")
+    with trio.fail_after(10):
+        await alice.connection.transfers.wait_sent()
+        while bob.status is None:
+            await trio.sleep(0.01)
+    assert received(dirs[1]) == {}
+    assert srv("You sent big.bin to bob.") not in alice.take()
