@@ -76,7 +76,12 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def ours(directory: Path, source: Path) -> tuple[float, dict[str, int]]:
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ours(directory: Path, source: Path) -> tuple[float, dict[str, int], dict[str, float]]:
     ports = free_ports(3)
     (directory / "configfile").write_text(
         "".join(f"channel c{i} {port} 5\n" for i, port in enumerate(ports))
@@ -109,18 +114,20 @@ def ours(directory: Path, source: Path) -> tuple[float, dict[str, int]]:
         processes["sender"] = sender
         wait_line(sender, b"alice has joined the channel.")
         idle = {name: memory_kb(p.pid, "VmRSS") for name, p in processes.items()}
+        cpu_before = {name: cpu_seconds(p.pid) for name, p in processes.items()}
         assert sender.stdin is not None
         start = time.perf_counter()
         sender.stdin.write(f"/send bob {source}\n".encode())
         sender.stdin.flush()
         wait_line(sender, b"to bob.")
         elapsed = time.perf_counter() - start
+        cpu = {name: cpu_seconds(p.pid) - cpu_before[name] for name, p in processes.items()}
         growth = {name: memory_kb(p.pid, "VmHWM") - idle[name] for name, p in processes.items()}
         assert sha256(downloads / source.name) == sha256(source), "file differs"
         assert server.stdin is not None
         server.stdin.write(b"/shutdown\n")
         server.stdin.flush()
-        return elapsed, growth
+        return elapsed, growth, cpu
     finally:
         for process in processes.values():
             process.kill()
@@ -154,7 +161,7 @@ def main() -> None:
             for _ in range(megabytes):
                 file.write(os.urandom(1 << 20))
         plain = plain_copy(directory, source)
-        elapsed, growth = ours(directory, source)
+        elapsed, growth, cpu = ours(directory, source)
     print(f"| /send of {megabytes} MB on loopback | value |")
     print("|---|---|")
     print(
@@ -167,6 +174,8 @@ def main() -> None:
     print(f"| trio-chat as a fraction of the plain copy | {plain / elapsed:.0%} (target >= 50%) |")
     for role in ("sender", "server", "receiver"):
         print(f"| peak RSS above idle, {role} | {growth[role] / 1024:.1f} MB (target <= 64 MB) |")
+    for role in ("sender", "server", "receiver"):
+        print(f"| CPU time during the transfer, {role} | {cpu[role]:.2f} s |")
 
 
 if __name__ == "__main__":
