@@ -10,9 +10,10 @@ import trio
 
 from trio_chat import wire
 from trio_chat.client import files
+from trio_chat.server.core import Limits
 from trio_chat.wire import FrameType
 
-from .harness import Harness, RealClient, chat, real_client, settle, srv
+from .harness import Harness, RealClient, chat, real_client, running_server, settle, srv
 
 
 @pytest.fixture
@@ -182,7 +183,7 @@ async def test_damaged_file_is_not_saved(harness: Harness, dirs: tuple[Path, Pat
 
 async def test_chat_flows_during_transfer(harness: Harness, dirs: tuple[Path, Path]) -> None:
     alice, bob = await pair(harness, dirs)
-    content = os.urandom(40 * wire.SEND_WINDOW)
+    content = os.urandom(20 * wire.SEND_WINDOW)
     (dirs[0] / "big.bin").write_bytes(content)
     await alice.type("/send bob big.bin")
     # Wait until the receiver has part of the file, but not all of it.
@@ -247,7 +248,7 @@ async def test_kicked_receiver_mid_transfer_keeps_no_partial(
     harness: Harness, dirs: tuple[Path, Path]
 ) -> None:
     alice, bob = await pair(harness, dirs)
-    (dirs[0] / "big.bin").write_bytes(os.urandom(200 * wire.SEND_WINDOW))
+    (dirs[0] / "big.bin").write_bytes(os.urandom(10 * wire.SEND_WINDOW))
     await alice.type("/send bob big.bin")
     with trio.fail_after(10):
         while not bob.connection.transfers._incoming:
@@ -259,3 +260,18 @@ async def test_kicked_receiver_mid_transfer_keeps_no_partial(
             await trio.sleep(0.01)
     assert received(dirs[1]) == {}
     assert srv("You sent big.bin to bob.") not in alice.take()
+
+
+async def test_file_over_server_limit_is_refused_on_stderr(
+    dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_server(limits=Limits(max_file_size=10)) as harness:
+        alice, _ = await pair(harness, dirs)
+        (dirs[0] / "big.txt").write_bytes(b"x" * 11)
+        (dirs[0] / "ok.txt").write_bytes(b"x" * 10)
+        await alice.type("/send bob big.txt")
+        with trio.fail_after(10):
+            await alice.connection.transfers.wait_sent()
+        await send_and_wait(harness, alice, "ok.txt")
+        assert received(dirs[1]) == {"ok.txt": b"x" * 10}
+        assert "at most 10 bytes" in capsys.readouterr().err

@@ -40,6 +40,16 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _size(text: str) -> int:
+    units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+    number, unit = text.upper().rstrip("B"), ""
+    if number and number[-1] in units:
+        number, unit = number[:-1], number[-1]
+    if not (number.isascii() and number.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 500M or 2G")
+    return int(number) * units[unit]
+
+
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser = _Parser(
         prog=PROGRAM,
@@ -64,6 +74,13 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         default=10.0,
         metavar="SECONDS",
         help="drop connections that have not said hello by then (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--max-file-size",
+        type=_size,
+        default=4 * 1024**3,
+        metavar="BYTES",
+        help="largest file /send relays; K, M, G suffixes allowed (default: 4G)",
     )
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
     return parser.parse_args(argv)

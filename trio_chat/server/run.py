@@ -19,7 +19,10 @@ def run_server(
     arguments: argparse.Namespace,
 ) -> None:
     hub = Hub(channels, afk_timeout=arguments.afk_timeout)
-    server = ChatServer(hub, Limits(hello_timeout=arguments.hello_timeout))
+    server = ChatServer(
+        hub,
+        Limits(hello_timeout=arguments.hello_timeout, max_file_size=arguments.max_file_size),
+    )
 
     async def serve() -> None:
         listeners = {
