@@ -7,6 +7,7 @@ time is trio's (a MockClock when the test asks for one), so tests settle with
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -76,6 +77,7 @@ class Peer:
             pass
         self.closed = True
         self._wake()
+        await self.stream.aclose()  # hang up, as the real client does
 
     def _wake(self) -> None:
         self._changed.set()
@@ -123,7 +125,8 @@ class Harness:
         self.nursery.start_soon(self.server.handle_connection, server_stream, channel)
         peer = Peer(name, client_stream)
         self.nursery.start_soon(peer.read_loop)
-        await client_stream.send_all(wire.encode_hello(name))
+        with contextlib.suppress(trio.BrokenResourceError):  # the server may refuse us
+            await client_stream.send_all(wire.encode_hello(name))
         return peer
 
     async def join(self, name: str, channel: str = "general") -> Peer:

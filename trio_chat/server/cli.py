@@ -82,6 +82,13 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         metavar="BYTES",
         help="largest file /send relays; K, M, G suffixes allowed (default: 4G)",
     )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=20000,
+        metavar="N",
+        help="connections held at once; more are closed at once (default: %(default)s)",
+    )
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
     return parser.parse_args(argv)
 
@@ -116,6 +123,19 @@ def bind_channels(channels: Sequence[ChannelConfig], host: str) -> dict[str, soc
     return bound
 
 
+def raise_open_file_limit() -> None:
+    """Allow as many sockets as the system lets us: thousands of clients need it."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            wanted = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ImportError, ValueError, OSError):
+        pass  # keep the limit we have; accept() errors are logged and retried
+
+
 def _stop_before_trio(signum: int, frame: object) -> None:
     # Until trio's own signal watcher runs, SIGTERM must still be a clean exit.
     raise SystemExit(0)
@@ -133,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print_error(PROGRAM, str(error))
         return 1
+    raise_open_file_limit()
     signal.signal(signal.SIGTERM, _stop_before_trio)
     try:
         from .run import run_server

@@ -33,14 +33,19 @@ from .transfers import TransferRelay
 
 @dataclass(frozen=True)
 class Limits:
-    # Frames a client may have waiting before it counts as not reading.
+    # A client with this many frames, or bytes (file chunks aside), waiting
+    # to be written counts as not reading and is dropped.
     outbox_frames: int = 4096
+    outbox_bytes: int = 1024 * 1024
     # Seconds a new connection has to say hello.
     hello_timeout: float = 10.0
     # Seconds a finished client has to take its last lines and hang up.
     close_grace: float = 5.0
     # Largest file /send relays.
     max_file_size: int = 4 * 1024**3
+    # Connections held at once (members, queued and not yet said hello);
+    # past this, new connections are closed at once.
+    max_connections: int = 20000
 
 
 def log_to_stderr(text: str) -> None:
@@ -63,6 +68,7 @@ class ChatServer:
         self.transfers = TransferRelay(self, limits.max_file_size)
         self._root: trio.CancelScope | None = None
         self.stopped = trio.Event()
+        self._refused = 0
 
     def apply(self, effects: Iterable[Effect]) -> None:
         """Carry out the hub's decisions, in order. Never awaits."""
@@ -92,6 +98,15 @@ class ChatServer:
             self._root.cancel()
 
     async def handle_connection(self, stream: trio.abc.HalfCloseableStream, channel: str) -> None:
+        if len(self.sessions) >= self.limits.max_connections:
+            self._refused += 1
+            if self._refused == 1 or self._refused % 1000 == 0:
+                self.log(
+                    f"refusing connections: {len(self.sessions)} open, the limit is "
+                    f"{self.limits.max_connections} ({self._refused} refused so far)"
+                )
+            await stream.aclose()
+            return
         session = Session(self, stream, channel)
         self.sessions.add(session)
         await session.run()

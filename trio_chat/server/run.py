@@ -21,7 +21,11 @@ def run_server(
     hub = Hub(channels, afk_timeout=arguments.afk_timeout)
     server = ChatServer(
         hub,
-        Limits(hello_timeout=arguments.hello_timeout, max_file_size=arguments.max_file_size),
+        Limits(
+            hello_timeout=arguments.hello_timeout,
+            max_file_size=arguments.max_file_size,
+            max_connections=arguments.max_connections,
+        ),
     )
 
     async def serve() -> None:

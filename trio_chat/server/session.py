@@ -69,6 +69,7 @@ class Session:
         self.scope = trio.CancelScope()
         self.timer: trio.CancelScope | None = None
         self.hello_deadline = math.inf
+        self.queued_bytes = 0  # in the outbox or being written, file chunks aside
         self._outbox, self._outbox_out = trio.open_memory_channel[wire.Payload](
             server.limits.outbox_frames
         )
@@ -82,6 +83,13 @@ class Session:
     def push(self, frame: wire.Payload) -> None:
         if self.closing:
             return
+        # File chunks are bounded by the transfer window the relay enforces;
+        # everything else counts against the outbox's byte limit.
+        if frame[4] != FrameType.FILE_DATA:
+            self.queued_bytes += len(frame)
+            if self.queued_bytes > self.server.limits.outbox_bytes:
+                self.abort(f"{self.queued_bytes} bytes waiting: the client is not reading")
+                return
         try:
             self._outbox.send_nowait(frame)
         except trio.WouldBlock:
@@ -204,6 +212,7 @@ class Session:
                         break
                 for data in coalesce(batch):
                     await self.stream.send_all(data)
+                self.queued_bytes -= sum(len(f) for f in batch if f[4] != FrameType.FILE_DATA)
             await self.stream.send_eof()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.scope.cancel()

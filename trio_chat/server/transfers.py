@@ -32,6 +32,7 @@ class Transfer:
     path: str  # as the sender typed it, for the success lines
     size: int
     relayed: int = 0
+    acked: int = 0
     ended: bool = False
 
 
@@ -65,7 +66,7 @@ class TransferRelay:
             return  # already over (a side left, say); both sides were told
         if frame_type == FrameType.FILE_ACK:
             if transfer.receiver is session:
-                wire.decode_ack(payload)
+                transfer.acked = max(transfer.acked, wire.decode_ack(payload)[1])
                 transfer.sender.push(raw)
             return
         if frame_type == FrameType.FILE_RESULT:
@@ -78,6 +79,8 @@ class TransferRelay:
             transfer.relayed += len(body)
             if transfer.ended or transfer.relayed > transfer.size:
                 raise ProtocolError("more file data than the offer announced")
+            if transfer.relayed - transfer.acked > wire.SEND_WINDOW:
+                raise ProtocolError("file data beyond the flow-control window")
             transfer.receiver.push(raw)
         elif frame_type == FrameType.FILE_END:
             if transfer.ended or transfer.relayed != transfer.size or len(body) != 4:

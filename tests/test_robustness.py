@@ -1,0 +1,134 @@
+"""Slow consumers, connection limits and churn: the server holds up (issue 6)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import trio
+import trio.testing
+
+from trio_chat import wire
+from trio_chat.server.core import Limits
+
+from .harness import Harness, Peer, chat, running_server, settle, srv
+
+
+async def test_member_that_stops_reading_is_dropped_alone() -> None:
+    async with running_server(limits=Limits(outbox_bytes=64 * 1024)) as harness:
+        alice = await harness.join("alice")
+        bob = await harness.join("bob")
+        # A lockstep stream gives no buffering: a peer that never reads blocks
+        # the server's writer, as a stalled TCP peer would.
+        client_stream, server_stream = trio.testing.lockstep_stream_pair()
+        harness.nursery.start_soon(harness.server.handle_connection, server_stream, "general")
+        await client_stream.send_all(wire.encode_hello("sloth"))
+        await settle()
+        assert "sloth" in harness.server.hub.channels["general"].members
+        alice.take()
+        bob.take()
+        for i in range(2000):
+            await alice.say(f"message {i} " + "x" * 40)
+        await settle()
+        assert "sloth" not in harness.server.hub.channels["general"].members
+        assert len(harness.server.sessions) == 2
+        lines = bob.take()
+        assert [line for line in lines if "message" in line] == [
+            chat("alice", f"message {i} " + "x" * 40) for i in range(2000)
+        ]
+        # Dropped silently, like any lost connection.
+        assert srv("sloth has left the channel.") not in lines
+
+
+async def test_connections_over_the_limit_are_closed_at_once() -> None:
+    async with running_server(limits=Limits(max_connections=3)) as harness:
+        peers = [await harness.join(f"u{i}") for i in range(3)]
+        extra = await harness.connect("extra")
+        await settle()
+        assert extra.closed and extra.lines == []
+        await peers[0].say("/quit")
+        await settle()
+        again = await harness.join("again")
+        assert again.take()[0] == srv("Welcome to the general channel, again.")
+
+
+async def test_hostile_sender_ignoring_the_window_is_dropped(harness: Harness) -> None:
+    bob = await harness.join("bob")
+    mallory = await harness.join("mallory")
+    size = 4 * wire.SEND_WINDOW
+    offer = {"ref": 1, "target": "bob", "path": "x", "name": "x", "size": size, "readable": True}
+    await mallory.send_raw(wire.encode_json(wire.FrameType.SEND_OFFER, offer))
+    await settle()
+    (_, go), *_ = [f for f in mallory.other_frames if f[0] == wire.FrameType.SEND_STATE]
+    ident = wire.ID.unpack(go[5:9])[0]
+    chunk = b"\0" * wire.CHUNK_SIZE
+    with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+        for _ in range(size // wire.CHUNK_SIZE):  # bob acknowledges nothing
+            await mallory.send_raw(wire.encode_with_id(wire.FrameType.FILE_DATA, ident, chunk))
+            await settle()
+    await settle()
+    assert mallory.closed
+    assert not bob.closed
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_churn_returns_to_baseline() -> None:
+    """Thousands of connects and disconnects over loopback leave nothing behind."""
+    async with running_server() as harness:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        await harness.nursery.start(trio.serve_listeners, _handler(harness), listeners)
+        anchor = await _tcp_peer(harness, port, "anchor")
+        await settle()
+        baseline = open_fds()
+        hub = harness.server.hub
+
+        async def one(i: int) -> None:
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(wire.encode_hello(f"c{i}"))
+            if i % 3 == 0:
+                await stream.send_all(wire.encode_input("/quit"))
+                while await stream.receive_some(65536):
+                    pass
+            elif i % 3 == 1:
+                await stream.send_all(b"\xff" * 10)  # garbage: dropped by the server
+                while True:
+                    try:
+                        if not await stream.receive_some(65536):
+                            break
+                    except trio.BrokenResourceError:
+                        break
+            await stream.aclose()
+
+        for start in range(0, 3000, 100):
+            async with trio.open_nursery() as nursery:
+                for i in range(start, start + 100):
+                    nursery.start_soon(one, i)
+            with trio.fail_after(10):
+                while len(harness.server.sessions) > 1:
+                    await trio.sleep(0.01)
+        await settle()
+        assert len(harness.server.sessions) == 1
+        assert list(hub.channels["general"].members) == ["anchor"]
+        assert all(not c.queue and not c.queued_names for c in hub.channels.values())
+        assert harness.server.transfers.active() == 0
+        assert open_fds() == baseline
+        await anchor.hang_up()
+
+
+def _handler(harness: Harness):  # type: ignore[no-untyped-def]
+    async def handler(stream: trio.SocketStream) -> None:
+        await harness.server.handle_connection(stream, "general")
+
+    return handler
+
+
+async def _tcp_peer(harness: Harness, port: int, name: str) -> Peer:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    peer = Peer(name, stream)
+    harness.nursery.start_soon(peer.read_loop)
+    await stream.send_all(wire.encode_hello(name))
+    return peer
