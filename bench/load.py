@@ -1,0 +1,356 @@
+"""Fan-out, scale and slow-consumer load on a real trio-chat-server, on loopback.
+
+    python bench/load.py [--quick]
+
+A load generator in this process speaks the wire protocol. Members chat in a
+closed loop: each sends its next message when its previous one has come back,
+so latency is the real round trip through the server, not a queue the
+generator built. The same load runs against a minimal bare-trio relay (accept,
+read a line, write it to everyone) for comparison. Prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from trio_chat import wire
+from trio_chat.wire import FrameType
+
+BIN = Path(sys.executable).parent
+SERVER = str(BIN / "trio-chat-server")
+
+BARE_RELAY = """
+import sys, trio
+clients = {}
+async def handler(stream):
+    send, receive = trio.open_memory_channel(100000)
+    clients[stream] = send
+    async def writer():
+        async for data in receive:
+            await stream.send_all(data)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer)
+        await send.send(b"ok\\n")
+        pending = b""
+        try:
+            async for data in stream:
+                pending += data
+                *lines, pending = pending.split(b"\\n")
+                for line in lines:
+                    for out in list(clients.values()):
+                        out.send_nowait(line + b"\\n")
+        except trio.BrokenResourceError:
+            pass
+        del clients[stream]
+        nursery.cancel_scope.cancel()
+async def main():
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    print(listeners[0].socket.getsockname()[1], flush=True)
+    await trio.serve_listeners(handler, listeners)
+trio.run(main)
+"""
+
+
+def raise_fd_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise KeyError("VmRSS")
+
+
+class ChatServerProcess:
+    def __init__(self, directory: Path, channels: int, capacity: int) -> None:
+        self.ports = free_ports(channels)
+        config = directory / "load-config"
+        config.write_text(
+            "".join(f"channel c{i} {port} {capacity}\n" for i, port in enumerate(self.ports))
+        )
+        self.process = subprocess.Popen(
+            [SERVER, str(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.ports[0])).close()
+                return
+            except OSError:
+                time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+class BareRelayProcess:
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", BARE_RELAY], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        assert self.process.stdout is not None
+        self.ports = [int(self.process.stdout.readline())]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+class Member:
+    """One generator-side client: sends in a closed loop, records latencies."""
+
+    def __init__(self, index: int, stream: trio.SocketStream, chat_protocol: bool) -> None:
+        self.index = index
+        self.stream = stream
+        self.chat_protocol = chat_protocol
+        self.echoed = trio.Event()
+        self.received = 0
+        self.latencies: list[float] = []
+        self.decoder = wire.FrameDecoder()
+        self.pending = b""
+
+    def encode(self, text: str) -> bytes:
+        if self.chat_protocol:
+            return wire.encode_input(text)
+        return text.encode() + b"\n"
+
+    def _messages(self, data: bytes) -> list[str]:
+        if self.chat_protocol:
+            return [
+                bytes(payload[1:]).decode()
+                for frame_type, payload, _ in self.decoder.feed(data)
+                if frame_type == FrameType.LINE
+            ]
+        self.pending += data
+        *lines, self.pending = self.pending.split(b"\n")
+        return [line.decode() for line in lines]
+
+    async def read_until(self, wanted: Callable[[str], bool]) -> None:
+        while True:
+            data = await self.stream.receive_some(65536)
+            if not data:
+                raise RuntimeError("server closed the connection")
+            if any(wanted(message) for message in self._messages(data)):
+                return
+
+    async def read_forever(self) -> None:
+        try:
+            while data := await self.stream.receive_some(65536):
+                now = time.perf_counter()
+                for message in self._messages(data):
+                    fields = message.rsplit(" ", 3)
+                    if len(fields) != 4 or not fields[0].endswith("m"):
+                        continue
+                    self.received += 1
+                    self.latencies.append(now - float(fields[3]))
+                    if int(fields[1]) == self.index:
+                        self.echoed.set()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    async def chat(self, messages: int) -> None:
+        for seq in range(messages):
+            self.echoed = trio.Event()
+            await self.stream.send_all(self.encode(f"m {self.index} {seq} {time.perf_counter()}"))
+            await self.echoed.wait()
+
+
+async def connect(port: int, index: int, chat_protocol: bool) -> tuple[Member, float]:
+    start = time.perf_counter()
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    member = Member(index, stream, chat_protocol)
+    if chat_protocol:
+        await stream.send_all(wire.encode_hello(f"u{index}"))
+        me = f"u{index} has joined the channel."
+        await member.read_until(lambda message: message.endswith(me))
+    else:
+        await member.read_until(lambda message: message == "ok")
+    return member, time.perf_counter() - start
+
+
+async def connect_all(
+    ports: list[int], count: int, chat_protocol: bool, concurrency: int = 100
+) -> tuple[list[Member], list[float]]:
+    members: list[Member | None] = [None] * count
+    joins: list[float] = [0.0] * count
+    limiter = trio.CapacityLimiter(concurrency)
+
+    async def one(index: int) -> None:
+        async with limiter:
+            members[index], joins[index] = await connect(
+                ports[index % len(ports)], index, chat_protocol
+            )
+
+    async with trio.open_nursery() as nursery:
+        for index in range(count):
+            nursery.start_soon(one, index)
+    return [m for m in members if m is not None], joins
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+async def fan_out(
+    ports: list[int], members: int, messages: int, chat_protocol: bool, silent: int = 0
+) -> dict[str, float]:
+    group, _ = await connect_all(ports, members, chat_protocol)
+    sleepers = []
+    for index in range(silent):  # connected, joined, never reading again
+        sleeper, _ = await connect(ports[0], members + index, chat_protocol)
+        sleepers.append(sleeper)
+    async with trio.open_nursery() as readers:
+        for member in group:
+            readers.start_soon(member.read_forever)
+        start = time.perf_counter()
+        async with trio.open_nursery() as senders:
+            for member in group:
+                senders.start_soon(member.chat, messages)
+        expected = members * messages
+        while any(member.received < expected for member in group):
+            await trio.sleep(0.001)  # the last deliveries to the slowest readers
+        elapsed = time.perf_counter() - start
+        readers.cancel_scope.cancel()
+    for member in [*group, *sleepers]:
+        await member.stream.aclose()
+    latencies = [latency for member in group for latency in member.latencies]
+    return {
+        "deliveries": len(latencies) / elapsed,
+        "p50": percentile(latencies, 0.5),
+        "p99": percentile(latencies, 0.99),
+    }
+
+
+def fan_out_table(directory: Path, sizes: list[tuple[int, int]]) -> list[str]:
+    rows = [
+        "| members | messages each | trio-chat deliveries/s | p50 | p99 "
+        "| bare relay deliveries/s | p50 | p99 | trio-chat / bare |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for members, messages in sizes:
+        server = ChatServerProcess(directory, 3, max(members + 10, 5))
+        try:
+            ours = trio.run(partial(fan_out, server.ports[:1], members, messages, True))
+        finally:
+            server.stop()
+        relay = BareRelayProcess()
+        try:
+            bare = trio.run(partial(fan_out, relay.ports, members, messages, False))
+        finally:
+            relay.stop()
+        rows.append(
+            f"| {members} | {messages} | {ours['deliveries']:,.0f} | "
+            f"{ours['p50'] * 1000:.1f} ms | {ours['p99'] * 1000:.1f} ms | "
+            f"{bare['deliveries']:,.0f} | {bare['p50'] * 1000:.1f} ms | "
+            f"{bare['p99'] * 1000:.1f} ms | {ours['deliveries'] / bare['deliveries']:.0%} |"
+        )
+    return rows
+
+
+def scale_table(directory: Path, clients: int) -> list[str]:
+    channels = 100
+    server = ChatServerProcess(directory, channels, clients // channels + 10)
+    try:
+        baseline = rss_kb(server.process.pid)
+
+        async def main() -> dict[str, float]:
+            members, joins = await connect_all(server.ports, clients, True, concurrency=200)
+            async with trio.open_nursery() as nursery:
+                for member in members:
+                    nursery.start_soon(member.read_forever)
+                await trio.sleep(1)  # let the last join announcements drain
+                held = rss_kb(server.process.pid)
+                nursery.cancel_scope.cancel()
+            for member in members:
+                await member.stream.aclose()
+            return {
+                "held": len(members),
+                "rss": held,
+                "p50": percentile(joins, 0.5),
+                "p99": percentile(joins, 0.99),
+            }
+
+        result = trio.run(main)
+    finally:
+        server.stop()
+    per_connection = (result["rss"] - baseline) / result["held"]
+    return [
+        "| clients held | channels | server RSS idle | server RSS held | RSS per connection "
+        "| join p50 | join p99 |",
+        "|---|---|---|---|---|---|---|",
+        f"| {result['held']:,.0f} | {channels} | {baseline / 1024:.1f} MB | "
+        f"{result['rss'] / 1024:.1f} MB | {per_connection:.1f} KB (target < 30 KB) | "
+        f"{result['p50'] * 1000:.1f} ms | {result['p99'] * 1000:.1f} ms |",
+    ]
+
+
+def slow_consumer_table(directory: Path, members: int, messages: int) -> list[str]:
+    results = {}
+    for silent in (0, 1):
+        server = ChatServerProcess(directory, 3, members + 10)
+        try:
+            results[silent] = trio.run(
+                partial(fan_out, server.ports[:1], members, messages, True, silent)
+            )
+        finally:
+            server.stop()
+    ratio = results[1]["p99"] / results[0]["p99"]
+    return [
+        "| run | deliveries/s | p50 | p99 |",
+        "|---|---|---|---|",
+        *(
+            f"| {members} members{' + 1 that never reads' if silent else ''} | "
+            f"{r['deliveries']:,.0f} | {r['p50'] * 1000:.1f} ms | {r['p99'] * 1000:.1f} ms |"
+            for silent, r in results.items()
+        ),
+        f"| p99 with the slow consumer / without | | | {ratio:.2f}x (target <= 2x) |",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    quick = parser.parse_args().quick
+    raise_fd_limit()
+    sizes = [(10, 20), (100, 5)] if quick else [(10, 1000), (100, 100), (1000, 1)]
+    with tempfile.TemporaryDirectory() as name:
+        directory = Path(name)
+        print("Fan-out: one channel, every member sends in a closed loop\n")
+        print("\n".join(fan_out_table(directory, sizes)))
+        print("\nScale: idle clients held over 100 channels\n")
+        print("\n".join(scale_table(directory, 500 if quick else 10000)))
+        print("\nSlow consumer: one member stops reading while the others chat\n")
+        print("\n".join(slow_consumer_table(directory, 20 if quick else 100, 10 if quick else 50)))
+
+
+if __name__ == "__main__":
+    main()
