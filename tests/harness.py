@@ -141,6 +141,10 @@ class Harness:
         self._printed_cursor = len(self.printed)
         return fresh
 
+    def forget_printed(self) -> None:
+        self.printed.clear()
+        self._printed_cursor = 0
+
     def console(self, line: str) -> None:
         self.server.console_line(line)
 

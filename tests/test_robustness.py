@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
+import tracemalloc
+from collections.abc import Awaitable, Callable
 
 import trio
 import trio.testing
@@ -11,7 +14,7 @@ import trio.testing
 from trio_chat import wire
 from trio_chat.server.core import Limits
 
-from .harness import Harness, Peer, chat, running_server, settle, srv
+from .harness import Harness, chat, running_server, settle, srv
 
 
 async def test_member_that_stops_reading_is_dropped_alone() -> None:
@@ -81,9 +84,12 @@ async def test_churn_returns_to_baseline() -> None:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
         port = listeners[0].socket.getsockname()[1]
         await harness.nursery.start(trio.serve_listeners, _handler(harness), listeners)
-        anchor = await _tcp_peer(harness, port, "anchor")
+        anchor = await harness.join("anchor", "help")  # stays through the churn
         await settle()
         baseline = open_fds()
+        gc.collect()
+        tracemalloc.start()
+        memory_before = tracemalloc.get_traced_memory()[0]
         hub = harness.server.hub
 
         async def one(i: int) -> None:
@@ -112,23 +118,43 @@ async def test_churn_returns_to_baseline() -> None:
                     await trio.sleep(0.01)
         await settle()
         assert len(harness.server.sessions) == 1
-        assert list(hub.channels["general"].members) == ["anchor"]
+        assert list(hub.channels["help"].members) == ["anchor"]
+        assert not hub.channels["general"].members
         assert all(not c.queue and not c.queued_names for c in hub.channels.values())
         assert harness.server.transfers.active() == 0
         assert open_fds() == baseline
+        harness.forget_printed()  # the test's own record of server stdout
+        gc.collect()
+        leaked = tracemalloc.get_traced_memory()[0] - memory_before
+        tracemalloc.stop()
+        assert leaked < 512 * 1024, f"{leaked} bytes still allocated after the churn"
         await anchor.hang_up()
 
 
-def _handler(harness: Harness):  # type: ignore[no-untyped-def]
+def _handler(harness: Harness) -> Callable[[trio.SocketStream], Awaitable[None]]:
     async def handler(stream: trio.SocketStream) -> None:
         await harness.server.handle_connection(stream, "general")
 
     return handler
 
 
-async def _tcp_peer(harness: Harness, port: int, name: str) -> Peer:
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    peer = Peer(name, stream)
-    harness.nursery.start_soon(peer.read_loop)
-    await stream.send_all(wire.encode_hello(name))
-    return peer
+async def test_thousands_of_silent_connections_time_out(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running_server() as harness:
+        alice = await harness.join("alice")
+        bob = await harness.join("bob")
+        silent = []
+        for _ in range(2000):
+            client_stream, server_stream = trio.testing.memory_stream_pair()
+            harness.nursery.start_soon(harness.server.handle_connection, server_stream, "general")
+            silent.append(client_stream)
+        await settle()
+        assert len(harness.server.sessions) == 2002
+        await alice.say("hello through the crowd")
+        await settle()
+        assert bob.take()[-1] == chat("alice", "hello through the crowd")
+        await trio.sleep(10)  # the hello timeout
+        await settle()
+        assert len(harness.server.sessions) == 2
+        assert harness.printed_lines()[-1] == chat("alice", "hello through the crowd")
