@@ -19,7 +19,7 @@ from trio_chat.client.session import ClientConnection
 from trio_chat.config import ChannelConfig
 from trio_chat.hub import Hub
 from trio_chat.server.core import ChatServer, Limits
-from trio_chat.wire import FrameType
+from trio_chat.wire import FrameType, LineKind
 
 STAMP = "12:34:56"
 
@@ -182,7 +182,7 @@ class RealClient:
         self.connection = ClientConnection(stream, download_dir, lines=typed, out=self._print)
         self.status: int | None = None
 
-    def _print(self, line: str) -> None:
+    def _print(self, line: str, kind: LineKind) -> None:
         self.printed.append(line)
         self._changed.set()
         self._changed = trio.Event()

@@ -41,6 +41,7 @@ class FrameType(IntEnum):
     BYE = 18  # one byte exit status, then a reason for stderr; the server closes next
     FILE_INCOMING = 19  # to the receiver: JSON {"id", "sender", "name", "size"}
     SEND_STATE = 20  # to the sender: id, one byte SendState, then a reason
+    CHANNELS = 21  # after joining: JSON {"channels": [names in config order]}
     # File transfer, both directions. The id is the sender's own ref between
     # sender and server, and the server's transfer id between server and receiver.
     FILE_DATA = 32  # id, then up to CHUNK_SIZE bytes of the file

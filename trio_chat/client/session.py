@@ -9,18 +9,30 @@ from __future__ import annotations
 
 import argparse
 import socket
+import sys
 from collections.abc import AsyncIterable, Callable
+from typing import Protocol
 
 import trio
 
 from .. import wire
 from ..commands import Quit, Send, Usage, parse_client_line
 from ..terminal_io import print_error, print_line, read_lines
-from ..wire import FrameType, ProtocolError
-from .transfers import Transfers
+from ..wire import FrameType, LineKind, ProtocolError
+from .transfers import ProgressListener, Transfers
 
 PROGRAM = "trio-chat-client"
 RECEIVE_SIZE = 256 * 1024
+
+
+def print_plain(line: str, kind: LineKind) -> None:
+    print_line(line)
+
+
+class TerminalHooks(ProgressListener, Protocol):
+    def show_help(self) -> None: ...
+
+    def set_channels(self, names: list[str]) -> None: ...
 
 
 class ClientConnection:
@@ -31,15 +43,17 @@ class ClientConnection:
         stream: trio.abc.Stream,
         download_dir: str,
         lines: AsyncIterable[str] | None = None,
-        out: Callable[[str], None] = print_line,
+        out: Callable[[str, LineKind], None] = print_plain,
+        terminal: TerminalHooks | None = None,
     ) -> None:
         self.stream = stream
         self.lines = read_lines(0) if lines is None else lines
         self.out = out
+        self.terminal = terminal
         self.status = 0
         self.quitting = False
         self._send_lock = trio.Lock()
-        self.transfers = Transfers(self.send, download_dir)
+        self.transfers = Transfers(self.send, download_dir, terminal)
 
     async def send(self, frame: bytes) -> None:
         # One frame at a time: file chunks and typed lines interleave whole.
@@ -78,7 +92,7 @@ class ClientConnection:
     async def _handle(self, frame_type: int, payload: wire.Payload) -> None:
         transfers = self.transfers
         if frame_type == FrameType.LINE and payload:
-            self.out(wire.decode_text(payload[1:]))
+            self.out(wire.decode_text(payload[1:]), LineKind(payload[0]))
         elif frame_type == FrameType.FILE_DATA:
             await transfers.on_data(payload)
         elif frame_type == FrameType.FILE_ACK:
@@ -89,6 +103,10 @@ class ClientConnection:
             self.status = payload[0]
             if not self.quitting:
                 print_error(PROGRAM, f"disconnected: {wire.decode_text(payload[1:])}")
+        elif frame_type == FrameType.CHANNELS:
+            channels = wire.field(wire.decode_json(payload), "channels", list)
+            if self.terminal is not None:
+                self.terminal.set_channels([str(name) for name in channels])
         elif frame_type == FrameType.SEND_STATE:
             transfers.on_send_state(payload)
         elif frame_type == FrameType.FILE_INCOMING:
@@ -108,6 +126,9 @@ class ClientConnection:
                 continue
             if isinstance(command, Usage):
                 print_error(PROGRAM, command.hint)
+                continue
+            if self.terminal is not None and line == "/help":
+                self.terminal.show_help()  # on a terminal only: elsewhere it is chat
                 continue
             encoded = line.encode()
             if len(encoded) > wire.MAX_LINE_BYTES:
@@ -133,8 +154,26 @@ class ClientConnection:
 
 
 def run_client(sock: socket.socket, arguments: argparse.Namespace) -> int:
-    async def main() -> int:
-        stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
-        return await ClientConnection(stream, arguments.download_dir).run()
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
 
-    return trio.run(main)
+        async def plain() -> int:
+            stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+            return await ClientConnection(stream, arguments.download_dir).run()
+
+        return trio.run(plain)
+
+    from .terminal import TerminalUI
+
+    ui = TerminalUI(arguments.username)
+
+    async def interactive() -> int:
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+        connection = ClientConnection(
+            stream, arguments.download_dir, lines=ui.lines(), out=ui.print_line, terminal=ui
+        )
+        try:
+            return await connection.run()
+        finally:
+            ui.close()
+
+    return trio.run(interactive)

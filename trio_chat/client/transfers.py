@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import trio
 
@@ -24,6 +24,22 @@ from . import files
 PROGRAM = "trio-chat-client"
 
 SendFrame = Callable[[bytes], Awaitable[None]]
+
+
+class ProgressListener(Protocol):
+    """Shown a progress bar for each transfer (terminal mode only)."""
+
+    def update(self, key: object, label: str, done: int, total: int) -> None: ...
+
+    def finish(self, key: object) -> None: ...
+
+
+class NoProgress:
+    def update(self, key: object, label: str, done: int, total: int) -> None:
+        pass
+
+    def finish(self, key: object) -> None:
+        pass
 
 
 def human_size(size: float) -> str:
@@ -65,9 +81,12 @@ class Incoming:
 
 
 class Transfers:
-    def __init__(self, send: SendFrame, download_dir: str) -> None:
+    def __init__(
+        self, send: SendFrame, download_dir: str, progress: ProgressListener | None = None
+    ) -> None:
         self._send = send
         self.download_dir = download_dir
+        self.progress = progress or NoProgress()
         self._outgoing: dict[int, Outgoing] = {}  # by our ref
         self._sending: dict[int, Outgoing] = {}  # by the server's transfer id
         self._incoming: dict[int, Incoming] = {}
@@ -139,6 +158,7 @@ class Transfers:
             while outgoing.state == SendState.GO:
                 await outgoing.changed.wait()
         finally:
+            self.progress.finish(outgoing)
             if handle is not None:
                 handle.close()
             self._outgoing.pop(outgoing.ref, None)
@@ -169,6 +189,12 @@ class Transfers:
         outgoing = self._sending.get(ident)
         if outgoing is not None:
             outgoing.acked = max(outgoing.acked, total)
+            self.progress.update(
+                outgoing,
+                f"{outgoing.path} -> {outgoing.target}",
+                outgoing.acked,
+                outgoing.local.size,
+            )
             outgoing.update()
 
     # ----- receiving -----
@@ -211,6 +237,9 @@ class Transfers:
             await self._fail(incoming, f"cannot write: {error.strerror}")
             return
         incoming.written += len(chunk)
+        self.progress.update(
+            incoming, f"{incoming.sender}: {incoming.name}", incoming.written, incoming.size
+        )
         await self._send(wire.encode_ack(ident, incoming.written))
 
     async def on_end(self, payload: wire.Payload) -> None:
@@ -230,6 +259,7 @@ class Transfers:
             await self._fail(incoming, f"cannot save: {error.strerror or error}")
             return
         del self._incoming[ident]
+        self.progress.finish(incoming)
         seconds = max(time.monotonic() - incoming.started, 1e-6)
         print_error(
             PROGRAM,
@@ -244,6 +274,7 @@ class Transfers:
         ident, body = wire.split_id(payload)
         incoming = self._incoming.pop(ident, None)
         if incoming is not None:
+            self.progress.finish(incoming)
             _drop_partial(incoming)
             print_error(
                 PROGRAM,
@@ -253,6 +284,7 @@ class Transfers:
 
     async def _fail(self, incoming: Incoming, reason: str) -> None:
         self._incoming.pop(incoming.ident, None)
+        self.progress.finish(incoming)
         _drop_partial(incoming)
         print_error(
             PROGRAM,

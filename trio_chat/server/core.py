@@ -66,6 +66,10 @@ class ChatServer:
         self.log = log
         self.sessions: set[Session] = set()
         self.transfers = TransferRelay(self, limits.max_file_size)
+        # For clients' tab completion; the same frame for everyone.
+        self.channel_names_frame = wire.encode_json(
+            wire.FrameType.CHANNELS, {"channels": list(hub.channels)}
+        )
         self._root: trio.CancelScope | None = None
         self.stopped = trio.Event()
         self._refused = 0

@@ -187,6 +187,8 @@ class Session:
             username = wire.parse_hello(payload)
             member, effects = server.hub.join(self.channel, username, now, conn=self)
             self.member = member
+            if member is not None:
+                self.push(server.channel_names_frame)
             server.apply(effects)
             return
         if frame_type == FrameType.INPUT:
