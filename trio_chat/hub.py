@@ -8,6 +8,7 @@ out. Wall-clock ``hh:mm:ss`` stamps come from the injected ``stamp`` function.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -122,11 +123,21 @@ class Reschedule:
 
 
 @dataclass(frozen=True)
+class Roster:
+    """Tell a newly admitted member who is in its channel (for tab completion)."""
+
+    member: Member
+    names: Sequence[str]
+
+
+@dataclass(frozen=True)
 class StopServer:
     pass
 
 
-Effect = Deliver | Print | Notice | Console | Disconnect | Reschedule | StopServer
+Effect = Deliver | Print | Notice | Console | Disconnect | Reschedule | Roster | StopServer
+
+ROSTER_LIMIT = 1000
 
 
 class Hub:
@@ -318,6 +329,7 @@ class Hub:
         # Time spent queued does not count; a mute carried in freezes the timer.
         member.afk_deadline = max(now, member.muted_until) + self.afk_timeout
         effects.append(Reschedule(member))
+        effects.append(Roster(member, list(itertools.islice(channel.members, ROSTER_LIMIT))))
         self._tell_channel(
             channel, LineKind.SERVER, text.joined_channel(stamp, member.name), effects
         )

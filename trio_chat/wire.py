@@ -42,6 +42,7 @@ class FrameType(IntEnum):
     FILE_INCOMING = 19  # to the receiver: JSON {"id", "sender", "name", "size"}
     SEND_STATE = 20  # to the sender: id, one byte SendState, then a reason
     CHANNELS = 21  # after joining: JSON {"channels": [names in config order]}
+    ROSTER = 22  # on admission: JSON {"names": [members of the channel, at most 1000]}
     # File transfer, both directions. The id is the sender's own ref between
     # sender and server, and the server's transfer id between server and receiver.
     FILE_DATA = 32  # id, then up to CHUNK_SIZE bytes of the file

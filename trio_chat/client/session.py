@@ -34,6 +34,8 @@ class TerminalHooks(ProgressListener, Protocol):
 
     def set_channels(self, names: list[str]) -> None: ...
 
+    def set_names(self, names: list[str]) -> None: ...
+
 
 class ClientConnection:
     """One joined client; ``lines`` is what the user types, ``out`` gets stdout lines."""
@@ -107,6 +109,10 @@ class ClientConnection:
             channels = wire.field(wire.decode_json(payload), "channels", list)
             if self.terminal is not None:
                 self.terminal.set_channels([str(name) for name in channels])
+        elif frame_type == FrameType.ROSTER:
+            names = wire.field(wire.decode_json(payload), "names", list)
+            if self.terminal is not None:
+                self.terminal.set_names([str(name) for name in names])
         elif frame_type == FrameType.SEND_STATE:
             transfers.on_send_state(payload)
         elif frame_type == FrameType.FILE_INCOMING:

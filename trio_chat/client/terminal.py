@@ -90,7 +90,7 @@ class ChatCompleter(Completer):
         if text.endswith(" "):
             words.append("")
         if len(words) <= 1:
-            yield from WordCompleter(COMMANDS).get_completions(document, complete_event)
+            yield from WordCompleter(COMMANDS, WORD=True).get_completions(document, complete_event)
             return
         command, current = words[0], words[-1]
         choices: list[str] = []
@@ -118,6 +118,7 @@ class TerminalUI:
             history=InMemoryHistory(),
             completer=ChatCompleter(self.names, self.channels),
             complete_while_typing=False,
+            erase_when_done=True,
             bottom_toolbar=self._toolbar,
             refresh_interval=0.5,
         )
@@ -177,6 +178,10 @@ class TerminalUI:
 
     def set_channels(self, names: list[str]) -> None:
         self.channels[:] = names
+
+    def set_names(self, names: list[str]) -> None:
+        self.names.clear()
+        self.names.update(names)
 
     def show_help(self) -> None:
         sys.stdout.write(HELP + "\n")

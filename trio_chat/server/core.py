@@ -24,6 +24,7 @@ from ..hub import (
     Notice,
     Print,
     Reschedule,
+    Roster,
     StopServer,
 )
 from ..terminal_io import print_error, print_line, read_lines
@@ -89,6 +90,10 @@ class ChatServer:
                 effect.member.conn.finish(effect.status, effect.reason)
             elif isinstance(effect, Notice):
                 effect.member.conn.push(wire.encode_notice(effect.text))
+            elif isinstance(effect, Roster):
+                effect.member.conn.push(
+                    wire.encode_json(wire.FrameType.ROSTER, {"names": list(effect.names)})
+                )
             elif isinstance(effect, Console):
                 self.log(effect.text)
             elif isinstance(effect, StopServer):
