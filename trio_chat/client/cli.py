@@ -80,6 +80,15 @@ def connect(host: str, port: int, username: str) -> socket.socket:
     return sock
 
 
+def _is_interrupt(error: BaseException) -> bool:
+    if isinstance(error, KeyboardInterrupt):
+        return True
+    inner = getattr(error, "exceptions", None)  # an exception group (3.11+, or trio's)
+    if isinstance(inner, (list, tuple)) and inner:
+        return all(_is_interrupt(e) for e in inner if isinstance(e, BaseException))
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     if not os.path.isdir(arguments.download_dir):
@@ -95,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .session import run_client
 
         status = run_client(sock, arguments)
-    except KeyboardInterrupt:
+    except BaseException as error:
+        if not _is_interrupt(error):
+            raise
         status = 130
     # A stdin reader thread may still be blocked; do not wait for it.
     sys.stdout.flush()

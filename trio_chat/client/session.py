@@ -8,6 +8,7 @@ connection, with the status the server's BYE asked for (1 for a refused name).
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import sys
 from collections.abc import AsyncIterable, Callable
@@ -177,9 +178,20 @@ def run_client(sock: socket.socket, arguments: argparse.Namespace) -> int:
         connection = ClientConnection(
             stream, arguments.download_dir, lines=ui.lines(), out=ui.print_line, terminal=ui
         )
-        try:
-            return await connection.run()
-        finally:
-            ui.close()
+        # Between two prompts the terminal is in cooked mode and Ctrl-C is a
+        # SIGINT rather than a key: it leaves as /quit does, like the key.
+        with trio.open_signal_receiver(signal.SIGINT) as interrupts:
+            async with trio.open_nursery() as nursery:
+
+                async def on_interrupt() -> None:
+                    async for _ in interrupts:
+                        ui.interrupt()
+
+                nursery.start_soon(on_interrupt)
+                try:
+                    return await connection.run()
+                finally:
+                    ui.close()
+                    nursery.cancel_scope.cancel()
 
     return trio.run(interactive)

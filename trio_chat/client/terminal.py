@@ -123,6 +123,7 @@ class TerminalUI:
             refresh_interval=0.5,
         )
         self._closing = threading.Event()
+        self._interrupted = threading.Event()
         self._stopped = threading.Event()
 
     # ----- output, from the trio thread -----
@@ -201,9 +202,14 @@ class TerminalUI:
 
         def prompt_loop() -> None:
             try:
-                with patch_stdout(raw=True):
+                # Raw mode for the whole session, not only while a prompt shows:
+                # a Ctrl-D or Ctrl-C typed between two prompts stays a key the
+                # next prompt reads, instead of a tty EOF or a SIGINT.
+                with patch_stdout(raw=True), self.session.input.raw_mode():
                     while not self._closing.is_set():
                         try:
+                            if self._interrupted.is_set():
+                                raise KeyboardInterrupt
                             line = self.session.prompt("> ")
                         except (EOFError, KeyboardInterrupt):
                             line = "/quit"
@@ -222,6 +228,13 @@ class TerminalUI:
         async with receive:
             async for line in receive:
                 yield line
+
+    def interrupt(self) -> None:
+        """A SIGINT: leave as Ctrl-D does, whether or not a prompt is showing."""
+        self._interrupted.set()
+        app = self.session.app
+        if app.is_running and app.loop is not None:
+            app.loop.call_soon_threadsafe(lambda: app.exit(exception=KeyboardInterrupt()))
 
     def close(self) -> None:
         """Take the prompt down (restoring the terminal) before the process exits."""
