@@ -29,6 +29,13 @@ def terminal_client(chat: Cluster, name: str, **env: str) -> pexpect.spawn:
     return child
 
 
+def expect_on_screen(child: pexpect.spawn, text: str) -> None:
+    """Wait for ``text``, answering prompt_toolkit's cursor-position requests as a
+    real terminal would (it shows the bottom toolbar only once it knows)."""
+    while child.expect_exact([text, "\x1b[6n"]) == 1:
+        child.send("\x1b[1;1R")
+
+
 def test_typing_survives_incoming_lines(tmp_path: Path) -> None:
     with cluster(tmp_path) as chat:
         alice = terminal_client(chat, "alice")
@@ -99,3 +106,57 @@ def test_kicked_terminal_client_exits_and_restores(tmp_path: Path, name: str) ->
         client.close()
         assert client.exitstatus == 0
         chat.shutdown()
+
+
+def test_send_shows_progress_on_both_terminals(tmp_path: Path) -> None:
+    payload = tmp_path / "movie.bin"
+    with payload.open("wb") as file:
+        for _ in range(64):
+            file.write(os.urandom(1 << 20))
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    with cluster(tmp_path) as chat:
+        rita = pexpect.spawn(
+            CLIENT,
+            [str(chat.ports["general"]), "rita", "--download-dir", str(downloads)],
+            cwd=str(tmp_path),
+            env={**os.environ, "TERM": "xterm"},
+            dimensions=(24, 120),
+            encoding="utf-8",
+            timeout=TIMEOUT,
+        )
+        chat.server.expect(srv("rita has joined the general channel."))
+        sam = terminal_client(chat, "sam")
+        for child in (rita, sam):  # let both renderers learn their height first
+            child.expect_exact("\x1b[6n")
+            child.send("\x1b[1;1R")
+        sam.send("/send rita movie.bin\r")
+        expect_on_screen(sam, "movie.bin -> rita [")
+        expect_on_screen(rita, "sam: movie.bin [")
+        expect_on_screen(sam, "You sent movie.bin to rita.")
+        chat.server.expect(srv("sam sent movie.bin to rita."))
+        for child in (sam, rita):
+            child.sendcontrol("d")
+            child.expect(pexpect.EOF)
+        chat.shutdown()
+    assert (downloads / "movie.bin").read_bytes() == payload.read_bytes()
+
+
+def test_piped_output_is_plain_bytes(tmp_path: Path) -> None:
+    """Off a terminal: exactly the contract lines, no colour, no prompt."""
+    with cluster(tmp_path) as chat:
+        alice = chat.join("alice")
+        alice.type("/help", "/list")
+        alice.expect("[alice (<time>)] /help")  # /help is chat when piped
+        chat.shutdown()
+        assert alice.process.stdout is not None
+    raw = b"\n".join(line.encode() for line in alice.lines) + b"\n"
+    assert b"\x1b" not in raw and b"> " not in raw
+    assert alice.lines == [
+        srv("Welcome to the general channel, alice."),
+        srv("alice has joined the channel."),
+        "[alice (<time>)] /help",
+        "[Channel] general 1/5/0.",
+        "[Channel] random 0/5/0.",
+        "[Channel] help 0/5/0.",
+    ]
