@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,11 +25,9 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import SERVER, free_ports, wait_until_accepting
 from trio_chat import wire
 from trio_chat.wire import FrameType
-
-BIN = Path(sys.executable).parent
-SERVER = str(BIN / "trio-chat-server")
 
 BARE_RELAY = """
 import sys, trio
@@ -69,16 +66,6 @@ def raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -99,12 +86,7 @@ class ChatServerProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.ports[0])).close()
-                return
-            except OSError:
-                time.sleep(0.01)
+        wait_until_accepting(self.ports[0])
 
     def stop(self) -> None:
         self.process.terminate()

@@ -10,7 +10,6 @@ channel." line. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import subprocess
 import sys
@@ -19,19 +18,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
-SERVER = str(BIN / "trio-chat-server")
-CLIENT = str(BIN / "trio-chat-client")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
+from bench.common import CLIENT, SERVER, free_ports, wait_until_accepting
 
 
 def write_config(directory: Path, valid: bool = True) -> tuple[Path, list[int]]:
@@ -58,12 +47,8 @@ def server_to_accepting(directory: Path) -> float:
         stderr=subprocess.DEVNULL,
     )
     try:
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", ports[0]), timeout=1).close()
-                return time.perf_counter() - start
-            except OSError:
-                time.sleep(0.001)
+        wait_until_accepting(ports[0])
+        return time.perf_counter() - start
     finally:
         server.terminate()
         server.wait()
@@ -125,12 +110,7 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", ports[0]), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.001)
+            wait_until_accepting(ports[0])
             rows.append(
                 (
                     "client: spawn to 'has joined the channel.'",

@@ -10,9 +10,7 @@ Peak RSS is each process's high-water mark (VmHWM) minus its RSS once idle.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
-SERVER = str(BIN / "trio-chat-server")
-CLIENT = str(BIN / "trio-chat-client")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import CLIENT, SERVER, free_ports, sha256, wait_until_accepting
 
 PLAIN_RECEIVER = """
 import socket, sys
@@ -51,30 +49,12 @@ def memory_kb(pid: int, field: str) -> int:
     raise KeyError(field)
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def wait_line(process: subprocess.Popen[bytes], ending: bytes) -> bytes:
     assert process.stdout is not None
     for line in process.stdout:
         if line.rstrip(b"\n").endswith(ending):
             return line
     raise RuntimeError(f"process ended before {ending!r}")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while block := file.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -102,12 +82,7 @@ def ours(directory: Path, source: Path) -> tuple[float, dict[str, int], dict[str
     server = spawn(SERVER, "configfile")
     processes = {"server": server}
     try:
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", ports[0])).close()
-                break
-            except OSError:
-                time.sleep(0.01)
+        wait_until_accepting(ports[0])
         receiver = spawn(CLIENT, str(ports[0]), "bob", "--download-dir", str(downloads))
         processes["receiver"] = receiver
         wait_line(receiver, b"bob has joined the channel.")

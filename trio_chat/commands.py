@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .arguments import parse_decimal
+
 
 @dataclass(frozen=True)
 class Chat:
@@ -126,9 +128,8 @@ def _console_usage(command: str) -> Usage:
 
 
 def positive_integer(text: str) -> int | None:
-    if text.isascii() and text.isdigit() and int(text) > 0:
-        return int(text)
-    return None
+    value = parse_decimal(text)
+    return value if value is not None and value > 0 else None
 
 
 def parse_console_line(line: str) -> ConsoleCommand | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .arguments import parse_decimal
+
 MIN_CHANNELS = 3
 MIN_CAPACITY = 5
 
@@ -21,13 +23,6 @@ class ChannelConfig:
     name: str
     port: int
     capacity: int
-
-
-def _parse_int(text: str) -> int | None:
-    # int() alone would accept "+5", " 5", "5_000" and non-ASCII digits.
-    if text.isascii() and text.isdigit():
-        return int(text)
-    return None
 
 
 def parse_config(text: str, source: str = "configfile") -> list[ChannelConfig]:
@@ -52,7 +47,7 @@ def parse_config(text: str, source: str = "configfile") -> list[ChannelConfig]:
             raise ConfigError(f"{where}: channel name {name!r} begins with a digit")
         if name in names:
             raise ConfigError(f"{where}: channel name {name!r} already used on line {names[name]}")
-        port = _parse_int(port_text)
+        port = parse_decimal(port_text)
         if port is None:
             raise ConfigError(f"{where}: port {port_text!r} is not an integer")
         if port == 0:
@@ -61,7 +56,7 @@ def parse_config(text: str, source: str = "configfile") -> list[ChannelConfig]:
             raise ConfigError(f"{where}: port {port} is not in 1..65535")
         if port in ports:
             raise ConfigError(f"{where}: port {port} already used on line {ports[port]}")
-        capacity = _parse_int(capacity_text)
+        capacity = parse_decimal(capacity_text)
         if capacity is None:
             raise ConfigError(f"{where}: capacity {capacity_text!r} is not an integer")
         if capacity < MIN_CAPACITY:

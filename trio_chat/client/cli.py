@@ -13,26 +13,20 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ..arguments import ExitOneParser, parse_decimal
 from ..names import username_problem
 from ..terminal_io import print_error
 from ..wire import encode_hello
+from . import PROGRAM
 
-PROGRAM = "trio-chat-client"
 CONNECT_TIMEOUT = 5.0
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        # SPEC §1: bad arguments exit 1 (argparse would use 2).
-        self.print_usage(sys.stderr)
-        print_error(PROGRAM, message)
-        sys.exit(1)
-
-
 def _port(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
+    port = parse_decimal(text)
+    if port is None or not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"PORT {text!r} is not an integer in 1..65535")
-    return int(text)
+    return port
 
 
 def _username(text: str) -> str:
@@ -43,7 +37,7 @@ def _username(text: str) -> str:
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
-    parser = _Parser(
+    parser = ExitOneParser(
         prog=PROGRAM,
         description="Join the trio-chat channel listening on PORT as USERNAME. "
         "Type lines to chat; commands: /whisper USER MESSAGE, /list, "

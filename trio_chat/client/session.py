@@ -20,9 +20,9 @@ from .. import wire
 from ..commands import Quit, Send, Usage, parse_client_line
 from ..terminal_io import print_error, print_line, read_lines
 from ..wire import FrameType, LineKind, ProtocolError
+from . import PROGRAM
 from .transfers import ProgressListener, Transfers
 
-PROGRAM = "trio-chat-client"
 RECEIVE_SIZE = 256 * 1024
 
 

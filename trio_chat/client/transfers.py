@@ -19,9 +19,7 @@ import trio
 from .. import wire
 from ..terminal_io import print_error
 from ..wire import FrameType, ProtocolError, SendState
-from . import files
-
-PROGRAM = "trio-chat-client"
+from . import PROGRAM, files
 
 SendFrame = Callable[[bytes], Awaitable[None]]
 

@@ -15,19 +15,12 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ..arguments import ExitOneParser, parse_decimal
 from ..config import ChannelConfig, ConfigError, load_config
 from ..terminal_io import print_error
 
 PROGRAM = "trio-chat-server"
 BACKLOG = 4096
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        # SPEC §1: bad arguments exit 1 (argparse would use 2).
-        self.print_usage(sys.stderr)
-        print_error(PROGRAM, message)
-        sys.exit(1)
 
 
 def _positive_seconds(text: str) -> float:
@@ -45,13 +38,14 @@ def _size(text: str) -> int:
     number, unit = text.upper().rstrip("B"), ""
     if number and number[-1] in units:
         number, unit = number[:-1], number[-1]
-    if not (number.isascii() and number.isdigit()):
+    value = parse_decimal(number)
+    if value is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 500M or 2G")
-    return int(number) * units[unit]
+    return value * units[unit]
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
-    parser = _Parser(
+    parser = ExitOneParser(
         prog=PROGRAM,
         description="Serve trio-chat channels; each channel of CONFIGFILE on its own port.",
         epilog="Console commands on stdin: /kick CHANNEL:USER, /mute CHANNEL:USER SECONDS, "

@@ -1,0 +1,41 @@
+"""What the benchmark scripts share: the installed programs, ports, checksums."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import sys
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+SERVER = str(BIN / "trio-chat-server")
+CLIENT = str(BIN / "trio-chat-client")
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nobody listens on right now (the OS picks them, then we let go)."""
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def wait_until_accepting(port: int) -> None:
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.001)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
