@@ -7,14 +7,16 @@ import gc
 import os
 import tracemalloc
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import pytest
 import trio
 import trio.testing
 
 from trio_chat import wire
 from trio_chat.server.core import Limits
 
-from .harness import Harness, chat, running_server, settle, srv
+from .harness import Harness, chat, real_client, running_server, settle, srv
 
 
 async def test_member_that_stops_reading_is_dropped_alone() -> None:
@@ -158,3 +160,14 @@ async def test_thousands_of_silent_connections_time_out(
         await settle()
         assert len(harness.server.sessions) == 2
         assert harness.printed_lines()[-1] == chat("alice", "hello through the crowd")
+
+
+async def test_client_turned_away_by_a_full_server_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_server(limits=Limits(max_connections=1)) as harness:
+        await harness.join("alice")
+        bob = await real_client(harness, "bob", str(tmp_path))
+        assert bob.status == 1
+        assert bob.printed == []
+        assert "before letting us in" in capsys.readouterr().err

@@ -55,6 +55,8 @@ class ClientConnection:
         self.terminal = terminal
         self.status = 0
         self.quitting = False
+        self.welcomed = False  # the server has sent us a line
+        self.said_bye = False
         self._send_lock = trio.Lock()
         self.transfers = Transfers(self.send, download_dir, terminal)
 
@@ -71,6 +73,10 @@ class ClientConnection:
                 nursery.cancel_scope.cancel()
         finally:
             self.transfers.discard_partials()
+        if not self.welcomed and not self.said_bye:
+            # Closed before a word: the server refused us (it may be full).
+            print_error(PROGRAM, "the server closed the connection before letting us in")
+            self.status = 1
         return self.status
 
     async def _receive_loop(self) -> None:
@@ -95,6 +101,7 @@ class ClientConnection:
     async def _handle(self, frame_type: int, payload: wire.Payload) -> None:
         transfers = self.transfers
         if frame_type == FrameType.LINE and payload:
+            self.welcomed = True
             self.out(wire.decode_text(payload[1:]), LineKind(payload[0]))
         elif frame_type == FrameType.FILE_DATA:
             await transfers.on_data(payload)
@@ -103,6 +110,7 @@ class ClientConnection:
         elif frame_type == FrameType.NOTICE:
             print_error(PROGRAM, wire.decode_text(payload))
         elif frame_type == FrameType.BYE and payload:
+            self.said_bye = True
             self.status = payload[0]
             if not self.quitting:
                 print_error(PROGRAM, f"disconnected: {wire.decode_text(payload[1:])}")
