@@ -15,7 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -37,7 +38,9 @@ def time_to_exit(args: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def server_to_accepting(directory: Path) -> float:
+@contextmanager
+def spawned_server(directory: Path) -> Iterator[tuple[list[int], float]]:
+    """A server on a fresh config: its ports, and seconds from spawn to accepting."""
     config, ports = write_config(directory)
     start = time.perf_counter()
     server = subprocess.Popen(
@@ -48,10 +51,15 @@ def server_to_accepting(directory: Path) -> float:
     )
     try:
         wait_until_accepting(ports[0])
-        return time.perf_counter() - start
+        yield ports, time.perf_counter() - start
     finally:
         server.terminate()
         server.wait()
+
+
+def server_to_accepting(directory: Path) -> float:
+    with spawned_server(directory) as (_, elapsed):
+        return elapsed
 
 
 def client_to_joined(directory: Path, server_port: int, run: int) -> float:
@@ -102,15 +110,7 @@ def main() -> None:
                 measure(runs, lambda _: server_to_accepting(directory)),
             ),
         ]
-        config, ports = write_config(directory)
-        server = subprocess.Popen(
-            [SERVER, str(config)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_until_accepting(ports[0])
+        with spawned_server(directory) as (ports, _):
             rows.append(
                 (
                     "client: spawn to 'has joined the channel.'",
@@ -118,9 +118,6 @@ def main() -> None:
                     measure(runs, lambda run: client_to_joined(directory, ports[0], run)),
                 )
             )
-        finally:
-            server.terminate()
-            server.wait()
     print(f"| measurement ({runs} runs) | median | p90 | max | target |")
     print("|---|---|---|---|---|")
     for label, target, samples in rows:

@@ -43,10 +43,10 @@ class FrameType(IntEnum):
     SEND_STATE = 20  # to the sender: id, one byte SendState, then a reason
     CHANNELS = 21  # after joining: JSON {"channels": [names in config order]}
     ROSTER = 22  # on admission: JSON {"names": [members of the channel, at most 1000]}
-    # File transfer, both directions. The id is the sender's own ref between
-    # sender and server, and the server's transfer id between server and receiver.
+    # File transfer. Every one of these carries the server's transfer id (the
+    # sender learns it from SEND_STATE GO), so the server relays them unchanged.
     FILE_DATA = 32  # id, then up to CHUNK_SIZE bytes of the file
-    FILE_END = 33  # id, then the SHA-256 of the whole file
+    FILE_END = 33  # id, then the CRC-32 of the whole file (Checksum)
     FILE_ABORT = 34  # id, then a reason: the transfer is off
     FILE_ACK = 35  # id, then 8 bytes: how many bytes the receiver has written
     FILE_RESULT = 36  # receiver to server: id, one byte 1 saved / 0 failed, then text

@@ -170,36 +170,37 @@ class ClientConnection:
 
 def run_client(sock: socket.socket, arguments: argparse.Namespace) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return trio.run(_plain, sock, arguments.download_dir)
+    return trio.run(_interactive, sock, arguments)
 
-        async def plain() -> int:
-            stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
-            return await ClientConnection(stream, arguments.download_dir).run()
 
-        return trio.run(plain)
+def _stream(sock: socket.socket) -> trio.SocketStream:
+    return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
 
-    from .terminal import TerminalUI
+
+async def _plain(sock: socket.socket, download_dir: str) -> int:
+    return await ClientConnection(_stream(sock), download_dir).run()
+
+
+async def _interactive(sock: socket.socket, arguments: argparse.Namespace) -> int:
+    from .terminal import TerminalUI  # only here: piped start-up stays fast
 
     ui = TerminalUI(arguments.username)
+    connection = ClientConnection(
+        _stream(sock), arguments.download_dir, lines=ui.lines(), out=ui.print_line, terminal=ui
+    )
+    # Ctrl-C on the terminal is a key (raw mode); a SIGINT from elsewhere
+    # (kill -INT) leaves as /quit does too.
+    with trio.open_signal_receiver(signal.SIGINT) as interrupts:
+        async with trio.open_nursery() as nursery:
 
-    async def interactive() -> int:
-        stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
-        connection = ClientConnection(
-            stream, arguments.download_dir, lines=ui.lines(), out=ui.print_line, terminal=ui
-        )
-        # Between two prompts the terminal is in cooked mode and Ctrl-C is a
-        # SIGINT rather than a key: it leaves as /quit does, like the key.
-        with trio.open_signal_receiver(signal.SIGINT) as interrupts:
-            async with trio.open_nursery() as nursery:
+            async def on_interrupt() -> None:
+                async for _ in interrupts:
+                    ui.interrupt()
 
-                async def on_interrupt() -> None:
-                    async for _ in interrupts:
-                        ui.interrupt()
-
-                nursery.start_soon(on_interrupt)
-                try:
-                    return await connection.run()
-                finally:
-                    ui.close()
-                    nursery.cancel_scope.cancel()
-
-    return trio.run(interactive)
+            nursery.start_soon(on_interrupt)
+            try:
+                return await connection.run()
+            finally:
+                ui.close()
+                nursery.cancel_scope.cancel()

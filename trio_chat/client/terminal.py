@@ -27,7 +27,6 @@ from prompt_toolkit.completion import (
     WordCompleter,
 )
 from prompt_toolkit.document import Document
-from prompt_toolkit.formatted_text import ANSI
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
@@ -188,7 +187,7 @@ class TerminalUI:
         sys.stdout.write(HELP + "\n")
         sys.stdout.flush()
 
-    def _toolbar(self) -> ANSI | str:
+    def _toolbar(self) -> str:
         if not self.progress:
             return ""
         return " | ".join(p.render() for p in list(self.progress.values()))

@@ -270,26 +270,23 @@ class Transfers:
 
     def on_abort(self, payload: wire.Payload) -> None:
         ident, body = wire.split_id(payload)
-        incoming = self._incoming.pop(ident, None)
+        incoming = self._incoming.get(ident)
         if incoming is not None:
-            self.progress.finish(incoming)
-            _drop_partial(incoming)
-            print_error(
-                PROGRAM,
-                f"transfer of {files.safe_file_name(incoming.name)} from {incoming.sender} "
-                f"broke off: {wire.decode_text(body)}",
-            )
+            self._abandon(incoming, f"broke off: {wire.decode_text(body)}")
 
     async def _fail(self, incoming: Incoming, reason: str) -> None:
+        self._abandon(incoming, f"could not be received: {reason}")
+        await self._refuse(incoming.ident, reason)
+
+    def _abandon(self, incoming: Incoming, why: str) -> None:
+        """Forget a transfer that will not complete, and its partial file."""
         self._incoming.pop(incoming.ident, None)
         self.progress.finish(incoming)
         _drop_partial(incoming)
         print_error(
             PROGRAM,
-            f"could not receive {files.safe_file_name(incoming.name)} from "
-            f"{incoming.sender}: {reason}",
+            f"{files.safe_file_name(incoming.name)} from {incoming.sender} {why}",
         )
-        await self._refuse(incoming.ident, reason)
 
     async def _refuse(self, ident: int, reason: str) -> None:
         await self._send(
