@@ -8,7 +8,6 @@ transcripts compare exactly.
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import threading
 import time
@@ -46,6 +45,7 @@ class Program:
         self._cursor = 0
         self._changed = threading.Condition()
         self._done = False
+        self._stderr_done = False
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
 
@@ -62,7 +62,22 @@ class Program:
     def _read_stderr(self) -> None:
         assert self.process.stderr is not None
         for raw in self.process.stderr:
-            self.stderr += raw.decode(errors="replace")
+            with self._changed:
+                self.stderr += raw.decode(errors="replace")
+                self._changed.notify_all()
+        with self._changed:
+            self._stderr_done = True
+            self._changed.notify_all()
+
+    def wait_stderr(self, wanted: str, deadline: float = DEADLINE) -> bool:
+        """Wait until ``wanted`` appears on stderr; False if stderr ended first."""
+        with self._changed:
+            found = self._changed.wait_for(
+                lambda: wanted in self.stderr or self._stderr_done, deadline
+            )
+            if not found:
+                raise AssertionError(f"{self.name}: {wanted!r} not on stderr: {self.stderr!r}")
+            return wanted in self.stderr
 
     def type(self, *lines: str) -> None:
         assert self.process.stdin is not None
@@ -118,14 +133,28 @@ class Cluster:
 
     def __init__(self, workdir: Path, capacity: int = 5, server_options: tuple[str, ...] = ()):
         self.workdir = workdir
-        self.ports = dict(zip(["general", "random", "help"], free_ports(3), strict=True))
-        config = workdir / "configfile"
-        config.write_text(
-            "".join(f"channel {name} {port} {capacity}\n" for name, port in self.ports.items())
-        )
         self.programs: list[Program] = []
-        self.server = self._spawn("server", [SERVER, "configfile", *server_options])
-        wait_for_port(self.ports["general"])
+        self.ports, self.server = self._start_server(capacity, server_options)
+
+    def _start_server(
+        self, capacity: int, server_options: tuple[str, ...]
+    ) -> tuple[dict[str, int], Program]:
+        """Spawn the server on ports the kernel reported free, until it binds them:
+        another process may take a port between our probe and the server's bind."""
+        for _ in range(10):
+            ports = dict(zip(["general", "random", "help"], free_ports(3), strict=True))
+            (self.workdir / "configfile").write_text(
+                "".join(f"channel {name} {port} {capacity}\n" for name, port in ports.items())
+            )
+            server = Program("server", [SERVER, "configfile", *server_options], self.workdir)
+            # The server says so on stderr once every port is bound and listening.
+            if server.wait_stderr("listening on"):
+                self.programs.append(server)
+                return ports, server
+            server.wait_exit()
+            if "Address already in use" not in server.stderr:
+                raise AssertionError(f"the server did not start: {server.stderr!r}")
+        raise AssertionError("no free ports for the server in 10 tries")
 
     def _spawn(self, name: str, args: list[str]) -> Program:
         program = Program(name, args, self.workdir)
@@ -152,18 +181,6 @@ class Cluster:
     def stop(self) -> None:
         for program in self.programs:
             program.kill()
-
-
-def wait_for_port(port: int, deadline: float = DEADLINE) -> None:
-    end = time.monotonic() + deadline
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.01)  # polling a readiness condition, not hoping
 
 
 @contextmanager

@@ -1,13 +1,17 @@
-"""SPEC §1: bad invocations exit 1 at once with a reason on stderr."""
+"""Starting the programs (behaviour document): every bad invocation, positional or
+option, exits 1 at once with a reason on stderr."""
 
 from __future__ import annotations
 
+import argparse
 import socket
 from pathlib import Path
 
 import pytest
 
-from .programs import CLIENT, SERVER, free_ports, run_program
+from trio_chat.arguments import byte_size, count_at_least, positive_seconds
+
+from .programs import CLIENT, SERVER, free_ports, port_nobody_serves, run_program
 
 
 @pytest.mark.parametrize("args", [[], ["a", "b"]], ids=["none", "two"])
@@ -19,23 +23,25 @@ def test_server_wrong_argument_count(args: list[str]) -> None:
 
 
 def test_server_port_in_use_exits_1_and_binds_nothing(tmp_path: Path) -> None:
-    first, busy, third = free_ports(3)
-    blocker = socket.socket()
-    blocker.bind(("127.0.0.1", busy))
-    blocker.listen()
-    try:
-        config = tmp_path / "configfile"
-        config.write_text(f"channel a {first} 5\nchannel b {busy} 5\nchannel c {third} 5\n")
-        result = run_program(SERVER, str(config))
+    config = tmp_path / "configfile"
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        busy = blocker.getsockname()[1]
+        # The first and third ports are merely free now; if another process
+        # takes one before the server binds it, the server names that one: try again.
+        for _ in range(10):
+            first, third = free_ports(2)
+            config.write_text(f"channel a {first} 5\nchannel b {busy} 5\nchannel c {third} 5\n")
+            result = run_program(SERVER, str(config))
+            if f":{busy}:" in result.stderr:
+                break
         assert result.returncode == 1
-        assert f"{busy}" in result.stderr
+        assert f"channel b on 127.0.0.1:{busy}: Address already in use" in result.stderr
         assert result.stdout == ""
-    finally:
-        blocker.close()
     # The port bound before the failure was released again.
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", first))
-    probe.close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", first))
 
 
 @pytest.mark.parametrize(
@@ -64,8 +70,8 @@ def test_client_bad_arguments(args: list[str]) -> None:
 
 
 def test_client_no_server_exits_1() -> None:
-    (port,) = free_ports(1)
-    result = run_program(CLIENT, str(port), "alice")
+    with port_nobody_serves() as port:
+        result = run_program(CLIENT, str(port), "alice")
     assert result.returncode == 1
     assert "no server accepting" in result.stderr
     assert result.stdout == ""
@@ -77,3 +83,76 @@ def test_help_and_version_exit_0() -> None:
         assert helped.returncode == 0 and "--host" in helped.stdout
         versioned = run_program(program, "--version")
         assert versioned.returncode == 0
+
+
+BAD_SERVER_OPTIONS = [
+    ("--max-connections", "0"),
+    ("--max-connections", "-5"),
+    ("--max-connections", "+7"),
+    ("--max-connections", "1_000"),
+    ("--max-connections", " 5"),
+    ("--max-connections", "\uff15"),  # a fullwidth digit five
+    ("--max-file-size", "4gbbb"),
+    ("--max-file-size", "4bb"),
+    ("--max-file-size", "4ib"),
+    ("--max-file-size", "4 G"),
+    ("--max-file-size", "-4G"),
+    ("--max-file-size", "4.5G"),
+    ("--max-file-size", "G"),
+    ("--max-file-size", "4X"),
+    ("--afk-timeout", " 5"),
+    ("--afk-timeout", "5 "),
+    ("--afk-timeout", "nan"),
+    ("--afk-timeout", "inf"),
+    ("--afk-timeout", "-5"),
+    ("--afk-timeout", "0"),
+    ("--afk-timeout", "1e3"),
+    ("--afk-timeout", "9" * 400),
+    ("--hello-timeout", "\t3"),
+    ("--hello-timeout", "NaN"),
+    ("--hello-timeout", "-inf"),
+    ("--hello-timeout", "0.0"),
+]
+
+
+@pytest.mark.parametrize(("option", "value"), BAD_SERVER_OPTIONS)
+def test_server_bad_option_value_exits_1(option: str, value: str, tmp_path: Path) -> None:
+    config = tmp_path / "configfile"
+    config.write_text("channel a 1 5\nchannel b 2 5\nchannel c 3 5\n")
+    result = run_program(SERVER, str(config), f"{option}={value}")
+    assert result.returncode == 1
+    assert option in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("0", 0),
+        ("500", 500),
+        ("500B", 500),
+        ("4K", 4096),
+        ("4k", 4096),
+        ("4KB", 4096),
+        ("4KiB", 4096),
+        ("64MiB", 64 * 1024**2),
+        ("2G", 2 * 1024**3),
+        ("2gib", 2 * 1024**3),
+        ("1T", 1024**4),
+    ],
+)
+def test_good_sizes(text: str, size: int) -> None:
+    assert byte_size(text) == size
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("5", 5.0), ("0.5", 0.5), (".5", 0.5), ("100", 100)])
+def test_good_seconds(text: str, seconds: float) -> None:
+    assert positive_seconds(text) == seconds
+
+
+def test_max_connections_must_be_a_plain_count() -> None:
+    parse = count_at_least(1, "a number of connections")
+    assert parse("1") == 1 and parse("20000") == 20000
+    for bad in ("0", "-5", "+7", "1_000", " 5"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse(bad)

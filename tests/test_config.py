@@ -1,7 +1,9 @@
-"""SPEC §2: every invalid config exits 1 with a reason naming the line."""
+"""The config file (behaviour document, "The config file"): every invalid one exits 1
+with a reason naming the line, and nothing but a regular file is read."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,26 @@ def test_server_exits_1_on_directory_as_config(tmp_path: Path) -> None:
     result = run_program(SERVER, str(tmp_path))
     assert result.returncode == 1
     assert result.stdout == ""
+
+
+def test_server_refuses_a_fifo_as_config_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "configfile"
+    os.mkfifo(fifo)  # nobody ever writes: reading it would wait forever
+    result = run_program(SERVER, str(fifo), timeout=5)
+    assert result.returncode == 1
+    assert "not a regular file" in result.stderr
+    assert result.stdout == ""
+
+
+def test_server_refuses_a_device_as_config() -> None:
+    result = run_program(SERVER, "/dev/zero", timeout=5)
+    assert result.returncode == 1
+    assert "not a regular file" in result.stderr
+
+
+def test_server_refuses_a_huge_config(tmp_path: Path) -> None:
+    path = tmp_path / "configfile"
+    path.write_bytes(GOOD.encode() + b"#" * (2 * 1024 * 1024))
+    result = run_program(SERVER, str(path), timeout=5)
+    assert result.returncode == 1
+    assert "larger than" in result.stderr

@@ -1,12 +1,21 @@
-"""The client in a pseudo-terminal (issue 7), driven by pexpect against a real server."""
+"""The client at a terminal: in a pseudo-terminal, driven by pexpect against a real
+server, and the prompt machinery in process on a pty of its own."""
 
 from __future__ import annotations
 
 import os
+import pty
+import termios
+import threading
 from pathlib import Path
 
 import pexpect
 import pytest
+import trio
+from prompt_toolkit.formatted_text import FormattedText
+
+from trio_chat.client.terminal import TerminalUI
+from trio_chat.wire import LineKind
 
 from .processes import Cluster, cluster, srv
 from .programs import CLIENT
@@ -165,3 +174,62 @@ def test_piped_output_is_plain_bytes(tmp_path: Path) -> None:
         "[Channel] random 0/5/0.",
         "[Channel] help 0/5/0.",
     ]
+
+
+class CtrlDWhilePrinting(TerminalUI):
+    """Types Ctrl-D at the exact moment an incoming line is being printed above
+    the prompt, and records whether the terminal was in canonical (cooked) mode
+    then: in cooked mode the tty turns that Ctrl-D into an end of file nobody
+    reads, and the client never leaves."""
+
+    def __init__(self, master: int, slave: int) -> None:
+        super().__init__("alice", stdin=os.fdopen(slave, "r"), stdout=os.fdopen(os.dup(slave), "w"))
+        self.master = master
+        self.slave = slave
+        self.canonical_while_printing: list[bool] = []
+
+    def _render(self, texts: list[FormattedText]) -> None:
+        if self.session.app.is_running and not self.canonical_while_printing:
+            self.canonical_while_printing.append(
+                bool(termios.tcgetattr(self.slave)[3] & termios.ICANON)
+            )
+            os.write(self.master, b"\x04")
+        super()._render(texts)
+
+
+async def test_ctrl_d_typed_while_a_line_prints_still_quits() -> None:
+    master, slave = pty.openpty()
+    screen: list[bytes] = []
+
+    def drain() -> None:  # the terminal emulator: read everything, answer nothing
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            screen.append(data)
+
+    threading.Thread(target=drain, daemon=True).start()
+    ui = CtrlDWhilePrinting(master, slave)
+    await ui.start()
+    typed: list[str] = []
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+
+            async def read_typed() -> None:
+                async for line in ui.lines():
+                    typed.append(line)
+                    if line == "/quit":
+                        return
+
+            nursery.start_soon(read_typed)
+            while not ui.session.app.is_running:  # the prompt is up
+                await trio.sleep(0.01)
+            ui.print_line("[bob (12:00:00)] hello", LineKind.CHAT)
+        await ui.aclose()
+    os.close(master)
+    assert ui.canonical_while_printing == [False]
+    assert typed == ["/quit"]
+    assert b"hello" in b"".join(screen)

@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trio_chat import wire
-from trio_chat.commands import clean_line, parse_client_line, parse_console_line
+from trio_chat.commands import parse_client_line, parse_console_line
 from trio_chat.config import ConfigError, parse_config
+from trio_chat.sanitize import clean
 from trio_chat.wire import FrameDecoder, FrameType, ProtocolError
 
 
@@ -84,7 +85,9 @@ def test_config_parser_raises_only_config_error(text: str) -> None:
 
 
 @given(st.text())
-def test_clean_line_leaves_no_control_characters(line: str) -> None:
-    cleaned = clean_line(line)
+def test_clean_leaves_no_control_characters(line: str) -> None:
+    cleaned = clean(line)
     assert len(cleaned) == len(line)
     assert not any((ord(c) < 0x20 and c != "\t") or 0x7F <= ord(c) < 0xA0 for c in cleaned)
+    assert not any(c in cleaned for c in "\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2069")
+    assert clean(cleaned) == cleaned

@@ -1,11 +1,23 @@
-"""Shared by both programs' argument checks: strict numbers, exit status 1."""
+"""Shared by both programs' argument checks: strict values, exit status 1.
+
+Every option value is checked as strictly as the positional arguments: Python's
+own ``int`` and ``float`` would take ``" 5"``, ``"+7"``, ``"1_000"``, ``"nan"``
+and ``"inf"``, none of which a person means as a count, a size or a duration.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
+from collections.abc import Callable
 
 from .terminal_io import print_error
+
+_SECONDS = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+_SIZE = re.compile(r"([0-9]+)(?:([KMGT])(I?B)?|B)?", re.ASCII | re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
 def parse_decimal(text: str) -> int | None:
@@ -16,8 +28,45 @@ def parse_decimal(text: str) -> int | None:
     return None
 
 
+def count_at_least(minimum: int, what: str) -> Callable[[str], int]:
+    """An argparse ``type`` for a plain decimal count of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        value = parse_decimal(text)
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {what} (a plain whole number of at least {minimum})"
+            )
+        return value
+
+    return parse
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse ``type``: a plain positive decimal such as ``5``, ``0.5`` or ``100``."""
+    value = float(text) if _SECONDS.fullmatch(text) else math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a positive number of seconds (such as 5 or 0.5)"
+        )
+    return value
+
+
+def byte_size(text: str) -> int:
+    """An argparse ``type``: digits, then optionally K, M, G or T (binary multiples,
+    1024 apart) followed by nothing, ``B`` or ``iB``; a plain ``B`` is bytes."""
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size such as 500000, 500K, 64MiB or 2G"
+        )
+    digits, unit, _ = match.groups()
+    return int(digits) * _SIZE_UNITS[(unit or "").upper()]
+
+
 class ExitOneParser(argparse.ArgumentParser):
-    """argparse, but bad arguments exit 1 as SPEC §1 asks (argparse uses 2)."""
+    """argparse, but bad arguments exit 1 as the behaviour document's "Starting the
+    programs" section asks (argparse itself uses 2)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)

@@ -157,15 +157,3 @@ def parse_console_line(line: str) -> ConsoleCommand | None:
     return Usage(
         f"unknown console command {head[:40]!r}; commands: " + ", ".join(CONSOLE_USAGE.values())
     )
-
-
-# C0 controls (tab aside), DEL and C1 controls: a peer could use them to rewrite
-# other people's terminals, so they never reach anyone's screen.
-_CONTROL_CHARS = {c: "\ufffd" for c in [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0)]}
-
-
-def clean_line(line: str) -> str:
-    """``line`` with terminal control characters replaced by U+FFFD."""
-    if line.isprintable():
-        return line
-    return line.translate(_CONTROL_CHARS)

@@ -1,4 +1,4 @@
-"""Parse and validate the server's config file (SPEC §2).
+"""Parse and validate the server's config file (behaviour document, "The config file").
 
 Imports no trio: the server validates the whole file, and exits 1 on any fault,
 before it binds a port or pays for heavy imports.
@@ -6,6 +6,8 @@ before it binds a port or pays for heavy imports.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 
 from .arguments import parse_decimal
@@ -73,13 +75,44 @@ def parse_config(text: str, source: str = "configfile") -> list[ChannelConfig]:
     return channels
 
 
-def load_config(path: str) -> list[ChannelConfig]:
-    """Read and parse the file at ``path``; unreadable files raise ConfigError."""
+# Far more than any real config (a line per channel); a bound on what a wrong
+# path such as /dev/zero can make the server read.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def read_config_file(path: str) -> bytes:
+    """The bytes of the regular file at ``path``; ConfigError for anything else.
+
+    Opened without blocking, so a FIFO given by mistake is refused rather than
+    waited on; read up to a bound, so a device cannot fill memory.
+    """
     try:
-        with open(path, "rb") as file:
-            data = file.read()
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config file: {error.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise ConfigError(f"{path}: not a regular file")
+        os.set_blocking(descriptor, True)
+        pieces: list[bytes] = []
+        held = 0
+        while piece := os.read(descriptor, MAX_CONFIG_BYTES + 1 - held):
+            pieces.append(piece)
+            held += len(piece)
+            if held > MAX_CONFIG_BYTES:
+                raise ConfigError(
+                    f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB; not a config file"
+                )
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read config file: {error.strerror}") from None
+    finally:
+        os.close(descriptor)
+    return b"".join(pieces)
+
+
+def load_config(path: str) -> list[ChannelConfig]:
+    """Read and parse the file at ``path``; unreadable files raise ConfigError."""
+    data = read_config_file(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:

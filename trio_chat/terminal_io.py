@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+
+from .sanitize import clean
+from .wire import MAX_LINE_BYTES
+
+# The longest stdin line either program takes: the wire's limit for a typed line.
+MAX_INPUT_LINE = MAX_LINE_BYTES
 
 
 def print_line(line: str) -> None:
     """Write one contract line to stdout and flush it."""
     try:
-        sys.stdout.buffer.write(line.encode("utf-8", "replace") + b"\n")
+        sys.stdout.buffer.write(clean(line).encode("utf-8", "replace") + b"\n")
         sys.stdout.buffer.flush()
     except (BrokenPipeError, ValueError):
         pass  # nobody reads our stdout any more; carry on
@@ -24,17 +30,25 @@ def print_line(line: str) -> None:
 
 def print_error(program: str, text: str) -> None:
     try:
-        sys.stderr.write(f"{program}: {text}\n")
+        sys.stderr.write(f"{program}: {clean(text)}\n")
         sys.stderr.flush()
     except (BrokenPipeError, ValueError):
         pass
 
 
-async def read_lines(fd: int) -> AsyncIterator[str]:
-    """Yield the lines of ``fd`` (without line ends) until EOF."""
+async def read_lines(
+    fd: int, complain: Callable[[str], None] | None = None, limit: int = MAX_INPUT_LINE
+) -> AsyncIterator[str]:
+    """Yield the lines of ``fd`` (without line ends) until EOF.
+
+    A line longer than ``limit`` bytes is never held whole: it is skipped up to
+    its newline and ``complain`` is told, so a stdin with no newline at all
+    cannot fill memory.
+    """
     import trio
 
-    pending = b""
+    pending = bytearray()
+    skipping = False
     while True:
         try:
             chunk = await trio.to_thread.run_sync(os.read, fd, 65536, abandon_on_cancel=True)
@@ -42,9 +56,24 @@ async def read_lines(fd: int) -> AsyncIterator[str]:
             chunk = b""  # a closed or unusable stdin is an empty one
         if not chunk:
             break
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            yield line.decode("utf-8", "replace")
-    if pending:
+        start = 0
+        while start < len(chunk):
+            end = chunk.find(b"\n", start)
+            piece = chunk[start:] if end < 0 else chunk[start:end]
+            if not skipping:
+                pending += piece
+                if len(pending) > limit:
+                    skipping = True
+                    pending.clear()
+                    if complain is not None:
+                        complain(f"a line longer than {limit} bytes was ignored")
+            if end < 0:
+                break
+            if skipping:
+                skipping = False
+            else:
+                yield pending.decode("utf-8", "replace")
+                pending.clear()
+            start = end + 1
+    if pending and not skipping:
         yield pending.decode("utf-8", "replace")

@@ -1,7 +1,7 @@
 """Files on the client's disk for /send: what to offer, where to save, no partials.
 
 Receiving writes into a hidden temporary file in the download directory and
-links it to its final name only once size and SHA-256 match, and only under a
+links it to its final name only once size and CRC-32 match, and only under a
 name nobody has taken: the final name never holds a partial or someone else's
 file. The name comes from the sender, so it is reduced to a plain base name that
 cannot leave the download directory.

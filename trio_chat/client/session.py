@@ -26,6 +26,10 @@ from .transfers import ProgressListener, Transfers
 RECEIVE_SIZE = 256 * 1024
 
 
+def complain_on_stderr(text: str) -> None:
+    print_error(PROGRAM, text)
+
+
 def print_plain(line: str, kind: LineKind) -> None:
     print_line(line)
 
@@ -48,17 +52,19 @@ class ClientConnection:
         lines: AsyncIterable[str] | None = None,
         out: Callable[[str, LineKind], None] = print_plain,
         terminal: TerminalHooks | None = None,
+        note: Callable[[str], None] = complain_on_stderr,
     ) -> None:
         self.stream = stream
-        self.lines = read_lines(0) if lines is None else lines
+        self.lines = read_lines(0, note) if lines is None else lines
         self.out = out
+        self.note = note
         self.terminal = terminal
         self.status = 0
         self.quitting = False
         self.welcomed = False  # the server has sent us a line
         self.said_bye = False
         self._send_lock = trio.Lock()
-        self.transfers = Transfers(self.send, download_dir, terminal)
+        self.transfers = Transfers(self.send, download_dir, terminal, note)
 
     async def send(self, frame: bytes) -> None:
         # One frame at a time: file chunks and typed lines interleave whole.
@@ -75,7 +81,7 @@ class ClientConnection:
             self.transfers.discard_partials()
         if not self.welcomed and not self.said_bye:
             # Closed before a word: the server refused us (it may be full).
-            print_error(PROGRAM, "the server closed the connection before letting us in")
+            self.note("the server closed the connection before letting us in")
             self.status = 1
         return self.status
 
@@ -92,7 +98,7 @@ class ClientConnection:
                 for frame_type, payload, _ in decoder.feed(data):
                     await self._handle(frame_type, payload)
             except ProtocolError as error:
-                print_error(PROGRAM, f"the server broke the protocol: {error}")
+                self.note(f"the server broke the protocol: {error}")
                 self.status = 1
                 return
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -108,12 +114,12 @@ class ClientConnection:
         elif frame_type == FrameType.FILE_ACK:
             transfers.on_ack(payload)
         elif frame_type == FrameType.NOTICE:
-            print_error(PROGRAM, wire.decode_text(payload))
+            self.note(wire.decode_text(payload))
         elif frame_type == FrameType.BYE and payload:
             self.said_bye = True
             self.status = payload[0]
             if not self.quitting:
-                print_error(PROGRAM, f"disconnected: {wire.decode_text(payload[1:])}")
+                self.note(f"disconnected: {wire.decode_text(payload[1:])}")
         elif frame_type == FrameType.CHANNELS:
             channels = wire.field(wire.decode_json(payload), "channels", list)
             if self.terminal is not None:
@@ -140,15 +146,14 @@ class ClientConnection:
             if command is None:
                 continue
             if isinstance(command, Usage):
-                print_error(PROGRAM, command.hint)
+                self.note(command.hint)
                 continue
             if self.terminal is not None and line == "/help":
                 self.terminal.show_help()  # on a terminal only: elsewhere it is chat
                 continue
             encoded = line.encode()
             if len(encoded) > wire.MAX_LINE_BYTES:
-                print_error(
-                    PROGRAM,
+                self.note(
                     f"line not sent: {len(encoded)} bytes is over the limit of "
                     f"{wire.MAX_LINE_BYTES}",
                 )
@@ -186,8 +191,14 @@ async def _interactive(sock: socket.socket, arguments: argparse.Namespace) -> in
     from .terminal import TerminalUI  # only here: piped start-up stays fast
 
     ui = TerminalUI(arguments.username)
+    await ui.start()
     connection = ClientConnection(
-        _stream(sock), arguments.download_dir, lines=ui.lines(), out=ui.print_line, terminal=ui
+        _stream(sock),
+        arguments.download_dir,
+        lines=ui.lines(),
+        out=ui.print_line,
+        terminal=ui,
+        note=ui.note,
     )
     # Ctrl-C on the terminal is a key (raw mode); a SIGINT from elsewhere
     # (kill -INT) leaves as /quit does too.
@@ -202,5 +213,5 @@ async def _interactive(sock: socket.socket, arguments: argparse.Namespace) -> in
             try:
                 return await connection.run()
             finally:
-                ui.close()
+                await ui.aclose()
                 nursery.cancel_scope.cancel()

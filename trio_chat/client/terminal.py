@@ -2,23 +2,28 @@
 
 Used only when stdin and stdout are both terminals, and imported only then, so
 piped start-up stays fast. prompt_toolkit runs its own asyncio loop, so the
-prompt lives in a worker thread; typed lines cross into trio through a memory
-channel, and what trio prints goes through prompt_toolkit's stdout proxy, which
-draws it above the prompt. The bytes of every contract line are unchanged; on
-a terminal they may be wrapped in colour (not with ``NO_COLOR`` set).
+prompt lives in a worker thread with that loop; typed lines cross into trio
+through a memory channel, and every line trio wants shown crosses the other way
+into that loop, where prompt_toolkit prints it above the prompt, in order, in
+colour at the terminal's colour depth (none with ``NO_COLOR``). The text of
+every contract line is unchanged.
 """
 
 from __future__ import annotations
 
-import os
+import asyncio
+import contextlib
 import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from functools import partial
+from typing import TextIO
 
 import trio
 from prompt_toolkit import PromptSession
+from prompt_toolkit.application import run_in_terminal
 from prompt_toolkit.completion import (
     CompleteEvent,
     Completer,
@@ -27,10 +32,17 @@ from prompt_toolkit.completion import (
     WordCompleter,
 )
 from prompt_toolkit.document import Document
+from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples
 from prompt_toolkit.history import InMemoryHistory
-from prompt_toolkit.patch_stdout import patch_stdout
+from prompt_toolkit.input.vt100 import Vt100Input
+from prompt_toolkit.output import ColorDepth, create_output
+from prompt_toolkit.renderer import print_formatted_text
+from prompt_toolkit.styles import Style
 
+from ..sanitize import clean
+from ..terminal_io import print_error
 from ..wire import LineKind
+from . import PROGRAM
 from .transfers import human_size
 
 COMMANDS = ["/whisper", "/send", "/switch", "/list", "/quit", "/help"]
@@ -44,12 +56,36 @@ HELP = """\
 /help                   this list
 anything else           said to everyone in the channel"""
 
-RESET = "\x1b[0m"
-SERVER = "\x1b[2;33m"  # dim yellow
-OWN = "\x1b[32m"  # green
-WHISPER = "\x1b[1;35m"  # bold magenta
-NAME = "\x1b[36m"  # cyan
-LISTING = "\x1b[34m"  # blue
+STYLE = Style.from_dict(
+    {
+        "server": "ansiyellow dim",
+        "own": "ansigreen",
+        "name": "ansicyan",
+        "whisper": "ansimagenta bold",
+        "listing": "ansiblue",
+        "note": "italic",
+    }
+)
+_KIND_STYLE = {
+    LineKind.SERVER: "class:server",
+    LineKind.WHISPER: "class:whisper",
+    LineKind.LISTING: "class:listing",
+}
+
+
+class StaysRawInput(Vt100Input):
+    """Terminal input that stays in raw mode while lines print above the prompt.
+
+    prompt_toolkit's ``run_in_terminal`` puts the terminal back into cooked
+    mode while it prints. A Ctrl-D typed in that window is taken by the tty's
+    line discipline as an end of file that nobody reads, so the key is lost and
+    the client never leaves (a Ctrl-C there becomes a SIGINT). Printing needs
+    nothing from cooked mode: output processing (newline to CR LF) is on in
+    raw mode too.
+    """
+
+    def cooked_mode(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
 
 @dataclass
@@ -107,13 +143,17 @@ class ChatCompleter(Completer):
 
 
 class TerminalUI:
-    def __init__(self, username: str) -> None:
+    def __init__(self, username: str, stdin: TextIO | None = None, stdout: TextIO | None = None):
         self.username = username
-        self.colour = not os.environ.get("NO_COLOR")
         self.names: set[str] = set()
         self.channels: list[str] = []
         self.progress: dict[object, Progress] = {}
+        self._stderr_is_terminal = sys.stderr.isatty()
+        self.input = StaysRawInput(stdin or sys.stdin)
+        self.output = create_output(stdout or sys.stdout)
         self.session: PromptSession[str] = PromptSession(
+            input=self.input,
+            output=self.output,
             history=InMemoryHistory(),
             completer=ChatCompleter(self.names, self.channels),
             complete_while_typing=False,
@@ -121,29 +161,132 @@ class TerminalUI:
             bottom_toolbar=self._toolbar,
             refresh_interval=0.5,
         )
-        self._closing = threading.Event()
-        self._interrupted = threading.Event()
+        # Everything below belongs to the prompt thread's asyncio loop.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._to_print: asyncio.Queue[FormattedText | None] | None = None
+        self._closing = False
+        self._interrupted = False
+        self._ready = threading.Event()
         self._stopped = threading.Event()
+        self._typed_in, self._typed_out = trio.open_memory_channel[str](0)
+
+    # ----- the prompt thread -----
+
+    async def start(self) -> None:
+        """Start the prompt thread; return once it can take lines to print."""
+        token = trio.lowlevel.current_trio_token()
+        threading.Thread(
+            target=self._thread_main, args=(token,), name="prompt", daemon=True
+        ).start()
+        await trio.to_thread.run_sync(self._ready.wait)
+
+    def _thread_main(self, token: trio.lowlevel.TrioToken) -> None:
+        try:
+            asyncio.run(self._prompt_main(token))
+        finally:
+            self._ready.set()
+            self._stopped.set()
+
+    async def _prompt_main(self, token: trio.lowlevel.TrioToken) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._to_print = asyncio.Queue()
+        printer = asyncio.create_task(self._print_loop())
+        self._ready.set()
+        # Raw mode for the whole session, not only while a prompt shows: a
+        # Ctrl-D or Ctrl-C typed between two prompts stays a key the next
+        # prompt reads, instead of a tty EOF or a SIGINT.
+        with self.input.raw_mode():
+            try:
+                await self._prompt_loop(token)
+            finally:
+                # Show every line that arrived before leaving.
+                self._to_print.put_nowait(None)
+                await printer
+
+    async def _prompt_loop(self, token: trio.lowlevel.TrioToken) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            try:
+                if self._interrupted:
+                    raise KeyboardInterrupt
+                line = await self.session.prompt_async("> ")
+            except (EOFError, KeyboardInterrupt):
+                line = "/quit"
+            if self._closing:
+                return
+            # Wait in another thread, so lines keep printing meanwhile.
+            try:
+                await loop.run_in_executor(
+                    None, partial(trio.from_thread.run, self._typed_in.send, line, trio_token=token)
+                )
+            except (trio.RunFinishedError, trio.Cancelled, trio.BrokenResourceError):
+                return
+            if line.strip() == "/quit":
+                return
+
+    async def _print_loop(self) -> None:
+        assert self._to_print is not None
+        while True:
+            batch = [await self._to_print.get()]
+            while not self._to_print.empty():
+                batch.append(self._to_print.get_nowait())
+            texts = [text for text in batch if text is not None]
+            if texts:
+                if self.session.app.is_running:
+                    await run_in_terminal(partial(self._render, texts))
+                else:
+                    self._render(texts)
+            if None in batch:
+                return
+
+    def _render(self, texts: list[FormattedText]) -> None:
+        """Write lines at the cursor (above the prompt when one is showing)."""
+        for text in texts:
+            print_formatted_text(
+                self.output, text, STYLE, color_depth=self.output.get_default_color_depth()
+            )
+        self.output.flush()
+
+    def _call_in_loop(self, function: object) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop has just ended
+                loop.call_soon_threadsafe(function)  # type: ignore[arg-type]
 
     # ----- output, from the trio thread -----
 
     def print_line(self, line: str, kind: LineKind) -> None:
+        line = clean(line)
         self._learn_names(line, kind)
-        sys.stdout.write(self._paint(line, kind) + "\n")
-        sys.stdout.flush()
+        self._show(self._fragments(line, kind))
 
-    def _paint(self, line: str, kind: LineKind) -> str:
-        if not self.colour:
-            return line
-        if kind == LineKind.SERVER:
-            return SERVER + line + RESET
-        if kind == LineKind.WHISPER:
-            return WHISPER + line + RESET
-        if kind == LineKind.LISTING:
-            return LISTING + line + RESET
-        name, _, rest = line[1:].partition(" (")
-        colour = OWN if name == self.username else NAME
-        return f"[{colour}{name}{RESET} ({rest}"
+    def note(self, text: str) -> None:
+        """A notice for stderr: above the prompt when stderr is this terminal too,
+        so the prompt stays intact and the trio thread never blocks on a write."""
+        if not self._stderr_is_terminal:
+            print_error(PROGRAM, text)
+            return
+        self._show([("class:note", f"{PROGRAM}: {clean(text)}")])
+
+    def _show(self, fragments: StyleAndTextTuples) -> None:
+        text = FormattedText([*fragments, ("", "\n")])
+        if self._to_print is None:
+            self._render([text])  # no prompt thread: nothing else writes
+            return
+        queue = self._to_print
+        self._call_in_loop(lambda: queue.put_nowait(text))
+
+    def _fragments(self, line: str, kind: LineKind) -> StyleAndTextTuples:
+        if self.output.get_default_color_depth() == ColorDepth.DEPTH_1_BIT:
+            return [("", line)]  # NO_COLOR or a monochrome terminal: one plain run
+        style = _KIND_STYLE.get(kind)
+        if style is not None:
+            return [(style, line)]
+        if kind == LineKind.CHAT and line.startswith("[") and " (" in line:
+            name, _, rest = line[1:].partition(" (")
+            colour = "class:own" if name == self.username else "class:name"
+            return [("", "["), (colour, name), ("", f" ({rest}")]
+        return [("", line)]
 
     def _learn_names(self, line: str, kind: LineKind) -> None:
         if kind in (LineKind.CHAT, LineKind.WHISPER) and line.startswith("["):
@@ -161,20 +304,15 @@ class TerminalUI:
 
     def update(self, key: object, label: str, done: int, total: int) -> None:
         current = self.progress.get(key)
-        if current is None:
-            self.progress[key] = Progress(label, done, total, time.monotonic())
-        else:
-            current.done = done
-        self._invalidate()
+        if current is not None:
+            current.done = done  # redrawn with the toolbar's next refresh
+            return
+        self.progress[key] = Progress(label, done, total, time.monotonic())
+        self._call_in_loop(self.session.app.invalidate)
 
     def finish(self, key: object) -> None:
         if self.progress.pop(key, None) is not None:
-            self._invalidate()
-
-    def _invalidate(self) -> None:
-        app = self.session.app
-        if app.is_running and app.loop is not None:
-            app.loop.call_soon_threadsafe(app.invalidate)
+            self._call_in_loop(self.session.app.invalidate)
 
     def set_channels(self, names: list[str]) -> None:
         self.channels[:] = names
@@ -184,8 +322,7 @@ class TerminalUI:
         self.names.update(names)
 
     def show_help(self) -> None:
-        sys.stdout.write(HELP + "\n")
-        sys.stdout.flush()
+        self._show([("", HELP)])
 
     def _toolbar(self) -> str:
         if not self.progress:
@@ -196,49 +333,30 @@ class TerminalUI:
 
     async def lines(self) -> AsyncIterator[str]:
         """What the user types; Ctrl-D and Ctrl-C end it as /quit."""
-        send, receive = trio.open_memory_channel[str](0)
-        token = trio.lowlevel.current_trio_token()
-
-        def prompt_loop() -> None:
-            try:
-                # Raw mode for the whole session, not only while a prompt shows:
-                # a Ctrl-D or Ctrl-C typed between two prompts stays a key the
-                # next prompt reads, instead of a tty EOF or a SIGINT.
-                with patch_stdout(raw=True), self.session.input.raw_mode():
-                    while not self._closing.is_set():
-                        try:
-                            if self._interrupted.is_set():
-                                raise KeyboardInterrupt
-                            line = self.session.prompt("> ")
-                        except (EOFError, KeyboardInterrupt):
-                            line = "/quit"
-                        if self._closing.is_set():
-                            break
-                        try:
-                            trio.from_thread.run(send.send, line, trio_token=token)
-                        except (trio.RunFinishedError, trio.Cancelled):
-                            break
-                        if line.strip() == "/quit":
-                            break
-            finally:
-                self._stopped.set()
-
-        threading.Thread(target=prompt_loop, name="prompt", daemon=True).start()
-        async with receive:
-            async for line in receive:
+        async with self._typed_out:
+            async for line in self._typed_out:
                 yield line
 
     def interrupt(self) -> None:
-        """A SIGINT: leave as Ctrl-D does, whether or not a prompt is showing."""
-        self._interrupted.set()
-        app = self.session.app
-        if app.is_running and app.loop is not None:
-            app.loop.call_soon_threadsafe(lambda: app.exit(exception=KeyboardInterrupt()))
+        """A signal: leave as Ctrl-D does, whether or not a prompt is showing."""
 
-    def close(self) -> None:
+        def in_loop() -> None:
+            self._interrupted = True
+            app = self.session.app
+            if app.is_running:
+                app.exit(exception=KeyboardInterrupt())
+
+        self._call_in_loop(in_loop)
+
+    async def aclose(self) -> None:
         """Take the prompt down (restoring the terminal) before the process exits."""
-        self._closing.set()
-        app = self.session.app
-        if app.is_running and app.loop is not None:
-            app.loop.call_soon_threadsafe(lambda: app.exit(exception=EOFError()))
-        self._stopped.wait(2.0)
+
+        def in_loop() -> None:
+            self._closing = True
+            app = self.session.app
+            if app.is_running:
+                app.exit(exception=EOFError())
+
+        self._call_in_loop(in_loop)
+        with trio.move_on_after(2.0, shield=True):
+            await trio.to_thread.run_sync(self._stopped.wait, abandon_on_cancel=True)

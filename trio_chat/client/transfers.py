@@ -41,11 +41,14 @@ class NoProgress:
 
 
 def human_size(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    """Binary multiples, named as such: 1536 is "1.5 KiB"."""
+    if size < 1024:
+        return f"{size:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
         size /= 1024
-    return f"{size:.1f} GB"
+        if size < 1024 or unit == "GiB":
+            break
+    return f"{size:.1f} {unit}"
 
 
 @dataclass(eq=False)
@@ -80,9 +83,14 @@ class Incoming:
 
 class Transfers:
     def __init__(
-        self, send: SendFrame, download_dir: str, progress: ProgressListener | None = None
+        self,
+        send: SendFrame,
+        download_dir: str,
+        progress: ProgressListener | None = None,
+        note: Callable[[str], None] = lambda text: print_error(PROGRAM, text),
     ) -> None:
         self._send = send
+        self._note = note
         self.download_dir = download_dir
         self.progress = progress or NoProgress()
         self._outgoing: dict[int, Outgoing] = {}  # by our ref
@@ -142,13 +150,13 @@ class Transfers:
                     chunk = await trio.to_thread.run_sync(_read_and_hash, handle, want, checksum)
                 except OSError as error:
                     chunk = b""
-                    print_error(PROGRAM, f"cannot read {outgoing.path}: {error.strerror}")
+                    self._note(f"cannot read {outgoing.path}: {error.strerror}")
                 if len(chunk) != want:
                     # The file shrank or broke under us: call it off.
                     await self._send(
                         wire.encode_with_id(FrameType.FILE_ABORT, ident, b"read failed")
                     )
-                    print_error(PROGRAM, f"{outgoing.path} changed while being sent; not sent")
+                    self._note(f"{outgoing.path} changed while being sent; not sent")
                     return
                 sent += len(chunk)
                 await self._send(wire.encode_with_id(FrameType.FILE_DATA, ident, chunk))
@@ -164,7 +172,7 @@ class Transfers:
             if not self._outgoing:
                 self._idle.set()
             if outgoing.state in (SendState.REFUSED, SendState.ABORTED) and outgoing.reason:
-                print_error(PROGRAM, f"/send {outgoing.path}: {outgoing.reason}")
+                self._note(f"/send {outgoing.path}: {outgoing.reason}")
 
     def on_send_state(self, payload: wire.Payload) -> None:
         ref, body = wire.split_id(payload)
@@ -215,9 +223,7 @@ class Transfers:
             )
             return
         self._incoming[ident] = Incoming(ident, sender, name, size, handle, temporary)
-        print_error(
-            PROGRAM, f"receiving {files.safe_file_name(name)} ({human_size(size)}) from {sender}"
-        )
+        self._note(f"receiving {files.safe_file_name(name)} ({human_size(size)}) from {sender}")
 
     async def on_data(self, payload: wire.Payload) -> None:
         ident, chunk = wire.split_id(payload)
@@ -259,8 +265,7 @@ class Transfers:
         del self._incoming[ident]
         self.progress.finish(incoming)
         seconds = max(time.monotonic() - incoming.started, 1e-6)
-        print_error(
-            PROGRAM,
+        self._note(
             f"received {os.path.basename(final)} ({human_size(incoming.size)}) from "
             f"{incoming.sender} in {seconds:.1f} s, saved as {final}",
         )
@@ -283,8 +288,7 @@ class Transfers:
         self._incoming.pop(incoming.ident, None)
         self.progress.finish(incoming)
         _drop_partial(incoming)
-        print_error(
-            PROGRAM,
+        self._note(
             f"{files.safe_file_name(incoming.name)} from {incoming.sender} {why}",
         )
 

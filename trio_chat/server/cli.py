@@ -1,47 +1,27 @@
 """``trio-chat-server CONFIGFILE``: check everything, bind every port, then serve.
 
-Start-up order matters (SPEC §1): arguments and the whole config are checked
-before any port is bound, and the ports are bound (so clients can connect and
-wait in the backlog) before trio is imported, which costs ~0.1 s.
+Start-up order matters (behaviour document, "Starting the programs"): arguments
+and the whole config are checked before any port is bound, and the ports are
+bound (so clients can connect and wait in the backlog) before trio is imported,
+which costs ~0.1 s.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import socket
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..arguments import ExitOneParser, parse_decimal
+from ..arguments import ExitOneParser, byte_size, count_at_least, positive_seconds
 from ..config import ChannelConfig, ConfigError, load_config
 from ..terminal_io import print_error
+from . import early_signals
 
 PROGRAM = "trio-chat-server"
 BACKLOG = 4096
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
-    return value
-
-
-def _size(text: str) -> int:
-    units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
-    number, unit = text.upper().rstrip("B"), ""
-    if number and number[-1] in units:
-        number, unit = number[:-1], number[-1]
-    value = parse_decimal(number)
-    if value is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 500M or 2G")
-    return value * units[unit]
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
@@ -57,28 +37,29 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--afk-timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=100.0,
         metavar="SECONDS",
         help="remove clients idle in a channel this long (default: %(default)g)",
     )
     parser.add_argument(
         "--hello-timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=10.0,
         metavar="SECONDS",
         help="drop connections that have not said hello by then (default: %(default)g)",
     )
     parser.add_argument(
         "--max-file-size",
-        type=_size,
+        type=byte_size,
         default=4 * 1024**3,
         metavar="BYTES",
-        help="largest file /send relays; K, M, G suffixes allowed (default: 4G)",
+        help="largest file /send relays, such as 500M or 2GiB; K, M, G and T are "
+        "1024 apart (default: 4G)",
     )
     parser.add_argument(
         "--max-connections",
-        type=int,
+        type=count_at_least(1, "a number of connections"),
         default=20000,
         metavar="N",
         help="connections held at once; more are closed at once (default: %(default)s)",
@@ -87,32 +68,54 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def bind_channels(channels: Sequence[ChannelConfig], host: str) -> dict[str, socket.socket]:
-    """Listen on every channel's port, or close them all and raise OSError."""
-    bound: dict[str, socket.socket] = {}
+def listening_addresses(host: str, port: int) -> list[tuple[int, int, int, tuple[object, ...]]]:
+    """Every address ``host`` resolves to, as ``trio.open_tcp_listeners`` would bind:
+    ``localhost`` is often both ::1 and 127.0.0.1, and clients may try either."""
+    seen: set[tuple[int, tuple[object, ...]]] = set()
+    addresses: list[tuple[int, int, int, tuple[object, ...]]] = []
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        if (family, address) not in seen:
+            seen.add((family, address))
+            addresses.append((family, kind, proto, address))
+    return addresses
+
+
+def _listen(family: int, kind: int, proto: int, address: tuple[object, ...]) -> socket.socket:
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            # Each family gets its own socket, so "::" must not claim IPv4 too.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_channels(channels: Sequence[ChannelConfig], host: str) -> dict[str, list[socket.socket]]:
+    """Listen on every channel's port on every address of ``host``, or close them
+    all and raise OSError with a readable reason."""
+    bound: dict[str, list[socket.socket]] = {}
     try:
         for channel in channels:
+            bound[channel.name] = sockets = []
             try:
-                family, kind, proto, _, address = socket.getaddrinfo(
-                    host, channel.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-                )[0]
-                sock = socket.socket(family, kind, proto)
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    sock.bind(address)
-                    sock.listen(BACKLOG)
-                except OSError:
-                    sock.close()
-                    raise
+                for family, kind, proto, address in listening_addresses(host, channel.port):
+                    sockets.append(_listen(family, kind, proto, address))
             except OSError as error:
                 reason = error.strerror or str(error)
                 raise OSError(
                     f"cannot listen for channel {channel.name} on {host}:{channel.port}: {reason}"
                 ) from None
-            bound[channel.name] = sock
     except OSError:
-        for sock in bound.values():
-            sock.close()
+        for sockets in bound.values():
+            for sock in sockets:
+                sock.close()
         raise
     return bound
 
@@ -130,25 +133,26 @@ def raise_open_file_limit() -> None:
         pass  # keep the limit we have; accept() errors are logged and retried
 
 
-def _stop_before_trio(signum: int, frame: object) -> None:
-    # Until trio's own signal watcher runs, SIGTERM must still be a clean exit.
-    raise SystemExit(0)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    early_signals.install()
     try:
         channels = load_config(arguments.configfile)
     except ConfigError as error:
         print_error(PROGRAM, str(error))
         return 1
+    # Before binding: a thousand channels need more than the common soft limit.
+    raise_open_file_limit()
     try:
         sockets = bind_channels(channels, arguments.host)
     except OSError as error:
         print_error(PROGRAM, str(error))
         return 1
-    raise_open_file_limit()
-    signal.signal(signal.SIGTERM, _stop_before_trio)
+    print_error(
+        PROGRAM,
+        f"listening on {arguments.host}: "
+        + ", ".join(f"{channel.name} {channel.port}" for channel in channels),
+    )
     try:
         from .run import run_server
 

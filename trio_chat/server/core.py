@@ -28,6 +28,7 @@ from ..hub import (
     StopServer,
 )
 from ..terminal_io import print_error, print_line, read_lines
+from . import early_signals
 from .session import Session
 from .transfers import TransferRelay
 
@@ -156,13 +157,17 @@ class ChatServer:
         await trio.serve_listeners(handler, list(listeners))
 
     async def _read_console(self, fd: int) -> None:
-        async for line in read_lines(fd):
+        async for line in read_lines(fd, self.log):
             self.console_line(line)
         # EOF on the console (a closed pipe, /dev/null) never stops the server.
 
     async def _watch_signals(self, task_status: trio.TaskStatus[None]) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             task_status.started()
+            early = early_signals.requested()
+            if early is not None:
+                self.log(f"{signal.Signals(early).name} received: shutting down")
+                self.stop()
             async for signum in signals:
                 self.log(f"{signal.Signals(signum).name} received: shutting down")
                 self.stop()

@@ -15,7 +15,7 @@ from .core import ChatServer, Limits
 
 def run_server(
     channels: Sequence[ChannelConfig],
-    sockets: Mapping[str, socket.socket],
+    sockets: Mapping[str, Sequence[socket.socket]],
     arguments: argparse.Namespace,
 ) -> None:
     hub = Hub(channels, afk_timeout=arguments.afk_timeout)
@@ -30,8 +30,8 @@ def run_server(
 
     async def serve() -> None:
         listeners = {
-            name: [trio.SocketListener(trio.socket.from_stdlib_socket(sock))]
-            for name, sock in sockets.items()
+            name: [trio.SocketListener(trio.socket.from_stdlib_socket(sock)) for sock in socks]
+            for name, socks in sockets.items()
         }
         await server.serve(listeners)
 

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 import trio
 
 from .. import wire
-from ..commands import clean_line, parse_client_line
+from ..commands import parse_client_line
 from ..hub import Member
+from ..sanitize import clean
 from ..wire import FrameType, ProtocolError
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ class Session:
         if frame_type == FrameType.INPUT:
             if len(payload) > wire.MAX_LINE_BYTES:
                 raise ProtocolError(f"input line of {len(payload)} bytes is over the limit")
-            command = parse_client_line(clean_line(wire.decode_text(payload)))
+            command = parse_client_line(clean(wire.decode_text(payload)))
             if command is not None:
                 server.apply(server.hub.input(self.member, command, now))
             return
