@@ -1,4 +1,5 @@
-"""Start-up latency of the console scripts, median of N runs (SPEC §1 budgets).
+"""Start-up latency of the console scripts, median of N runs (the budgets of
+behaviour.md, "Starting the programs").
 
     python bench/startup.py [--runs 20]
 

@@ -8,7 +8,7 @@ time is trio's (a MockClock when the test asks for one), so tests settle with
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import trio
@@ -147,6 +147,14 @@ class Harness:
 
     def console(self, line: str) -> None:
         self.server.console_line(line)
+
+
+async def eventually(condition: Callable[[], bool], within: float = 60.0) -> None:
+    """Wait until ``condition()`` holds, checking as trio's clock moves (a
+    MockClock jumps to the next timer as soon as every task is blocked)."""
+    with trio.fail_after(within):
+        while not condition():
+            await trio.sleep(0.01)
 
 
 async def settle() -> None:

@@ -1,4 +1,5 @@
-"""SPEC §5 in process: /whisper, /quit, /list, /switch and bad argument counts."""
+"""Client commands in process (behaviour.md, "Client commands"): /whisper, /quit,
+/list, /switch and bad argument counts."""
 
 from __future__ import annotations
 

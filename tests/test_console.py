@@ -1,4 +1,5 @@
-"""SPEC §6 in process: /kick, /mute, /empty, /shutdown from the server console."""
+"""The server console in process (behaviour.md, "The server console"): /kick,
+/mute, /empty and /shutdown."""
 
 from __future__ import annotations
 

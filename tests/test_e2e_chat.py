@@ -1,4 +1,5 @@
-"""End to end with the installed programs: joining, queueing, chat (SPEC §3, §4, §8)."""
+"""End to end with the installed programs: joining, queueing, chat (behaviour.md,
+"Joining and the waiting queue", "Chatting", "The client's life")."""
 
 from __future__ import annotations
 

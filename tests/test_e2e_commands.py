@@ -1,4 +1,5 @@
-"""End to end: /whisper, /quit, /list, /switch with the installed programs (SPEC §5)."""
+"""End to end: /whisper, /quit, /list, /switch with the installed programs (behaviour.md,
+"Client commands")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""End to end: the server console, AFK and signals (SPEC §6, §7)."""
+"""End to end: the server console, AFK and signals (behaviour.md, "The server
+console", "Inactivity (AFK)")."""
 
 from __future__ import annotations
 

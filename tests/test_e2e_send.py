@@ -1,4 +1,4 @@
-"""End to end /send between real client processes (SPEC §5)."""
+"""End to end /send between real client processes (behaviour.md, "/send")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""SPEC §3 and §4 in process: joining, the waiting queue, chat, isolation, drops."""
+"""In process (behaviour.md, "Joining and the waiting queue" and "Chatting"):
+joining, the waiting queue, chat, isolation, drops."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""SPEC §5 /send in process: outcomes, content, naming, broken transfers, chat flow."""
+"""/send in process (behaviour.md, "/send"): outcomes, content, naming, broken
+transfers, chat flow."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ async def test_path_resolves_like_a_shell(
     assert received(dirs[1]) == {"notes.txt": b"deep", "notes (1).txt": b"deep"}
 
 
-async def test_error_lines_in_spec_order(harness: Harness, dirs: tuple[Path, Path]) -> None:
+async def test_error_lines_in_documented_order(harness: Harness, dirs: tuple[Path, Path]) -> None:
     alice, bob = await pair(harness, dirs)
     (dirs[0] / "real.txt").write_text("x")
     (dirs[0] / "folder").mkdir()

@@ -1,4 +1,5 @@
-"""SPEC §7 on trio's MockClock: AFK fires exactly on time, mutes freeze it."""
+"""Inactivity (behaviour.md, "Inactivity (AFK)") on trio's MockClock: AFK fires
+exactly on time, mutes freeze it."""
 
 from __future__ import annotations
 

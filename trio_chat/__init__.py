@@ -4,4 +4,4 @@ This package's ``__init__`` imports nothing heavy on purpose: the console script
 must validate their arguments and exit within milliseconds of start-up.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

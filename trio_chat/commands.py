@@ -1,4 +1,5 @@
-"""Parse client lines (SPEC §4, §5) and console lines (SPEC §6) into commands.
+"""Parse client lines and console lines into commands (docs/behaviour.md, "Chatting",
+"Client commands" and "The server console").
 
 Pure functions over text: no state, no I/O. A line that names a command with the
 wrong number of arguments becomes ``Usage`` (it does nothing for anyone else); a
@@ -7,6 +8,7 @@ line that names no command is chat.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from .arguments import parse_decimal
@@ -58,12 +60,28 @@ CLIENT_USAGE = {
     "/quit": "/quit",
     "/list": "/list",
     "/switch": "/switch <channel_name>",
-    "/send": "/send <username> <file_path>",
+    "/send": '/send <username> <file_path> (quote a path with spaces: "my file.txt")',
 }
 
 
 def _usage(command: str) -> Usage:
     return Usage(f"usage: {CLIENT_USAGE[command]}")
+
+
+def _send(line: str, words: list[str]) -> ClientCommand:
+    """/send USER PATH, where PATH may be in shell quotes to hold spaces
+    (``/send bob "my notes.txt"``); an unquoted path is taken as typed, so
+    ``it's.txt`` still works."""
+    if any(quote in line for quote in "'\"\\"):
+        try:
+            quoted = shlex.split(line)
+        except ValueError:
+            quoted = []
+        if len(quoted) == 3:
+            return Send(quoted[1], quoted[2])
+    if len(words) == 3:
+        return Send(words[1], words[2])
+    return _usage("/send")
 
 
 def parse_client_line(line: str) -> ClientCommand | None:
@@ -86,7 +104,7 @@ def parse_client_line(line: str) -> ClientCommand | None:
     if head == "/switch":
         return Switch(words[1]) if len(words) == 2 else _usage(head)
     if head == "/send":
-        return Send(words[1], words[2]) if len(words) == 3 else _usage(head)
+        return _send(line, words)
     return Chat(line)
 
 
@@ -100,7 +118,7 @@ class Kick:
 class Mute:
     channel: str
     user: str
-    seconds: int | None  # None: missing or not a positive integer
+    seconds: int | None  # None: missing, not a positive integer, or over the maximum
 
 
 @dataclass(frozen=True)
@@ -127,9 +145,14 @@ def _console_usage(command: str) -> Usage:
     return Usage(f"usage: {CONSOLE_USAGE[command]}")
 
 
-def positive_integer(text: str) -> int | None:
-    value = parse_decimal(text)
-    return value if value is not None and value > 0 else None
+# The longest mute: a year. Longer is an invalid mute time (behaviour.md, "/mute").
+MAX_MUTE_SECONDS = 365 * 24 * 60 * 60
+
+
+def mute_seconds(text: str) -> int | None:
+    """A plain positive integer of at most MAX_MUTE_SECONDS, or None."""
+    value = parse_decimal(text) if len(text) <= 12 else None
+    return value if value is not None and 0 < value <= MAX_MUTE_SECONDS else None
 
 
 def parse_console_line(line: str) -> ConsoleCommand | None:
@@ -146,7 +169,7 @@ def parse_console_line(line: str) -> ConsoleCommand | None:
     elif head == "/mute" and len(words) in (2, 3):
         channel, colon, user = words[1].rpartition(":")
         if colon:
-            seconds = positive_integer(words[2]) if len(words) == 3 else None
+            seconds = mute_seconds(words[2]) if len(words) == 3 else None
             return Mute(channel, user, seconds)
     elif head == "/empty" and len(words) == 2:
         return Empty(words[1])

@@ -52,6 +52,7 @@ class Member:
     admitted: bool = False
     muted_until: float = -math.inf
     afk_deadline: float = math.inf
+    transfers: int = 0  # files it is sending or receiving right now
 
     def muted(self, now: float) -> bool:
         return now < self.muted_until
@@ -212,7 +213,7 @@ class Hub:
         return effects
 
     def drop(self, member: Member, now: float) -> list[Effect]:
-        """The connection was lost without /quit: remove silently (SPEC §4)."""
+        """The connection was lost without /quit: remove silently (behaviour.md, "Chatting")."""
         effects: list[Effect] = []
         channel = member.channel
         if self.closed or channel is None:
@@ -229,6 +230,11 @@ class Hub:
         if now < member.afk_deadline:
             effects.append(Reschedule(member))
             return effects
+        if member.transfers:
+            # Sending or receiving a file is activity; a transfer that stalls
+            # is called off by the server, and then the timer counts again.
+            self._touch(member, now, effects)
+            return effects
         line = text.went_afk(self._stamp(), member.name)
         self._take_out(member, channel)
         effects.append(Print(line))
@@ -243,7 +249,7 @@ class Hub:
         """The member asked to /send ``path``; the target if the transfer may start.
 
         The client checked the file itself (``readable``); the server checks the
-        target, so both error lines carry the server's stamp, in SPEC order.
+        target, so both error lines carry the server's stamp, in the documented order.
         """
         effects: list[Effect] = []
         channel = member.channel
@@ -260,6 +266,25 @@ class Hub:
         if target is None or not readable:
             return None, effects
         return target, effects
+
+    def transfer_started(self, sender: Member, receiver: Member) -> list[Effect]:
+        """A file began to move: while it does, neither end is idle."""
+        sender.transfers += 1
+        receiver.transfers += 1
+        return []
+
+    def transfer_ended(self, sender: Member, receiver: Member) -> list[Effect]:
+        sender.transfers -= 1
+        receiver.transfers -= 1
+        return []
+
+    def transfer_progress(self, member: Member, now: float) -> list[Effect]:
+        """A file the member sends or receives moved on: it is not idle
+        (behaviour.md, "Inactivity (AFK)"). A mute still freezes the timer."""
+        effects: list[Effect] = []
+        if not self.closed and member.admitted and not member.muted(now):
+            self._touch(member, now, effects)
+        return effects
 
     def file_delivered(self, sender: Member, target_name: str, path: str) -> list[Effect]:
         """The target saved the whole file: tell the sender and the server."""
@@ -411,7 +436,8 @@ class Hub:
         self, member: Member, channel: Channel, whisper: Whisper, now: float, effects: list[Effect]
     ) -> None:
         if not member.admitted:
-            # A queued client cannot talk to anyone (SPEC §4): treated as chat.
+            # A queued client cannot talk to anyone (behaviour.md, "Choices where the
+            # rules are silent"): treated as chat.
             self._queue_reminder(member, channel, effects)
             return
         if self._refuse_if_muted(member, now, effects):

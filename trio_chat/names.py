@@ -1,4 +1,4 @@
-"""Which usernames are acceptable (SPEC §3); shared by client and server."""
+"""Which usernames are acceptable (behaviour.md, "Usernames"); shared by client and server."""
 
 from __future__ import annotations
 

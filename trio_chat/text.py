@@ -1,4 +1,5 @@
-"""The text of every stdout line in SPEC, and the ``hh:mm:ss`` stamp.
+"""The text of every stdout line (docs/behaviour.md, "Every stdout line"), and the
+``hh:mm:ss`` stamp.
 
 Nothing else in the project spells out a contract line: the server formats with
 these functions and the client prints what the server formatted.
@@ -21,7 +22,7 @@ def server_message(stamp: str, body: str) -> str:
     return f"[Server message ({stamp})] {body}"
 
 
-# Joining and the waiting queue (SPEC §3).
+# behaviour.md, "Joining and the waiting queue".
 def welcome(stamp: str, channel: str, user: str) -> str:
     return server_message(stamp, f"Welcome to the {channel} channel, {user}.")
 
@@ -44,7 +45,7 @@ def cannot_connect(stamp: str, channel: str) -> str:
     return server_message(stamp, f"Cannot connect to the {channel} channel.")
 
 
-# Chatting and client commands (SPEC §4, §5).
+# behaviour.md, "Chatting" and "Client commands".
 def chat(stamp: str, user: str, message: str) -> str:
     return f"[{user} ({stamp})] {message}"
 
@@ -85,7 +86,7 @@ def file_sent(stamp: str, sender: str, path: str, target: str) -> str:
     return server_message(stamp, f"{sender} sent {path} to {target}.")
 
 
-# Server console and inactivity (SPEC §6, §7).
+# behaviour.md, "The server console" and "Inactivity (AFK)".
 def not_in_channel(stamp: str, user: str, channel: str) -> str:
     return server_message(stamp, f"{user} is not in {channel}.")
 

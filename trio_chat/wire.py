@@ -1,10 +1,10 @@
 """The wire protocol: framing, frame types and limits, sans-I/O.
 
 Every frame is a 5-byte header, a 4-byte big-endian payload length and a 1-byte
-frame type, followed by the payload. Text travels as UTF-8. Files (SPEC §5
-``/send``) travel on the same connection as chat, so frames rather than bare
-newline-separated text. This module imports no trio: the client sends its hello
-with it before the heavy imports.
+frame type, followed by the payload. Text travels as UTF-8. Files (``/send``)
+travel on the same connection as chat, so frames rather than bare
+newline-separated text; docs/protocol.md describes every frame. This module
+imports no trio: the client sends its hello with it before the heavy imports.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class FrameType(IntEnum):
     INPUT = 2  # one stripped line of the client's stdin
     SEND_OFFER = 3  # JSON {"ref", "target", "path", "name", "size", "readable"}
     # Server to client.
-    LINE = 16  # one byte LineKind, then one stdout line of SPEC (no newline)
+    LINE = 16  # one byte LineKind, then one contract stdout line (no newline)
     NOTICE = 17  # text for the client's stderr
     BYE = 18  # one byte exit status, then a reason for stderr; the server closes next
     FILE_INCOMING = 19  # to the receiver: JSON {"id", "sender", "name", "size"}

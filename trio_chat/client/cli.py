@@ -1,7 +1,8 @@
 """``trio-chat-client PORT USERNAME``: check, connect, say hello, then start trio.
 
 The connection and the hello happen before trio is imported (~0.1 s), so the
-client has joined by the time the heavy imports finish (SPEC §1).
+client has joined by the time the heavy imports finish (behaviour.md, "Starting
+the programs").
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ class LocalFile:
     handle: BinaryIO | None
     size: int
     name: str
+    problem: str = ""  # why it cannot be sent, beyond "does not exist"
 
 
 def open_for_sending(typed_path: str) -> LocalFile:
@@ -41,6 +42,11 @@ def open_for_sending(typed_path: str) -> LocalFile:
             return LocalFile(None, 0, name)
         handle = open(path, "rb")  # noqa: SIM115 - the transfer closes it
         size = os.fstat(handle.fileno()).st_size
+        if size == 0 and handle.read(1):
+            # /proc and /sys files say they are empty and are not: their size
+            # is unknown until read to the end, so they cannot be offered.
+            handle.close()
+            return LocalFile(None, 0, name, "its size is unknown (a pseudo-file?); copy it first")
     except OSError:
         return LocalFile(None, 0, name)
     return LocalFile(handle, size, name)

@@ -83,6 +83,9 @@ class ClientConnection:
             # Closed before a word: the server refused us (it may be full).
             self.note("the server closed the connection before letting us in")
             self.status = 1
+        elif not self.said_bye:
+            self.note("the server closed the connection")
+        self.transfers.report_undelivered()
         return self.status
 
     async def _receive_loop(self) -> None:
@@ -183,8 +186,29 @@ def _stream(sock: socket.socket) -> trio.SocketStream:
     return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
 
 
+# Off a terminal these end the client at once, as a lost connection would
+# (behaviour.md, "The client's life"); at a terminal they leave as /quit does.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 async def _plain(sock: socket.socket, download_dir: str) -> int:
-    return await ClientConnection(_stream(sock), download_dir).run()
+    connection = ClientConnection(_stream(sock), download_dir)
+    status: int | None = None
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def run() -> None:
+                nonlocal status
+                status = await connection.run()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(run)
+            async for signum in signals:
+                # Cancelling the connection removes any half-received file.
+                nursery.cancel_scope.cancel()
+                return 128 + signum
+    assert status is not None
+    return status
 
 
 async def _interactive(sock: socket.socket, arguments: argparse.Namespace) -> int:
@@ -200,9 +224,10 @@ async def _interactive(sock: socket.socket, arguments: argparse.Namespace) -> in
         terminal=ui,
         note=ui.note,
     )
-    # Ctrl-C on the terminal is a key (raw mode); a SIGINT from elsewhere
-    # (kill -INT) leaves as /quit does too.
-    with trio.open_signal_receiver(signal.SIGINT) as interrupts:
+    # Ctrl-C on the terminal is a key (raw mode); SIGINT, SIGTERM and SIGHUP
+    # from elsewhere (kill, a closed terminal window) leave as /quit does too,
+    # so the terminal is restored and no half-received file stays behind.
+    with trio.open_signal_receiver(*STOP_SIGNALS) as interrupts:
         async with trio.open_nursery() as nursery:
 
             async def on_interrupt() -> None:

@@ -74,8 +74,8 @@ class Incoming:
     sender: str
     name: str
     size: int
-    handle: BinaryIO
-    temporary: str
+    handle: BinaryIO | None = None
+    temporary: str | None = None
     written: int = 0
     checksum: wire.Checksum = field(default_factory=wire.Checksum)
     started: float = field(default_factory=time.monotonic)
@@ -96,6 +96,7 @@ class Transfers:
         self._outgoing: dict[int, Outgoing] = {}  # by our ref
         self._sending: dict[int, Outgoing] = {}  # by the server's transfer id
         self._incoming: dict[int, Incoming] = {}
+        self._undelivered: list[Outgoing] = []
         self._next_ref = 1
         self._idle = trio.Event()
         self._idle.set()
@@ -105,6 +106,8 @@ class Transfers:
     async def send_file(self, target: str, typed_path: str, nursery: trio.Nursery) -> None:
         """Offer the file; the server answers, and a task streams it on GO."""
         local = files.open_for_sending(typed_path)
+        if local.problem:
+            self._note(f"/send {typed_path}: {local.problem}")
         ref = self._next_ref
         self._next_ref += 1
         outgoing = Outgoing(ref, target, typed_path, local)
@@ -136,33 +139,9 @@ class Transfers:
                 await outgoing.changed.wait()
             if outgoing.state != SendState.GO or handle is None:
                 return
-            ident = outgoing.ident
-            assert ident is not None
-            checksum = wire.Checksum()
-            sent = 0
-            while sent < outgoing.local.size:
-                while sent - outgoing.acked >= wire.SEND_WINDOW and outgoing.state == SendState.GO:
-                    await outgoing.changed.wait()
-                if outgoing.state != SendState.GO:
-                    return
-                want = min(wire.CHUNK_SIZE, outgoing.local.size - sent)
-                try:
-                    chunk = await trio.to_thread.run_sync(_read_and_hash, handle, want, checksum)
-                except OSError as error:
-                    chunk = b""
-                    self._note(f"cannot read {outgoing.path}: {error.strerror}")
-                if len(chunk) != want:
-                    # The file shrank or broke under us: call it off.
-                    await self._send(
-                        wire.encode_with_id(FrameType.FILE_ABORT, ident, b"read failed")
-                    )
-                    self._note(f"{outgoing.path} changed while being sent; not sent")
-                    return
-                sent += len(chunk)
-                await self._send(wire.encode_with_id(FrameType.FILE_DATA, ident, chunk))
-            await self._send(wire.encode_with_id(FrameType.FILE_END, ident, checksum.digest()))
-            while outgoing.state == SendState.GO:
-                await outgoing.changed.wait()
+            await self._stream_data(outgoing, handle)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the connection is gone; the receive side reports it once
         finally:
             self.progress.finish(outgoing)
             if handle is not None:
@@ -173,6 +152,55 @@ class Transfers:
                 self._idle.set()
             if outgoing.state in (SendState.REFUSED, SendState.ABORTED) and outgoing.reason:
                 self._note(f"/send {outgoing.path}: {outgoing.reason}")
+            elif outgoing.state == SendState.GO:
+                self._undelivered.append(outgoing)
+
+    async def _stream_data(self, outgoing: Outgoing, handle: BinaryIO) -> None:
+        ident = outgoing.ident
+        assert ident is not None
+        checksum = wire.Checksum()
+        size = outgoing.local.size
+        sent = 0
+        while True:
+            while sent - outgoing.acked >= wire.SEND_WINDOW and outgoing.state == SendState.GO:
+                await outgoing.changed.wait()
+            if outgoing.state != SendState.GO:
+                return
+            want = min(wire.CHUNK_SIZE, size - sent)
+            # The last read asks for one byte more: a file that grew since it
+            # was offered is refused rather than sent short.
+            last = sent + want == size
+            try:
+                chunk = await trio.to_thread.run_sync(
+                    _read_and_hash, handle, want + last, checksum, want
+                )
+            except OSError as error:
+                await self._give_up(outgoing, f"cannot read it: {error.strerror}")
+                return
+            if len(chunk) != want:
+                why = "it grew while being sent" if len(chunk) > want else "it shrank"
+                await self._give_up(outgoing, why)
+                return
+            sent += len(chunk)
+            if chunk:
+                await self._send(wire.encode_with_id(FrameType.FILE_DATA, ident, chunk))
+            if last:
+                break
+        await self._send(wire.encode_with_id(FrameType.FILE_END, ident, checksum.digest()))
+        while outgoing.state == SendState.GO:
+            await outgoing.changed.wait()
+
+    async def _give_up(self, outgoing: Outgoing, why: str) -> None:
+        assert outgoing.ident is not None
+        await self._send(wire.encode_with_id(FrameType.FILE_ABORT, outgoing.ident, why.encode()))
+        outgoing.state = SendState.ABORTED
+        outgoing.reason = f"not sent: {why}"
+
+    def report_undelivered(self) -> None:
+        """The connection is over: say which files did not arrive (stderr only)."""
+        for outgoing in self._undelivered:
+            self._note(f"{outgoing.path} was not delivered to {outgoing.target}")
+        self._undelivered.clear()
 
     def on_send_state(self, payload: wire.Payload) -> None:
         ref, body = wire.split_id(payload)
@@ -213,16 +241,9 @@ class Transfers:
         size = wire.field(fields, "size", int)
         if ident in self._incoming or size < 0:
             raise ProtocolError("malformed FILE_INCOMING")
-        try:
-            handle, temporary = await trio.to_thread.run_sync(
-                files.create_temporary, self.download_dir
-            )
-        except OSError as error:
-            await self._refuse(
-                ident, f"cannot create a file in {self.download_dir}: {error.strerror}"
-            )
-            return
-        self._incoming[ident] = Incoming(ident, sender, name, size, handle, temporary)
+        # The temporary file is created when the first byte arrives: offers
+        # that never send anything hold no file and no descriptor.
+        self._incoming[ident] = Incoming(ident, sender, name, size)
         self._note(f"receiving {files.safe_file_name(name)} ({human_size(size)}) from {sender}")
 
     async def on_data(self, payload: wire.Payload) -> None:
@@ -232,6 +253,8 @@ class Transfers:
             return  # refused earlier: drop the rest quietly
         if incoming.written + len(chunk) > incoming.size:
             await self._fail(incoming, "more data than announced")
+            return
+        if not await self._open_file(incoming):
             return
         try:
             await trio.to_thread.run_sync(
@@ -254,6 +277,9 @@ class Transfers:
         if incoming.written != incoming.size or digest != incoming.checksum.digest():
             await self._fail(incoming, "the file arrived damaged (size or checksum differ)")
             return
+        if not await self._open_file(incoming):  # an empty file gets its file here
+            return
+        assert incoming.temporary is not None
         try:
             await trio.to_thread.run_sync(_flush_and_close, incoming.handle)
             final = await trio.to_thread.run_sync(
@@ -278,6 +304,21 @@ class Transfers:
         incoming = self._incoming.get(ident)
         if incoming is not None:
             self._abandon(incoming, f"broke off: {wire.decode_text(body)}")
+
+    async def _open_file(self, incoming: Incoming) -> bool:
+        """Create the temporary file if it is not there yet; False if it cannot be."""
+        if incoming.handle is not None:
+            return True
+        try:
+            incoming.handle, incoming.temporary = await trio.to_thread.run_sync(
+                files.create_temporary, self.download_dir
+            )
+        except OSError as error:
+            await self._fail(
+                incoming, f"cannot create a file in {self.download_dir}: {error.strerror}"
+            )
+            return False
+        return True
 
     async def _fail(self, incoming: Incoming, reason: str) -> None:
         self._abandon(incoming, f"could not be received: {reason}")
@@ -306,24 +347,29 @@ class Transfers:
 
 # Checksums beside the disk I/O, in the worker thread: zlib lets go of the GIL
 # for large buffers, so the event loop keeps moving frames meanwhile.
-def _read_and_hash(handle: BinaryIO, size: int, checksum: wire.Checksum) -> bytes:
+def _read_and_hash(handle: BinaryIO, size: int, checksum: wire.Checksum, hashed: int) -> bytes:
+    """Read up to ``size`` bytes and add the first ``hashed`` to the checksum."""
     chunk = handle.read(size)
-    checksum.update(chunk)
+    checksum.update(memoryview(chunk)[:hashed])
     return chunk
 
 
-def _write_and_hash(handle: BinaryIO, chunk: memoryview, checksum: wire.Checksum) -> None:
+def _write_and_hash(handle: BinaryIO | None, chunk: memoryview, checksum: wire.Checksum) -> None:
+    assert handle is not None
     handle.write(chunk)
     checksum.update(chunk)
 
 
-def _flush_and_close(handle: BinaryIO) -> None:
+def _flush_and_close(handle: BinaryIO | None) -> None:
+    assert handle is not None
     handle.flush()
     os.fsync(handle.fileno())
     handle.close()
 
 
 def _drop_partial(incoming: Incoming) -> None:
-    with contextlib.suppress(OSError):
-        incoming.handle.close()
-    files.discard(incoming.temporary)
+    if incoming.handle is not None:
+        with contextlib.suppress(OSError):
+            incoming.handle.close()
+    if incoming.temporary is not None:
+        files.discard(incoming.temporary)

@@ -32,6 +32,8 @@ from . import early_signals
 from .session import Session
 from .transfers import TransferRelay
 
+MAX_INCOMING_TRANSFERS = 8
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -48,6 +50,17 @@ class Limits:
     # Connections held at once (members, queued and not yet said hello);
     # past this, new connections are closed at once.
     max_connections: int = 20000
+    # File chunks waiting in one outbox: the windows of a receiver's
+    # transfers; more means it acknowledged data it never had.
+    outbox_file_bytes: int = MAX_INCOMING_TRANSFERS * wire.SEND_WINDOW + wire.MAX_PAYLOAD
+    # A reader that filled an outbox waits for it to drain unless that
+    # outbox's writer has been stuck on its socket this long (not reading).
+    writer_grace: float = 1.0
+    # Files one member may receive, and send, at once.
+    max_incoming_transfers: int = MAX_INCOMING_TRANSFERS
+    max_outgoing_transfers: int = 8
+    # A transfer that moves no byte for this long is called off.
+    transfer_idle_timeout: float = 60.0
 
 
 def log_to_stderr(text: str) -> None:
@@ -67,7 +80,15 @@ class ChatServer:
         self.out = out
         self.log = log
         self.sessions: set[Session] = set()
-        self.transfers = TransferRelay(self, limits.max_file_size)
+        # Sessions whose outbox is above its high-water mark (session.py).
+        self.congested: set[Session] = set()
+        self.transfers = TransferRelay(
+            self,
+            limits.max_file_size,
+            max_incoming=limits.max_incoming_transfers,
+            max_outgoing=limits.max_outgoing_transfers,
+            idle_timeout=limits.transfer_idle_timeout,
+        )
         # For clients' tab completion; the same frame for everyone.
         self.channel_names_frame = wire.encode_json(
             wire.FrameType.CHANNELS, {"channels": list(hub.channels)}
@@ -145,6 +166,7 @@ class ChatServer:
                     nursery.start_soon(self._serve_channel, channel, channel_listeners)
                 if console_fd is not None:
                     nursery.start_soon(self._read_console, console_fd)
+                nursery.start_soon(self.transfers.expire_idle)
                 task_status.started()
 
     async def _serve_channel(

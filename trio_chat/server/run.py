@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+import sys
 from collections.abc import Mapping, Sequence
 
 import trio
@@ -11,6 +12,7 @@ import trio
 from ..config import ChannelConfig
 from ..hub import Hub
 from .core import ChatServer, Limits
+from .output import LineWriter
 
 
 def run_server(
@@ -19,6 +21,10 @@ def run_server(
     arguments: argparse.Namespace,
 ) -> None:
     hub = Hub(channels, afk_timeout=arguments.afk_timeout)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    errors = LineWriter(sys.stderr.fileno(), "stderr")
+    output = LineWriter(sys.stdout.fileno(), "stdout", on_drop=errors)
     server = ChatServer(
         hub,
         Limits(
@@ -26,6 +32,8 @@ def run_server(
             max_file_size=arguments.max_file_size,
             max_connections=arguments.max_connections,
         ),
+        out=output.write,
+        log=lambda text: errors.write(f"trio-chat-server: {text}"),
     )
 
     async def serve() -> None:
@@ -35,4 +43,9 @@ def run_server(
         }
         await server.serve(listeners)
 
-    trio.run(serve)
+    try:
+        trio.run(serve)
+    finally:
+        # Every line printed so far goes out, unless nobody reads the stream.
+        output.close(timeout=2.0)
+        errors.close(timeout=1.0)

@@ -6,6 +6,15 @@ socket. The whole session lives in one cancel scope, so the server ends it
 the socket from outside. A client the rules disconnect (kick, /quit, AFK, empty)
 is "finished": it gets what was already queued for it plus a BYE, then a
 half-close, and the session waits briefly for the peer to hang up.
+
+Who waits and who is dropped when someone talks fast (README, "Limits and the
+slow-consumer policy"): every frame a member sends may put lines into many
+outboxes. When an outbox passes its high-water mark, the reader that filled it
+stops reading its own socket until that outbox drains below the low-water mark,
+so TCP pushes back on the fast sender and the readers keep up. It does not wait
+for an outbox whose writer has been stuck on its socket for longer than the
+writer grace: that member is not reading, and it alone is dropped once its
+outbox reaches the hard limit.
 """
 
 from __future__ import annotations
@@ -39,6 +48,9 @@ TRANSFER_FRAMES = frozenset(
 WRITE_BATCH = 64
 # Frames at least this big are written on their own rather than copied into a batch.
 COALESCE_BELOW = 16 * 1024
+# A reader handles at most this many frames of one read before it lets the
+# other tasks (the writers above all) run.
+FRAMES_BETWEEN_YIELDS = 64
 
 
 def coalesce(frames: list[wire.Payload]) -> list[wire.Payload]:
@@ -70,9 +82,20 @@ class Session:
         self.scope = trio.CancelScope()
         self.timer: trio.CancelScope | None = None
         self.hello_deadline = math.inf
-        self.queued_bytes = 0  # in the outbox or being written, file chunks aside
+        # What waits in the outbox or is being written.
+        self.queued_frames = 0
+        self.queued_bytes = 0  # file chunks aside
+        self.queued_file_bytes = 0
+        # When the writer's current send_all began; None while it is not writing.
+        self.writing_since: float | None = None
+        self.drained = trio.Event()  # set (and replaced) when the backlog falls low
+        limits = server.limits
+        self._high_frames = limits.outbox_frames // 4
+        self._high_bytes = limits.outbox_bytes // 4
+        self._low_frames = limits.outbox_frames // 16
+        self._low_bytes = limits.outbox_bytes // 16
         self._outbox, self._outbox_out = trio.open_memory_channel[wire.Payload](
-            server.limits.outbox_frames
+            limits.outbox_frames
         )
 
     @property
@@ -84,11 +107,17 @@ class Session:
     def push(self, frame: wire.Payload) -> None:
         if self.closing:
             return
-        # File chunks are bounded by the transfer window the relay enforces;
-        # everything else counts against the outbox's byte limit.
-        if frame[4] != FrameType.FILE_DATA:
+        limits = self.server.limits
+        if frame[4] == FrameType.FILE_DATA:
+            # Bounded by the transfer windows; a receiver past this has
+            # acknowledged data it cannot have had.
+            self.queued_file_bytes += len(frame)
+            if self.queued_file_bytes > limits.outbox_file_bytes:
+                self.abort(f"{self.queued_file_bytes} bytes of files waiting: not reading")
+                return
+        else:
             self.queued_bytes += len(frame)
-            if self.queued_bytes > self.server.limits.outbox_bytes:
+            if self.queued_bytes > limits.outbox_bytes:
                 self.abort(f"{self.queued_bytes} bytes waiting: the client is not reading")
                 return
         try:
@@ -96,18 +125,26 @@ class Session:
         except trio.WouldBlock:
             # The peer is not reading: drop it rather than slow anyone else.
             self.abort("outbox full: the client is not reading")
+            return
+        self.queued_frames += 1
+        if self.queued_frames > self._high_frames or self.queued_bytes > self._high_bytes:
+            self.server.congested.add(self)
 
     def finish(self, status: int, reason: str) -> None:
         """Send what is queued, then a BYE, then close; the rules are done with it."""
         if self.closing:
             return
+        bye = wire.encode_bye(status, reason)
         try:
-            self._outbox.send_nowait(wire.encode_bye(status, reason))
+            self._outbox.send_nowait(bye)
         except trio.WouldBlock:
             self.abort("outbox full at disconnect")
             return
+        self.queued_frames += 1
+        self.queued_bytes += len(bye)
         self.closing = True
         self._outbox.close()
+        self._release_waiters()
         self.server.transfers.connection_closed(self)
         self.scope.deadline = trio.current_time() + self.server.limits.close_grace
         if self.timer is not None:
@@ -117,11 +154,42 @@ class Session:
         """End the session now, sending nothing more."""
         self.server.log(f"dropping connection on {self.channel}: {why}")
         self.closing = True
+        self._release_waiters()
         self.scope.cancel()
 
     def reschedule(self) -> None:
         if self.timer is not None and self.member is not None and not self.closing:
             self.timer.deadline = self.member.afk_deadline
+
+    def _release_waiters(self) -> None:
+        self.server.congested.discard(self)
+        self.drained.set()
+
+    # ----- backpressure -----
+
+    def keeping_up(self, now: float) -> bool:
+        """Whether readers should wait for this outbox to drain: its writer is
+        not stuck on a peer that stopped reading."""
+        if self.closing:
+            return False
+        since = self.writing_since
+        return since is None or now - since < self.server.limits.writer_grace
+
+    async def _wait_for_room(self) -> None:
+        """Wait while an outbox this server filled is above its high-water mark
+        and its writer is keeping up; the peers that stopped reading are not
+        waited for (they are dropped at their outbox's hard limit)."""
+        congested = self.server.congested
+        grace = self.server.limits.writer_grace
+        while congested:
+            now = trio.current_time()
+            waiting_for = next((s for s in congested if s.keeping_up(now)), None)
+            if waiting_for is None:
+                return
+            since = waiting_for.writing_since
+            patience = grace if since is None else grace - (now - since)
+            with trio.move_on_after(max(patience, 0.0)):
+                await waiting_for.drained.wait()
 
     # ----- the connection's tasks -----
 
@@ -137,6 +205,7 @@ class Session:
             if member is not None and member.channel is not None:
                 self.server.apply(self.server.hub.drop(member, trio.current_time()))
             self.closing = True
+            self._release_waiters()
             self.server.transfers.connection_closed(self)
             self.server.sessions.discard(self)
             await self.stream.aclose()
@@ -170,12 +239,23 @@ class Session:
             if self.closing:
                 continue  # finished: discard input until the peer hangs up
             try:
-                for frame in decoder.feed(data):
-                    self._handle(frame)
-                    if self.closing:
-                        break
+                await self._handle_all(decoder.feed(data))
             except ProtocolError as error:
                 self.server.log(f"protocol error on {self.channel}: {error}")
+                return
+
+    async def _handle_all(self, frames: list[wire.Frame]) -> None:
+        """Handle one read's frames, letting the writers keep up between them."""
+        congested = self.server.congested
+        for index, frame in enumerate(frames, start=1):
+            self._handle(frame)
+            if self.closing:
+                return
+            if congested:
+                await self._wait_for_room()
+            elif index % FRAMES_BETWEEN_YIELDS == 0:
+                await trio.lowlevel.checkpoint()
+            if self.closing:
                 return
 
     def _handle(self, frame: wire.Frame) -> None:
@@ -205,6 +285,7 @@ class Session:
 
     async def _write_loop(self) -> None:
         outbox = self._outbox_out
+        transfers = self.server.transfers
         try:
             async for frame in outbox:
                 batch = [frame]
@@ -213,9 +294,32 @@ class Session:
                         batch.append(outbox.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
+                # File chunks count as delivered once handed to the socket: the
+                # receiver's acknowledgement may come back before send_all returns.
+                for sent in batch:
+                    if sent[4] == FrameType.FILE_DATA:
+                        transfers.delivered(self, sent)
+                self.writing_since = trio.current_time()
                 for data in coalesce(batch):
                     await self.stream.send_all(data)
-                self.queued_bytes -= sum(len(f) for f in batch if f[4] != FrameType.FILE_DATA)
+                self.writing_since = None
+                self._written(batch)
             await self.stream.send_eof()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.scope.cancel()
+
+    def _written(self, batch: list[wire.Payload]) -> None:
+        self.queued_frames -= len(batch)
+        for sent in batch:
+            if sent[4] == FrameType.FILE_DATA:
+                self.queued_file_bytes -= len(sent)
+            else:
+                self.queued_bytes -= len(sent)
+        if (
+            self in self.server.congested
+            and self.queued_frames <= self._low_frames
+            and self.queued_bytes <= self._low_bytes
+        ):
+            self.server.congested.discard(self)
+            self.drained.set()
+            self.drained = trio.Event()

@@ -5,6 +5,14 @@ receiver's outbox, between chat lines. Flow control is end to end: the sender
 keeps at most ``wire.SEND_WINDOW`` bytes unacknowledged, and the receiver
 acknowledges what it has written to disk, so no process buffers more than a
 window per transfer and nobody's chat waits behind a file.
+
+Nothing a peer claims is taken on trust (docs/protocol.md, "What the server
+checks"): data may not run past the offer or the window, and an
+acknowledgement may not exceed what the server has actually written to that
+receiver's socket, so a receiver cannot open the window by acknowledging data
+it never had. A receiver takes at most ``max_incoming`` files at once and a
+sender offers at most ``max_outgoing``; a transfer that moves no byte for
+``idle_timeout`` seconds is called off.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .. import wire
+from ..sanitize import clean
 from ..wire import FrameType, ProtocolError, SendState
 
 if TYPE_CHECKING:
@@ -29,10 +38,12 @@ class Transfer:
     ref: int  # the sender's own id for it
     receiver: Session
     target_name: str
-    path: str  # as the sender typed it, for the success lines
+    path: str  # as the sender typed it (cleaned), for the success lines
     size: int
-    relayed: int = 0
-    acked: int = 0
+    last_progress: float
+    relayed: int = 0  # data bytes taken from the sender
+    delivered: int = 0  # data bytes written to the receiver's socket
+    acked: int = 0  # data bytes the receiver says it has written to disk
     ended: bool = False
 
 
@@ -42,12 +53,37 @@ def _send_state(ref: int, state: SendState, detail: str | bytes = "") -> bytes:
     return wire.encode_with_id(FrameType.SEND_STATE, ref, bytes((state,)) + body)
 
 
+def _decrement(counts: dict[Session, int], session: Session) -> None:
+    left = counts.get(session, 0) - 1
+    if left > 0:
+        counts[session] = left
+    else:
+        counts.pop(session, None)
+
+
+def _reason(body: wire.Payload) -> str:
+    """A peer's free-text reason, checked and cleaned before anyone sees it."""
+    return clean(wire.decode_text(body[: wire.MAX_LINE_BYTES]))
+
+
 class TransferRelay:
-    def __init__(self, server: ChatServer, max_file_size: int) -> None:
+    def __init__(
+        self,
+        server: ChatServer,
+        max_file_size: int,
+        max_incoming: int = 8,
+        max_outgoing: int = 8,
+        idle_timeout: float = 60.0,
+    ) -> None:
         self.server = server
         self.max_file_size = max_file_size
+        self.max_incoming = max_incoming
+        self.max_outgoing = max_outgoing
+        self.idle_timeout = idle_timeout
         self._by_id: dict[int, Transfer] = {}
         self._by_sender: dict[tuple[Session, int], Transfer] = {}
+        self._outgoing: dict[Session, int] = {}  # transfers each session sends
+        self._incoming: dict[Session, int] = {}  # transfers each session receives
         self._next_id = 1
 
     def handle(self, session: Session, frame: wire.Frame) -> None:
@@ -64,13 +100,12 @@ class TransferRelay:
         transfer = self._by_id.get(ident)
         if transfer is None:
             return  # already over (a side left, say); both sides were told
-        if frame_type == FrameType.FILE_ACK:
-            if transfer.receiver is session:
-                transfer.acked = max(transfer.acked, wire.decode_ack(payload)[1])
-                transfer.sender.push(raw)
-            return
-        if frame_type == FrameType.FILE_RESULT:
-            if transfer.receiver is session:
+        if frame_type in (FrameType.FILE_ACK, FrameType.FILE_RESULT):
+            if transfer.receiver is not session:
+                raise ProtocolError(f"frame type {frame_type} for someone else's transfer")
+            if frame_type == FrameType.FILE_ACK:
+                self._ack(transfer, payload, raw)
+            else:
                 self._result(transfer, body)
             return
         if transfer.sender is not session:
@@ -78,18 +113,22 @@ class TransferRelay:
         if frame_type == FrameType.FILE_DATA:
             transfer.relayed += len(body)
             if transfer.ended or transfer.relayed > transfer.size:
-                raise ProtocolError("more file data than the offer announced")
+                self._fail_sender(transfer, "more file data than the offer announced")
             if transfer.relayed - transfer.acked > wire.SEND_WINDOW:
-                raise ProtocolError("file data beyond the flow-control window")
+                self._fail_sender(transfer, "file data beyond the flow-control window")
+            self._progress(transfer, transfer.sender)
             transfer.receiver.push(raw)
         elif frame_type == FrameType.FILE_END:
             if transfer.ended or transfer.relayed != transfer.size or len(body) != 4:
-                raise ProtocolError("FILE_END does not match the offer")
+                self._fail_sender(transfer, "FILE_END does not match the offer")
             transfer.ended = True
             transfer.receiver.push(raw)
         elif frame_type == FrameType.FILE_ABORT:
+            reason = _reason(body)
             self._forget(transfer)
-            transfer.receiver.push(raw)
+            transfer.receiver.push(
+                wire.encode_with_id(FrameType.FILE_ABORT, transfer.ident, reason.encode())
+            )
         else:
             raise ProtocolError(f"unexpected frame type {frame_type}")
 
@@ -98,12 +137,17 @@ class TransferRelay:
         assert member is not None
         fields = wire.decode_json(payload)
         ref = wire.field(fields, "ref", int)
-        target_name = wire.field(fields, "target", str)
-        path = wire.field(fields, "path", str)
-        name = wire.field(fields, "name", str)
+        target_name = clean(wire.field(fields, "target", str))
+        path = clean(wire.field(fields, "path", str))
+        name = clean(wire.field(fields, "name", str))
         size = wire.field(fields, "size", int)
         readable = wire.field(fields, "readable", bool)
-        if not 0 <= ref < 2**32 or size < 0 or (session, ref) in self._by_sender:
+        if (
+            not 0 <= ref < 2**32
+            or size < 0
+            or (session, ref) in self._by_sender
+            or max(len(target_name), len(path), len(name)) > wire.MAX_LINE_BYTES
+        ):
             raise ProtocolError("malformed SEND_OFFER")
         target, effects = self.server.hub.offer_file(
             member, target_name, path, readable, trio.current_time()
@@ -112,21 +156,22 @@ class TransferRelay:
         if target is None:
             session.push(_send_state(ref, SendState.REFUSED))
             return
-        if size > self.max_file_size:
-            session.push(
-                _send_state(
-                    ref,
-                    SendState.REFUSED,
-                    f"{path} is {size} bytes; the server accepts files of at most "
-                    f"{self.max_file_size} bytes",
-                )
-            )
+        receiver: Session = target.conn
+        refusal = self._refusal(session, receiver, target_name, path, size)
+        if refusal:
+            session.push(_send_state(ref, SendState.REFUSED, refusal))
             return
-        transfer = Transfer(self._next_id, session, ref, target.conn, target_name, path, size)
+        now = trio.current_time()
+        transfer = Transfer(self._next_id, session, ref, receiver, target_name, path, size, now)
         self._next_id = (self._next_id + 1) % 2**32 or 1
+        while self._next_id in self._by_id:
+            self._next_id = (self._next_id + 1) % 2**32 or 1
         self._by_id[transfer.ident] = transfer
         self._by_sender[(session, ref)] = transfer
-        transfer.receiver.push(
+        self._outgoing[session] = self._outgoing.get(session, 0) + 1
+        self._incoming[receiver] = self._incoming.get(receiver, 0) + 1
+        self.server.apply(self.server.hub.transfer_started(member, target))
+        receiver.push(
             wire.encode_json(
                 FrameType.FILE_INCOMING,
                 {"id": transfer.ident, "sender": member.name, "name": name, "size": size},
@@ -134,10 +179,36 @@ class TransferRelay:
         )
         session.push(_send_state(ref, SendState.GO, wire.ID.pack(transfer.ident)))
 
+    def _refusal(
+        self, sender: Session, receiver: Session, target_name: str, path: str, size: int
+    ) -> str:
+        """Why this offer cannot start now, or "" if it can."""
+        if size > self.max_file_size:
+            return (
+                f"{path} is {size} bytes; the server accepts files of at most "
+                f"{self.max_file_size} bytes"
+            )
+        if self._outgoing.get(sender, 0) >= self.max_outgoing:
+            return f"you are already sending {self.max_outgoing} files; wait for one to finish"
+        if self._incoming.get(receiver, 0) >= self.max_incoming:
+            return f"{target_name} is already receiving {self.max_incoming} files; try again later"
+        return ""
+
+    def _ack(self, transfer: Transfer, payload: wire.Payload, raw: wire.Payload) -> None:
+        _, total = wire.decode_ack(payload)
+        if total < transfer.acked or total > transfer.delivered:
+            self._fail_receiver(
+                transfer,
+                f"acknowledged {total} bytes of which only {transfer.delivered} were sent to it",
+            )
+        transfer.acked = total
+        self._progress(transfer, transfer.receiver)
+        transfer.sender.push(raw)
+
     def _result(self, transfer: Transfer, body: memoryview) -> None:
         if not body:
             raise ProtocolError("empty FILE_RESULT")
-        saved, detail = body[0] == 1, wire.decode_text(body[1:])
+        saved, detail = body[0] == 1, _reason(body[1:])
         if saved and not transfer.ended:
             raise ProtocolError("FILE_RESULT before FILE_END")
         self._forget(transfer)
@@ -156,30 +227,78 @@ class TransferRelay:
                 )
             )
 
+    def _progress(self, transfer: Transfer, side: Session) -> None:
+        transfer.last_progress = now = trio.current_time()
+        if side.member is not None:
+            self.server.apply(self.server.hub.transfer_progress(side.member, now))
+
+    def _fail_sender(self, transfer: Transfer, why: str) -> None:
+        """The sender broke the protocol: the receiver is told, the sender dropped."""
+        self._forget(transfer)
+        transfer.receiver.push(
+            wire.encode_with_id(
+                FrameType.FILE_ABORT, transfer.ident, f"the sender's client failed: {why}".encode()
+            )
+        )
+        raise ProtocolError(why)
+
+    def _fail_receiver(self, transfer: Transfer, why: str) -> None:
+        """The receiver broke the protocol: the sender is told, the receiver dropped."""
+        self._forget(transfer)
+        transfer.sender.push(
+            _send_state(
+                transfer.ref,
+                SendState.ABORTED,
+                f"{transfer.target_name}'s client broke the protocol ({why}); "
+                f"{transfer.path} was not delivered",
+            )
+        )
+        raise ProtocolError(why)
+
+    def delivered(self, session: Session, frame: wire.Payload) -> None:
+        """``session``'s writer has put this FILE_DATA frame on its socket."""
+        ident = wire.ID.unpack_from(frame, wire.HEADER.size)[0]
+        transfer = self._by_id.get(ident)
+        if transfer is not None and transfer.receiver is session:
+            transfer.delivered += len(frame) - wire.HEADER.size - wire.ID.size
+
     def _forget(self, transfer: Transfer) -> None:
-        self._by_id.pop(transfer.ident, None)
+        if self._by_id.pop(transfer.ident, None) is None:
+            return
         self._by_sender.pop((transfer.sender, transfer.ref), None)
+        _decrement(self._outgoing, transfer.sender)
+        _decrement(self._incoming, transfer.receiver)
+        sender, receiver = transfer.sender.member, transfer.receiver.member
+        if sender is not None and receiver is not None:
+            self.server.apply(self.server.hub.transfer_ended(sender, receiver))
+
+    def _call_off(self, transfer: Transfer, to_receiver: str, to_sender: str) -> None:
+        self._forget(transfer)
+        transfer.receiver.push(
+            wire.encode_with_id(FrameType.FILE_ABORT, transfer.ident, to_receiver.encode())
+        )
+        transfer.sender.push(_send_state(transfer.ref, SendState.ABORTED, to_sender))
 
     def connection_closed(self, session: Session) -> None:
         """Call off every transfer ``session`` sends or receives."""
+        if session not in self._outgoing and session not in self._incoming:
+            return
         for transfer in [t for t in self._by_id.values() if session in (t.sender, t.receiver)]:
-            self._forget(transfer)
-            if transfer.sender is session:
-                transfer.receiver.push(
-                    wire.encode_with_id(
-                        FrameType.FILE_ABORT,
-                        transfer.ident,
-                        f"{transfer.sender.name} went away before the whole file arrived".encode(),
-                    )
-                )
-            else:
-                transfer.sender.push(
-                    _send_state(
-                        transfer.ref,
-                        SendState.ABORTED,
-                        f"{transfer.target_name} went away before the whole file arrived",
-                    )
-                )
+            self._call_off(
+                transfer,
+                f"{transfer.sender.name} went away before the whole file arrived",
+                f"{transfer.target_name} went away before the whole file arrived",
+            )
+
+    async def expire_idle(self) -> None:
+        """Call off transfers that move no byte for ``idle_timeout`` seconds."""
+        while True:
+            await trio.sleep(self.idle_timeout / 4)
+            now = trio.current_time()
+            for transfer in list(self._by_id.values()):
+                if now - transfer.last_progress >= self.idle_timeout:
+                    reason = f"no progress for {self.idle_timeout:g} s"
+                    self._call_off(transfer, reason, f"{transfer.path} not delivered: {reason}")
 
     def active(self) -> int:
         return len(self._by_id)
