@@ -174,6 +174,7 @@ async def running_server(
         server = ChatServer(hub, limits or Limits(), out=printed.append, log=lambda text: None)
         harness = Harness(server, nursery)
         harness.printed = printed
+        nursery.start_soon(server.transfers.expire_idle)
         yield harness
         nursery.cancel_scope.cancel()
 
@@ -184,10 +185,13 @@ class RealClient:
     def __init__(self, name: str, download_dir: str, stream: trio.abc.Stream) -> None:
         self.name = name
         self.printed: list[str] = []
+        self.notes: list[str] = []  # what the client would write on its stderr
         self._typed, typed = trio.open_memory_channel[str](1000)
         self._cursor = 0
         self._changed = trio.Event()
-        self.connection = ClientConnection(stream, download_dir, lines=typed, out=self._print)
+        self.connection = ClientConnection(
+            stream, download_dir, lines=typed, out=self._print, note=self.notes.append
+        )
         self.status: int | None = None
 
     def _print(self, line: str, kind: LineKind) -> None:

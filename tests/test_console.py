@@ -91,7 +91,11 @@ async def test_malformed_console_lines_print_nothing(harness: Harness) -> None:
     assert not alice.closed
 
 
-@pytest.mark.parametrize("seconds", ["0", "-5", "abc", "1.5", ""])
+@pytest.mark.parametrize(
+    "seconds",
+    ["0", "-5", "abc", "1.5", "", "31536001", "9" * 31, "4" * 400],
+    ids=["zero", "negative", "word", "fraction", "missing", "over-a-year", "31-digits", "400"],
+)
 async def test_invalid_mute_time(harness: Harness, seconds: str) -> None:
     alice = await harness.join("alice")
     clear(harness, alice)
@@ -188,3 +192,11 @@ async def test_shutdown_closes_everyone_silently(harness: Harness) -> None:
     assert harness.printed_lines() == []
     for peer in (*members, elsewhere):
         assert peer.take() == []
+
+
+async def test_a_year_is_the_longest_mute(harness: Harness) -> None:
+    alice = await harness.join("alice")
+    clear(harness, alice)
+    harness.console("/mute general:alice 31536000")
+    await settle()
+    assert harness.printed_lines() == [srv("Muted alice for 31536000 seconds.")]

@@ -263,9 +263,7 @@ async def test_kicked_receiver_mid_transfer_keeps_no_partial(
     assert srv("You sent big.bin to bob.") not in alice.take()
 
 
-async def test_file_over_server_limit_is_refused_on_stderr(
-    dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_file_over_server_limit_is_refused_on_stderr(dirs: tuple[Path, Path]) -> None:
     async with running_server(limits=Limits(max_file_size=10)) as harness:
         alice, _ = await pair(harness, dirs)
         (dirs[0] / "big.txt").write_bytes(b"x" * 11)
@@ -275,4 +273,46 @@ async def test_file_over_server_limit_is_refused_on_stderr(
             await alice.connection.transfers.wait_sent()
         await send_and_wait(harness, alice, "ok.txt")
         assert received(dirs[1]) == {"ok.txt": b"x" * 10}
-        assert "at most 10 bytes" in capsys.readouterr().err
+        assert any("at most 10 bytes" in note for note in alice.notes)
+
+
+async def test_a_pseudo_file_of_unknown_size_is_refused(
+    harness: Harness, dirs: tuple[Path, Path]
+) -> None:
+    if not Path("/proc/cpuinfo").exists():
+        pytest.skip("no /proc here")
+    alice, _ = await pair(harness, dirs)
+    await alice.type("/send bob /proc/cpuinfo")
+    await alice.expect(srv("/proc/cpuinfo does not exist."))
+    assert any("size is unknown" in note for note in alice.notes)
+    assert received(dirs[1]) == {}
+
+
+async def test_a_quoted_path_may_hold_spaces(harness: Harness, dirs: tuple[Path, Path]) -> None:
+    alice, _ = await pair(harness, dirs)
+    (dirs[0] / "my notes.txt").write_text("spaced")
+    (dirs[0] / "it's.txt").write_text("apostrophe")
+    await alice.type('/send bob "my notes.txt"')
+    await alice.expect(srv("You sent my notes.txt to bob."))
+    assert harness.printed_lines() == [srv("alice sent my notes.txt to bob.")]
+    await send_and_wait(harness, alice, "it's.txt")
+    assert received(dirs[1]) == {"my notes.txt": b"spaced", "it's.txt": b"apostrophe"}
+
+
+async def test_a_file_that_grows_while_sent_is_not_reported_sent(
+    harness: Harness, dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, _ = await pair(harness, dirs)
+    path = dirs[0] / "log.txt"
+    path.write_bytes(b"x" * 100)
+    local = files.open_for_sending(str(path))
+    assert local.handle is not None
+    with path.open("ab") as grow:
+        grow.write(b"more")  # after the size was taken for the offer
+    monkeypatch.setattr(files, "open_for_sending", lambda typed: local)
+    await alice.type("/send bob log.txt")
+    with trio.fail_after(10):
+        await alice.connection.transfers.wait_sent()
+    assert srv("You sent log.txt to bob.") not in alice.take()
+    assert any("grew while being sent" in note for note in alice.notes), alice.notes
+    assert received(dirs[1]) == {}

@@ -32,7 +32,7 @@ from . import early_signals
 from .session import Session
 from .transfers import TransferRelay
 
-MAX_INCOMING_TRANSFERS = 8
+MAX_INCOMING_TRANSFERS = 16
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,10 @@ class Limits:
     # A reader that filled an outbox waits for it to drain unless that
     # outbox's writer has been stuck on its socket this long (not reading).
     writer_grace: float = 1.0
-    # Files one member may receive, and send, at once.
+    # Files one member may receive, and send, at once, and send to one member.
     max_incoming_transfers: int = MAX_INCOMING_TRANSFERS
     max_outgoing_transfers: int = 8
+    max_transfers_between_two: int = 4
     # A transfer that moves no byte for this long is called off.
     transfer_idle_timeout: float = 60.0
 
@@ -87,6 +88,7 @@ class ChatServer:
             limits.max_file_size,
             max_incoming=limits.max_incoming_transfers,
             max_outgoing=limits.max_outgoing_transfers,
+            max_between_two=limits.max_transfers_between_two,
             idle_timeout=limits.transfer_idle_timeout,
         )
         # For clients' tab completion; the same frame for everyone.

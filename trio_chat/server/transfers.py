@@ -10,15 +10,17 @@ Nothing a peer claims is taken on trust (docs/protocol.md, "What the server
 checks"): data may not run past the offer or the window, and an
 acknowledgement may not exceed what the server has actually written to that
 receiver's socket, so a receiver cannot open the window by acknowledging data
-it never had. A receiver takes at most ``max_incoming`` files at once and a
-sender offers at most ``max_outgoing``; a transfer that moves no byte for
+it never had. A receiver takes at most ``max_incoming`` files at once, a sender
+sends at most ``max_outgoing``, and at most ``max_between_two`` go from one
+sender to one receiver, so one sender cannot take all of someone's places;
+a transfer that moves no byte for
 ``idle_timeout`` seconds is called off.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
@@ -29,6 +31,9 @@ from ..wire import FrameType, ProtocolError, SendState
 if TYPE_CHECKING:
     from .core import ChatServer
     from .session import Session
+
+
+Key = TypeVar("Key")
 
 
 @dataclass(eq=False)
@@ -53,12 +58,12 @@ def _send_state(ref: int, state: SendState, detail: str | bytes = "") -> bytes:
     return wire.encode_with_id(FrameType.SEND_STATE, ref, bytes((state,)) + body)
 
 
-def _decrement(counts: dict[Session, int], session: Session) -> None:
-    left = counts.get(session, 0) - 1
+def _decrement(counts: dict[Key, int], key: Key) -> None:
+    left = counts.get(key, 0) - 1
     if left > 0:
-        counts[session] = left
+        counts[key] = left
     else:
-        counts.pop(session, None)
+        counts.pop(key, None)
 
 
 def _reason(body: wire.Payload) -> str:
@@ -71,19 +76,22 @@ class TransferRelay:
         self,
         server: ChatServer,
         max_file_size: int,
-        max_incoming: int = 8,
+        max_incoming: int = 16,
         max_outgoing: int = 8,
+        max_between_two: int = 4,
         idle_timeout: float = 60.0,
     ) -> None:
         self.server = server
         self.max_file_size = max_file_size
         self.max_incoming = max_incoming
         self.max_outgoing = max_outgoing
+        self.max_between_two = max_between_two
         self.idle_timeout = idle_timeout
         self._by_id: dict[int, Transfer] = {}
         self._by_sender: dict[tuple[Session, int], Transfer] = {}
         self._outgoing: dict[Session, int] = {}  # transfers each session sends
         self._incoming: dict[Session, int] = {}  # transfers each session receives
+        self._between: dict[tuple[Session, Session], int] = {}  # by (sender, receiver)
         self._next_id = 1
 
     def handle(self, session: Session, frame: wire.Frame) -> None:
@@ -170,6 +178,8 @@ class TransferRelay:
         self._by_sender[(session, ref)] = transfer
         self._outgoing[session] = self._outgoing.get(session, 0) + 1
         self._incoming[receiver] = self._incoming.get(receiver, 0) + 1
+        pair = (session, receiver)
+        self._between[pair] = self._between.get(pair, 0) + 1
         self.server.apply(self.server.hub.transfer_started(member, target))
         receiver.push(
             wire.encode_json(
@@ -190,6 +200,11 @@ class TransferRelay:
             )
         if self._outgoing.get(sender, 0) >= self.max_outgoing:
             return f"you are already sending {self.max_outgoing} files; wait for one to finish"
+        if self._between.get((sender, receiver), 0) >= self.max_between_two:
+            return (
+                f"you are already sending {self.max_between_two} files to {target_name}; "
+                "wait for one to finish"
+            )
         if self._incoming.get(receiver, 0) >= self.max_incoming:
             return f"{target_name} is already receiving {self.max_incoming} files; try again later"
         return ""
@@ -268,6 +283,7 @@ class TransferRelay:
         self._by_sender.pop((transfer.sender, transfer.ref), None)
         _decrement(self._outgoing, transfer.sender)
         _decrement(self._incoming, transfer.receiver)
+        _decrement(self._between, (transfer.sender, transfer.receiver))
         sender, receiver = transfer.sender.member, transfer.receiver.member
         if sender is not None and receiver is not None:
             self.server.apply(self.server.hub.transfer_ended(sender, receiver))
