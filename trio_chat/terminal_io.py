@@ -13,10 +13,10 @@ import sys
 from collections.abc import AsyncIterator, Callable
 
 from .sanitize import clean
-from .wire import MAX_LINE_BYTES
 
-# The longest stdin line either program takes: the wire's limit for a typed line.
-MAX_INPUT_LINE = MAX_LINE_BYTES
+# The longest stdin line either program takes; also the wire's limit for a
+# typed line (wire.MAX_LINE_BYTES), which a server enforces on its peers.
+MAX_INPUT_LINE = 8 * 1024
 
 
 def print_line(line: str) -> None:

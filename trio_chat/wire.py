@@ -15,6 +15,8 @@ import zlib
 from enum import IntEnum
 from typing import NamedTuple, TypeVar
 
+from .terminal_io import MAX_INPUT_LINE
+
 T = TypeVar("T")
 # What frame payloads are: views into the received bytes, or bytes in tests.
 Payload = bytes | memoryview
@@ -27,7 +29,7 @@ HEADER = struct.Struct("!IB")
 CHUNK_SIZE = 256 * 1024
 MAX_PAYLOAD = CHUNK_SIZE + 1024
 # One line typed at stdin: generous for people, small for a hostile peer.
-MAX_LINE_BYTES = 8 * 1024
+MAX_LINE_BYTES = MAX_INPUT_LINE
 
 
 class FrameType(IntEnum):

@@ -55,7 +55,7 @@ class Limits:
     outbox_file_bytes: int = MAX_INCOMING_TRANSFERS * wire.SEND_WINDOW + wire.MAX_PAYLOAD
     # A reader that filled an outbox waits for it to drain unless that
     # outbox's writer has been stuck on its socket this long (not reading).
-    writer_grace: float = 1.0
+    writer_grace: float = 0.25
     # Files one member may receive, and send, at once, and send to one member.
     max_incoming_transfers: int = MAX_INCOMING_TRANSFERS
     max_outgoing_transfers: int = 8
