@@ -148,7 +148,7 @@ class Cluster:
             )
             server = Program("server", [SERVER, "configfile", *server_options], self.workdir)
             # The server says so on stderr once every port is bound and listening.
-            if server.wait_stderr("listening on"):
+            if server.wait_stderr("listening"):
                 self.programs.append(server)
                 return ports, server
             server.wait_exit()

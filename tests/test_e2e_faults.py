@@ -62,7 +62,7 @@ class RawPeer:
 def test_repeated_signals_end_in_a_clean_exit(
     tmp_path: Path, signals: tuple[signal.Signals, signal.Signals]
 ) -> None:
-    with cluster(tmp_path) as chat:
+    with cluster(tmp_path, server_options=("--max-per-address", "0")) as chat:
         peers = [RawPeer(chat.ports["general"], f"u{i}") for i in range(200)]
         for _ in range(5):  # the channel is full; the rest wait in its queue
             assert chat.server.next_line().endswith("has joined the general channel.")
@@ -84,7 +84,7 @@ def test_a_stdout_nobody_reads_never_stops_the_chat(tmp_path: Path) -> None:
     )
     errors = (tmp_path / "server.err").open("wb")
     server = subprocess.Popen(
-        [SERVER, "configfile"],
+        [SERVER, "configfile", "--flood-rate", "0"],  # alice types 12,000 lines at once
         cwd=tmp_path,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,  # never read: it fills after 64 KiB

@@ -29,9 +29,16 @@ from .harness import (
 )
 
 BURST = 4200  # more frames than an outbox holds
+# Backpressure and transfer limits on their own, without flood control's pacing.
+NO_FLOOD_CONTROL = Limits(flood_rate=0)
 
 
-async def test_a_burst_right_after_hello_reaches_every_reader(harness: Harness) -> None:
+async def test_a_burst_right_after_hello_reaches_every_reader() -> None:
+    async with running_server(limits=NO_FLOOD_CONTROL) as harness:
+        await burst_reaches_every_reader(harness)
+
+
+async def burst_reaches_every_reader(harness: Harness) -> None:
     readers = [await harness.join(name) for name in ("alice", "bob", "carol")]
     for reader in readers:
         reader.take()
@@ -156,6 +163,14 @@ async def test_an_abort_reason_that_is_not_text_drops_only_its_sender(
 
 
 async def test_offer_spam_takes_few_places_and_no_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Flood control would slow the spam down too; this is about the transfer limits.
+    async with running_server(limits=NO_FLOOD_CONTROL) as harness:
+        await offer_spam_takes_few_places(harness, tmp_path, monkeypatch)
+
+
+async def offer_spam_takes_few_places(
     harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     downloads = tmp_path / "bob"

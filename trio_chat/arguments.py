@@ -52,6 +52,14 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def non_negative_number(text: str) -> float:
+    """An argparse ``type``: a plain decimal of at least 0, such as ``5`` or ``0.5``."""
+    value = float(text) if _SECONDS.fullmatch(text) else math.nan
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a plain number such as 5 or 0.5")
+    return value
+
+
 def byte_size(text: str) -> int:
     """An argparse ``type``: digits, then optionally K, M, G or T (binary multiples,
     1024 apart) followed by nothing, ``B`` or ``iB``; a plain ``B`` is bytes."""

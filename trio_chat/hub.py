@@ -221,6 +221,25 @@ class Hub:
         self._remove(member, channel, announce=False, now=now, effects=effects)
         return effects
 
+    def flooded(self, member: Member, now: float, reason: str) -> list[Effect]:
+        """The member sent more than its line budget for too long: it leaves as a
+        kicked member does, without the kick line (README, "Flood control")."""
+        effects: list[Effect] = []
+        channel = member.channel
+        if self.closed or channel is None:
+            return effects
+        was_admitted = member.admitted
+        index = self._take_out(member, channel)
+        effects.append(Disconnect(member, EXIT_OK, reason))
+        effects.append(Console(f"disconnected {member.name} from {channel.name}: {reason}"))
+        if was_admitted:
+            line = text.left_channel(self._stamp(), member.name)
+            self._tell_channel(channel, LineKind.SERVER, line, effects)
+            self._advance(channel, now, effects)
+        elif index is not None:
+            self._tell_positions(channel, index, effects)
+        return effects
+
     def afk_due(self, member: Member, now: float) -> list[Effect]:
         """The member's AFK timer fired; act only if the deadline really passed."""
         effects: list[Effect] = []

@@ -55,6 +55,16 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         metavar="DIR",
         help="where files sent to you are saved (default: the working directory)",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="speak TLS and verify the server's certificate with the system's CA store",
+    )
+    parser.add_argument(
+        "--ca",
+        metavar="FILE",
+        help="speak TLS and trust the certificate authority in FILE (PEM)",
+    )
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
     return parser.parse_args(argv)
 
@@ -89,16 +99,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not os.path.isdir(arguments.download_dir):
         print_error(PROGRAM, f"download directory {arguments.download_dir!r} is not a directory")
         return 1
-    try:
-        sock = connect(arguments.host, arguments.port, arguments.username)
-    except OSError as error:
-        print_error(PROGRAM, str(error))
-        return 1
+    tls = arguments.tls or arguments.ca is not None
+    if tls:
+        # The TLS handshake needs the event loop: the fast path (connect and
+        # say hello before importing trio) is for plain TCP.
+        from ..tls import TLSSetupError, client_context
+
+        try:
+            context = client_context(arguments.ca)
+        except TLSSetupError as error:
+            print_error(PROGRAM, str(error))
+            return 1
+    else:
+        try:
+            sock = connect(arguments.host, arguments.port, arguments.username)
+        except OSError as error:
+            print_error(PROGRAM, str(error))
+            return 1
     status = 0
     try:
-        from .session import run_client
+        from .session import run_client, run_tls_client
 
-        status = run_client(sock, arguments)
+        status = run_tls_client(context, arguments) if tls else run_client(sock, arguments)
     except BaseException as error:
         if not _is_interrupt(error):
             raise

@@ -12,18 +12,23 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterable, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
 from .. import wire
 from ..commands import Quit, Send, Usage, parse_client_line
 from ..terminal_io import print_error, print_line, read_lines
+from ..tls import describe_failure
 from ..wire import FrameType, LineKind, ProtocolError
 from . import PROGRAM
 from .transfers import ProgressListener, Transfers
 
+if TYPE_CHECKING:
+    import ssl
+
 RECEIVE_SIZE = 256 * 1024
+CONNECT_TIMEOUT = 5.0
 
 
 def complain_on_stderr(text: str) -> None:
@@ -81,7 +86,10 @@ class ClientConnection:
             self.transfers.discard_partials()
         if not self.welcomed and not self.said_bye:
             # Closed before a word: the server refused us (it may be full).
-            self.note("the server closed the connection before letting us in")
+            self.note(
+                "the server closed the connection before letting us in "
+                "(it may be full, or speak TLS: then add --tls)"
+            )
             self.status = 1
         elif not self.said_bye:
             self.note("the server closed the connection")
@@ -100,6 +108,10 @@ class ClientConnection:
             try:
                 for frame_type, payload, _ in decoder.feed(data):
                     await self._handle(frame_type, payload)
+                    if self.said_bye:
+                        # The server closes next; over TLS it cannot half-close,
+                        # so the BYE itself ends the conversation.
+                        return
             except ProtocolError as error:
                 self.note(f"the server broke the protocol: {error}")
                 self.status = 1
@@ -177,13 +189,48 @@ class ClientConnection:
 
 
 def run_client(sock: socket.socket, arguments: argparse.Namespace) -> int:
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        return trio.run(_plain, sock, arguments.download_dir)
-    return trio.run(_interactive, sock, arguments)
+    """Run the chat on a connected socket that has already said hello."""
+
+    async def main() -> int:
+        return await _chat(_stream(sock), arguments)
+
+    return trio.run(main)
+
+
+def run_tls_client(context: ssl.SSLContext, arguments: argparse.Namespace) -> int:
+    """Connect over TLS, verify the server, say hello, then run the chat."""
+
+    async def main() -> int:
+        where = f"{arguments.host}:{arguments.port}"
+        try:
+            with trio.fail_after(CONNECT_TIMEOUT):
+                stream = await trio.open_ssl_over_tcp_stream(
+                    arguments.host, arguments.port, ssl_context=context
+                )
+        except (OSError, trio.TooSlowError) as error:
+            reason = getattr(error, "strerror", None) or "no answer"
+            print_error(PROGRAM, f"no server accepting on {where}: {reason}")
+            return 1
+        try:
+            with trio.fail_after(CONNECT_TIMEOUT):
+                await stream.do_handshake()
+                await stream.send_all(wire.encode_hello(arguments.username))
+        except (trio.BrokenResourceError, trio.TooSlowError) as error:
+            print_error(PROGRAM, f"{where}: {describe_failure(error)}")
+            return 1
+        return await _chat(stream, arguments)
+
+    return trio.run(main)
 
 
 def _stream(sock: socket.socket) -> trio.SocketStream:
     return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+
+
+async def _chat(stream: trio.abc.Stream, arguments: argparse.Namespace) -> int:
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        return await _interactive(stream, arguments)
+    return await _plain(stream, arguments.download_dir)
 
 
 # Off a terminal these end the client at once, as a lost connection would
@@ -191,8 +238,8 @@ def _stream(sock: socket.socket) -> trio.SocketStream:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-async def _plain(sock: socket.socket, download_dir: str) -> int:
-    connection = ClientConnection(_stream(sock), download_dir)
+async def _plain(stream: trio.abc.Stream, download_dir: str) -> int:
+    connection = ClientConnection(stream, download_dir)
     status: int | None = None
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with trio.open_nursery() as nursery:
@@ -211,13 +258,13 @@ async def _plain(sock: socket.socket, download_dir: str) -> int:
     return status
 
 
-async def _interactive(sock: socket.socket, arguments: argparse.Namespace) -> int:
+async def _interactive(stream: trio.abc.Stream, arguments: argparse.Namespace) -> int:
     from .terminal import TerminalUI  # only here: piped start-up stays fast
 
     ui = TerminalUI(arguments.username)
     await ui.start()
     connection = ClientConnection(
-        _stream(sock),
+        stream,
         arguments.download_dir,
         lines=ui.lines(),
         out=ui.print_line,

@@ -15,7 +15,13 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..arguments import ExitOneParser, byte_size, count_at_least, positive_seconds
+from ..arguments import (
+    ExitOneParser,
+    byte_size,
+    count_at_least,
+    non_negative_number,
+    positive_seconds,
+)
 from ..config import ChannelConfig, ConfigError, load_config
 from ..terminal_io import print_error
 from . import early_signals
@@ -64,8 +70,39 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         metavar="N",
         help="connections held at once; more are closed at once (default: %(default)s)",
     )
+    parser.add_argument(
+        "--flood-burst",
+        type=count_at_least(0, "a number of lines"),
+        default=10,
+        metavar="LINES",
+        help="lines a member may send at once before the rate applies; 0 turns "
+        "flood control off (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--flood-rate",
+        type=non_negative_number,
+        default=5.0,
+        metavar="LINES",
+        help="lines a second a member may send after its burst; 0 turns flood "
+        "control off (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--max-per-address",
+        type=count_at_least(0, "a number of connections"),
+        default=50,
+        metavar="N",
+        help="connections at once from one IP address, and N/10 new ones a second; "
+        "0 turns the limit off (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tls-cert", metavar="FILE", help="PEM certificate chain: every channel speaks TLS"
+    )
+    parser.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
-    return parser.parse_args(argv)
+    arguments = parser.parse_args(argv)
+    if (arguments.tls_cert is None) != (arguments.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    return arguments
 
 
 def listening_addresses(host: str, port: int) -> list[tuple[int, int, int, tuple[object, ...]]]:
@@ -141,6 +178,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print_error(PROGRAM, str(error))
         return 1
+    ssl_context = None
+    if arguments.tls_cert is not None:
+        from ..tls import TLSSetupError, server_context
+
+        try:
+            ssl_context = server_context(arguments.tls_cert, arguments.tls_key)
+        except TLSSetupError as error:
+            print_error(PROGRAM, str(error))
+            return 1
     # Before binding: a thousand channels need more than the common soft limit.
     raise_open_file_limit()
     try:
@@ -150,13 +196,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print_error(
         PROGRAM,
-        f"listening on {arguments.host}: "
+        f"listening{' (TLS)' if ssl_context else ''} on {arguments.host}: "
         + ", ".join(f"{channel.name} {channel.port}" for channel in channels),
     )
     try:
         from .run import run_server
 
-        run_server(channels, sockets, arguments)
+        run_server(channels, sockets, arguments, ssl_context)
     except KeyboardInterrupt:
         pass
     # The console thread may still be blocked reading stdin; do not wait for it.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -29,10 +30,26 @@ from ..hub import (
 )
 from ..terminal_io import print_error, print_line, read_lines
 from . import early_signals
+from .admission import AddressGate
 from .session import Session
 from .transfers import TransferRelay
 
 MAX_INCOMING_TRANSFERS = 16
+
+
+if TYPE_CHECKING:
+    import ssl
+
+
+def peer_address(stream: trio.abc.Stream) -> str | None:
+    """The IP address of the peer of a TCP stream; None for other streams."""
+    if not isinstance(stream, trio.SocketStream):
+        return None
+    try:
+        peer = stream.socket.getpeername()
+    except OSError:
+        return None
+    return str(peer[0]) if isinstance(peer, tuple) else None
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,13 @@ class Limits:
     max_transfers_between_two: int = 4
     # A transfer that moves no byte for this long is called off.
     transfer_idle_timeout: float = 60.0
+    # Flood control: a burst of lines, then this many a second (0: off); a
+    # member held back for this long without a break is disconnected.
+    flood_burst: int = 10
+    flood_rate: float = 5.0
+    flood_patience: float = 30.0
+    # Connections at once from one address, and a connect rate (0: off).
+    max_per_address: int = 50
 
 
 def log_to_stderr(text: str) -> None:
@@ -75,11 +99,14 @@ class ChatServer:
         limits: Limits = Limits(),
         out: Callable[[str], None] = print_line,
         log: Callable[[str], None] = log_to_stderr,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.hub = hub
         self.limits = limits
         self.out = out
         self.log = log
+        self.ssl_context = ssl_context
+        self.addresses = AddressGate(limits.max_per_address)
         self.sessions: set[Session] = set()
         # Sessions whose outbox is above its high-water mark (session.py).
         self.congested: set[Session] = set()
@@ -140,9 +167,23 @@ class ChatServer:
                 )
             await stream.aclose()
             return
-        session = Session(self, stream, channel)
-        self.sessions.add(session)
-        await session.run()
+        address = peer_address(stream)
+        admitted, complaint = self.addresses.admit(address, trio.current_time())
+        if complaint is not None:
+            self.log(complaint)
+        if not admitted:
+            await stream.aclose()
+            return
+        try:
+            if self.ssl_context is not None:
+                # The handshake happens on the session's first read, within the
+                # hello timeout; a peer that fails it is dropped silently.
+                stream = trio.SSLStream(stream, self.ssl_context, server_side=True)  # type: ignore[assignment]
+            session = Session(self, stream, channel)
+            self.sessions.add(session)
+            await session.run()
+        finally:
+            self.addresses.release(address)
 
     def console_line(self, line: str) -> None:
         command = parse_console_line(line)

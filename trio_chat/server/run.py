@@ -6,6 +6,7 @@ import argparse
 import socket
 import sys
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -14,11 +15,15 @@ from ..hub import Hub
 from .core import ChatServer, Limits
 from .output import LineWriter
 
+if TYPE_CHECKING:
+    import ssl
+
 
 def run_server(
     channels: Sequence[ChannelConfig],
     sockets: Mapping[str, Sequence[socket.socket]],
     arguments: argparse.Namespace,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     hub = Hub(channels, afk_timeout=arguments.afk_timeout)
     sys.stdout.flush()
@@ -31,7 +36,12 @@ def run_server(
             hello_timeout=arguments.hello_timeout,
             max_file_size=arguments.max_file_size,
             max_connections=arguments.max_connections,
+            # Either number at 0 turns flood control off.
+            flood_burst=arguments.flood_burst,
+            flood_rate=arguments.flood_rate if arguments.flood_burst else 0.0,
+            max_per_address=arguments.max_per_address,
         ),
+        ssl_context=ssl_context,
         out=output.write,
         log=lambda text: errors.write(f"trio-chat-server: {text}"),
     )

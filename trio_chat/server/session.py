@@ -29,6 +29,7 @@ from ..commands import parse_client_line
 from ..hub import Member
 from ..sanitize import clean
 from ..wire import FrameType, ProtocolError
+from .flood import TokenBucket
 
 if TYPE_CHECKING:
     from .core import ChatServer
@@ -48,6 +49,8 @@ TRANSFER_FRAMES = frozenset(
 WRITE_BATCH = 64
 # Frames at least this big are written on their own rather than copied into a batch.
 COALESCE_BELOW = 16 * 1024
+# The frames that count as lines for flood control: what a person types.
+LINE_FRAMES = frozenset({FrameType.INPUT, FrameType.SEND_OFFER})
 # A reader handles at most this many frames of one read before it lets the
 # other tasks (the writers above all) run.
 FRAMES_BETWEEN_YIELDS = 64
@@ -73,7 +76,7 @@ def coalesce(frames: list[wire.Payload]) -> list[wire.Payload]:
 
 
 class Session:
-    def __init__(self, server: ChatServer, stream: trio.abc.HalfCloseableStream, channel: str):
+    def __init__(self, server: ChatServer, stream: trio.abc.Stream, channel: str):
         self.server = server
         self.stream = stream
         self.channel = channel
@@ -97,6 +100,12 @@ class Session:
         self._outbox, self._outbox_out = trio.open_memory_channel[wire.Payload](
             limits.outbox_frames
         )
+        self._lines = (
+            TokenBucket(limits.flood_burst, limits.flood_rate, trio.current_time())
+            if limits.flood_rate > 0
+            else None
+        )
+        self._held_back_since: float | None = None
 
     @property
     def name(self) -> str:
@@ -248,6 +257,10 @@ class Session:
         """Handle one read's frames, letting the writers keep up between them."""
         congested = self.server.congested
         for index, frame in enumerate(frames, start=1):
+            if self._lines is not None and frame.type in LINE_FRAMES and self.member is not None:
+                await self._take_line_token()
+                if self.closing:
+                    return
             self._handle(frame)
             if self.closing:
                 return
@@ -257,6 +270,32 @@ class Session:
                 await trio.lowlevel.checkpoint()
             if self.closing:
                 return
+
+    async def _take_line_token(self) -> None:
+        """Wait until the member's line budget allows one more line; disconnect
+        it when it has been held back for ``flood_patience`` without a break."""
+        assert self._lines is not None
+        now = trio.current_time()
+        wait = self._lines.take(now)
+        if not wait:
+            self._held_back_since = None
+            return
+        if self._held_back_since is None:
+            self._held_back_since = now
+        limits = self.server.limits
+        if now + wait - self._held_back_since > limits.flood_patience:
+            member = self.member
+            assert member is not None
+            reason = (
+                f"excess flood: more than {limits.flood_rate:g} lines a second "
+                f"for {limits.flood_patience:g} s"
+            )
+            self.server.apply(self.server.hub.flooded(member, now, reason))
+            return
+        # Not reading meanwhile: TCP holds the flooder back, nothing piles up here.
+        while wait:
+            await trio.sleep(wait)
+            wait = self._lines.take(trio.current_time())
 
     def _handle(self, frame: wire.Frame) -> None:
         server = self.server
@@ -304,7 +343,9 @@ class Session:
                     await self.stream.send_all(data)
                 self.writing_since = None
                 self._written(batch)
-            await self.stream.send_eof()
+            if isinstance(self.stream, trio.abc.HalfCloseableStream):
+                await self.stream.send_eof()
+            # (TLS has no half-close: the client hangs up when it reads the BYE.)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.scope.cancel()
 
