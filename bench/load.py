@@ -12,6 +12,8 @@ read a line, write it to everyone) for comparison. Prints Markdown tables.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import resource
 import subprocess
 import sys
@@ -73,15 +75,32 @@ def rss_kb(pid: int) -> int:
     raise KeyError("VmRSS")
 
 
+# Capacity runs measure the server, not its guards: one generator process sends
+# as fast as it can from one address.
+UNGUARDED = ("--flood-rate", "0", "--max-per-address", "0")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class ChatServerProcess:
-    def __init__(self, directory: Path, channels: int, capacity: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        channels: int,
+        capacity: int,
+        options: tuple[str, ...] = UNGUARDED,
+    ) -> None:
         self.ports = free_ports(channels)
         config = directory / "load-config"
         config.write_text(
             "".join(f"channel c{i} {port} {capacity}\n" for i, port in enumerate(self.ports))
         )
         self.process = subprocess.Popen(
-            [SERVER, str(config)],
+            [SERVER, str(config), *options],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -158,11 +177,13 @@ class Member:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
 
-    async def chat(self, messages: int) -> None:
+    async def chat(self, messages: int, pause: float = 0.0) -> None:
         for seq in range(messages):
             self.echoed = trio.Event()
             await self.stream.send_all(self.encode(f"m {self.index} {seq} {time.perf_counter()}"))
             await self.echoed.wait()
+            if pause:
+                await trio.sleep(pause)
 
 
 async def connect(port: int, index: int, chat_protocol: bool) -> tuple[Member, float]:
@@ -318,6 +339,71 @@ def slow_consumer_table(directory: Path, members: int, messages: int) -> list[st
     ]
 
 
+async def paced_chat_with_flooder(
+    port: int, members: int, messages: int, pause: float, flood: bool
+) -> dict[str, float]:
+    """``members`` chat in a closed loop, pausing ``pause`` s after each echo
+    (under the flood limit); one more member, if ``flood``, writes lines as fast
+    as the server takes them."""
+    group, _ = await connect_all([port], members, True)
+    flooder, _ = await connect(port, members, True)
+    flood_line = wire.encode_input("flood " + "x" * 40)
+    async with trio.open_nursery() as background:
+        for member in group:
+            background.start_soon(member.read_forever)
+        background.start_soon(flooder.read_forever)
+        if flood:
+
+            async def pour() -> None:
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    while True:
+                        await flooder.stream.send_all(flood_line * 64)
+
+            background.start_soon(pour)
+        start = time.perf_counter()
+        async with trio.open_nursery() as senders:
+            for member in group:
+                senders.start_soon(member.chat, messages, pause)
+        elapsed = time.perf_counter() - start
+        background.cancel_scope.cancel()
+    for member in [*group, flooder]:
+        await member.stream.aclose()
+    latencies = [latency for member in group for latency in member.latencies]
+    return {
+        "seconds": elapsed,
+        "p50": percentile(latencies, 0.5),
+        "p99": percentile(latencies, 0.99),
+    }
+
+
+def flood_table(directory: Path, members: int, messages: int, pause: float) -> list[str]:
+    rows = [
+        "| run (default flood limits) | duration | p50 | p99 | server CPU during the run |",
+        "|---|---|---|---|---|",
+    ]
+    results = {}
+    for flood in (False, True):
+        server = ChatServerProcess(directory, 3, members + 10, options=("--max-per-address", "0"))
+        try:
+            before = cpu_seconds(server.process.pid)
+            result = trio.run(
+                partial(paced_chat_with_flooder, server.ports[0], members, messages, pause, flood)
+            )
+            result["cpu"] = cpu_seconds(server.process.pid) - before
+        finally:
+            server.stop()
+        results[flood] = result
+        label = f"{members} members chatting" + (" + 1 flooding" if flood else "")
+        rows.append(
+            f"| {label} | {result['seconds']:.1f} s | {result['p50'] * 1000:.1f} ms | "
+            f"{result['p99'] * 1000:.1f} ms | {result['cpu']:.2f} s "
+            f"({result['cpu'] / result['seconds']:.0%} of a core) |"
+        )
+    ratio = results[True]["p99"] / results[False]["p99"]
+    rows.append(f"| p99 with the flooder / without | | | {ratio:.2f}x (target <= 2x) | |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -332,6 +418,8 @@ def main() -> None:
         print("\n".join(scale_table(directory, 500 if quick else 10000)))
         print("\nSlow consumer: one member stops reading while the others chat\n")
         print("\n".join(slow_consumer_table(directory, 20 if quick else 100, 10 if quick else 50)))
+        print("\nFlood: one member floods while others chat under the limit\n")
+        print("\n".join(flood_table(directory, 20, 10 if quick else 40, 0.25)))
 
 
 if __name__ == "__main__":

@@ -62,8 +62,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def ours(directory: Path, source: Path) -> tuple[float, dict[str, int], dict[str, float]]:
+def certificates(directory: Path) -> tuple[list[str], list[str]]:
+    """trustme certificates for localhost: (server options, client options)."""
+    import trustme  # from the test extra: only the TLS run needs it
+
+    authority = trustme.CA()
+    leaf = authority.issue_cert("localhost", "127.0.0.1")
+    authority.cert_pem.write_to_path(str(directory / "ca.pem"))
+    leaf.private_key_pem.write_to_path(str(directory / "key.pem"))
+    (directory / "cert.pem").write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    server = ["--tls-cert", str(directory / "cert.pem"), "--tls-key", str(directory / "key.pem")]
+    return server, ["--ca", str(directory / "ca.pem")]
+
+
+def ours(
+    directory: Path, source: Path, tls: bool = False
+) -> tuple[float, dict[str, int], dict[str, float]]:
     ports = free_ports(3)
+    server_options, client_options = certificates(directory) if tls else ([], [])
     (directory / "configfile").write_text(
         "".join(f"channel c{i} {port} 5\n" for i, port in enumerate(ports))
     )
@@ -79,14 +95,16 @@ def ours(directory: Path, source: Path) -> tuple[float, dict[str, int], dict[str
             stderr=subprocess.DEVNULL,
         )
 
-    server = spawn(SERVER, "configfile")
+    server = spawn(SERVER, "configfile", *server_options)
     processes = {"server": server}
     try:
         wait_until_accepting(ports[0])
-        receiver = spawn(CLIENT, str(ports[0]), "bob", "--download-dir", str(downloads))
+        receiver = spawn(
+            CLIENT, str(ports[0]), "bob", "--download-dir", str(downloads), *client_options
+        )
         processes["receiver"] = receiver
         wait_line(receiver, b"bob has joined the channel.")
-        sender = spawn(CLIENT, str(ports[0]), "alice")
+        sender = spawn(CLIENT, str(ports[0]), "alice", *client_options)
         processes["sender"] = sender
         wait_line(sender, b"alice has joined the channel.")
         idle = {name: memory_kb(p.pid, "VmRSS") for name, p in processes.items()}
@@ -134,6 +152,7 @@ def main() -> None:
     megabytes = arguments.megabytes
     plains: list[float] = []
     runs: list[tuple[float, dict[str, int], dict[str, float]]] = []
+    tls_runs: list[float] = []
     with tempfile.TemporaryDirectory() as name:
         directory = Path(name)
         source = directory / "payload.bin"
@@ -145,6 +164,9 @@ def main() -> None:
             workdir = directory / f"run{run}"
             workdir.mkdir()
             runs.append(ours(workdir, source))
+            tls_workdir = directory / f"tls{run}"
+            tls_workdir.mkdir()
+            tls_runs.append(ours(tls_workdir, source, tls=True)[0])
     plain = statistics.median(plains)
     elapsed, growth, cpu = sorted(runs, key=lambda result: result[0])[len(runs) // 2]
     print(f"| /send of {megabytes} MB on loopback, median of {arguments.runs} runs | value |")
@@ -157,6 +179,11 @@ def main() -> None:
         f"| plain socket copy, two bare processes | {megabytes / plain:.0f} MB/s ({plain:.2f} s) |"
     )
     print(f"| trio-chat as a fraction of the plain copy | {plain / elapsed:.0%} (target >= 50%) |")
+    tls = statistics.median(tls_runs)
+    print(
+        f"| trio-chat over TLS (TLS 1.3, trustme certificate) | {megabytes / tls:.0f} MB/s "
+        f"({tls:.2f} s; {elapsed / tls:.0%} of plain trio-chat) |"
+    )
     for role in ("sender", "server", "receiver"):
         print(f"| peak RSS above idle, {role} | {growth[role] / 1024:.1f} MB (target <= 64 MB) |")
     for role in ("sender", "server", "receiver"):
