@@ -156,3 +156,21 @@ def test_max_connections_must_be_a_plain_count() -> None:
     for bad in ("0", "-5", "+7", "1_000", " 5"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse(bad)
+
+
+def test_server_option_defaults_are_the_documented_limits() -> None:
+    """The command line (which must not import trio) spells the defaults again:
+    they must match the limits the server runs with."""
+    from trio_chat.hub import DEFAULT_AFK_TIMEOUT
+    from trio_chat.server.cli import parse_arguments
+    from trio_chat.server.core import Limits
+
+    arguments = parse_arguments(["configfile"])
+    limits = Limits()
+    assert arguments.hello_timeout == limits.hello_timeout
+    assert arguments.max_file_size == limits.max_file_size
+    assert arguments.max_connections == limits.max_connections
+    assert arguments.flood_burst == limits.flood_burst
+    assert arguments.flood_rate == limits.flood_rate
+    assert arguments.max_per_address == limits.max_per_address
+    assert arguments.afk_timeout == DEFAULT_AFK_TIMEOUT

@@ -16,7 +16,7 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import TextIO
@@ -247,11 +247,11 @@ class TerminalUI:
             )
         self.output.flush()
 
-    def _call_in_loop(self, function: object) -> None:
+    def _call_in_loop(self, function: Callable[[], object]) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop has just ended
-                loop.call_soon_threadsafe(function)  # type: ignore[arg-type]
+                loop.call_soon_threadsafe(function)
 
     # ----- output, from the trio thread -----
 

@@ -157,7 +157,7 @@ class ChatServer:
         if self._root is not None:
             self._root.cancel()
 
-    async def handle_connection(self, stream: trio.abc.HalfCloseableStream, channel: str) -> None:
+    async def handle_connection(self, stream: trio.abc.Stream, channel: str) -> None:
         if len(self.sessions) >= self.limits.max_connections:
             self._refused += 1
             if self._refused == 1 or self._refused % 1000 == 0:
@@ -178,7 +178,7 @@ class ChatServer:
             if self.ssl_context is not None:
                 # The handshake happens on the session's first read, within the
                 # hello timeout; a peer that fails it is dropped silently.
-                stream = trio.SSLStream(stream, self.ssl_context, server_side=True)  # type: ignore[assignment]
+                stream = trio.SSLStream(stream, self.ssl_context, server_side=True)
             session = Session(self, stream, channel)
             self.sessions.add(session)
             await session.run()

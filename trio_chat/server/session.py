@@ -217,7 +217,12 @@ class Session:
             self._release_waiters()
             self.server.transfers.connection_closed(self)
             self.server.sessions.discard(self)
-            await self.stream.aclose()
+            # A TLS close says goodbye first; a peer that never reads again
+            # must not hold the session open for it.
+            with trio.move_on_after(self.server.limits.close_grace) as goodbye:
+                await self.stream.aclose()
+            if goodbye.cancelled_caught:
+                await trio.aclose_forcefully(self.stream)
 
     def _deadline(self) -> float:
         if self.closing:
