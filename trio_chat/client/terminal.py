@@ -56,6 +56,9 @@ HELP = """\
 /help                   this list
 anything else           said to everyone in the channel"""
 
+# Seconds a finished transfer's progress bar stays on screen.
+BAR_LINGERS = 1.0
+
 STYLE = Style.from_dict(
     {
         "server": "ansiyellow dim",
@@ -311,8 +314,20 @@ class TerminalUI:
         self._call_in_loop(self.session.app.invalidate)
 
     def finish(self, key: object) -> None:
-        if self.progress.pop(key, None) is not None:
-            self._call_in_loop(self.session.app.invalidate)
+        """The transfer is over: its bar stays a moment in its last state, so even
+        a file that took a fraction of a second is seen to have moved."""
+        if key not in self.progress:
+            return
+
+        def later() -> None:
+            assert self._loop is not None
+            self._loop.call_later(BAR_LINGERS, drop)
+
+        def drop() -> None:
+            if self.progress.pop(key, None) is not None:
+                self.session.app.invalidate()
+
+        self._call_in_loop(later)
 
     def set_channels(self, names: list[str]) -> None:
         self.channels[:] = names
