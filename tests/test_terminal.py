@@ -162,6 +162,9 @@ def test_piped_output_is_plain_bytes(tmp_path: Path) -> None:
         alice = chat.join("alice")
         alice.type("/help", "/list")
         alice.expect("[alice (<time>)] /help")  # /help is chat when piped
+        for listing in ("general 1/5/0", "random 0/5/0", "help 0/5/0"):
+            # Before the shutdown, which closes connections without flushing them.
+            alice.expect(f"[Channel] {listing}.")
         chat.shutdown()
         assert alice.process.stdout is not None
     raw = b"\n".join(line.encode() for line in alice.lines) + b"\n"

@@ -116,11 +116,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as error:
             print_error(PROGRAM, str(error))
             return 1
+    greeting = None
+    if not tls and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        from .greeting import read_greeting
+
+        greeting = read_greeting(sock, arguments.username)
+        if greeting.bye is not None:
+            status, reason = greeting.bye
+            print_error(PROGRAM, f"disconnected: {reason}")
+            return status
     status = 0
     try:
         from .session import run_client, run_tls_client
 
-        status = run_tls_client(context, arguments) if tls else run_client(sock, arguments)
+        if tls:
+            status = run_tls_client(context, arguments)
+        else:
+            status = run_client(sock, arguments, greeting)
     except BaseException as error:
         if not _is_interrupt(error):
             raise

@@ -22,6 +22,7 @@ from ..terminal_io import print_error, print_line, read_lines
 from ..tls import describe_failure
 from ..wire import FrameType, LineKind, ProtocolError
 from . import PROGRAM
+from .greeting import Greeting
 from .transfers import ProgressListener, Transfers
 
 if TYPE_CHECKING:
@@ -58,15 +59,17 @@ class ClientConnection:
         out: Callable[[str, LineKind], None] = print_plain,
         terminal: TerminalHooks | None = None,
         note: Callable[[str], None] = complain_on_stderr,
+        greeting: Greeting | None = None,
     ) -> None:
         self.stream = stream
+        self.greeting = greeting
         self.lines = read_lines(0, note) if lines is None else lines
         self.out = out
         self.note = note
         self.terminal = terminal
         self.status = 0
         self.quitting = False
-        self.welcomed = False  # the server has sent us a line
+        self.welcomed = bool(greeting and greeting.printed)  # the server has sent us a line
         self.said_bye = False
         self._send_lock = trio.Lock()
         self.transfers = Transfers(self.send, download_dir, terminal, note)
@@ -97,7 +100,19 @@ class ClientConnection:
         return self.status
 
     async def _receive_loop(self) -> None:
-        decoder = wire.FrameDecoder()
+        greeting = self.greeting
+        decoder = wire.FrameDecoder() if greeting is None else greeting.decoder
+        if greeting is not None:
+            # Frames read before trio that were not lines already printed.
+            try:
+                for kept_type, kept_payload in greeting.kept:
+                    await self._handle(kept_type, kept_payload)
+            except ProtocolError as error:
+                self.note(f"the server broke the protocol: {error}")
+                self.status = 1
+                return
+            if greeting.closed:
+                return
         while True:
             try:
                 data = await self.stream.receive_some(RECEIVE_SIZE)
@@ -188,11 +203,14 @@ class ClientConnection:
                 return  # the server closes the connection; nothing more to send
 
 
-def run_client(sock: socket.socket, arguments: argparse.Namespace) -> int:
-    """Run the chat on a connected socket that has already said hello."""
+def run_client(
+    sock: socket.socket, arguments: argparse.Namespace, greeting: Greeting | None = None
+) -> int:
+    """Run the chat on a connected socket that has already said hello (and, when
+    piped, already printed the server's first lines: ``greeting``)."""
 
     async def main() -> int:
-        return await _chat(_stream(sock), arguments)
+        return await _chat(_stream(sock), arguments, greeting)
 
     return trio.run(main)
 
@@ -227,10 +245,12 @@ def _stream(sock: socket.socket) -> trio.SocketStream:
     return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
 
 
-async def _chat(stream: trio.abc.Stream, arguments: argparse.Namespace) -> int:
+async def _chat(
+    stream: trio.abc.Stream, arguments: argparse.Namespace, greeting: Greeting | None = None
+) -> int:
     if sys.stdin.isatty() and sys.stdout.isatty():
         return await _interactive(stream, arguments)
-    return await _plain(stream, arguments.download_dir)
+    return await _plain(stream, arguments.download_dir, greeting)
 
 
 # Off a terminal these end the client at once, as a lost connection would
@@ -238,8 +258,10 @@ async def _chat(stream: trio.abc.Stream, arguments: argparse.Namespace) -> int:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-async def _plain(stream: trio.abc.Stream, download_dir: str) -> int:
-    connection = ClientConnection(stream, download_dir)
+async def _plain(
+    stream: trio.abc.Stream, download_dir: str, greeting: Greeting | None = None
+) -> int:
+    connection = ClientConnection(stream, download_dir, greeting=greeting)
     status: int | None = None
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with trio.open_nursery() as nursery:
