@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import trio
 
@@ -75,6 +76,9 @@ def rss_kb(pid: int) -> int:
     raise KeyError("VmRSS")
 
 
+Protocol = Literal["chat", "line", "irc"]
+IRC_CHANNEL = "#bench"
+
 # Capacity runs measure the server, not its guards: one generator process sends
 # as fast as it can from one address.
 UNGUARDED = ("--flood-rate", "0", "--max-per-address", "0")
@@ -125,13 +129,57 @@ class BareRelayProcess:
         self.process.wait()
 
 
+INSPIRCD = Path("/usr/sbin/inspircd")
+INSPIRCD_CONFIG = """<config format="xml">
+<server name="bench.local" description="bench" network="bench">
+<admin name="bench" nick="bench" email="bench@bench.local">
+<bind address="127.0.0.1" port="{port}" type="clients">
+<connect name="main" allow="*" maxchans="20" timeout="60" pingfreq="600"
+ hardsendq="1073741824" softsendq="1073741824" recvq="1048576" threshold="1000000"
+ commandrate="100000000" fakelag="no" localmax="100000" globalmax="100000"
+ resolvehostnames="no" useident="no" limit="100000">
+<channels users="100000" opers="100000">
+<limits maxchan="64" maxnick="30">
+<performance netbuffersize="65536" somaxconn="4096" clonesonconnect="no">
+<security hideserver="" runasuser="" runasgroup="">
+<pid file="{directory}/inspircd.pid">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="default"
+ target="{directory}/inspircd.log">
+<module name="cap">
+<module name="ircv3">
+<module name="ircv3_echomessage">
+"""
+
+
+class InspircdProcess:
+    """InspIRCd (the C++ IRC server) with flood limits off and echo-message on."""
+
+    def __init__(self, directory: Path) -> None:
+        (port,) = free_ports(1)
+        self.ports = [port]
+        config = directory / "inspircd.conf"
+        config.write_text(INSPIRCD_CONFIG.format(port=port, directory=directory))
+        root = ["--runasroot"] if os.geteuid() == 0 else []
+        self.process = subprocess.Popen(
+            [str(INSPIRCD), *root, "--nofork", f"--config={config}"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until_accepting(port)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
 class Member:
     """One generator-side client: sends in a closed loop, records latencies."""
 
-    def __init__(self, index: int, stream: trio.SocketStream, chat_protocol: bool) -> None:
+    def __init__(self, index: int, stream: trio.SocketStream, protocol: Protocol) -> None:
         self.index = index
         self.stream = stream
-        self.chat_protocol = chat_protocol
+        self.protocol = protocol
         self.echoed = trio.Event()
         self.received = 0
         self.latencies: list[float] = []
@@ -139,12 +187,14 @@ class Member:
         self.pending = b""
 
     def encode(self, text: str) -> bytes:
-        if self.chat_protocol:
+        if self.protocol == "chat":
             return wire.encode_input(text)
+        if self.protocol == "irc":
+            return f"PRIVMSG {IRC_CHANNEL} :{text}\r\n".encode()
         return text.encode() + b"\n"
 
     def _messages(self, data: bytes) -> list[str]:
-        if self.chat_protocol:
+        if self.protocol == "chat":
             return [
                 bytes(payload[1:]).decode()
                 for frame_type, payload, _ in self.decoder.feed(data)
@@ -152,6 +202,12 @@ class Member:
             ]
         self.pending += data
         *lines, self.pending = self.pending.split(b"\n")
+        if self.protocol == "irc":
+            # ":nick!user@host PRIVMSG #bench :m 3 17 123.4" -> "x (nick) m 3 17 123.4"
+            return [
+                line.decode().rstrip("\r").replace(f" PRIVMSG {IRC_CHANNEL} :", " ", 1)
+                for line in lines
+            ]
         return [line.decode() for line in lines]
 
     async def read_until(self, wanted: Callable[[str], bool]) -> None:
@@ -186,21 +242,30 @@ class Member:
                 await trio.sleep(pause)
 
 
-async def connect(port: int, index: int, chat_protocol: bool) -> tuple[Member, float]:
+async def connect(port: int, index: int, protocol: Protocol) -> tuple[Member, float]:
     start = time.perf_counter()
     stream = await trio.open_tcp_stream("127.0.0.1", port)
-    member = Member(index, stream, chat_protocol)
-    if chat_protocol:
+    member = Member(index, stream, protocol)
+    if protocol == "chat":
         await stream.send_all(wire.encode_hello(f"u{index}"))
         me = f"u{index} has joined the channel."
         await member.read_until(lambda message: message.endswith(me))
+    elif protocol == "irc":
+        # echo-message: the sender gets its own line back, as trio-chat sends it.
+        await stream.send_all(
+            f"CAP REQ :echo-message\r\nNICK u{index}\r\nUSER u{index} 0 * :u{index}\r\n"
+            "CAP END\r\n".encode()
+        )
+        await member.read_until(lambda message: " 001 " in message)
+        await stream.send_all(f"JOIN {IRC_CHANNEL}\r\n".encode())
+        await member.read_until(lambda message: " 366 " in message)
     else:
         await member.read_until(lambda message: message == "ok")
     return member, time.perf_counter() - start
 
 
 async def connect_all(
-    ports: list[int], count: int, chat_protocol: bool, concurrency: int = 100
+    ports: list[int], count: int, protocol: Protocol, concurrency: int = 100
 ) -> tuple[list[Member], list[float]]:
     members: list[Member | None] = [None] * count
     joins: list[float] = [0.0] * count
@@ -208,9 +273,7 @@ async def connect_all(
 
     async def one(index: int) -> None:
         async with limiter:
-            members[index], joins[index] = await connect(
-                ports[index % len(ports)], index, chat_protocol
-            )
+            members[index], joins[index] = await connect(ports[index % len(ports)], index, protocol)
 
     async with trio.open_nursery() as nursery:
         for index in range(count):
@@ -224,12 +287,12 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def fan_out(
-    ports: list[int], members: int, messages: int, chat_protocol: bool, silent: int = 0
+    ports: list[int], members: int, messages: int, protocol: Protocol, silent: int = 0
 ) -> dict[str, float]:
-    group, _ = await connect_all(ports, members, chat_protocol)
+    group, _ = await connect_all(ports, members, protocol)
     sleepers = []
     for index in range(silent):  # connected, joined, never reading again
-        sleeper, _ = await connect(ports[0], members + index, chat_protocol)
+        sleeper, _ = await connect(ports[0], members + index, protocol)
         sleepers.append(sleeper)
     async with trio.open_nursery() as readers:
         for member in group:
@@ -248,33 +311,86 @@ async def fan_out(
     latencies = [latency for member in group for latency in member.latencies]
     return {
         "deliveries": len(latencies) / elapsed,
+        "total": len(latencies),
         "p50": percentile(latencies, 0.5),
         "p99": percentile(latencies, 0.99),
     }
 
 
+def measured_run(
+    process: subprocess.Popen[bytes], run: Callable[[], dict[str, float]]
+) -> dict[str, float]:
+    """``run()``'s result plus the server's CPU seconds per 100,000 deliveries."""
+    before = cpu_seconds(process.pid)
+    result = run()
+    used = cpu_seconds(process.pid) - before
+    result["cpu_per_100k"] = used / result["total"] * 100_000 if result.get("total") else 0.0
+    return result
+
+
 def fan_out_table(directory: Path, sizes: list[tuple[int, int]]) -> list[str]:
     rows = [
-        "| members | messages each | trio-chat deliveries/s | p50 | p99 "
-        "| bare relay deliveries/s | p50 | p99 | trio-chat / bare |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| members | messages each | trio-chat deliveries/s | p50 | p99 | CPU-s per 100k "
+        "| bare relay deliveries/s | p50 | p99 | CPU-s per 100k | trio-chat / bare |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for members, messages in sizes:
         server = ChatServerProcess(directory, 3, max(members + 10, 5))
         try:
-            ours = trio.run(partial(fan_out, server.ports[:1], members, messages, True))
+            ours = measured_run(
+                server.process,
+                partial(trio.run, partial(fan_out, server.ports[:1], members, messages, "chat")),
+            )
         finally:
             server.stop()
         relay = BareRelayProcess()
         try:
-            bare = trio.run(partial(fan_out, relay.ports, members, messages, False))
+            bare = measured_run(
+                relay.process,
+                partial(trio.run, partial(fan_out, relay.ports, members, messages, "line")),
+            )
         finally:
             relay.stop()
         rows.append(
             f"| {members} | {messages} | {ours['deliveries']:,.0f} | "
             f"{ours['p50'] * 1000:.1f} ms | {ours['p99'] * 1000:.1f} ms | "
+            f"{ours['cpu_per_100k']:.2f} | "
             f"{bare['deliveries']:,.0f} | {bare['p50'] * 1000:.1f} ms | "
-            f"{bare['p99'] * 1000:.1f} ms | {ours['deliveries'] / bare['deliveries']:.0%} |"
+            f"{bare['p99'] * 1000:.1f} ms | {bare['cpu_per_100k']:.2f} | "
+            f"{ours['deliveries'] / bare['deliveries']:.0%} |"
+        )
+    return rows
+
+
+def inspircd_table(directory: Path, sizes: list[tuple[int, int]]) -> list[str]:
+    """The same closed-loop fan-out against InspIRCd, when it is installed."""
+    rows = [
+        "| members | messages each | trio-chat deliveries/s | CPU-s per 100k "
+        "| InspIRCd deliveries/s | CPU-s per 100k | trio-chat CPU / InspIRCd CPU |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for members, messages in sizes:
+        server = ChatServerProcess(directory, 3, max(members + 10, 5))
+        try:
+            ours = measured_run(
+                server.process,
+                partial(trio.run, partial(fan_out, server.ports[:1], members, messages, "chat")),
+            )
+        finally:
+            server.stop()
+        irc = InspircdProcess(directory)
+        try:
+            theirs = measured_run(
+                irc.process,
+                partial(trio.run, partial(fan_out, irc.ports, members, messages, "irc")),
+            )
+        finally:
+            irc.stop()
+        rows.append(
+            f"| {members} | {messages} | {ours['deliveries']:,.0f} | "
+            f"{ours['cpu_per_100k']:.2f} | {theirs['deliveries']:,.0f} | "
+            f"{theirs['cpu_per_100k']:.2f} | "
+            f"{ours['cpu_per_100k'] / theirs['cpu_per_100k']:.1f}x |"
         )
     return rows
 
@@ -286,7 +402,7 @@ def scale_table(directory: Path, clients: int) -> list[str]:
         baseline = rss_kb(server.process.pid)
 
         async def main() -> dict[str, float]:
-            members, joins = await connect_all(server.ports, clients, True, concurrency=200)
+            members, joins = await connect_all(server.ports, clients, "chat", concurrency=200)
             async with trio.open_nursery() as nursery:
                 for member in members:
                     nursery.start_soon(member.read_forever)
@@ -322,7 +438,7 @@ def slow_consumer_table(directory: Path, members: int, messages: int) -> list[st
         server = ChatServerProcess(directory, 3, members + 10)
         try:
             results[silent] = trio.run(
-                partial(fan_out, server.ports[:1], members, messages, True, silent)
+                partial(fan_out, server.ports[:1], members, messages, "chat", silent)
             )
         finally:
             server.stop()
@@ -345,8 +461,8 @@ async def paced_chat_with_flooder(
     """``members`` chat in a closed loop, pausing ``pause`` s after each echo
     (under the flood limit); one more member, if ``flood``, writes lines as fast
     as the server takes them."""
-    group, _ = await connect_all([port], members, True)
-    flooder, _ = await connect(port, members, True)
+    group, _ = await connect_all([port], members, "chat")
+    flooder, _ = await connect(port, members, "chat")
     flood_line = wire.encode_input("flood " + "x" * 40)
     async with trio.open_nursery() as background:
         for member in group:
@@ -414,6 +530,10 @@ def main() -> None:
         directory = Path(name)
         print("Fan-out: one channel, every member sends in a closed loop\n")
         print("\n".join(fan_out_table(directory, sizes)))
+        if INSPIRCD.exists():
+            print("\nAgainst InspIRCd (flood limits off, echo-message on), same generator\n")
+            irc_sizes = [(10, 50), (100, 20)] if quick else [(10, 1000), (100, 100), (300, 20)]
+            print("\n".join(inspircd_table(directory, irc_sizes)))
         print("\nScale: idle clients held over 100 channels\n")
         print("\n".join(scale_table(directory, 500 if quick else 10000)))
         print("\nSlow consumer: one member stops reading while the others chat\n")
