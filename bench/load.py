@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -328,6 +329,27 @@ def measured_run(
     return result
 
 
+class ServerProcess(typing.Protocol):
+    process: subprocess.Popen[bytes]
+    ports: list[int]
+
+    def stop(self) -> None: ...
+
+
+def measured_fan_out(
+    start: Callable[[], ServerProcess], protocol: Protocol, members: int, messages: int
+) -> dict[str, float]:
+    """Start a server, run the closed-loop fan-out against it, measure its CPU."""
+    server = start()
+    try:
+        return measured_run(
+            server.process,
+            partial(trio.run, partial(fan_out, server.ports[:1], members, messages, protocol)),
+        )
+    finally:
+        server.stop()
+
+
 def fan_out_table(directory: Path, sizes: list[tuple[int, int]]) -> list[str]:
     rows = [
         "| members | messages each | trio-chat deliveries/s | p50 | p99 | CPU-s per 100k "
@@ -335,22 +357,9 @@ def fan_out_table(directory: Path, sizes: list[tuple[int, int]]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for members, messages in sizes:
-        server = ChatServerProcess(directory, 3, max(members + 10, 5))
-        try:
-            ours = measured_run(
-                server.process,
-                partial(trio.run, partial(fan_out, server.ports[:1], members, messages, "chat")),
-            )
-        finally:
-            server.stop()
-        relay = BareRelayProcess()
-        try:
-            bare = measured_run(
-                relay.process,
-                partial(trio.run, partial(fan_out, relay.ports, members, messages, "line")),
-            )
-        finally:
-            relay.stop()
+        chat_server = partial(ChatServerProcess, directory, 3, max(members + 10, 5))
+        ours = measured_fan_out(chat_server, "chat", members, messages)
+        bare = measured_fan_out(BareRelayProcess, "line", members, messages)
         rows.append(
             f"| {members} | {messages} | {ours['deliveries']:,.0f} | "
             f"{ours['p50'] * 1000:.1f} ms | {ours['p99'] * 1000:.1f} ms | "
@@ -370,22 +379,9 @@ def inspircd_table(directory: Path, sizes: list[tuple[int, int]]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for members, messages in sizes:
-        server = ChatServerProcess(directory, 3, max(members + 10, 5))
-        try:
-            ours = measured_run(
-                server.process,
-                partial(trio.run, partial(fan_out, server.ports[:1], members, messages, "chat")),
-            )
-        finally:
-            server.stop()
-        irc = InspircdProcess(directory)
-        try:
-            theirs = measured_run(
-                irc.process,
-                partial(trio.run, partial(fan_out, irc.ports, members, messages, "irc")),
-            )
-        finally:
-            irc.stop()
+        chat_server = partial(ChatServerProcess, directory, 3, max(members + 10, 5))
+        ours = measured_fan_out(chat_server, "chat", members, messages)
+        theirs = measured_fan_out(partial(InspircdProcess, directory), "irc", members, messages)
         rows.append(
             f"| {members} | {messages} | {ours['deliveries']:,.0f} | "
             f"{ours['cpu_per_100k']:.2f} | {theirs['deliveries']:,.0f} | "
