@@ -6,6 +6,7 @@ the server checks"; behaviour.md, "Text from peers")."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -38,19 +39,56 @@ async def test_a_burst_right_after_hello_reaches_every_reader() -> None:
         await burst_reaches_every_reader(harness)
 
 
-async def burst_reaches_every_reader(harness: Harness) -> None:
-    readers = [await harness.join(name) for name in ("alice", "bob", "carol")]
+async def test_a_burst_over_loopback_sockets_reaches_every_reader() -> None:
+    """The same over real sockets: the path where the server collects lines and
+    writes them once per scheduling round, and its writers take over when a
+    socket is full."""
+    async with running_server(limits=Limits(flood_rate=0, max_per_address=0)) as harness:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+
+        async def handler(stream: trio.SocketStream) -> None:
+            await harness.server.handle_connection(stream, "general")
+
+        await harness.nursery.start(trio.serve_listeners, handler, listeners)
+
+        async def connect() -> trio.abc.HalfCloseableStream:
+            return await trio.open_tcp_stream("127.0.0.1", port)
+
+        await burst_reaches_every_reader(harness, connect)
+
+
+async def memory_connection(harness: Harness) -> trio.abc.HalfCloseableStream:
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    harness.nursery.start_soon(harness.server.handle_connection, server_stream, "general")
+    return client_stream
+
+
+async def burst_reaches_every_reader(
+    harness: Harness,
+    connect: Callable[[], Awaitable[trio.abc.HalfCloseableStream]] | None = None,
+) -> None:
+    async def join(name: str) -> Peer:
+        if connect is None:
+            return await harness.join(name)
+        peer = Peer(name, await connect())
+        harness.nursery.start_soon(peer.read_loop)
+        await peer.stream.send_all(wire.encode_hello(name))
+        await eventually(lambda: f"{name} has joined the channel." in " ".join(peer.lines))
+        return peer
+
+    readers = [await join(name) for name in ("alice", "bob", "carol")]
+    await eventually(lambda: len(readers[0].lines) >= 4)
     for reader in readers:
         reader.take()
     harness.printed_lines()
-    client_stream, server_stream = trio.testing.memory_stream_pair()
-    harness.nursery.start_soon(harness.server.handle_connection, server_stream, "general")
+    client_stream = await (connect() if connect is not None else memory_connection(harness))
     mallory = Peer("mallory", client_stream)
     harness.nursery.start_soon(mallory.read_loop)
     burst = b"".join(wire.encode_input(f"line {i}") for i in range(BURST))
     await client_stream.send_all(wire.encode_hello("mallory") + burst)  # one write
     everything = [chat("mallory", f"line {i}") for i in range(BURST)]
-    await eventually(lambda: len(readers[-1].lines) >= BURST + 1)
+    await eventually(lambda: all(len(reader.lines) >= BURST + 1 for reader in readers))
     await settle()
     for reader in readers:
         assert not reader.closed

@@ -110,6 +110,9 @@ class ChatServer:
         self.sessions: set[Session] = set()
         # Sessions whose outbox is above its high-water mark (session.py).
         self.congested: set[Session] = set()
+        # Sessions with text frames collected since the last flush.
+        self._dirty: list[Session] = []
+        self._flush_due: trio.Event | None = None
         self.transfers = TransferRelay(
             self,
             limits.max_file_size,
@@ -149,6 +152,27 @@ class ChatServer:
                 self.log(effect.text)
             elif isinstance(effect, StopServer):
                 self.stop()
+
+    def want_flush(self, session: Session) -> None:
+        """``session`` collected text frames: write them when this task yields.
+
+        One flush per scheduling round writes every such session's frames with
+        one write each, instead of waking one writer task per line per member.
+        """
+        self._dirty.append(session)
+        if self._flush_due is None:
+            self._flush_due = trio.Event()
+            trio.lowlevel.spawn_system_task(self._flush_loop, name="trio-chat flush")
+        self._flush_due.set()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            assert self._flush_due is not None
+            await self._flush_due.wait()
+            self._flush_due = trio.Event()
+            dirty, self._dirty = self._dirty, []
+            for session in dirty:
+                session.flush()
 
     def stop(self) -> None:
         """Shut down: close every connection, release every port."""

@@ -20,6 +20,7 @@ outbox reaches the hard limit.
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING
 
 import trio
@@ -54,6 +55,11 @@ LINE_FRAMES = frozenset({FrameType.INPUT, FrameType.SEND_OFFER})
 # A reader handles at most this many frames of one read before it lets the
 # other tasks (the writers above all) run.
 FRAMES_BETWEEN_YIELDS = 64
+
+
+class Unsent(bytes):
+    """Text frames joined, or the tail of them that a socket took only in part:
+    never a file chunk, whatever its fifth byte happens to be."""
 
 
 def coalesce(frames: list[wire.Payload]) -> list[wire.Payload]:
@@ -106,6 +112,12 @@ class Session:
             else None
         )
         self._held_back_since: float | None = None
+        # Plain TCP: text frames collect here and the server writes them all
+        # with one write per tick (ChatServer.flush), without waking the writer
+        # task; the writer takes over whenever the socket is full.
+        self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        self._pending: list[wire.Payload] = []
+        self._in_outbox = 0  # items in the outbox channel or being written
 
     @property
     def name(self) -> str:
@@ -129,26 +141,74 @@ class Session:
             if self.queued_bytes > limits.outbox_bytes:
                 self.abort(f"{self.queued_bytes} bytes waiting: the client is not reading")
                 return
+        self.queued_frames += 1
+        if self.queued_frames > limits.outbox_frames:
+            self.abort("outbox full: the client is not reading")
+            return
+        if self._fd >= 0 and frame[4] != FrameType.FILE_DATA:
+            if not self._pending:
+                self.server.want_flush(self)
+            self._pending.append(frame)
+        else:
+            self._hand_pending_to_writer()
+            self._to_writer(frame)
+        if self.queued_frames > self._high_frames or self.queued_bytes > self._high_bytes:
+            self.server.congested.add(self)
+
+    def _to_writer(self, item: wire.Payload) -> None:
         try:
-            self._outbox.send_nowait(frame)
+            self._outbox.send_nowait(item)
         except trio.WouldBlock:
             # The peer is not reading: drop it rather than slow anyone else.
             self.abort("outbox full: the client is not reading")
             return
-        self.queued_frames += 1
-        if self.queued_frames > self._high_frames or self.queued_bytes > self._high_bytes:
-            self.server.congested.add(self)
+        self._in_outbox += 1
+
+    def _hand_pending_to_writer(self) -> None:
+        """Put the collected text frames, joined, in the outbox (order kept)."""
+        if not self._pending:
+            return
+        pending = self._pending
+        self._pending = []
+        self.queued_frames -= len(pending) - 1  # one outbox item now
+        self._to_writer(Unsent(b"".join(pending)))
+
+    def flush(self) -> None:
+        """Write the collected text frames: at once if the writer is idle and
+        the socket takes them, else through the writer. Never blocks."""
+        if not self._pending or self.closing:
+            self._pending = []
+            return
+        if self._in_outbox or self.writing_since is not None:
+            self._hand_pending_to_writer()
+            return
+        pending = self._pending
+        self._pending = []
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        try:
+            written = os.write(self._fd, data)
+        except OSError:
+            written = 0  # full (or broken: the writer will find out)
+        self.queued_bytes -= written
+        if written == len(data):
+            self.queued_frames -= len(pending)
+            self._after_write()
+            return
+        self.queued_frames -= len(pending) - 1
+        self._to_writer(Unsent(data[written:]))
 
     def finish(self, status: int, reason: str) -> None:
         """Send what is queued, then a BYE, then close; the rules are done with it."""
         if self.closing:
             return
         bye = wire.encode_bye(status, reason)
+        self._hand_pending_to_writer()
         try:
             self._outbox.send_nowait(bye)
         except trio.WouldBlock:
             self.abort("outbox full at disconnect")
             return
+        self._in_outbox += 1
         self.queued_frames += 1
         self.queued_bytes += len(bye)
         self.closing = True
@@ -341,7 +401,7 @@ class Session:
                 # File chunks count as delivered once handed to the socket: the
                 # receiver's acknowledgement may come back before send_all returns.
                 for sent in batch:
-                    if sent[4] == FrameType.FILE_DATA:
+                    if not isinstance(sent, Unsent) and sent[4] == FrameType.FILE_DATA:
                         transfers.delivered(self, sent)
                 self.writing_since = trio.current_time()
                 for data in coalesce(batch):
@@ -356,11 +416,17 @@ class Session:
 
     def _written(self, batch: list[wire.Payload]) -> None:
         self.queued_frames -= len(batch)
+        self._in_outbox -= len(batch)
         for sent in batch:
-            if sent[4] == FrameType.FILE_DATA:
+            if not isinstance(sent, Unsent) and sent[4] == FrameType.FILE_DATA:
                 self.queued_file_bytes -= len(sent)
             else:
                 self.queued_bytes -= len(sent)
+        self._after_write()
+        if self._pending and not self._in_outbox:
+            self.server.want_flush(self)  # text collected while the writer wrote
+
+    def _after_write(self) -> None:
         if (
             self in self.server.congested
             and self.queued_frames <= self._low_frames
