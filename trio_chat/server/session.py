@@ -46,6 +46,7 @@ TRANSFER_FRAMES = frozenset(
         FrameType.FILE_RESULT,
     }
 )
+FILE_DATA = int(FrameType.FILE_DATA)
 # Frames written in one send_all when the outbox has a backlog.
 WRITE_BATCH = 64
 # Frames at least this big are written on their own rather than copied into a batch.
@@ -99,6 +100,8 @@ class Session:
         self.writing_since: float | None = None
         self.drained = trio.Event()  # set (and replaced) when the backlog falls low
         limits = server.limits
+        self._max_frames = limits.outbox_frames
+        self._max_bytes = limits.outbox_bytes
         self._high_frames = limits.outbox_frames // 4
         self._high_bytes = limits.outbox_bytes // 4
         self._low_frames = limits.outbox_frames // 16
@@ -126,34 +129,43 @@ class Session:
     # ----- called by ChatServer.apply, never awaits -----
 
     def push(self, frame: wire.Payload) -> None:
+        # On every delivery of every line: kept lean (ints, not enum lookups).
         if self.closing:
             return
-        limits = self.server.limits
-        if frame[4] == FrameType.FILE_DATA:
-            # Bounded by the transfer windows; a receiver past this has
-            # acknowledged data it cannot have had.
-            self.queued_file_bytes += len(frame)
-            if self.queued_file_bytes > limits.outbox_file_bytes:
-                self.abort(f"{self.queued_file_bytes} bytes of files waiting: not reading")
-                return
-        else:
-            self.queued_bytes += len(frame)
-            if self.queued_bytes > limits.outbox_bytes:
-                self.abort(f"{self.queued_bytes} bytes waiting: the client is not reading")
-                return
-        self.queued_frames += 1
-        if self.queued_frames > limits.outbox_frames:
-            self.abort("outbox full: the client is not reading")
+        if frame[4] == FILE_DATA:
+            self._push_file_chunk(frame)
             return
-        if self._fd >= 0 and frame[4] != FrameType.FILE_DATA:
-            if not self._pending:
+        self.queued_bytes += len(frame)
+        self.queued_frames += 1
+        if self.queued_bytes > self._max_bytes or self.queued_frames > self._max_frames:
+            self.abort(
+                f"{self.queued_frames} frames, {self.queued_bytes} bytes waiting: "
+                "the client is not reading"
+            )
+            return
+        if self._fd >= 0:
+            pending = self._pending
+            if not pending:
                 self.server.want_flush(self)
-            self._pending.append(frame)
+            pending.append(frame)
         else:
-            self._hand_pending_to_writer()
             self._to_writer(frame)
         if self.queued_frames > self._high_frames or self.queued_bytes > self._high_bytes:
             self.server.congested.add(self)
+
+    def _push_file_chunk(self, frame: wire.Payload) -> None:
+        # Bounded by the transfer windows; a receiver past this has
+        # acknowledged data it cannot have had.
+        self.queued_file_bytes += len(frame)
+        self.queued_frames += 1
+        if self.queued_file_bytes > self.server.limits.outbox_file_bytes:
+            self.abort(f"{self.queued_file_bytes} bytes of files waiting: not reading")
+            return
+        if self.queued_frames > self._max_frames:
+            self.abort("outbox full: the client is not reading")
+            return
+        self._hand_pending_to_writer()
+        self._to_writer(frame)
 
     def _to_writer(self, item: wire.Payload) -> None:
         try:
@@ -401,7 +413,7 @@ class Session:
                 # File chunks count as delivered once handed to the socket: the
                 # receiver's acknowledgement may come back before send_all returns.
                 for sent in batch:
-                    if not isinstance(sent, Unsent) and sent[4] == FrameType.FILE_DATA:
+                    if not isinstance(sent, Unsent) and sent[4] == FILE_DATA:
                         transfers.delivered(self, sent)
                 self.writing_since = trio.current_time()
                 for data in coalesce(batch):
@@ -418,7 +430,7 @@ class Session:
         self.queued_frames -= len(batch)
         self._in_outbox -= len(batch)
         for sent in batch:
-            if not isinstance(sent, Unsent) and sent[4] == FrameType.FILE_DATA:
+            if not isinstance(sent, Unsent) and sent[4] == FILE_DATA:
                 self.queued_file_bytes -= len(sent)
             else:
                 self.queued_bytes -= len(sent)
