@@ -144,3 +144,20 @@ async def test_connections_past_the_per_address_limit_are_closed_at_once() -> No
         assert len(logged) == 1 and "127.0.0.1" in logged[0]
         for stream in streams:
             await stream.aclose()
+
+
+@pytest.mark.parametrize(
+    "limits", [Limits(flood_rate=0), Limits(flood_burst=0)], ids=["rate", "burst"]
+)
+async def test_either_number_at_zero_turns_flood_control_off(
+    autojump_clock: Clock, limits: Limits
+) -> None:
+    async with running_server(limits=limits) as harness:
+        mallory = await harness.join("mallory")
+        bob = await harness.join("bob")
+        bob.take()
+        start = trio.current_time()
+        for i in range(100):
+            await mallory.say(f"line {i}")
+        times = await arrival_times(bob, 100, "mallory")
+        assert times[-1] - start < 0.01

@@ -42,10 +42,16 @@ def count_at_least(minimum: int, what: str) -> Callable[[str], int]:
     return parse
 
 
+def _plain_number(text: str) -> float:
+    """A plain decimal such as ``5``, ``0.5`` or ``.5``; NaN for anything else."""
+    value = float(text) if _SECONDS.fullmatch(text) else math.nan
+    return value if math.isfinite(value) else math.nan
+
+
 def positive_seconds(text: str) -> float:
     """An argparse ``type``: a plain positive decimal such as ``5``, ``0.5`` or ``100``."""
-    value = float(text) if _SECONDS.fullmatch(text) else math.nan
-    if not (value > 0 and math.isfinite(value)):
+    value = _plain_number(text)
+    if not value > 0:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a positive number of seconds (such as 5 or 0.5)"
         )
@@ -54,8 +60,8 @@ def positive_seconds(text: str) -> float:
 
 def non_negative_number(text: str) -> float:
     """An argparse ``type``: a plain decimal of at least 0, such as ``5`` or ``0.5``."""
-    value = float(text) if _SECONDS.fullmatch(text) else math.nan
-    if not (value >= 0 and math.isfinite(value)):
+    value = _plain_number(text)
+    if not value >= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a plain number such as 5 or 0.5")
     return value
 

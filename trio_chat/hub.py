@@ -228,16 +228,9 @@ class Hub:
         channel = member.channel
         if self.closed or channel is None:
             return effects
-        was_admitted = member.admitted
-        index = self._take_out(member, channel)
         effects.append(Disconnect(member, EXIT_OK, reason))
         effects.append(Console(f"disconnected {member.name} from {channel.name}: {reason}"))
-        if was_admitted:
-            line = text.left_channel(self._stamp(), member.name)
-            self._tell_channel(channel, LineKind.SERVER, line, effects)
-            self._advance(channel, now, effects)
-        elif index is not None:
-            self._tell_positions(channel, index, effects)
+        self._remove(member, channel, announce=True, now=now, effects=effects, logged=False)
         return effects
 
     def afk_due(self, member: Member, now: float) -> list[Effect]:
@@ -405,14 +398,22 @@ class Hub:
         return index
 
     def _remove(
-        self, member: Member, channel: Channel, announce: bool, now: float, effects: list[Effect]
+        self,
+        member: Member,
+        channel: Channel,
+        announce: bool,
+        now: float,
+        effects: list[Effect],
+        logged: bool = True,
     ) -> None:
-        """Take the member out; announce its leaving if asked; let the queue move."""
+        """Take the member out; announce its leaving if asked (on the server's
+        stdout too unless not ``logged``); let the queue move."""
         was_admitted = member.admitted
         index = self._take_out(member, channel)
         if announce:
             line = text.left_channel(self._stamp(), member.name)
-            effects.append(Print(line))
+            if logged:
+                effects.append(Print(line))
             if was_admitted:
                 self._tell_channel(channel, LineKind.SERVER, line, effects)
         if index is not None:

@@ -21,7 +21,7 @@ from ..commands import Quit, Send, Usage, parse_client_line
 from ..terminal_io import print_error, print_line, read_lines
 from ..tls import describe_failure
 from ..wire import FrameType, LineKind, ProtocolError
-from . import PROGRAM
+from . import PROGRAM, note_on_stderr
 from .greeting import Greeting
 from .transfers import ProgressListener, Transfers
 
@@ -30,10 +30,6 @@ if TYPE_CHECKING:
 
 RECEIVE_SIZE = 256 * 1024
 CONNECT_TIMEOUT = 5.0
-
-
-def complain_on_stderr(text: str) -> None:
-    print_error(PROGRAM, text)
 
 
 def print_plain(line: str, kind: LineKind) -> None:
@@ -58,7 +54,7 @@ class ClientConnection:
         lines: AsyncIterable[str] | None = None,
         out: Callable[[str, LineKind], None] = print_plain,
         terminal: TerminalHooks | None = None,
-        note: Callable[[str], None] = complain_on_stderr,
+        note: Callable[[str], None] = note_on_stderr,
         greeting: Greeting | None = None,
     ) -> None:
         self.stream = stream

@@ -40,9 +40,8 @@ from prompt_toolkit.renderer import print_formatted_text
 from prompt_toolkit.styles import Style
 
 from ..sanitize import clean
-from ..terminal_io import print_error
 from ..wire import LineKind
-from . import PROGRAM
+from . import PROGRAM, note_on_stderr
 from .transfers import human_size
 
 COMMANDS = ["/whisper", "/send", "/switch", "/list", "/quit", "/help"]
@@ -250,6 +249,12 @@ class TerminalUI:
             )
         self.output.flush()
 
+    def _end_prompt(self, reason: BaseException) -> None:
+        """In the prompt thread: end the prompt showing now, if one is, with ``reason``."""
+        app = self.session.app
+        if app.is_running:
+            app.exit(exception=reason)
+
     def _call_in_loop(self, function: Callable[[], object]) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
@@ -267,7 +272,7 @@ class TerminalUI:
         """A notice for stderr: above the prompt when stderr is this terminal too,
         so the prompt stays intact and the trio thread never blocks on a write."""
         if not self._stderr_is_terminal:
-            print_error(PROGRAM, text)
+            note_on_stderr(text)
             return
         self._show([("class:note", f"{PROGRAM}: {clean(text)}")])
 
@@ -357,9 +362,7 @@ class TerminalUI:
 
         def in_loop() -> None:
             self._interrupted = True
-            app = self.session.app
-            if app.is_running:
-                app.exit(exception=KeyboardInterrupt())
+            self._end_prompt(KeyboardInterrupt())
 
         self._call_in_loop(in_loop)
 
@@ -368,9 +371,7 @@ class TerminalUI:
 
         def in_loop() -> None:
             self._closing = True
-            app = self.session.app
-            if app.is_running:
-                app.exit(exception=EOFError())
+            self._end_prompt(EOFError())
 
         self._call_in_loop(in_loop)
         with trio.move_on_after(2.0, shield=True):

@@ -17,9 +17,8 @@ from typing import BinaryIO, Protocol
 import trio
 
 from .. import wire
-from ..terminal_io import print_error
 from ..wire import FrameType, ProtocolError, SendState
-from . import PROGRAM, files
+from . import files, note_on_stderr
 
 SendFrame = Callable[[bytes], Awaitable[None]]
 
@@ -87,7 +86,7 @@ class Transfers:
         send: SendFrame,
         download_dir: str,
         progress: ProgressListener | None = None,
-        note: Callable[[str], None] = lambda text: print_error(PROGRAM, text),
+        note: Callable[[str], None] = note_on_stderr,
     ) -> None:
         self._send = send
         self._note = note

@@ -29,7 +29,7 @@ class _Address:
 class AddressGate:
     max_open: int  # 0: no limits at all
     _addresses: dict[str, _Address] = field(default_factory=dict)
-    _admitted_since_sweep: int = 0
+    _new_since_sweep: int = 0
 
     def admit(self, address: str | None, now: float) -> tuple[bool, str | None]:
         """Whether a new connection from ``address`` may stay, and a line for the
@@ -64,10 +64,10 @@ class AddressGate:
 
     def _sweep(self, now: float) -> None:
         """Forget idle addresses now and then, so the table stays small."""
-        self._admitted_since_sweep += 1
-        if self._admitted_since_sweep < 1000:
+        self._new_since_sweep += 1
+        if self._new_since_sweep < 1000:
             return
-        self._admitted_since_sweep = 0
+        self._new_since_sweep = 0
         for address in [a for a, e in self._addresses.items() if e.open == 0]:
             if self._addresses[address].bucket.full(now):
                 del self._addresses[address]

@@ -79,8 +79,8 @@ class Limits:
     max_transfers_between_two: int = 4
     # A transfer that moves no byte for this long is called off.
     transfer_idle_timeout: float = 60.0
-    # Flood control: a burst of lines, then this many a second (0: off); a
-    # member held back for this long without a break is disconnected.
+    # Flood control: a burst of lines, then this many a second (either at 0:
+    # off); a member held back for this long without a break is disconnected.
     flood_burst: int = 10
     flood_rate: float = 5.0
     flood_patience: float = 30.0
@@ -255,8 +255,10 @@ class ChatServer:
             task_status.started()
             early = early_signals.requested()
             if early is not None:
-                self.log(f"{signal.Signals(early).name} received: shutting down")
-                self.stop()
+                self._stop_on(early)
             async for signum in signals:
-                self.log(f"{signal.Signals(signum).name} received: shutting down")
-                self.stop()
+                self._stop_on(signum)
+
+    def _stop_on(self, signum: int) -> None:
+        self.log(f"{signal.Signals(signum).name} received: shutting down")
+        self.stop()

@@ -36,9 +36,8 @@ def run_server(
             hello_timeout=arguments.hello_timeout,
             max_file_size=arguments.max_file_size,
             max_connections=arguments.max_connections,
-            # Either number at 0 turns flood control off.
             flood_burst=arguments.flood_burst,
-            flood_rate=arguments.flood_rate if arguments.flood_burst else 0.0,
+            flood_rate=arguments.flood_rate,
             max_per_address=arguments.max_per_address,
         ),
         ssl_context=ssl_context,

@@ -109,18 +109,20 @@ class Session:
         self._outbox, self._outbox_out = trio.open_memory_channel[wire.Payload](
             limits.outbox_frames
         )
+        # Either number at 0 turns flood control off.
         self._lines = (
             TokenBucket(limits.flood_burst, limits.flood_rate, trio.current_time())
-            if limits.flood_rate > 0
+            if limits.flood_rate > 0 and limits.flood_burst > 0
             else None
         )
         self._held_back_since: float | None = None
         # Plain TCP: text frames collect here and the server writes them all
-        # with one write per tick (ChatServer.flush), without waking the writer
-        # task; the writer takes over whenever the socket is full.
+        # with one write per scheduling round (ChatServer.want_flush), without
+        # waking the writer task; the writer takes over whenever the socket is full.
         self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
         self._pending: list[wire.Payload] = []
-        self._in_outbox = 0  # items in the outbox channel or being written
+        # Items in the outbox channel or being written; 0 means the writer is idle.
+        self._in_outbox = 0
 
     @property
     def name(self) -> str:
@@ -191,8 +193,8 @@ class Session:
         if not self._pending or self.closing:
             self._pending = []
             return
-        if self._in_outbox or self.writing_since is not None:
-            self._hand_pending_to_writer()
+        if self._in_outbox:
+            self._hand_pending_to_writer()  # the writer owns the socket until it is done
             return
         pending = self._pending
         self._pending = []
@@ -435,8 +437,6 @@ class Session:
             else:
                 self.queued_bytes -= len(sent)
         self._after_write()
-        if self._pending and not self._in_outbox:
-            self.server.want_flush(self)  # text collected while the writer wrote
 
     def _after_write(self) -> None:
         if (

@@ -76,11 +76,13 @@ class TransferRelay:
         self,
         server: ChatServer,
         max_file_size: int,
-        max_incoming: int = 16,
-        max_outgoing: int = 8,
-        max_between_two: int = 4,
-        idle_timeout: float = 60.0,
+        *,
+        max_incoming: int,
+        max_outgoing: int,
+        max_between_two: int,
+        idle_timeout: float,
     ) -> None:
+        # The values come from the server's Limits, where their defaults live.
         self.server = server
         self.max_file_size = max_file_size
         self.max_incoming = max_incoming
