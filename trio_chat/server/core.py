@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 import trio
 
 from .. import wire
-from ..commands import parse_console_line
 from ..hub import (
     Console,
     Deliver,
@@ -31,6 +30,7 @@ from ..hub import (
 from ..terminal_io import print_error, print_line, read_lines
 from . import early_signals
 from .admission import AddressGate
+from .rules import LocalRules, Rules
 from .session import Session
 from .transfers import TransferRelay
 
@@ -102,6 +102,8 @@ class ChatServer:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.hub = hub
+        # The cluster replaces this with its gateway to the shared log.
+        self.rules: Rules = LocalRules(self, hub)
         self.limits = limits
         self.out = out
         self.log = log
@@ -210,9 +212,7 @@ class ChatServer:
             self.addresses.release(address)
 
     def console_line(self, line: str) -> None:
-        command = parse_console_line(line)
-        if command is not None:
-            self.apply(self.hub.console(command, trio.current_time()))
+        self.rules.console(line)
 
     async def serve(
         self,

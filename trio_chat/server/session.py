@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 import trio
 
 from .. import wire
-from ..commands import parse_client_line
 from ..hub import Member
 from ..sanitize import clean
 from ..wire import FrameType, ProtocolError
@@ -88,6 +87,10 @@ class Session:
         self.stream = stream
         self.channel = channel
         self.member: Member | None = None
+        # Said hello; in a cluster its member exists once the log has the join.
+        self.greeted = False
+        # The AFK timer fired and the rules have not answered yet (cluster).
+        self.timer_paused = False
         self.closing = False
         self.scope = trio.CancelScope()
         self.timer: trio.CancelScope | None = None
@@ -241,8 +244,14 @@ class Session:
         self.scope.cancel()
 
     def reschedule(self) -> None:
+        self.timer_paused = False
         if self.timer is not None and self.member is not None and not self.closing:
-            self.timer.deadline = self.member.afk_deadline
+            self.timer.deadline = self.server.rules.local_deadline(self.member.afk_deadline)
+
+    def joined(self, member: Member) -> None:
+        """The rules took this connection in (a channel or its queue)."""
+        self.member = member
+        self.push(self.server.channel_names_frame)
 
     def _release_waiters(self) -> None:
         self.server.congested.discard(self)
@@ -284,9 +293,7 @@ class Session:
                     await self._read_loop()
                     nursery.cancel_scope.cancel()
         finally:
-            member = self.member
-            if member is not None and member.channel is not None:
-                self.server.apply(self.server.hub.drop(member, trio.current_time()))
+            self.server.rules.drop(self)
             self.closing = True
             self._release_waiters()
             self.server.transfers.connection_closed(self)
@@ -299,11 +306,13 @@ class Session:
                 await trio.aclose_forcefully(self.stream)
 
     def _deadline(self) -> float:
-        if self.closing:
+        if self.closing or self.timer_paused:
             return math.inf
-        if self.member is None:
+        if not self.greeted:
             return self.hello_deadline
-        return self.member.afk_deadline
+        if self.member is None:
+            return math.inf  # said hello; the cluster's log has not answered yet
+        return self.server.rules.local_deadline(self.member.afk_deadline)
 
     async def _read_loop(self) -> None:
         decoder = wire.FrameDecoder()
@@ -317,10 +326,11 @@ class Session:
                     return
             self.timer = None
             if timer.cancelled_caught:
-                if self.member is None:
+                if not self.greeted:
                     self.server.log(f"no hello within the time limit on {self.channel}")
                     return
-                self.server.apply(self.server.hub.afk_due(self.member, trio.current_time()))
+                self.timer_paused = True  # until the rules reschedule or disconnect
+                self.server.rules.afk_due(self)
                 continue
             if not data:
                 return
@@ -336,7 +346,7 @@ class Session:
         """Handle one read's frames, letting the writers keep up between them."""
         congested = self.server.congested
         for index, frame in enumerate(frames, start=1):
-            if self._lines is not None and frame.type in LINE_FRAMES and self.member is not None:
+            if self._lines is not None and frame.type in LINE_FRAMES and self.greeted:
                 await self._take_line_token()
                 if self.closing:
                     return
@@ -363,13 +373,11 @@ class Session:
             self._held_back_since = now
         limits = self.server.limits
         if now + wait - self._held_back_since > limits.flood_patience:
-            member = self.member
-            assert member is not None
             reason = (
                 f"excess flood: more than {limits.flood_rate:g} lines a second "
                 f"for {limits.flood_patience:g} s"
             )
-            self.server.apply(self.server.hub.flooded(member, now, reason))
+            self.server.rules.flooded(self, reason)
             return
         # Not reading meanwhile: TCP holds the flooder back, nothing piles up here.
         while wait:
@@ -379,23 +387,17 @@ class Session:
     def _handle(self, frame: wire.Frame) -> None:
         server = self.server
         frame_type, payload, _ = frame
-        now = trio.current_time()
-        if self.member is None:
+        if not self.greeted:
             if frame_type != FrameType.HELLO:
                 raise ProtocolError(f"expected HELLO, got frame type {frame_type}")
             username = wire.parse_hello(payload)
-            member, effects = server.hub.join(self.channel, username, now, conn=self)
-            self.member = member
-            if member is not None:
-                self.push(server.channel_names_frame)
-            server.apply(effects)
+            self.greeted = True
+            server.rules.join(self, username)
             return
         if frame_type == FrameType.INPUT:
             if len(payload) > wire.MAX_LINE_BYTES:
                 raise ProtocolError(f"input line of {len(payload)} bytes is over the limit")
-            command = parse_client_line(clean(wire.decode_text(payload)))
-            if command is not None:
-                server.apply(server.hub.input(self.member, command, now))
+            server.rules.input(self, clean(wire.decode_text(payload)))
             return
         if frame_type not in TRANSFER_FRAMES:
             raise ProtocolError(f"unexpected frame type {frame_type}")

@@ -25,15 +25,19 @@ from typing import TYPE_CHECKING, TypeVar
 import trio
 
 from .. import wire
+from ..hub import Member
 from ..sanitize import clean
 from ..wire import FrameType, ProtocolError, SendState
 
 if TYPE_CHECKING:
     from .core import ChatServer
+    from .rules import Peer
     from .session import Session
 
 
 Key = TypeVar("Key")
+# Transfer ids count within the low 24 bits.
+ID_SPAN = 2**24 - 1
 
 
 @dataclass(eq=False)
@@ -41,7 +45,7 @@ class Transfer:
     ident: int  # the server's id, used with the receiver
     sender: Session
     ref: int  # the sender's own id for it
-    receiver: Session
+    receiver: Peer  # in a cluster, perhaps a member on another node
     target_name: str
     path: str  # as the sender typed it (cleaned), for the success lines
     size: int
@@ -92,11 +96,13 @@ class TransferRelay:
         self._by_id: dict[int, Transfer] = {}
         self._by_sender: dict[tuple[Session, int], Transfer] = {}
         self._outgoing: dict[Session, int] = {}  # transfers each session sends
-        self._incoming: dict[Session, int] = {}  # transfers each session receives
-        self._between: dict[tuple[Session, Session], int] = {}  # by (sender, receiver)
+        self._incoming: dict[Peer, int] = {}  # transfers each peer receives
+        self._between: dict[tuple[Session, Peer], int] = {}  # by (sender, receiver)
+        self._deciding: set[tuple[Session, int]] = set()  # offers the rules have not answered
         self._next_id = 1
+        self.id_base = 0
 
-    def handle(self, session: Session, frame: wire.Frame) -> None:
+    def handle(self, session: Session | Peer, frame: wire.Frame) -> None:
         """One file frame from ``session``; ProtocolError drops that connection.
 
         Sender and receiver both use the server's transfer id, so data, end and
@@ -104,6 +110,10 @@ class TransferRelay:
         """
         frame_type, payload, raw = frame
         if frame_type == FrameType.SEND_OFFER:
+            from .session import Session
+
+            if not isinstance(session, Session):
+                raise ProtocolError("an offer from another node's member")
             self._offer(session, payload)
             return
         ident, body = wire.split_id(payload)
@@ -143,8 +153,6 @@ class TransferRelay:
             raise ProtocolError(f"unexpected frame type {frame_type}")
 
     def _offer(self, session: Session, payload: wire.Payload) -> None:
-        member = session.member
-        assert member is not None
         fields = wire.decode_json(payload)
         ref = wire.field(fields, "ref", int)
         target_name = clean(wire.field(fields, "target", str))
@@ -156,43 +164,66 @@ class TransferRelay:
             not 0 <= ref < 2**32
             or size < 0
             or (session, ref) in self._by_sender
+            or (session, ref) in self._deciding
             or max(len(target_name), len(path), len(name)) > wire.MAX_LINE_BYTES
         ):
             raise ProtocolError("malformed SEND_OFFER")
-        target, effects = self.server.hub.offer_file(
-            member, target_name, path, readable, trio.current_time()
-        )
-        self.server.apply(effects)
+        self._deciding.add((session, ref))
+
+        def decided(target: Member | None) -> None:
+            self._deciding.discard((session, ref))
+            if not session.closing:
+                self._start(session, ref, target, target_name, path, name, size)
+
+        self.server.rules.offer(session, target_name, path, readable, decided)
+
+    def _start(
+        self,
+        session: Session,
+        ref: int,
+        target: Member | None,
+        target_name: str,
+        path: str,
+        name: str,
+        size: int,
+    ) -> None:
+        """The rules answered the offer: refuse it, or let the file move."""
         if target is None:
             session.push(_send_state(ref, SendState.REFUSED))
             return
-        receiver: Session = target.conn
+        receiver = self.server.rules.peer(target)
         refusal = self._refusal(session, receiver, target_name, path, size)
         if refusal:
             session.push(_send_state(ref, SendState.REFUSED, refusal))
             return
         now = trio.current_time()
-        transfer = Transfer(self._next_id, session, ref, receiver, target_name, path, size, now)
-        self._next_id = (self._next_id + 1) % 2**32 or 1
-        while self._next_id in self._by_id:
-            self._next_id = (self._next_id + 1) % 2**32 or 1
+        transfer = Transfer(self._new_id(), session, ref, receiver, target_name, path, size, now)
         self._by_id[transfer.ident] = transfer
         self._by_sender[(session, ref)] = transfer
         self._outgoing[session] = self._outgoing.get(session, 0) + 1
         self._incoming[receiver] = self._incoming.get(receiver, 0) + 1
         pair = (session, receiver)
         self._between[pair] = self._between.get(pair, 0) + 1
-        self.server.apply(self.server.hub.transfer_started(member, target))
+        self.server.rules.transfer_started(session, receiver)
         receiver.push(
             wire.encode_json(
                 FrameType.FILE_INCOMING,
-                {"id": transfer.ident, "sender": member.name, "name": name, "size": size},
+                {"id": transfer.ident, "sender": session.name, "name": name, "size": size},
             )
         )
         session.push(_send_state(ref, SendState.GO, wire.ID.pack(transfer.ident)))
 
+    def _new_id(self) -> int:
+        """A transfer id no running transfer has; in a cluster, the node's
+        number in the top byte keeps ids from two nodes apart at one receiver."""
+        while True:
+            ident = self.id_base | self._next_id
+            self._next_id = self._next_id % ID_SPAN + 1
+            if ident not in self._by_id:
+                return ident
+
     def _refusal(
-        self, sender: Session, receiver: Session, target_name: str, path: str, size: int
+        self, sender: Session, receiver: Peer, target_name: str, path: str, size: int
     ) -> str:
         """Why this offer cannot start now, or "" if it can."""
         if size > self.max_file_size:
@@ -231,9 +262,7 @@ class TransferRelay:
         self._forget(transfer)
         sender = transfer.sender
         if saved and sender.member is not None:
-            self.server.apply(
-                self.server.hub.file_delivered(sender.member, transfer.target_name, transfer.path)
-            )
+            self.server.rules.file_delivered(sender, transfer.target_name, transfer.path)
             sender.push(_send_state(transfer.ref, SendState.DONE))
         else:
             sender.push(
@@ -244,10 +273,9 @@ class TransferRelay:
                 )
             )
 
-    def _progress(self, transfer: Transfer, side: Session) -> None:
-        transfer.last_progress = now = trio.current_time()
-        if side.member is not None:
-            self.server.apply(self.server.hub.transfer_progress(side.member, now))
+    def _progress(self, transfer: Transfer, side: Peer) -> None:
+        transfer.last_progress = trio.current_time()
+        self.server.rules.transfer_progress(side)
 
     def _fail_sender(self, transfer: Transfer, why: str) -> None:
         """The sender broke the protocol: the receiver is told, the sender dropped."""
@@ -272,7 +300,7 @@ class TransferRelay:
         )
         raise ProtocolError(why)
 
-    def delivered(self, session: Session, frame: wire.Payload) -> None:
+    def delivered(self, session: Session | Peer, frame: wire.Payload) -> None:
         """``session``'s writer has put this FILE_DATA frame on its socket."""
         ident = wire.ID.unpack_from(frame, wire.HEADER.size)[0]
         transfer = self._by_id.get(ident)
@@ -286,9 +314,7 @@ class TransferRelay:
         _decrement(self._outgoing, transfer.sender)
         _decrement(self._incoming, transfer.receiver)
         _decrement(self._between, (transfer.sender, transfer.receiver))
-        sender, receiver = transfer.sender.member, transfer.receiver.member
-        if sender is not None and receiver is not None:
-            self.server.apply(self.server.hub.transfer_ended(sender, receiver))
+        self.server.rules.transfer_ended(transfer.sender, transfer.receiver)
 
     def _call_off(self, transfer: Transfer, to_receiver: str, to_sender: str) -> None:
         self._forget(transfer)
@@ -297,7 +323,7 @@ class TransferRelay:
         )
         transfer.sender.push(_send_state(transfer.ref, SendState.ABORTED, to_sender))
 
-    def connection_closed(self, session: Session) -> None:
+    def connection_closed(self, session: Session | Peer) -> None:
         """Call off every transfer ``session`` sends or receives."""
         if session not in self._outgoing and session not in self._incoming:
             return
