@@ -86,3 +86,31 @@ class ExitOneParser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print_error(self.prog, message)
         sys.exit(1)
+
+
+def redis_url(text: str) -> str:
+    """``redis://HOST[:PORT][/DB]``, ``rediss://...`` or ``unix:///PATH``,
+    checked before anything is started."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Redis URL: {error}") from None
+    if parts.scheme == "unix":
+        if not parts.path or parts.netloc:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: a Unix socket URL is unix:///path/to/redis.sock"
+            )
+        return text
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a Redis URL such as redis://localhost:6379/0 "
+            "or unix:///run/redis.sock"
+        )
+    database = parts.path.lstrip("/")
+    if database and not database.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: the database is a number, not {database!r}")
+    del port
+    return text

@@ -149,7 +149,7 @@ class Hub:
         afk_timeout: float = DEFAULT_AFK_TIMEOUT,
     ) -> None:
         self.channels: dict[str, Channel] = {c.name: Channel(c) for c in channels}
-        self._stamp = stamp
+        self.stamp = stamp
         self.afk_timeout = afk_timeout
         self.closed = False
 
@@ -169,7 +169,7 @@ class Hub:
             effects.append(Disconnect(member, EXIT_REFUSED, f"refused: {problem}"))
             return None, effects
         if channel.has_name(username):
-            stamp = self._stamp()
+            stamp = self.stamp()
             effects.append(
                 Deliver((member,), LineKind.SERVER, text.cannot_connect(stamp, channel.name))
             )
@@ -247,7 +247,7 @@ class Hub:
             # is called off by the server, and then the timer counts again.
             self._touch(member, now, effects)
             return effects
-        line = text.went_afk(self._stamp(), member.name)
+        line = text.went_afk(self.stamp(), member.name)
         self._take_out(member, channel)
         effects.append(Print(line))
         self._tell_channel(channel, LineKind.SERVER, line, effects)
@@ -270,7 +270,7 @@ class Hub:
         if member.admitted and not member.muted(now):
             self._touch(member, now, effects)
         target = channel.members.get(target_name) if member.admitted else None
-        stamp = self._stamp()
+        stamp = self.stamp()
         if target is None:
             effects.append(Deliver((member,), LineKind.SERVER, text.not_here(stamp, target_name)))
         if not readable:
@@ -279,15 +279,14 @@ class Hub:
             return None, effects
         return target, effects
 
-    def transfer_started(self, sender: Member, receiver: Member) -> list[Effect]:
-        """A file began to move: while it does, neither end is idle."""
-        sender.transfers += 1
-        receiver.transfers += 1
+    def transfer_started(self, member: Member) -> list[Effect]:
+        """A file the member sends or receives began to move: while it does,
+        the member is not idle. Called once for each end."""
+        member.transfers += 1
         return []
 
-    def transfer_ended(self, sender: Member, receiver: Member) -> list[Effect]:
-        sender.transfers -= 1
-        receiver.transfers -= 1
+    def transfer_ended(self, member: Member) -> list[Effect]:
+        member.transfers = max(0, member.transfers - 1)
         return []
 
     def transfer_progress(self, member: Member, now: float) -> list[Effect]:
@@ -302,7 +301,7 @@ class Hub:
         """The target saved the whole file: tell the sender and the server."""
         if self.closed:
             return []
-        stamp = self._stamp()
+        stamp = self.stamp()
         return [
             Deliver((sender,), LineKind.SERVER, text.you_sent(stamp, path, target_name)),
             Print(text.file_sent(stamp, sender.name, path, target_name)),
@@ -334,7 +333,7 @@ class Hub:
     # ----- the rules -----
 
     def _enter(self, member: Member, channel: Channel, now: float, effects: list[Effect]) -> None:
-        stamp = self._stamp()
+        stamp = self.stamp()
         member.channel = channel
         member.admitted = False
         effects.append(
@@ -360,7 +359,7 @@ class Hub:
             self._tell_positions(channel, 0, effects)
 
     def _admit(self, member: Member, channel: Channel, now: float, effects: list[Effect]) -> None:
-        stamp = self._stamp()
+        stamp = self.stamp()
         member.admitted = True
         channel.members[member.name] = member
         # Time spent queued does not count; a mute carried in freezes the timer.
@@ -373,7 +372,7 @@ class Hub:
         effects.append(Print(text.joined_named_channel(stamp, member.name, channel.name)))
 
     def _tell_positions(self, channel: Channel, start: int, effects: list[Effect]) -> None:
-        stamp = self._stamp()
+        stamp = self.stamp()
         for ahead in range(start, len(channel.queue)):
             waiting = channel.queue[ahead]
             effects.append(Deliver((waiting,), LineKind.SERVER, text.queue_position(stamp, ahead)))
@@ -411,7 +410,7 @@ class Hub:
         was_admitted = member.admitted
         index = self._take_out(member, channel)
         if announce:
-            line = text.left_channel(self._stamp(), member.name)
+            line = text.left_channel(self.stamp(), member.name)
             if logged:
                 effects.append(Print(line))
             if was_admitted:
@@ -428,7 +427,7 @@ class Hub:
     def _queue_reminder(self, member: Member, channel: Channel, effects: list[Effect]) -> None:
         ahead = channel.queue.index(member)
         effects.append(
-            Deliver((member,), LineKind.SERVER, text.queue_position(self._stamp(), ahead))
+            Deliver((member,), LineKind.SERVER, text.queue_position(self.stamp(), ahead))
         )
 
     def _refuse_if_muted(self, member: Member, now: float, effects: list[Effect]) -> bool:
@@ -436,7 +435,7 @@ class Hub:
             return False
         remaining = max(1, math.floor(member.muted_until - now))
         effects.append(
-            Deliver((member,), LineKind.SERVER, text.still_muted(self._stamp(), remaining))
+            Deliver((member,), LineKind.SERVER, text.still_muted(self.stamp(), remaining))
         )
         return True
 
@@ -448,7 +447,7 @@ class Hub:
             return
         if self._refuse_if_muted(member, now, effects):
             return
-        line = text.chat(self._stamp(), member.name, message)
+        line = text.chat(self.stamp(), member.name, message)
         self._tell_channel(channel, LineKind.CHAT, line, effects)
         effects.append(Print(line))
 
@@ -462,7 +461,7 @@ class Hub:
             return
         if self._refuse_if_muted(member, now, effects):
             return
-        stamp = self._stamp()
+        stamp = self.stamp()
         target = channel.members.get(whisper.target)
         if target is None:
             effects.append(
@@ -484,7 +483,7 @@ class Hub:
         self, member: Member, channel: Channel, target_name: str, now: float, effects: list[Effect]
     ) -> None:
         target = self.channels.get(target_name)
-        stamp = self._stamp()
+        stamp = self.stamp()
         if target is None:
             effects.append(
                 Deliver((member,), LineKind.SERVER, text.does_not_exist(stamp, target_name))
@@ -499,7 +498,7 @@ class Hub:
         self._enter(member, target, now, effects)
 
     def _kick(self, kick: Kick, now: float, effects: list[Effect]) -> None:
-        stamp = self._stamp()
+        stamp = self.stamp()
         channel = self.channels.get(kick.channel)
         if channel is None:
             effects.append(Print(text.does_not_exist(stamp, kick.channel)))
@@ -515,7 +514,7 @@ class Hub:
         self._advance(channel, now, effects)
 
     def _mute(self, mute: Mute, now: float, effects: list[Effect]) -> None:
-        stamp = self._stamp()
+        stamp = self.stamp()
         if mute.seconds is None:
             effects.append(Print(text.invalid_mute_time(stamp)))
             return
@@ -540,7 +539,7 @@ class Hub:
             )
 
     def _empty(self, channel_name: str, now: float, effects: list[Effect]) -> None:
-        stamp = self._stamp()
+        stamp = self.stamp()
         channel = self.channels.get(channel_name)
         if channel is None:
             effects.append(Print(text.does_not_exist(stamp, channel_name)))

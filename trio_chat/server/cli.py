@@ -21,6 +21,7 @@ from ..arguments import (
     count_at_least,
     non_negative_number,
     positive_seconds,
+    redis_url,
 )
 from ..config import ChannelConfig, ConfigError, load_config
 from ..terminal_io import print_error
@@ -98,10 +99,28 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         "--tls-cert", metavar="FILE", help="PEM certificate chain: every channel speaks TLS"
     )
     parser.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
+    parser.add_argument(
+        "--redis",
+        type=redis_url,
+        metavar="URL",
+        help="run as one node of a cluster that shares its channels through this Redis: "
+        "redis://HOST:PORT/DB or unix:///PATH/redis.sock",
+    )
+    parser.add_argument(
+        "--workers",
+        type=count_at_least(1, "a number of processes"),
+        metavar="N",
+        help="start N server processes sharing each port (SO_REUSEPORT), one cluster; "
+        "without --redis they share a private redis-server started for them",
+    )
+    # Set by --workers for the processes it starts: bind ports another process holds.
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
     arguments = parser.parse_args(argv)
     if (arguments.tls_cert is None) != (arguments.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
+    if arguments.reuse_port and arguments.redis is None:
+        parser.error("--reuse-port is for the processes --workers starts")
     return arguments
 
 
@@ -119,10 +138,15 @@ def listening_addresses(host: str, port: int) -> list[tuple[int, int, int, tuple
     return addresses
 
 
-def _listen(family: int, kind: int, proto: int, address: tuple[object, ...]) -> socket.socket:
+def _listen(
+    family: int, kind: int, proto: int, address: tuple[object, ...], reuse_port: bool
+) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            # The kernel spreads new connections over every process bound so.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             # Each family gets its own socket, so "::" must not claim IPv4 too.
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -134,7 +158,9 @@ def _listen(family: int, kind: int, proto: int, address: tuple[object, ...]) -> 
     return sock
 
 
-def bind_channels(channels: Sequence[ChannelConfig], host: str) -> dict[str, list[socket.socket]]:
+def bind_channels(
+    channels: Sequence[ChannelConfig], host: str, reuse_port: bool = False
+) -> dict[str, list[socket.socket]]:
     """Listen on every channel's port on every address of ``host``, or close them
     all and raise OSError with a readable reason."""
     bound: dict[str, list[socket.socket]] = {}
@@ -143,7 +169,7 @@ def bind_channels(channels: Sequence[ChannelConfig], host: str) -> dict[str, lis
             bound[channel.name] = sockets = []
             try:
                 for family, kind, proto, address in listening_addresses(host, channel.port):
-                    sockets.append(_listen(family, kind, proto, address))
+                    sockets.append(_listen(family, kind, proto, address, reuse_port))
             except OSError as error:
                 reason = error.strerror or str(error)
                 raise OSError(
@@ -155,6 +181,20 @@ def bind_channels(channels: Sequence[ChannelConfig], host: str) -> dict[str, lis
                 sock.close()
         raise
     return bound
+
+
+def announce_listening(
+    arguments: argparse.Namespace,
+    channels: Sequence[ChannelConfig],
+    ssl_context: object,
+    who: str = "",
+) -> None:
+    """Once every port is bound (tests and scripts wait for this on stderr)."""
+    print_error(
+        PROGRAM,
+        f"{who}listening{' (TLS)' if ssl_context else ''} on {arguments.host}: "
+        + ", ".join(f"{channel.name} {channel.port}" for channel in channels),
+    )
 
 
 def raise_open_file_limit() -> None:
@@ -189,16 +229,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
     # Before binding: a thousand channels need more than the common soft limit.
     raise_open_file_limit()
+    if arguments.workers is not None:
+        from ..cluster.workers import run_workers
+
+        return run_workers(arguments, sys.argv[1:] if argv is None else list(argv))
+    if arguments.redis is not None:
+        from ..cluster.run import run_node
+
+        status = run_node(channels, arguments, ssl_context)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
     try:
         sockets = bind_channels(channels, arguments.host)
     except OSError as error:
         print_error(PROGRAM, str(error))
         return 1
-    print_error(
-        PROGRAM,
-        f"listening{' (TLS)' if ssl_context else ''} on {arguments.host}: "
-        + ", ".join(f"{channel.name} {channel.port}" for channel in channels),
-    )
+    announce_listening(arguments, channels, ssl_context)
     try:
         from .run import run_server
 

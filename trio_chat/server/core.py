@@ -131,15 +131,21 @@ class ChatServer:
         self.stopped = trio.Event()
         self._refused = 0
 
-    def apply(self, effects: Iterable[Effect]) -> None:
-        """Carry out the hub's decisions, in order. Never awaits."""
+    def apply(self, effects: Iterable[Effect], speaking: bool = True) -> None:
+        """Carry out the hub's decisions, in order. Never awaits.
+
+        In a cluster every node applies every decision to its own connections
+        (another node's members have stand-ins that ignore them), and only the
+        node where the event began (``speaking``) prints its lines.
+        """
         for effect in effects:
             if isinstance(effect, Deliver):
                 frame = wire.encode_line(effect.kind, effect.line)
                 for member in effect.recipients:
                     member.conn.push(frame)
             elif isinstance(effect, Print):
-                self.out(effect.line)
+                if speaking:
+                    self.out(effect.line)
             elif isinstance(effect, Reschedule):
                 effect.member.conn.reschedule()
             elif isinstance(effect, Disconnect):
@@ -151,7 +157,8 @@ class ChatServer:
                     wire.encode_json(wire.FrameType.ROSTER, {"names": list(effect.names)})
                 )
             elif isinstance(effect, Console):
-                self.log(effect.text)
+                if speaking:
+                    self.log(effect.text)
             elif isinstance(effect, StopServer):
                 self.stop()
 

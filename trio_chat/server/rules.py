@@ -33,6 +33,9 @@ class Peer(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def conn_ref(self) -> str | None: ...  # "NODE.NUMBER" in a cluster
+
     def push(self, frame: wire.Payload) -> None: ...
 
 
@@ -57,6 +60,12 @@ class Rules(Protocol):
     def transfer_progress(self, side: Peer) -> None: ...
     def file_delivered(self, sender: Peer, target_name: str, path: str) -> None: ...
     def local_deadline(self, when: float) -> float: ...
+    def foreign_transfer_frame(self, session: Session, ident: int, frame: wire.Frame) -> None: ...
+
+    @property
+    def backlogged(self) -> bool: ...  # events wait to reach the cluster's log: readers pause
+
+    async def wait_for_room(self) -> None: ...
 
 
 class LocalRules:
@@ -114,12 +123,14 @@ class LocalRules:
         return session
 
     def transfer_started(self, sender: Peer, receiver: Peer) -> None:
-        if sender.member is not None and receiver.member is not None:
-            self.server.apply(self.hub.transfer_started(sender.member, receiver.member))
+        for side in (sender, receiver):
+            if side.member is not None:
+                self.server.apply(self.hub.transfer_started(side.member))
 
     def transfer_ended(self, sender: Peer, receiver: Peer) -> None:
-        if sender.member is not None and receiver.member is not None:
-            self.server.apply(self.hub.transfer_ended(sender.member, receiver.member))
+        for side in (sender, receiver):
+            if side.member is not None:
+                self.server.apply(self.hub.transfer_ended(side.member))
 
     def transfer_progress(self, side: Peer) -> None:
         if side.member is not None:
@@ -131,3 +142,12 @@ class LocalRules:
 
     def local_deadline(self, when: float) -> float:
         return when
+
+    def foreign_transfer_frame(self, session: Session, ident: int, frame: wire.Frame) -> None:
+        """A file frame for a transfer this process does not relay: a stale
+        one (the transfer is over; both sides were told), so it is ignored."""
+
+    backlogged = False
+
+    async def wait_for_room(self) -> None:
+        """Never called: one process has no backlog of its own."""

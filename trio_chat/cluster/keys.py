@@ -1,0 +1,40 @@
+"""Where the cluster keeps things in Redis, and what a node must agree on."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from ..config import ChannelConfig
+
+PREFIX = "trio-chat:"
+LOG = PREFIX + "log"  # the events every node applies, in order
+SNAPSHOT = PREFIX + "snapshot"  # the hub's state and the last event it includes
+CONFIG = PREFIX + "config"  # the rules every node of the running cluster uses
+NODES = PREFIX + "nodes"  # the numbers of the nodes that joined
+APPLIED = PREFIX + "applied"  # node -> the last event it applied
+COUNTER = PREFIX + "node-counter"
+BOOT = PREFIX + "boot"  # held while a node joins
+# A node's lease lives this long unless renewed; renewed this often.
+LEASE_MS = 2000
+RENEW_EVERY = 0.5
+
+
+def lease(node: int) -> str:
+    return f"{PREFIX}lease:{node}"
+
+
+def data(node: int) -> str:
+    """File frames (and the like) addressed to one node's connections."""
+    return f"{PREFIX}data:{node}"
+
+
+def fingerprint(channels: Sequence[ChannelConfig], afk_timeout: float) -> str:
+    """What every node must share: the channels and the rules' timer."""
+    return json.dumps(
+        {
+            "channels": [[c.name, c.port, c.capacity] for c in channels],
+            "afk_timeout": afk_timeout,
+        },
+        sort_keys=True,
+    )

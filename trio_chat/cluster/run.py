@@ -1,0 +1,95 @@
+"""``trio-chat-server CONFIGFILE --redis URL``: one node of a cluster.
+
+Unlike a lone server, a node talks to Redis before it binds anything: an
+unreachable Redis or a config that differs from the running cluster's ends
+it with status 1 and nothing bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import coredis
+import trio
+
+from ..config import ChannelConfig
+from ..hub import Hub
+from ..server.cli import PROGRAM, announce_listening, bind_channels
+from ..server.run import close_output, make_server, open_output
+from . import keys
+from .boot import ClusterError, join_cluster
+from .link import FAILURES, Link, connect
+from .node import ClusterRules
+
+if TYPE_CHECKING:
+    import ssl
+
+CONNECT_TIMEOUT = 5.0
+
+
+def run_node(
+    channels: Sequence[ChannelConfig],
+    arguments: argparse.Namespace,
+    ssl_context: ssl.SSLContext | None,
+) -> int:
+    output, errors = open_output()
+
+    def fail(reason: str) -> int:
+        errors.write(f"{PROGRAM}: {reason}")
+        return 1
+
+    hub = Hub(channels, afk_timeout=arguments.afk_timeout)
+    server = make_server(hub, arguments, ssl_context, output, errors)
+    url: str = arguments.redis
+
+    async def node() -> int:
+        commands, reads = connect(url), connect(url)
+        async with commands, reads:
+            try:
+                with trio.fail_after(CONNECT_TIMEOUT):
+                    await commands.ping()
+            except (trio.TooSlowError, *FAILURES) as error:
+                return fail(f"cannot reach Redis at {url}: {error or 'no answer in 5 s'}")
+            return await serve_node(commands, reads)
+
+    async def serve_node(commands: coredis.Redis[bytes], reads: coredis.Redis[bytes]) -> int:
+        try:
+            joined = await join_cluster(commands, keys.fingerprint(channels, arguments.afk_timeout))
+        except ClusterError as error:
+            return fail(str(error))
+        except FAILURES as error:
+            return fail(f"lost Redis at {url} while joining the cluster: {error}")
+        link = Link(url, joined.node, server.log, commands, reads)
+        rules = ClusterRules(server, hub, joined.node, link)
+        server.rules = rules
+        # Transfer ids from two nodes must not meet at one receiver.
+        server.transfers.id_base = (joined.node % 255 + 1) << 24
+        if joined.snapshot is not None:
+            saved = json.loads(joined.snapshot)
+            rules.load(saved["id"].encode(), saved["state"].encode())
+        try:
+            sockets = bind_channels(channels, arguments.host, reuse_port=arguments.reuse_port)
+        except OSError as error:
+            await link.leave()
+            return fail(str(error))
+        announce_listening(arguments, channels, ssl_context, f"node {joined.node}, ")
+        listeners = {
+            name: [trio.SocketListener(trio.socket.from_stdlib_socket(s)) for s in socks]
+            for name, socks in sockets.items()
+        }
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(link.run, rules)
+            await server.serve(listeners)
+            await link.leave()
+            nursery.cancel_scope.cancel()
+        return 0
+
+    try:
+        return trio.run(node)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        close_output(output, errors)

@@ -1,0 +1,66 @@
+"""The hub's state as JSON, so a node that joins later starts where the others are.
+
+A member's connection is written as its reference, ``"NODE.NUMBER"``; a
+restored hub's members all get stand-ins (the new node has no connections yet).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from ..hub import Hub, Member
+
+
+def dump(hub: Hub) -> bytes:
+    def member(m: Member) -> dict[str, Any]:
+        return {
+            "name": m.name,
+            "conn": m.conn.conn_ref,
+            "muted_until": m.muted_until,
+            "afk_deadline": m.afk_deadline,
+            "transfers": m.transfers,
+        }
+
+    return json.dumps(
+        {
+            "closed": hub.closed,
+            "channels": {
+                name: {
+                    "members": [member(m) for m in channel.members.values()],
+                    "queue": [member(m) for m in channel.queue],
+                }
+                for name, channel in hub.channels.items()
+            },
+        }
+    ).encode()
+
+
+def restore(hub: Hub, blob: bytes, stand_in: Callable[[str], Any]) -> dict[str, Member]:
+    """Load ``blob`` into a fresh ``hub``; every member by its connection reference."""
+    state = json.loads(blob)
+    hub.closed = bool(state["closed"])
+    members: dict[str, Member] = {}
+    for name, saved in state["channels"].items():
+        channel = hub.channels.get(name)
+        if channel is None:
+            continue  # the configs were checked to be equal; nothing to put it in
+        for admitted, key in ((True, "members"), (False, "queue")):
+            for fields in saved[key]:
+                member = Member(
+                    fields["name"],
+                    stand_in(fields["conn"]),
+                    channel=channel,
+                    admitted=admitted,
+                    muted_until=float(fields["muted_until"]),
+                    afk_deadline=float(fields["afk_deadline"]),
+                    transfers=int(fields["transfers"]),
+                )
+                members[fields["conn"]] = member
+                if admitted:
+                    channel.members[member.name] = member
+                else:
+                    channel.queue.append(member)
+                    channel.queued_names.add(member.name)
+    return members
