@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .programs import CLIENT, SERVER, free_ports
+from .redis_process import RedisProcess
 
 DEADLINE = 15.0
 STAMP = re.compile(r"\((\d\d):(\d\d):(\d\d)\)")
@@ -30,9 +31,57 @@ def normalise(line: str) -> str:
     return STAMP.sub("(<time>)", line)
 
 
-class Program:
-    def __init__(self, name: str, args: list[str], cwd: Path) -> None:
+class Lines:
+    """stdout lines as they arrive, read in order with deadlines."""
+
+    def __init__(self, name: str) -> None:
         self.name = name
+        self.lines: list[str] = []
+        self._cursor = 0
+        self._changed = threading.Condition()
+        self._done = False
+
+    def add(self, line: str) -> None:
+        with self._changed:
+            self.lines.append(line)
+            self._changed.notify_all()
+
+    def expect(self, wanted: str, deadline: float = DEADLINE) -> None:
+        """Wait until ``wanted`` (with <time> for stamps) is the next new line."""
+        line = self.next_line(deadline)
+        assert line == wanted, f"{self.name}: expected {wanted!r}, got {line!r}"
+
+    def next_line(self, deadline: float = DEADLINE) -> str:
+        end = time.monotonic() + deadline
+        with self._changed:
+            while self._cursor >= len(self.lines):
+                remaining = end - time.monotonic()
+                if self._done or remaining <= 0:
+                    raise AssertionError(
+                        f"{self.name}: no line arrived (stdout so far {self.lines!r}; "
+                        f"stderr {self.errors()!r})"
+                    )
+                self._changed.wait(remaining)
+            line = self.lines[self._cursor]
+            self._cursor += 1
+            return line
+
+    def rest(self) -> list[str]:
+        """Lines not yet consumed by expect/next_line (call after the process ended)."""
+        with self._changed:
+            fresh = self.lines[self._cursor :]
+            self._cursor = len(self.lines)
+        return fresh
+
+    def errors(self) -> str:
+        return ""
+
+
+class Program(Lines):
+    def __init__(
+        self, name: str, args: list[str], cwd: Path, also: Lines | None = None
+    ) -> None:
+        super().__init__(name)
         self.process = subprocess.Popen(
             args,
             stdin=subprocess.PIPE,
@@ -40,11 +89,8 @@ class Program:
             stderr=subprocess.PIPE,
             cwd=cwd,
         )
-        self.lines: list[str] = []
+        self.also = also  # the merged lines of a cluster's nodes
         self.stderr = ""
-        self._cursor = 0
-        self._changed = threading.Condition()
-        self._done = False
         self._stderr_done = False
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
@@ -52,9 +98,10 @@ class Program:
     def _read_stdout(self) -> None:
         assert self.process.stdout is not None
         for raw in self.process.stdout:
-            with self._changed:
-                self.lines.append(normalise(raw.decode().rstrip("\n")))
-                self._changed.notify_all()
+            line = normalise(raw.decode().rstrip("\n"))
+            if self.also is not None:
+                self.also.add(line)
+            self.add(line)
         with self._changed:
             self._done = True
             self._changed.notify_all()
@@ -89,38 +136,14 @@ class Program:
         assert self.process.stdin is not None
         self.process.stdin.close()
 
-    def expect(self, wanted: str, deadline: float = DEADLINE) -> None:
-        """Wait until ``wanted`` (with <time> for stamps) is the next new line."""
-        line = self.next_line(deadline)
-        assert line == wanted, f"{self.name}: expected {wanted!r}, got {line!r}"
-
-    def next_line(self, deadline: float = DEADLINE) -> str:
-        end = time.monotonic() + deadline
-        with self._changed:
-            while self._cursor >= len(self.lines):
-                remaining = end - time.monotonic()
-                if self._done or remaining <= 0:
-                    raise AssertionError(
-                        f"{self.name}: no line arrived (stdout so far {self.lines!r}; "
-                        f"stderr {self.stderr!r})"
-                    )
-                self._changed.wait(remaining)
-            line = self.lines[self._cursor]
-            self._cursor += 1
-            return line
-
     def wait_exit(self, deadline: float = DEADLINE) -> int:
         status = self.process.wait(deadline)
         with self._changed:
             self._changed.wait_for(lambda: self._done, deadline)
         return status
 
-    def rest(self) -> list[str]:
-        """Lines not yet consumed by expect/next_line (call after the process ended)."""
-        with self._changed:
-            fresh = self.lines[self._cursor :]
-            self._cursor = len(self.lines)
-        return fresh
+    def errors(self) -> str:
+        return self.stderr
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -128,16 +151,89 @@ class Program:
         self.process.wait()
 
 
-class Cluster:
-    """One server and its clients, all in one working directory."""
+class Nodes(Lines):
+    """A cluster's nodes seen as one server: their stdout lines merged in the
+    order they arrive; the console is the first node's."""
 
-    def __init__(self, workdir: Path, capacity: int = 5, server_options: tuple[str, ...] = ()):
+    def __init__(self) -> None:
+        super().__init__("nodes")
+        self.nodes: list[Program] = []
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.nodes[0].process
+
+    @property
+    def stderr(self) -> str:
+        return "".join(node.stderr for node in self.nodes)
+
+    def errors(self) -> str:
+        return self.stderr
+
+    def type(self, *lines: str) -> None:
+        self.nodes[0].type(*lines)
+
+    def close_stdin(self) -> None:
+        self.nodes[0].close_stdin()
+
+    def wait_stderr(self, wanted: str, deadline: float = DEADLINE) -> bool:
+        return self.nodes[0].wait_stderr(wanted, deadline)
+
+    def wait_exit(self, deadline: float = DEADLINE) -> int:
+        statuses = [node.wait_exit(deadline) for node in self.nodes]
+        return max(statuses, key=abs)
+
+
+class Cluster:
+    """One server (or, with ``nodes``, a cluster of server nodes sharing a
+    Redis) and its clients, all in one working directory.
+
+    Node ``i`` listens on 127.0.0.(2+i) with the same ports, so a test decides
+    which node each client reaches; by default clients go round the nodes.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        capacity: int = 5,
+        server_options: tuple[str, ...] = (),
+        nodes: int | None = None,
+    ):
         self.workdir = workdir
         self.programs: list[Program] = []
-        self.ports, self.server = self._start_server(capacity, server_options)
+        self.redis: RedisProcess | None = None
+        self.hosts = ["localhost"]
+        self._turn = 0
+        self.server: Program | Nodes
+        if nodes is None:
+            self.ports, self.server = self._start_server(capacity, server_options)
+            return
+        self.redis = RedisProcess()
+        self.hosts = [f"127.0.0.{2 + i}" for i in range(nodes)]
+        self.server = merged = Nodes()
+        options = ("--redis", self.redis.url, *server_options)
+        self.ports, first = self._start_server(
+            capacity, (*options, "--host", self.hosts[0]), merged
+        )
+        merged.nodes.append(first)
+        for host in self.hosts[1:]:
+            merged.nodes.append(self.start_node(host, server_options))
+
+    def start_node(self, host: str, server_options: tuple[str, ...] = ()) -> Program:
+        """One more node of the cluster, listening on ``host``."""
+        assert self.redis is not None and isinstance(self.server, Nodes)
+        node = Program(
+            f"node@{host}",
+            [SERVER, "configfile", "--redis", self.redis.url, "--host", host, *server_options],
+            self.workdir,
+            also=self.server,
+        )
+        self.programs.append(node)
+        assert node.wait_stderr("listening"), node.stderr
+        return node
 
     def _start_server(
-        self, capacity: int, server_options: tuple[str, ...]
+        self, capacity: int, server_options: tuple[str, ...], merged: Nodes | None = None
     ) -> tuple[dict[str, int], Program]:
         """Spawn the server on ports the kernel reported free, until it binds them:
         another process may take a port between our probe and the server's bind."""
@@ -146,7 +242,9 @@ class Cluster:
             (self.workdir / "configfile").write_text(
                 "".join(f"channel {name} {port} {capacity}\n" for name, port in ports.items())
             )
-            server = Program("server", [SERVER, "configfile", *server_options], self.workdir)
+            server = Program(
+                "server", [SERVER, "configfile", *server_options], self.workdir, also=merged
+            )
             # The server says so on stderr once every port is bound and listening.
             if server.wait_stderr("listening"):
                 self.programs.append(server)
@@ -161,12 +259,21 @@ class Cluster:
         self.programs.append(program)
         return program
 
-    def client(self, name: str, channel: str = "general", *options: str) -> Program:
-        return self._spawn(name, [CLIENT, str(self.ports[channel]), name, *options])
+    def host(self, node: int | None) -> str:
+        if node is None:
+            node = self._turn % len(self.hosts)
+            self._turn += 1
+        return self.hosts[node]
 
-    def join(self, name: str, channel: str = "general") -> Program:
+    def client(
+        self, name: str, channel: str = "general", *options: str, node: int | None = None
+    ) -> Program:
+        host = ("--host", self.host(node)) if self.redis is not None else ()
+        return self._spawn(name, [CLIENT, str(self.ports[channel]), name, *host, *options])
+
+    def join(self, name: str, channel: str = "general", node: int | None = None) -> Program:
         """Start a client and wait until the server has admitted it."""
-        program = self.client(name, channel)
+        program = self.client(name, channel, node=node)
         self.server.expect(f"[Server message (<time>)] {name} has joined the {channel} channel.")
         program.expect(f"[Server message (<time>)] Welcome to the {channel} channel, {name}.")
         program.expect(f"[Server message (<time>)] {name} has joined the channel.")
@@ -181,13 +288,18 @@ class Cluster:
     def stop(self) -> None:
         for program in self.programs:
             program.kill()
+        if self.redis is not None:
+            self.redis.close()
 
 
 @contextmanager
 def cluster(
-    workdir: Path, capacity: int = 5, server_options: tuple[str, ...] = ()
+    workdir: Path,
+    capacity: int = 5,
+    server_options: tuple[str, ...] = (),
+    nodes: int | None = None,
 ) -> Iterator[Cluster]:
-    running = Cluster(workdir, capacity, server_options)
+    running = Cluster(workdir, capacity, server_options, nodes)
     try:
         yield running
     finally:

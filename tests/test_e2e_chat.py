@@ -8,8 +8,8 @@ from pathlib import Path
 from .processes import cluster, srv
 
 
-def test_join_queue_chat_and_quit_transcripts(tmp_path: Path) -> None:
-    with cluster(tmp_path) as chat:
+def test_join_queue_chat_and_quit_transcripts(tmp_path: Path, nodes: int | None) -> None:
+    with cluster(tmp_path, nodes=nodes) as chat:
         members = [chat.join(f"u{i}") for i in range(5)]
         waiting = chat.client("waiting")
         waiting.expect(srv("Welcome to the general channel, waiting."))
@@ -53,8 +53,8 @@ def test_join_queue_chat_and_quit_transcripts(tmp_path: Path) -> None:
             assert program.process.returncode == 0
 
 
-def test_duplicate_name_exits_1(tmp_path: Path) -> None:
-    with cluster(tmp_path) as chat:
+def test_duplicate_name_exits_1(tmp_path: Path, nodes: int | None) -> None:
+    with cluster(tmp_path, nodes=nodes) as chat:
         chat.join("alice")
         twin = chat.client("alice")
         twin.expect(srv("Cannot connect to the general channel."))
@@ -64,8 +64,8 @@ def test_duplicate_name_exits_1(tmp_path: Path) -> None:
         assert chat.server.rest() == []
 
 
-def test_killed_client_leaves_silently(tmp_path: Path) -> None:
-    with cluster(tmp_path) as chat:
+def test_killed_client_leaves_silently(tmp_path: Path, nodes: int | None) -> None:
+    with cluster(tmp_path, nodes=nodes) as chat:
         alice = chat.join("alice")
         bob = chat.join("bob")
         alice.expect(srv("bob has joined the channel."))
@@ -79,8 +79,8 @@ def test_killed_client_leaves_silently(tmp_path: Path) -> None:
         assert chat.server.rest() == ["[carol (<time>)] bob?"]
 
 
-def test_channels_are_isolated(tmp_path: Path) -> None:
-    with cluster(tmp_path) as chat:
+def test_channels_are_isolated(tmp_path: Path, nodes: int | None) -> None:
+    with cluster(tmp_path, nodes=nodes) as chat:
         general = chat.join("g")
         random = chat.join("r", "random")
         general.type("only general")
@@ -92,8 +92,8 @@ def test_channels_are_isolated(tmp_path: Path) -> None:
         assert random.rest() == []
 
 
-def test_client_with_dev_null_stdin_keeps_printing(tmp_path: Path) -> None:
-    with cluster(tmp_path) as chat:
+def test_client_with_dev_null_stdin_keeps_printing(tmp_path: Path, nodes: int | None) -> None:
+    with cluster(tmp_path, nodes=nodes) as chat:
         quiet = chat.client("quiet")
         quiet.close_stdin()
         chat.server.expect(srv("quiet has joined the general channel."))

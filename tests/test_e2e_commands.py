@@ -8,8 +8,8 @@ from pathlib import Path
 from .processes import cluster, srv
 
 
-def test_whisper_good_and_bad(tmp_path: Path) -> None:
-    with cluster(tmp_path) as chat:
+def test_whisper_good_and_bad(tmp_path: Path, nodes: int | None) -> None:
+    with cluster(tmp_path, nodes=nodes) as chat:
         alice = chat.join("alice")
         bob = chat.join("bob")
         carol = chat.join("carol")
@@ -32,8 +32,8 @@ def test_whisper_good_and_bad(tmp_path: Path) -> None:
         assert "usage: /whisper" in alice.stderr
 
 
-def test_quit_from_channel_and_from_queue(tmp_path: Path) -> None:
-    with cluster(tmp_path) as chat:
+def test_quit_from_channel_and_from_queue(tmp_path: Path, nodes: int | None) -> None:
+    with cluster(tmp_path, nodes=nodes) as chat:
         members = [chat.join(f"u{i}") for i in range(5)]
         first = chat.client("q0")
         first.expect(srv("Welcome to the general channel, q0."))
@@ -62,8 +62,8 @@ def test_quit_from_channel_and_from_queue(tmp_path: Path) -> None:
         assert first.rest() == []
 
 
-def test_list_with_full_channel_and_two_queued(tmp_path: Path) -> None:
-    with cluster(tmp_path) as chat:
+def test_list_with_full_channel_and_two_queued(tmp_path: Path, nodes: int | None) -> None:
+    with cluster(tmp_path, nodes=nodes) as chat:
         members = [chat.join(f"u{i}") for i in range(5)]
         for name in ("q0", "q1"):
             queued = chat.client(name)
@@ -79,8 +79,8 @@ def test_list_with_full_channel_and_two_queued(tmp_path: Path) -> None:
         chat.shutdown()
 
 
-def test_switch_outcomes(tmp_path: Path) -> None:
-    with cluster(tmp_path) as chat:
+def test_switch_outcomes(tmp_path: Path, nodes: int | None) -> None:
+    with cluster(tmp_path, nodes=nodes) as chat:
         alice = chat.join("alice")
         randoms = [chat.join(f"r{i}", "random") for i in range(5)]
         chat.join("alice", "help")

@@ -12,8 +12,8 @@ import pytest
 from .processes import cluster, srv
 
 
-def test_kick_outcomes(tmp_path: Path) -> None:
-    with cluster(tmp_path) as chat:
+def test_kick_outcomes(tmp_path: Path, nodes: int | None) -> None:
+    with cluster(tmp_path, nodes=nodes) as chat:
         alice = chat.join("alice")
         bob = chat.join("bob")
         chat.server.type("/kick nowhere:bob", "/kick general:nobody", "/kick general:bob")
@@ -27,8 +27,8 @@ def test_kick_outcomes(tmp_path: Path) -> None:
         chat.shutdown()
 
 
-def test_mute_outcomes(tmp_path: Path) -> None:
-    with cluster(tmp_path) as chat:
+def test_mute_outcomes(tmp_path: Path, nodes: int | None) -> None:
+    with cluster(tmp_path, nodes=nodes) as chat:
         alice = chat.join("alice")
         bob = chat.join("bob")
         alice.expect(srv("bob has joined the channel."))
@@ -57,8 +57,8 @@ def test_mute_outcomes(tmp_path: Path) -> None:
         assert chat.server.rest() == []
 
 
-def test_empty_only_that_channel(tmp_path: Path) -> None:
-    with cluster(tmp_path) as chat:
+def test_empty_only_that_channel(tmp_path: Path, nodes: int | None) -> None:
+    with cluster(tmp_path, nodes=nodes) as chat:
         members = [chat.join(f"u{i}") for i in range(5)]
         queued = chat.client("q0")
         queued.expect(srv("Welcome to the general channel, q0."))
@@ -76,8 +76,8 @@ def test_empty_only_that_channel(tmp_path: Path) -> None:
         chat.shutdown()
 
 
-def test_shutdown_exits_everyone_and_frees_ports(tmp_path: Path) -> None:
-    with cluster(tmp_path) as chat:
+def test_shutdown_exits_everyone_and_frees_ports(tmp_path: Path, nodes: int | None) -> None:
+    with cluster(tmp_path, nodes=nodes) as chat:
         members = [chat.join(f"u{i}") for i in range(5)]
         queued = chat.client("q0")
         queued.expect(srv("Welcome to the general channel, q0."))
@@ -86,11 +86,13 @@ def test_shutdown_exits_everyone_and_frees_ports(tmp_path: Path) -> None:
         assert chat.server.wait_exit() == 0
         for program in [*members, queued, other]:
             assert program.wait_exit() == 0
-        for port in chat.ports.values():
-            probe = socket.socket()
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(("127.0.0.1", port))
-            probe.close()
+        hosts = ["127.0.0.1"] if nodes is None else chat.hosts
+        for host in hosts:
+            for port in chat.ports.values():
+                probe = socket.socket()
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((host, port))
+                probe.close()
         assert chat.server.rest() == []
 
 
@@ -103,8 +105,8 @@ def test_signals_shut_down_cleanly(tmp_path: Path, signum: int) -> None:
         assert alice.wait_exit() == 0
 
 
-def test_afk_with_short_timeout(tmp_path: Path) -> None:
-    with cluster(tmp_path, server_options=("--afk-timeout", "1")) as chat:
+def test_afk_with_short_timeout(tmp_path: Path, nodes: int | None) -> None:
+    with cluster(tmp_path, nodes=nodes, server_options=("--afk-timeout", "1")) as chat:
         idle = chat.join("idle")
         watcher = chat.join("watcher")  # joined later, so it idles out later
         chat.server.expect(srv("idle went AFK."), deadline=10)

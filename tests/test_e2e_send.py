@@ -17,7 +17,7 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def test_send_small_text_and_50_mb_random(tmp_path: Path) -> None:
+def test_send_small_text_and_50_mb_random(tmp_path: Path, nodes: int | None) -> None:
     (tmp_path / "notes.txt").write_text("hello bob\n")
     big = tmp_path / "random.bin"
     with big.open("wb") as file:
@@ -25,7 +25,7 @@ def test_send_small_text_and_50_mb_random(tmp_path: Path) -> None:
             file.write(os.urandom(1 << 20))
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    with cluster(tmp_path) as chat:
+    with cluster(tmp_path, nodes=nodes) as chat:
         alice = chat.join("alice")
         bob = chat.client("bob", "general", "--download-dir", str(downloads))
         chat.server.expect(srv("bob has joined the general channel."))

@@ -192,9 +192,10 @@ class Link:
     async def _renew(self) -> None:
         assert self.rules is not None
         before = time.time()
-        redis_time = await self.redis.time()
+        # Raw TIME: coredis 6.9's parsed TIME reads the microseconds as milliseconds.
+        reply: list[bytes] = await self.redis.eval("return redis.call('TIME')")  # type: ignore[assignment]
         after = time.time()
-        self.skew = redis_time.timestamp() - (before + after) / 2
+        self.skew = int(reply[0]) + int(reply[1]) / 1e6 - (before + after) / 2
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(keys.lease(self.node), b"1", px=keys.LEASE_MS)
             pipe.sadd(keys.NODES, [str(self.node)])
