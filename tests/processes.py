@@ -51,6 +51,14 @@ class Lines:
         line = self.next_line(deadline)
         assert line == wanted, f"{self.name}: expected {wanted!r}, got {line!r}"
 
+    def expect_soon(self, wanted: str, deadline: float = DEADLINE) -> list[str]:
+        """Wait for ``wanted``, passing over the lines before it (returned)."""
+        passed = []
+        end = time.monotonic() + deadline
+        while (line := self.next_line(max(end - time.monotonic(), 0.0))) != wanted:
+            passed.append(line)
+        return passed
+
     def next_line(self, deadline: float = DEADLINE) -> str:
         end = time.monotonic() + deadline
         with self._changed:
@@ -78,9 +86,7 @@ class Lines:
 
 
 class Program(Lines):
-    def __init__(
-        self, name: str, args: list[str], cwd: Path, also: Lines | None = None
-    ) -> None:
+    def __init__(self, name: str, args: list[str], cwd: Path, also: Lines | None = None) -> None:
         super().__init__(name)
         self.process = subprocess.Popen(
             args,

@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..arguments import (
@@ -26,6 +27,9 @@ from ..arguments import (
 from ..config import ChannelConfig, ConfigError, load_config
 from ..terminal_io import print_error
 from . import early_signals
+
+if TYPE_CHECKING:
+    import ssl
 
 PROGRAM = "trio-chat-server"
 BACKLOG = 4096
@@ -232,14 +236,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.workers is not None:
         from ..cluster.workers import run_workers
 
-        return run_workers(arguments, sys.argv[1:] if argv is None else list(argv))
-    if arguments.redis is not None:
+        status = run_workers(arguments, sys.argv[1:] if argv is None else list(argv))
+    elif arguments.redis is not None:
         from ..cluster.run import run_node
 
         status = run_node(channels, arguments, ssl_context)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
+    else:
+        status = serve_alone(channels, arguments, ssl_context)
+    # The console thread may still be blocked reading stdin; do not wait for it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def serve_alone(
+    channels: Sequence[ChannelConfig],
+    arguments: argparse.Namespace,
+    ssl_context: ssl.SSLContext | None,
+) -> int:
+    """One process serves every channel."""
     try:
         sockets = bind_channels(channels, arguments.host)
     except OSError as error:
@@ -252,10 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_server(channels, sockets, arguments, ssl_context)
     except KeyboardInterrupt:
         pass
-    # The console thread may still be blocked reading stdin; do not wait for it.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    return 0
 
 
 if __name__ == "__main__":

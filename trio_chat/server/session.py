@@ -92,6 +92,7 @@ class Session:
         self.conn_ref: str | None = None  # "NODE.NUMBER" in a cluster
         # The AFK timer fired and the rules have not answered yet (cluster).
         self.timer_paused = False
+        self.flooded = False  # disconnected for flooding, or about to be
         self.closing = False
         self.scope = trio.CancelScope()
         self.timer: trio.CancelScope | None = None
@@ -348,11 +349,13 @@ class Session:
         congested = self.server.congested
         rules = self.server.rules
         for index, frame in enumerate(frames, start=1):
+            if self.flooded:
+                return
             if rules.backlogged:
                 await rules.wait_for_room()
             if self._lines is not None and frame.type in LINE_FRAMES and self.greeted:
                 await self._take_line_token()
-                if self.closing:
+                if self.closing or self.flooded:
                     return
             self._handle(frame)
             if self.closing:
@@ -382,6 +385,9 @@ class Session:
                 f"for {limits.flood_patience:g} s"
             )
             self.server.rules.flooded(self, reason)
+            # In a cluster the disconnect comes back through the log: until
+            # then nothing more of this member's is passed on.
+            self.flooded = True
             return
         # Not reading meanwhile: TCP holds the flooder back, nothing piles up here.
         while wait:
