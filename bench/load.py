@@ -243,9 +243,11 @@ class Member:
                 await trio.sleep(pause)
 
 
-async def connect(port: int, index: int, protocol: Protocol) -> tuple[Member, float]:
+async def connect(
+    port: int, index: int, protocol: Protocol, host: str = "127.0.0.1"
+) -> tuple[Member, float]:
     start = time.perf_counter()
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    stream = await trio.open_tcp_stream(host, port)
     member = Member(index, stream, protocol)
     if protocol == "chat":
         await stream.send_all(wire.encode_hello(f"u{index}"))
@@ -266,15 +268,22 @@ async def connect(port: int, index: int, protocol: Protocol) -> tuple[Member, fl
 
 
 async def connect_all(
-    ports: list[int], count: int, protocol: Protocol, concurrency: int = 100
+    ports: list[int],
+    count: int,
+    protocol: Protocol,
+    concurrency: int = 100,
+    hosts: tuple[str, ...] = ("127.0.0.1",),
 ) -> tuple[list[Member], list[float]]:
+    """Members take the ports in turn, and the hosts (a cluster's nodes) in turn."""
     members: list[Member | None] = [None] * count
     joins: list[float] = [0.0] * count
     limiter = trio.CapacityLimiter(concurrency)
 
     async def one(index: int) -> None:
         async with limiter:
-            members[index], joins[index] = await connect(ports[index % len(ports)], index, protocol)
+            members[index], joins[index] = await connect(
+                ports[index % len(ports)], index, protocol, hosts[index % len(hosts)]
+            )
 
     async with trio.open_nursery() as nursery:
         for index in range(count):
@@ -288,9 +297,14 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def fan_out(
-    ports: list[int], members: int, messages: int, protocol: Protocol, silent: int = 0
+    ports: list[int],
+    members: int,
+    messages: int,
+    protocol: Protocol,
+    silent: int = 0,
+    hosts: tuple[str, ...] = ("127.0.0.1",),
 ) -> dict[str, float]:
-    group, _ = await connect_all(ports, members, protocol)
+    group, _ = await connect_all(ports, members, protocol, hosts=hosts)
     sleepers = []
     for index in range(silent):  # connected, joined, never reading again
         sleeper, _ = await connect(ports[0], members + index, protocol)

@@ -186,6 +186,25 @@ def test_redis_restart_keeps_clients_and_delivers_what_was_typed(tmp_path: Path)
             assert program.process.returncode == 0
 
 
+def test_an_outage_longer_than_the_afk_timeout_removes_nobody(tmp_path: Path) -> None:
+    with cluster(tmp_path, nodes=2, server_options=("--afk-timeout", "3")) as chat:
+        assert chat.redis is not None
+        alice = chat.join("alice", node=0)
+        bob = chat.join("bob", node=1)
+        alice.expect(srv("bob has joined the channel."))
+        chat.redis.stop()
+        time.sleep(4)  # the outage itself: longer than the AFK timeout
+        chat.redis.start()
+        for node in chat.server.nodes:  # type: ignore[union-attr]
+            node.wait_stderr("Redis is back", deadline=20)
+        alice.type("back")
+        bob.expect("[alice (<time>)] back")
+        # And the timers run again from the end of the outage.
+        alice.expect("[alice (<time>)] back")
+        alice.expect(srv("bob went AFK."), deadline=10)
+        chat.shutdown()
+
+
 def test_a_node_that_joins_later_knows_the_state(tmp_path: Path) -> None:
     with cluster(tmp_path, nodes=1) as chat:
         fill(chat, 0, 5)

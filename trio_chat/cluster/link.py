@@ -110,6 +110,8 @@ class Link:
                 )
                 self.down_since = None
                 self.healthy_since = trio.current_time()
+                if self.rules is not None:
+                    self.rules.outage_over()
             return result
 
     # ----- the tasks -----

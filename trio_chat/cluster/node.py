@@ -24,7 +24,7 @@ import trio
 
 from .. import wire
 from ..commands import parse_client_line, parse_console_line
-from ..hub import Effect, Hub, Member
+from ..hub import Effect, Hub, Member, Reschedule
 from ..server.rules import OfferDecided, Peer
 from ..server.session import Session
 from ..wire import FrameType
@@ -160,7 +160,15 @@ class ClusterRules:
         self._log("drop", c=session.conn_ref)
 
     def afk_due(self, session: Session) -> None:
+        if self.link.down_since is not None:
+            return  # nobody could speak meanwhile; outage_over restarts the timer
         self._log("afk", c=session.conn_ref)
+
+    def outage_over(self) -> None:
+        """Redis is back: time without it does not count toward anyone's AFK timer."""
+        refs = [s.conn_ref for s in self.local.values() if s.member is not None]
+        if refs:
+            self._log("awake", c=refs)
 
     def flooded(self, session: Session, reason: str) -> None:
         self._log("flood", c=session.conn_ref, r=reason)
@@ -340,6 +348,14 @@ class ClusterRules:
         member = self.members.get(str(event["c"]))
         if member is not None:
             self._effects(self.hub.transfer_progress(member, now), here)
+
+    def _on_awake(self, event: dict[str, Any], now: float, here: bool) -> None:
+        for ref in event["c"]:
+            member = self.members.get(str(ref))
+            if member is not None:
+                # Muted: the timer stays frozen, but it must be set again.
+                effects = self.hub.not_idle(member, now) or [Reschedule(member)]
+                self._effects(effects, here)
 
     def _on_xd(self, event: dict[str, Any], now: float, here: bool) -> None:
         member = self.members.get(str(event["c"]))

@@ -1,0 +1,139 @@
+"""Fan-out through a cluster: one plain server, one node with Redis, two nodes.
+
+    python bench/cluster.py [--quick]
+
+The closed-loop generator of bench/load.py (each member sends its next line
+when its own came back) drives one channel; with two nodes the members
+alternate between them (node 1 on 127.0.0.2, node 2 on 127.0.0.3). CPU
+seconds per 100,000 deliveries are given for every process: each node and
+redis-server, and the generator itself (this process: it shares the
+machine's cores with the servers). Prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+from functools import partial
+from pathlib import Path
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import SERVER, free_ports
+from bench.load import UNGUARDED, cpu_seconds, fan_out, raise_fd_limit
+from tests.redis_process import RedisProcess
+
+
+class Setup:
+    """The server processes of one configuration and their CPU so far."""
+
+    def __init__(self, directory: Path, members: int, nodes: int | None) -> None:
+        self.port = free_ports(1)[0]
+        others = free_ports(2)
+        config = directory / f"cluster-config-{self.port}"
+        config.write_text(
+            f"channel c0 {self.port} {members + 10}\n"
+            f"channel c1 {others[0]} 5\nchannel c2 {others[1]} 5\n"
+        )
+        self.redis: RedisProcess | None = None
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        if nodes is None:
+            self.hosts: tuple[str, ...] = ("127.0.0.1",)
+            self._start("server", [SERVER, str(config), *UNGUARDED])
+            return
+        self.redis = RedisProcess()
+        assert self.redis.process is not None
+        self.hosts = tuple(f"127.0.0.{2 + i}" for i in range(nodes))
+        for number, host in enumerate(self.hosts, start=1):
+            self._start(
+                f"node {number}",
+                [SERVER, str(config), *UNGUARDED, "--redis", self.redis.url, "--host", host],
+            )
+        self.processes.append(("redis-server", self.redis.process))
+
+    def _start(self, name: str, command: list[str]) -> None:
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        assert process.stderr is not None
+        for line in process.stderr:  # "listening ..." once every port is bound
+            if b"listening" in line:
+                break
+        else:
+            raise RuntimeError(f"{name} did not start")
+        self.processes.append((name, process))
+
+    def cpu(self) -> dict[str, float]:
+        return {name: cpu_seconds(process.pid) for name, process in self.processes}
+
+    def stop(self) -> None:
+        for _, process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait()
+        if self.redis is not None:
+            self.redis.close()
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(directory: Path, members: int, messages: int, nodes: int | None) -> dict[str, object]:
+    setup = Setup(directory, members, nodes)
+    try:
+        before = {**setup.cpu(), "generator": own_cpu()}
+        result = trio.run(
+            partial(fan_out, [setup.port], members, messages, "chat", hosts=setup.hosts)
+        )
+        after = {**setup.cpu(), "generator": own_cpu()}
+    finally:
+        setup.stop()
+    total = float(result["total"])
+    cpu = {name: (after[name] - before[name]) / total * 100_000 for name in before}
+    return {**result, "cpu": cpu}
+
+
+def table(directory: Path, sizes: list[tuple[int, int]]) -> list[str]:
+    rows = [
+        "| members | messages each | setup | deliveries/s | p50 | p99 | vs plain "
+        "| CPU-s per 100k deliveries, each process |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for members, messages in sizes:
+        plain_rate = 0.0
+        for label, nodes in (("plain", None), ("1 node + Redis", 1), ("2 nodes + Redis", 2)):
+            result = run(directory, members, messages, nodes)
+            rate = float(result["deliveries"])  # type: ignore[arg-type]
+            if nodes is None:
+                plain_rate = rate
+            cpu: dict[str, float] = result["cpu"]  # type: ignore[assignment]
+            rows.append(
+                f"| {members} | {messages} | {label} | {rate:,.0f} | "
+                f"{float(result['p50']) * 1000:.1f} ms | "  # type: ignore[arg-type]
+                f"{float(result['p99']) * 1000:.1f} ms | {rate / plain_rate:.0%} | "  # type: ignore[arg-type]
+                + ", ".join(f"{name} {seconds:.2f}" for name, seconds in cpu.items())
+                + " |"
+            )
+            print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    arguments = parser.parse_args()
+    raise_fd_limit()
+    sizes = [(20, 5), (100, 2)] if arguments.quick else [(100, 20), (1000, 2)]
+    with tempfile.TemporaryDirectory() as directory:
+        print("\n".join(table(Path(directory), sizes)))
+
+
+if __name__ == "__main__":
+    main()
