@@ -138,6 +138,27 @@ def test_killed_node_frees_its_places_within_the_lease(tmp_path: Path) -> None:
         assert chat.server.nodes[0].wait_exit() == 0  # type: ignore[union-attr]
 
 
+def test_a_frozen_node_is_taken_for_dead_and_drops_its_clients(tmp_path: Path) -> None:
+    with cluster(tmp_path, nodes=2) as chat:
+        alice = chat.join("alice", node=0)
+        frozen = chat.join("frozen", node=1)
+        node = chat.server.nodes[1]  # type: ignore[union-attr]
+        node.process.send_signal(signal.SIGSTOP)
+        try:
+            chat.server.nodes[0].wait_stderr("stopped renewing its lease")  # type: ignore[union-attr]
+        finally:
+            node.process.send_signal(signal.SIGCONT)
+        # It finds out it was taken for dead: its client is not left in a chat
+        # that no longer counts it.
+        assert frozen.wait_exit() == 0
+        node.wait_stderr("taken for dead")
+        # And it serves again.
+        again = chat.join("again", node=1)
+        again.type("hello")
+        alice.expect_soon("[again (<time>)] hello")
+        chat.shutdown()
+
+
 def test_first_node_dies_and_nothing_is_lost(tmp_path: Path) -> None:
     """No node runs the rules for the others: when the first node (the one
     that writes snapshots) dies, members, queue places and mutes elsewhere stay."""
@@ -260,7 +281,8 @@ def test_bad_redis_url_exits_1(tmp_path: Path, url: str) -> None:
     assert "Redis URL" in result.stderr or "database" in result.stderr or "unix" in result.stderr
 
 
-def test_workers_share_the_ports_through_a_private_redis(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", ["/shutdown", "SIGTERM"])
+def test_workers_share_the_ports_through_a_private_redis(tmp_path: Path, stop: str) -> None:
     ports = free_ports(3)
     (tmp_path / "configfile").write_text(
         "".join(
@@ -283,7 +305,10 @@ def test_workers_share_the_ports_through_a_private_redis(tmp_path: Path) -> None
         for client in clients[1:]:
             while client.next_line() != "[c0 (<time>)] to everyone":
                 pass
-        server.type("/shutdown")
+        if stop == "SIGTERM":
+            server.process.terminate()
+        else:
+            server.type("/shutdown")
         assert server.wait_exit(deadline=20) == 0
         for client in clients:
             assert client.wait_exit() == 0
