@@ -61,6 +61,7 @@ class Link:
         self._out: list[tuple[str, dict[bytes, bytes]]] = []
         self._sending = 0
         self._wake = trio.Event()
+        self._recovered = trio.Event()
         self.skew = 0.0  # Redis's clock minus ours
         self.down_since: float | None = None
         self.healthy_since = trio.current_time()
@@ -100,7 +101,9 @@ class Link:
                         f"lost Redis at {self.url} ({error}); clients stay connected, "
                         "retrying with backoff"
                     )
-                await trio.sleep(delay)
+                # Another task's success ends every task's wait.
+                with trio.move_on_after(delay):
+                    await self._recovered.wait()
                 delay = min(delay * 2, LAST_RETRY)
                 continue
             if self.down_since is not None:
@@ -110,6 +113,8 @@ class Link:
                 )
                 self.down_since = None
                 self.healthy_since = trio.current_time()
+                self._recovered.set()
+                self._recovered = trio.Event()
                 if self.rules is not None:
                     self.rules.outage_over()
             return result
