@@ -6,14 +6,19 @@ Node i listens on 127.0.0.(2+i), so each test says which node a client reaches.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
+from trio_chat import wire
+from trio_chat.wire import FrameType
+
 from .processes import Cluster, Program, cluster, srv
 from .programs import CLIENT, SERVER, free_ports, run_program
+from .test_e2e_faults import RawPeer
 
 LEASE_SECONDS = 3.0  # the documented bound on noticing a node that died
 
@@ -248,6 +253,46 @@ def test_a_node_that_joins_later_knows_the_state(tmp_path: Path) -> None:
         twin.expect(srv("Cannot connect to the general channel."))
         assert twin.wait_exit() == 1
         chat.shutdown()
+
+
+def test_forged_acknowledgement_from_another_node_drops_only_the_receiver(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "big.bin").write_bytes(b"\0" * (8 * wire.SEND_WINDOW))
+    with cluster(tmp_path, nodes=2) as chat:
+        alice = chat.join("alice", node=0)
+        mallory = RawPeer(chat.ports["general"], "mallory", host=chat.hosts[1])
+        alice.expect(srv("mallory has joined the channel."))
+        alice.type("/send mallory big.bin")
+        incoming = json.loads(mallory.next_frame(FrameType.FILE_INCOMING))
+        mallory.next_frame(FrameType.FILE_DATA)
+        mallory.send(wire.encode_ack(incoming["id"], 2**62))
+        # The relaying node (alice's) finds the lie; mallory's node drops it.
+        alice.wait_stderr("broke the protocol")
+        assert "big.bin was not delivered" in alice.stderr
+        with pytest.raises(AssertionError, match="closed the connection"):
+            while True:
+                mallory.next_frame(FrameType.FILE_DATA)
+        alice.type("still fine")
+        alice.expect("[alice (<time>)] still fine")
+        mallory.close()
+        chat.shutdown()
+
+
+def test_a_receivers_node_dies_mid_transfer_and_the_sender_is_told(tmp_path: Path) -> None:
+    (tmp_path / "big.bin").write_bytes(b"\0" * (8 * wire.SEND_WINDOW))
+    with cluster(tmp_path, nodes=2) as chat:
+        alice = chat.join("alice", node=0)
+        bob = RawPeer(chat.ports["general"], "bob", host=chat.hosts[1])  # never acknowledges
+        alice.expect(srv("bob has joined the channel."))
+        alice.type("/send bob big.bin")
+        bob.next_frame(FrameType.FILE_INCOMING)
+        bob.next_frame(FrameType.FILE_DATA)
+        chat.server.nodes[1].process.kill()  # type: ignore[union-attr]
+        alice.wait_stderr("/send big.bin: bob went away before the whole file arrived", deadline=10)
+        bob.close()
+        chat.server.nodes[0].type("/shutdown")  # type: ignore[union-attr]
+        assert chat.server.nodes[0].wait_exit() == 0  # type: ignore[union-attr]
 
 
 def test_config_that_differs_is_refused(tmp_path: Path) -> None:

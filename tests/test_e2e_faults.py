@@ -26,8 +26,8 @@ from .programs import CLIENT, SERVER, free_ports
 class RawPeer:
     """A client speaking the wire protocol from the test, frame by frame."""
 
-    def __init__(self, port: int, name: str) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+    def __init__(self, port: int, name: str, host: str = "127.0.0.1") -> None:
+        self.sock = socket.create_connection((host, port), timeout=DEADLINE)
         self.sock.sendall(wire.encode_hello(name))
         self.decoder = wire.FrameDecoder()
         self.pending: list[tuple[int, bytes]] = []
