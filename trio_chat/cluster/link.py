@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 BATCH = 1000
 READ_BLOCK_MS = 1000
+APPLY_BETWEEN_YIELDS = 32
 SNAPSHOT_EVERY = 2.0
 # Backoff between retries while Redis is away.
 FIRST_RETRY = 0.05
@@ -167,8 +168,12 @@ class Link:
             done: list[bytes] = []
             for stream, entries in result.items():
                 if stream == keys.LOG.encode():
-                    for entry in entries:
+                    for index, entry in enumerate(entries, start=1):
                         rules.apply_log(entry.identifier, entry.field_values.get(b"e", b""))
+                        if index % APPLY_BETWEEN_YIELDS == 0:
+                            # Let the flush write what is decided so far, and
+                            # the sessions pass on what their members typed.
+                            await trio.lowlevel.checkpoint()
                 else:
                     for entry in entries:
                         fields = entry.field_values
