@@ -62,7 +62,8 @@ async def join_cluster(redis: coredis.Redis[bytes], fingerprint: str) -> Joined:
             raise ClusterError(
                 "this config differs from the one the running cluster uses "
                 f"(nodes {', '.join(map(str, live))}): every node must run the same "
-                f"channels and --afk-timeout; the cluster's is {current.decode()}"
+                "channels and --afk-timeout, and the same version of trio-chat; "
+                f"the cluster's is {current.decode()}"
             )
         node = await redis.incr(keys.COUNTER)
         async with redis.pipeline(transaction=False) as pipe:

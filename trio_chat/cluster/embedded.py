@@ -33,9 +33,14 @@ def redis_server_binary() -> str:
 
 
 class EmbeddedRedis:
-    def __init__(self) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="trio-chat-redis-"))
+    """``keep_data`` writes an append-only file, so a ``restart`` keeps the data
+    (the tests restart Redis under a running cluster)."""
+
+    def __init__(self, keep_data: bool = False, prefix: str = "trio-chat-redis-") -> None:
+        # A short path: Unix socket paths are limited to about 100 bytes.
+        self.directory = Path(tempfile.mkdtemp(prefix=prefix))
         self.socket = self.directory / "redis.sock"
+        self.keep_data = keep_data
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -52,23 +57,26 @@ class EmbeddedRedis:
                 "--unixsocketperm", "700",
                 "--dir", str(self.directory),
                 "--save", "",
-                "--appendonly", "no",
+                "--appendonly", "yes" if self.keep_data else "no",
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )  # fmt: skip
+        assert self.process.stderr is not None
+        # Read only if it fails at once; a running server writes nothing there
+        # (its log goes to stdout), so the pipe never fills.
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 assert self.process.stderr is not None
                 why = self.process.stderr.read().decode(errors="replace").strip()
-                self.stop()
+                self.close()
                 raise RedisUnavailable(f"{binary} exited at once: {why[-300:]}")
             if self._answers():
                 return
             time.sleep(0.01)
-        self.stop()
+        self.close()
         raise RedisUnavailable(f"{binary} did not open {self.socket} within {START_TIMEOUT:g} s")
 
     def _answers(self) -> bool:
@@ -81,6 +89,7 @@ class EmbeddedRedis:
             return False
 
     def stop(self) -> None:
+        """Stop the server, keeping its directory (``start`` runs it again)."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -88,4 +97,11 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -18,6 +18,8 @@ BOOT = PREFIX + "boot"  # held while a node joins
 # A node's lease lives this long unless renewed; renewed this often.
 LEASE_MS = 2000
 RENEW_EVERY = 0.5
+# Raised whenever log entries change shape.
+LOG_FORMAT = 1
 
 
 def lease(node: int) -> str:
@@ -30,11 +32,13 @@ def data(node: int) -> str:
 
 
 def fingerprint(channels: Sequence[ChannelConfig], afk_timeout: float) -> str:
-    """What every node must share: the channels and the rules' timer."""
+    """What every node must share: the channels, the rules' timer and the log format."""
     return json.dumps(
         {
             "channels": [[c.name, c.port, c.capacity] for c in channels],
             "afk_timeout": afk_timeout,
+            # Nodes that write the log differently must not share one.
+            "log_format": LOG_FORMAT,
         },
         sort_keys=True,
     )

@@ -275,7 +275,11 @@ class ClusterRules:
         if handler is None:
             self.server.log(f"skipping a log entry of unknown kind {event.get('k')!r}")
             return
-        handler(event, now, origin == self.node)
+        try:
+            handler(event, now, origin == self.node)
+        except (KeyError, ValueError, TypeError) as error:
+            # Written by a node, so trusted; still, one bad entry must not stop this one.
+            self.server.log(f"skipping a log entry {entry_id!r} this node cannot read: {error!r}")
 
     def _effects(self, effects: list[Effect], speaking: bool) -> None:
         self.server.apply(effects, speaking)

@@ -139,4 +139,4 @@ def run_workers(arguments: argparse.Namespace, argv: list[str]) -> int:
         return 0
     finally:
         if embedded is not None:
-            embedded.stop()
+            embedded.close()
