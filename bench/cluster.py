@@ -1,6 +1,6 @@
 """Fan-out through a cluster: one plain server, one node with Redis, two nodes.
 
-    python bench/cluster.py [--quick]
+    python bench/cluster.py [--quick | --pairs N]
 
 The closed-loop generator of bench/load.py (each member sends its next line
 when its own came back) drives one channel; with two nodes the members
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -125,13 +126,39 @@ def table(directory: Path, sizes: list[tuple[int, int]]) -> list[str]:
     return rows
 
 
+def pairs_table(directory: Path, members: int, messages: int, pairs: int) -> list[str]:
+    """Plain and one node, alternately: the ratio varies from run to run here."""
+    rows = [
+        f"| pair ({members} members, {messages} messages each) | plain deliveries/s "
+        "| 1 node + Redis deliveries/s | 1 node / plain |",
+        "|---|---|---|---|",
+    ]
+    ratios = []
+    for pair in range(1, pairs + 1):
+        plain = float(run(directory, members, messages, None)["deliveries"])  # type: ignore[arg-type]
+        node = float(run(directory, members, messages, 1)["deliveries"])  # type: ignore[arg-type]
+        ratios.append(node / plain)
+        rows.append(f"| {pair} | {plain:,.0f} | {node:,.0f} | {node / plain:.0%} |")
+    rows.append(f"| median | | | {statistics.median(ratios):.0%} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        metavar="N",
+        help="instead: N alternating runs of plain and one node at 100 members",
+    )
     arguments = parser.parse_args()
     raise_fd_limit()
     sizes = [(20, 5), (100, 2)] if arguments.quick else [(100, 20), (1000, 2)]
     with tempfile.TemporaryDirectory() as directory:
+        if arguments.pairs:
+            print("\n".join(pairs_table(Path(directory), 100, 20, arguments.pairs)))
+            return
         print("\n".join(table(Path(directory), sizes)))
 
 
