@@ -114,3 +114,15 @@ def redis_url(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r}: the database is a number, not {database!r}")
     del port
     return text
+
+
+def web_address(text: str) -> tuple[str, int]:
+    """``PORT`` (on 127.0.0.1), ``HOST:PORT`` or ``[IPV6]:PORT``."""
+    host, _, port_text = text.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    port = parse_decimal(port_text)
+    if port is None or not 1 <= port <= 65535 or any(c.isspace() for c in host):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port (1-65535) or HOST:PORT for the web page"
+        )
+    return host, port

@@ -17,8 +17,8 @@ import trio
 
 from ..config import ChannelConfig
 from ..hub import Hub
-from ..server.cli import PROGRAM, announce_listening, bind_channels
-from ..server.run import close_output, make_server, open_output
+from ..server.cli import PROGRAM, announce_listening, bind_channels, bind_web
+from ..server.run import close_output, make_server, open_output, web_services
 from . import keys
 from .boot import ClusterError, join_cluster
 from .link import FAILURES, Link, connect
@@ -71,6 +71,7 @@ def run_node(
             saved = json.loads(joined.snapshot)
             rules.load(saved["id"].encode(), saved["state"].encode())
         try:
+            web = bind_web(arguments)
             sockets = bind_channels(channels, arguments.host, reuse_port=arguments.reuse_port)
         except OSError as error:
             await link.leave()
@@ -82,7 +83,7 @@ def run_node(
         }
         async with trio.open_nursery() as nursery:
             nursery.start_soon(link.run, rules)
-            await server.serve(listeners)
+            await server.serve(listeners, services=web_services(server, web))
             await link.leave()
             nursery.cancel_scope.cancel()
         return 0

@@ -23,6 +23,7 @@ from ..arguments import (
     non_negative_number,
     positive_seconds,
     redis_url,
+    web_address,
 )
 from ..config import ChannelConfig, ConfigError, load_config
 from ..terminal_io import print_error
@@ -117,6 +118,12 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         help="start N server processes sharing each port (SO_REUSEPORT), one cluster; "
         "without --redis they share a private redis-server started for them",
     )
+    parser.add_argument(
+        "--web",
+        type=web_address,
+        metavar="[HOST:]PORT",
+        help="also serve the browser client on this port (HOST defaults to 127.0.0.1)",
+    )
     # Set by --workers for the processes it starts: bind ports another process holds.
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
@@ -162,6 +169,19 @@ def _listen(
     return sock
 
 
+def bind_web(arguments: argparse.Namespace) -> socket.socket | None:
+    """The browser client's port, if asked for; OSError with a readable reason."""
+    if arguments.web is None:
+        return None
+    host, port = arguments.web
+    try:
+        family, kind, proto, address = listening_addresses(host, port)[0]
+        return _listen(family, kind, proto, address, arguments.reuse_port)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OSError(f"cannot listen for the web page on {host}:{port}: {reason}") from None
+
+
 def bind_channels(
     channels: Sequence[ChannelConfig], host: str, reuse_port: bool = False
 ) -> dict[str, list[socket.socket]]:
@@ -194,10 +214,15 @@ def announce_listening(
     who: str = "",
 ) -> None:
     """Once every port is bound (tests and scripts wait for this on stderr)."""
+    web = ""
+    if arguments.web is not None:
+        host, port = arguments.web
+        web = f"; web page on http://{host if ':' not in host else f'[{host}]'}:{port}/"
     print_error(
         PROGRAM,
         f"{who}listening{' (TLS)' if ssl_context else ''} on {arguments.host}: "
-        + ", ".join(f"{channel.name} {channel.port}" for channel in channels),
+        + ", ".join(f"{channel.name} {channel.port}" for channel in channels)
+        + web,
     )
 
 
@@ -256,7 +281,13 @@ def serve_alone(
 ) -> int:
     """One process serves every channel."""
     try:
-        sockets = bind_channels(channels, arguments.host)
+        web = bind_web(arguments)
+        try:
+            sockets = bind_channels(channels, arguments.host)
+        except OSError:
+            if web is not None:
+                web.close()
+            raise
     except OSError as error:
         print_error(PROGRAM, str(error))
         return 1
@@ -264,7 +295,7 @@ def serve_alone(
     try:
         from .run import run_server
 
-        run_server(channels, sockets, arguments, ssl_context)
+        run_server(channels, sockets, arguments, ssl_context, web)
     except KeyboardInterrupt:
         pass
     return 0

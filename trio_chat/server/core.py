@@ -8,7 +8,7 @@ shutdown: every session is inside it.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -190,7 +190,11 @@ class ChatServer:
         if self._root is not None:
             self._root.cancel()
 
-    async def handle_connection(self, stream: trio.abc.Stream, channel: str) -> None:
+    async def handle_connection(
+        self, stream: trio.abc.Stream, channel: str, address: str | None = None
+    ) -> None:
+        """One connection to ``channel``'s port, or a web page's WebSocket
+        (already past its own handshake: ``address`` is the browser's)."""
         if len(self.sessions) >= self.limits.max_connections:
             self._refused += 1
             if self._refused == 1 or self._refused % 1000 == 0:
@@ -200,7 +204,9 @@ class ChatServer:
                 )
             await stream.aclose()
             return
-        address = peer_address(stream)
+        web = address is not None
+        if not web:
+            address = peer_address(stream)
         admitted, complaint = self.addresses.admit(address, trio.current_time())
         if complaint is not None:
             self.log(complaint)
@@ -208,7 +214,7 @@ class ChatServer:
             await stream.aclose()
             return
         try:
-            if self.ssl_context is not None:
+            if self.ssl_context is not None and not web:
                 # The handshake happens on the session's first read, within the
                 # hello timeout; a peer that fails it is dropped silently.
                 stream = trio.SSLStream(stream, self.ssl_context, server_side=True)
@@ -226,6 +232,7 @@ class ChatServer:
         listeners: Mapping[str, Sequence[trio.abc.Listener[trio.SocketStream]]],
         console_fd: int | None = 0,
         handle_signals: bool = True,
+        services: Sequence[Callable[[], Awaitable[None]]] = (),
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve until stop(); ``listeners`` maps each channel name to its listeners."""
@@ -241,6 +248,8 @@ class ChatServer:
                 if console_fd is not None:
                     nursery.start_soon(self._read_console, console_fd)
                 nursery.start_soon(self.transfers.expire_idle)
+                for service in services:  # the web page, when asked for
+                    nursery.start_soon(service)
                 task_status.started()
 
     async def _serve_channel(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
@@ -57,22 +58,35 @@ def make_server(
     )
 
 
+def web_services(
+    server: ChatServer, web: socket.socket | None
+) -> list[Callable[[], Awaitable[None]]]:
+    """The browser client's server, when --web asked for it (imported only then)."""
+    if web is None:
+        return []
+    from ..web.serve import serve_web
+
+    return [partial(serve_web, server, web)]
+
+
 def run_server(
     channels: Sequence[ChannelConfig],
     sockets: Mapping[str, Sequence[socket.socket]],
     arguments: argparse.Namespace,
     ssl_context: ssl.SSLContext | None = None,
+    web: socket.socket | None = None,
 ) -> None:
     hub = Hub(channels, afk_timeout=arguments.afk_timeout)
     output, errors = open_output()
     server = make_server(hub, arguments, ssl_context, output, errors)
+    services = web_services(server, web)
 
     async def serve() -> None:
         listeners = {
             name: [trio.SocketListener(trio.socket.from_stdlib_socket(sock)) for sock in socks]
             for name, socks in sockets.items()
         }
-        await server.serve(listeners)
+        await server.serve(listeners, services=services)
 
     try:
         trio.run(serve)

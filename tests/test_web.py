@@ -1,0 +1,213 @@
+"""The browser client in a real headless Chromium, driven by Playwright, with
+terminal clients in the same channel (README, "In a browser").
+
+Without Chromium these tests are skipped (install it with
+`apt-get install chromium`); with TRIO_CHAT_REQUIRE_BROWSER=1 a missing
+browser fails them instead, as in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .processes import Cluster, cluster, srv
+from .programs import free_ports
+from .test_e2e_send import sha256
+
+STAMP = r"\(\d\d:\d\d:\d\d\)"
+SCREENSHOT = os.environ.get("TRIO_CHAT_SCREENSHOT")
+
+
+def chromium_path() -> str | None:
+    for candidate in ("chromium", "chromium-browser", "/usr/bin/chromium"):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    path = chromium_path()
+    if path is None:
+        reason = "no Chromium found: install it with `apt-get install chromium`"
+        if os.environ.get("TRIO_CHAT_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=path,
+            args=[
+                "--no-sandbox",  # as root, as CI runs
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield launched
+        launched.close()
+
+
+def line(pattern: str) -> re.Pattern[str]:
+    """A chat line with any stamp where ``pattern`` has ``(<time>)``."""
+    return re.compile("^" + re.escape(pattern).replace(re.escape("(<time>)"), STAMP) + "$")
+
+
+class Person:
+    """One browser page of the chat."""
+
+    def __init__(self, browser: Any, url: str, name: str, channel: str = "general") -> None:
+        self.name = name
+        self.context = browser.new_context(accept_downloads=True)
+        self.page = self.context.new_page()
+        self.dialogs: list[str] = []
+        self.page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
+        self.page.goto(url)
+        self.page.get_by_label("Name").fill(name)
+        self.page.get_by_label("Channel", exact=True).select_option(channel)
+        self.page.get_by_role("button", name="Join").click()
+
+    def sees(self, pattern: str, count: int = 1) -> None:
+        from playwright.sync_api import expect
+
+        expect(self.page.locator("#lines li").filter(has_text=line(pattern))).to_have_count(
+            count, timeout=15_000
+        )
+
+    def says(self, text: str) -> None:
+        self.page.get_by_label("Message").fill(text)
+        self.page.get_by_role("button", name="Send", exact=True).click()
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def web_chat(tmp_path: Path) -> Iterator[tuple[Cluster, str]]:
+    (port,) = free_ports(1)
+    with cluster(tmp_path, server_options=("--web", str(port))) as chat:
+        yield chat, f"http://127.0.0.1:{port}/"
+
+
+def test_browsers_and_a_terminal_share_a_channel(
+    browser: Any, web_chat: tuple[Cluster, str], tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    chat, url = web_chat
+    term = chat.join("term")
+    alice = Person(browser, url, "alice")
+    alice.sees(srv("Welcome to the general channel, alice."))
+    alice.sees(srv("alice has joined the channel."))
+    chat.server.expect(srv("alice has joined the general channel."))
+    bob = Person(browser, url, "bob")
+    bob.sees(srv("bob has joined the channel."))
+    chat.server.expect(srv("bob has joined the general channel."))
+    term.expect(srv("alice has joined the channel."))
+    term.expect(srv("bob has joined the channel."))
+
+    # Chat both ways, with HTML shown as text.
+    injection = "hello <img src=x onerror=alert(1)> <b>bold</b>"
+    alice.says(injection)
+    term.expect(f"[alice (<time>)] {injection}")
+    bob.sees(f"[alice (<time>)] {injection}")
+    assert bob.page.locator("#lines img, #lines b").count() == 0
+    chat.server.expect(f"[alice (<time>)] {injection}")
+    term.type("hi browsers")
+    alice.sees("[term (<time>)] hi browsers")
+    bob.sees("[term (<time>)] hi browsers")
+    chat.server.expect("[term (<time>)] hi browsers")
+
+    # Whisper by clicking a member's name.
+    alice.page.locator("#members").get_by_role("button", name="bob", exact=True).click()
+    expect(alice.page.get_by_label("Message")).to_have_value("/whisper bob ")
+    alice.page.get_by_label("Message").press("End")
+    alice.page.get_by_label("Message").type("psst")
+    alice.page.get_by_label("Message").press("Enter")
+    bob.sees("[alice whispers to you: (<time>)] psst")
+    chat.server.expect("[alice whispers to bob: (<time>)] psst")
+
+    bob.says("/list")
+    bob.sees("[Channel] general 3/5/0.")
+    bob.sees("[Channel] random 0/5/0.")
+
+    # A full channel: the next browser waits, then gets the place a terminal frees.
+    extra = [chat.join("t2"), chat.join("t3")]
+    carol = Person(browser, url, "carol")
+    carol.sees(srv("You are in the waiting queue and there are 0 user(s) ahead of you."))
+    expect(carol.page.locator("#status")).to_contain_text("0 ahead of you")
+    extra[1].type("/quit")
+    assert extra[1].wait_exit() == 0
+    carol.sees(srv("carol has joined the channel."))
+    chat.server.expect(srv("t3 has left the channel."))
+    chat.server.expect(srv("carol has joined the general channel."))
+
+    # Switch from the page.
+    carol.page.get_by_label("Switch to channel").select_option("random")
+    carol.sees(srv("Welcome to the random channel, carol."))
+    carol.sees(srv("carol has joined the channel."), count=2)
+    chat.server.expect(srv("carol has left the channel."))
+    chat.server.expect(srv("carol has joined the random channel."))
+
+    # A file from a browser to a terminal, and back.
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    (upload / "from-browser.bin").write_bytes(os.urandom(5 * 1024 * 1024))
+    with alice.page.expect_file_chooser() as chooser:
+        alice.page.get_by_role("button", name="Send a file to term").click()
+    chooser.value.set_files(str(upload / "from-browser.bin"))
+    chat.server.expect(srv("alice sent from-browser.bin to term."), deadline=30)
+    alice.sees(srv("You sent from-browser.bin to term."))
+    assert sha256(tmp_path / "from-browser.bin") == sha256(upload / "from-browser.bin")
+
+    (tmp_path / "from-term.bin").write_bytes(os.urandom(5 * 1024 * 1024))
+    term.type("/send bob from-term.bin")
+    chat.server.expect(srv("term sent from-term.bin to bob."), deadline=30)
+    with bob.page.expect_download() as download:
+        bob.page.get_by_role("link", name="Save from-term.bin").click()
+    saved = tmp_path / "downloaded.bin"
+    download.value.save_as(saved)
+    assert sha256(saved) == sha256(tmp_path / "from-term.bin")
+
+    alice.page.screenshot(path=str(tmp_path / "chat.png"))
+    if SCREENSHOT:
+        alice.page.screenshot(path=SCREENSHOT)
+
+    # Kicked from the console: said on the page, with a way back.
+    chat.server.type("/kick general:bob")
+    chat.server.expect(srv("Kicked bob."))
+    expect(bob.page.locator("#status")).to_have_text(
+        "Disconnected: kicked by the server operator.", timeout=15_000
+    )
+    expect(bob.page.get_by_role("button", name="Reconnect")).to_be_visible()
+    assert alice.dialogs == [] and bob.dialogs == []
+    for person in (alice, bob, carol):
+        person.close()
+    chat.shutdown()
+
+
+def test_taken_name_is_refused_with_the_reason(
+    browser: Any, web_chat: tuple[Cluster, str]
+) -> None:
+    from playwright.sync_api import expect
+
+    chat, url = web_chat
+    chat.join("alice")
+    twin = Person(browser, url, "alice")
+    expect(twin.page.locator("#join-error")).to_contain_text("the name alice is already in general")
+    bad = Person(browser, url, "no:colons")
+    expect(bad.page.locator("#join-error")).to_contain_text("no spaces and no ':'")
+    twin.close()
+    bad.close()
+    chat.shutdown()
