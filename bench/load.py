@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Literal
@@ -177,7 +177,7 @@ class InspircdProcess:
 class Member:
     """One generator-side client: sends in a closed loop, records latencies."""
 
-    def __init__(self, index: int, stream: trio.SocketStream, protocol: Protocol) -> None:
+    def __init__(self, index: int, stream: trio.abc.Stream, protocol: Protocol) -> None:
         self.index = index
         self.stream = stream
         self.protocol = protocol
@@ -194,7 +194,7 @@ class Member:
             return f"PRIVMSG {IRC_CHANNEL} :{text}\r\n".encode()
         return text.encode() + b"\n"
 
-    def _messages(self, data: bytes) -> list[str]:
+    def _messages(self, data: bytes | bytearray) -> list[str]:
         if self.protocol == "chat":
             return [
                 bytes(payload[1:]).decode()
@@ -243,11 +243,18 @@ class Member:
                 await trio.sleep(pause)
 
 
+Opener = Callable[[str, int], Awaitable[trio.abc.Stream]]
+
+
 async def connect(
-    port: int, index: int, protocol: Protocol, host: str = "127.0.0.1"
+    port: int,
+    index: int,
+    protocol: Protocol,
+    host: str = "127.0.0.1",
+    opener: Opener = trio.open_tcp_stream,
 ) -> tuple[Member, float]:
     start = time.perf_counter()
-    stream = await trio.open_tcp_stream(host, port)
+    stream = await opener(host, port)
     member = Member(index, stream, protocol)
     if protocol == "chat":
         await stream.send_all(wire.encode_hello(f"u{index}"))
@@ -273,6 +280,7 @@ async def connect_all(
     protocol: Protocol,
     concurrency: int = 100,
     hosts: tuple[str, ...] = ("127.0.0.1",),
+    opener: Opener = trio.open_tcp_stream,
 ) -> tuple[list[Member], list[float]]:
     """Members take the ports in turn, and the hosts (a cluster's nodes) in turn."""
     members: list[Member | None] = [None] * count
@@ -282,7 +290,7 @@ async def connect_all(
     async def one(index: int) -> None:
         async with limiter:
             members[index], joins[index] = await connect(
-                ports[index % len(ports)], index, protocol, hosts[index % len(hosts)]
+                ports[index % len(ports)], index, protocol, hosts[index % len(hosts)], opener
             )
 
     async with trio.open_nursery() as nursery:
@@ -303,8 +311,9 @@ async def fan_out(
     protocol: Protocol,
     silent: int = 0,
     hosts: tuple[str, ...] = ("127.0.0.1",),
+    opener: Opener = trio.open_tcp_stream,
 ) -> dict[str, float]:
-    group, _ = await connect_all(ports, members, protocol, hosts=hosts)
+    group, _ = await connect_all(ports, members, protocol, hosts=hosts, opener=opener)
     sleepers = []
     for index in range(silent):  # connected, joined, never reading again
         sleeper, _ = await connect(ports[0], members + index, protocol)

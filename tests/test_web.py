@@ -71,12 +71,16 @@ class Person:
         self.name = name
         self.context = browser.new_context(accept_downloads=True)
         self.page = self.context.new_page()
-        self.dialogs: list[str] = []
-        self.page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
+        self.dialogs: list[str] = []  # an alert() would mean HTML ran as code
+        self.page.on("dialog", self._dialog)
         self.page.goto(url)
         self.page.get_by_label("Name").fill(name)
         self.page.get_by_label("Channel", exact=True).select_option(channel)
         self.page.get_by_role("button", name="Join").click()
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
 
     def sees(self, pattern: str, count: int = 1) -> None:
         from playwright.sync_api import expect
@@ -197,9 +201,7 @@ def test_browsers_and_a_terminal_share_a_channel(
     chat.shutdown()
 
 
-def test_taken_name_is_refused_with_the_reason(
-    browser: Any, web_chat: tuple[Cluster, str]
-) -> None:
+def test_taken_name_is_refused_with_the_reason(browser: Any, web_chat: tuple[Cluster, str]) -> None:
     from playwright.sync_api import expect
 
     chat, url = web_chat

@@ -302,6 +302,12 @@ function drawMembers() {
       $("message").value = `/whisper ${name} `;
       $("message").focus();
     });
+    if (name === me) {
+      who.textContent = `${name} (you)`;
+      who.disabled = true;
+      item.append(who);
+      return item;
+    }
     const file = document.createElement("button");
     file.type = "button";
     file.textContent = "File…";
