@@ -121,9 +121,11 @@ class Session:
             else None
         )
         self._held_back_since: float | None = None
-        # Plain TCP: text frames collect here and the server writes them all
-        # with one write per scheduling round (ChatServer.want_flush), without
-        # waking the writer task; the writer takes over whenever the socket is full.
+        # Text frames collect here until the end of the scheduling round
+        # (ChatServer.want_flush). Plain TCP then writes them all with one
+        # write, without waking the writer task, which takes over whenever the
+        # socket is full; other streams (TLS, WebSocket) hand them, joined, to
+        # the writer: one write, or one WebSocket message, for the round.
         self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
         self._pending: list[wire.Payload] = []
         # Items in the outbox channel or being written; 0 means the writer is idle.
@@ -150,13 +152,10 @@ class Session:
                 "the client is not reading"
             )
             return
-        if self._fd >= 0:
-            pending = self._pending
-            if not pending:
-                self.server.want_flush(self)
-            pending.append(frame)
-        else:
-            self._to_writer(frame)
+        pending = self._pending
+        if not pending:
+            self.server.want_flush(self)
+        pending.append(frame)
         if self.queued_frames > self._high_frames or self.queued_bytes > self._high_bytes:
             self.server.congested.add(self)
 
@@ -198,8 +197,10 @@ class Session:
         if not self._pending or self.closing:
             self._pending = []
             return
-        if self._in_outbox:
-            self._hand_pending_to_writer()  # the writer owns the socket until it is done
+        if self._in_outbox or self._fd < 0:
+            # The writer owns the socket until it is done; and TLS and WebSocket
+            # streams are always written by it (one write for the round's lines).
+            self._hand_pending_to_writer()
             return
         pending = self._pending
         self._pending = []

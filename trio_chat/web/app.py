@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
 
 from .stream import WebSocketStream
 
@@ -53,19 +53,15 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def same_origin(websocket: WebSocket) -> bool:
+def same_origin(headers: dict[bytes, bytes]) -> bool:
     """The page that opens the socket came from this server (a cross-site page
     could otherwise chat in a visitor's name)."""
-    origin = websocket.headers.get("origin")
-    host = websocket.headers.get("host")
+    origin = headers.get(b"origin")
+    host = headers.get(b"host")
     return (
         origin is not None
         and host is not None
-        and origin
-        in (
-            f"http://{host}",
-            f"https://{host}",
-        )
+        and origin in (b"http://" + host, b"https://" + host)
     )
 
 
@@ -86,27 +82,38 @@ def build_app(server: ChatServer) -> ASGIApp:
             ]
         )
 
-    async def chat(websocket: WebSocket) -> None:
-        channel = websocket.path_params["channel"]
-        if not same_origin(websocket) or channel not in server.hub.channels:
-            server.log(
-                f"refusing a WebSocket for {channel!r} from origin "
-                f"{websocket.headers.get('origin')!r}"
-            )
-            await websocket.close(code=1008)
+    async def chat(scope: Scope, receive: Receive, send: Send) -> None:
+        """``/ws/CHANNEL``: plain ASGI, since every line to a web member goes this way."""
+        channel = unquote(scope["path"].removeprefix("/ws/"))
+        headers = dict(scope.get("headers", []))
+        connect = await receive()
+        if connect["type"] != "websocket.connect":
             return
-        await websocket.accept()
-        client = websocket.client
+        if not same_origin(headers) or channel not in server.hub.channels:
+            server.log(
+                f"refusing a WebSocket for {channel!r} from origin {headers.get(b'origin')!r}"
+            )
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await send({"type": "websocket.accept"})
+        client = scope.get("client")
         await server.handle_connection(
-            WebSocketStream(websocket), channel, address=client.host if client else None
+            WebSocketStream(receive, send), channel, address=client[0] if client else "?"
         )
 
     app = Starlette(
         routes=[
             Route("/", index),
             Route("/channels", channels),
-            WebSocketRoute("/ws/{channel}", chat),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
     )
-    return SecurityHeaders(app)
+    pages = SecurityHeaders(app)
+
+    async def routes(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"].startswith("/ws/"):
+            await chat(scope, receive, send)
+        else:
+            await pages(scope, receive, send)
+
+    return routes
