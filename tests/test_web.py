@@ -213,3 +213,30 @@ def test_taken_name_is_refused_with_the_reason(browser: Any, web_chat: tuple[Clu
     twin.close()
     bad.close()
     chat.shutdown()
+
+
+def test_usable_at_phone_width_with_the_keyboard_alone_in_the_dark(
+    browser: Any, web_chat: tuple[Cluster, str]
+) -> None:
+    from playwright.sync_api import expect
+
+    chat, url = web_chat
+    context = browser.new_context(viewport={"width": 360, "height": 640}, color_scheme="dark")
+    page = context.new_page()
+    page.goto(url)
+    expect(page.get_by_label("Name")).to_be_focused()
+    page.keyboard.type("thumbs")
+    page.keyboard.press("Tab")  # to the channel list
+    page.keyboard.press("Tab")  # to Join
+    page.keyboard.press("Enter")
+    chat.server.expect(srv("thumbs has joined the general channel."))
+    expect(page.get_by_label("Message")).to_be_focused()
+    page.keyboard.type("typed on a phone")
+    page.keyboard.press("Enter")
+    chat.server.expect("[thumbs (<time>)] typed on a phone")
+    # Nothing wider than the screen, and the dark colours of prefers-color-scheme.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    background = page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
+    assert background == "rgb(21, 21, 21)", background
+    context.close()
+    chat.shutdown()

@@ -25,11 +25,12 @@ from .programs import SERVER, free_ports, run_program
 DEADLINE = 15
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Cluster, int]]:
+@pytest.fixture(params=[None, 1], ids=["one-server", "cluster-node"])
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Cluster, int]]:
+    """A server with --web: alone, and as a node of a cluster (the page works there too)."""
     (port,) = free_ports(1)
     options = ("--web", str(port), "--hello-timeout", "1")
-    with cluster(tmp_path, server_options=options) as chat:
+    with cluster(tmp_path, server_options=options, nodes=request.param) as chat:
         yield chat, port
 
 
