@@ -2,8 +2,10 @@
 
     python bench/transfer.py [--megabytes 256]
 
-Also times a plain socket copy of the same bytes between two bare Python
-processes in the same run, and reports our throughput as a fraction of it.
+Also times, in the same run, a plain socket copy of the same bytes between two
+bare Python processes, and a bare three-process relay of /send's shape (sender
+-> relay -> receiver that writes and fsyncs), and reports our throughput as a
+fraction of each.
 Peak RSS is each process's high-water mark (VmHWM) minus its RSS once idle.
 """
 
@@ -39,6 +41,39 @@ address = ("127.0.0.1", int(sys.argv[2]))
 with socket.create_connection(address) as sock, open(sys.argv[1], "rb") as f:
     while data := f.read(65536):
         sock.sendall(data)
+"""
+
+# The same shape as /send, bare: sender -> relay process -> receiver that writes
+# the file and fsyncs it, 256 KiB at a time, blocking sockets, no framing.
+RELAY = """
+import socket
+listener = socket.create_server(("127.0.0.1", 0))
+print(listener.getsockname()[1], flush=True)
+receiver, _ = listener.accept()
+sender, _ = listener.accept()
+while data := sender.recv(262144):
+    receiver.sendall(data)
+receiver.close()
+"""
+
+RELAYED_RECEIVER = """
+import os, socket, sys
+with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as sock:
+    print("connected", flush=True)
+    with open(sys.argv[1], "wb") as out:
+        while data := sock.recv(262144):
+            out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+print("done", flush=True)
+"""
+
+RELAYED_SENDER = """
+import socket, sys
+with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as sock:
+    with open(sys.argv[1], "rb") as f:
+        while data := f.read(262144):
+            sock.sendall(data)
 """
 
 
@@ -144,6 +179,26 @@ def plain_copy(directory: Path, source: Path) -> float:
     return elapsed
 
 
+def three_processes(directory: Path, source: Path) -> float:
+    """sender -> relay -> receiver (write + fsync), bare Python: /send's shape."""
+    target = directory / "relayed-copy.bin"
+    relay = subprocess.Popen([sys.executable, "-c", RELAY], stdout=subprocess.PIPE)
+    assert relay.stdout is not None
+    port = relay.stdout.readline().strip().decode()
+    receiver = subprocess.Popen(
+        [sys.executable, "-c", RELAYED_RECEIVER, str(target), port], stdout=subprocess.PIPE
+    )
+    wait_line(receiver, b"connected")
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", RELAYED_SENDER, str(source), port], check=True)
+    wait_line(receiver, b"done")
+    elapsed = time.perf_counter() - start
+    receiver.wait()
+    relay.wait()
+    target.unlink()
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--megabytes", type=int, default=256)
@@ -151,6 +206,7 @@ def main() -> None:
     arguments = parser.parse_args()
     megabytes = arguments.megabytes
     plains: list[float] = []
+    relayed: list[float] = []
     runs: list[tuple[float, dict[str, int], dict[str, float]]] = []
     tls_runs: list[float] = []
     with tempfile.TemporaryDirectory() as name:
@@ -161,6 +217,7 @@ def main() -> None:
                 file.write(os.urandom(1 << 20))
         for run in range(arguments.runs):
             plains.append(plain_copy(directory, source))
+            relayed.append(three_processes(directory, source))
             workdir = directory / f"run{run}"
             workdir.mkdir()
             runs.append(ours(workdir, source))
@@ -179,6 +236,15 @@ def main() -> None:
         f"| plain socket copy, two bare processes | {megabytes / plain:.0f} MB/s ({plain:.2f} s) |"
     )
     print(f"| trio-chat as a fraction of the plain copy | {plain / elapsed:.0%} (target >= 50%) |")
+    three = statistics.median(relayed)
+    print(
+        f"| sender -> relay -> receiver with fsync, three bare processes | "
+        f"{megabytes / three:.0f} MB/s ({three:.2f} s) |"
+    )
+    print(
+        f"| trio-chat as a fraction of the three-process relay | {three / elapsed:.0%} "
+        "(target >= 70%) |"
+    )
     tls = statistics.median(tls_runs)
     print(
         f"| trio-chat over TLS (TLS 1.3, trustme certificate) | {megabytes / tls:.0f} MB/s "
