@@ -78,7 +78,6 @@ class ClientConnection:
     async def run(self) -> int:
         try:
             async with trio.open_nursery() as nursery:
-                self.transfers.nursery = nursery
                 nursery.start_soon(self._type_loop, nursery)
                 await self._receive_loop()
                 nursery.cancel_scope.cancel()

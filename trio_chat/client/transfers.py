@@ -75,11 +75,7 @@ class Incoming:
     size: int
     handle: BinaryIO | None = None
     temporary: str | None = None
-    received: int = 0  # bytes taken from the socket
-    written: int = 0  # bytes on disk: what is acknowledged
-    pending: list[memoryview] = field(default_factory=list)  # received, not yet written
-    writing: bool = False
-    drained: trio.Event = field(default_factory=trio.Event)
+    written: int = 0
     checksum: wire.Checksum = field(default_factory=wire.Checksum)
     started: float = field(default_factory=time.monotonic)
 
@@ -103,9 +99,6 @@ class Transfers:
         self._next_ref = 1
         self._idle = trio.Event()
         self._idle.set()
-        # Where received files are written beside the socket (the session's
-        # nursery); without one, each chunk is written before the next is read.
-        self.nursery: trio.Nursery | None = None
 
     # ----- sending -----
 
@@ -257,58 +250,29 @@ class Transfers:
         incoming = self._incoming.get(ident)
         if incoming is None:
             return  # refused earlier: drop the rest quietly
-        if incoming.received + len(chunk) > incoming.size:
+        if incoming.written + len(chunk) > incoming.size:
             await self._fail(incoming, "more data than announced")
             return
         if not await self._open_file(incoming):
             return
-        incoming.received += len(chunk)
-        incoming.pending.append(chunk)  # a view into an immutable received block
-        if self.nursery is None:
-            await self._write_pending(incoming)
-        elif not incoming.writing:
-            # Disk writes go on beside the socket: the next chunks arrive while
-            # this one is written, and a batch is written in one thread call.
-            incoming.writing = True
-            incoming.drained = trio.Event()
-            self.nursery.start_soon(self._write_pending, incoming)
-
-    async def _write_pending(self, incoming: Incoming) -> None:
-        """Write what arrived, in order, acknowledging each batch once it is written."""
-        incoming.writing = True
         try:
-            while incoming.pending and self._incoming.get(incoming.ident) is incoming:
-                batch, incoming.pending = incoming.pending, []
-                try:
-                    await trio.to_thread.run_sync(
-                        _write_and_hash, incoming.handle, batch, incoming.checksum
-                    )
-                except (OSError, ValueError) as error:
-                    if self._incoming.get(incoming.ident) is incoming:  # not given up already
-                        reason = getattr(error, "strerror", None) or str(error)
-                        await self._fail(incoming, f"cannot write: {reason}")
-                    return
-                incoming.written += sum(len(chunk) for chunk in batch)
-                self.progress.update(
-                    incoming,
-                    f"{incoming.sender}: {incoming.name}",
-                    incoming.written,
-                    incoming.size,
-                )
-                await self._send(wire.encode_ack(incoming.ident, incoming.written))
-        finally:
-            incoming.writing = False
-            incoming.drained.set()
+            await trio.to_thread.run_sync(
+                _write_and_hash, incoming.handle, chunk, incoming.checksum
+            )
+        except OSError as error:
+            await self._fail(incoming, f"cannot write: {error.strerror}")
+            return
+        incoming.written += len(chunk)
+        self.progress.update(
+            incoming, f"{incoming.sender}: {incoming.name}", incoming.written, incoming.size
+        )
+        await self._send(wire.encode_ack(ident, incoming.written))
 
     async def on_end(self, payload: wire.Payload) -> None:
         ident, digest = wire.split_id(payload)
         incoming = self._incoming.get(ident)
         if incoming is None:
             return
-        while incoming.writing:
-            await incoming.drained.wait()
-        if self._incoming.get(ident) is not incoming:
-            return  # writing failed, and the sender was told
         if incoming.written != incoming.size or digest != incoming.checksum.digest():
             await self._fail(incoming, "the file arrived damaged (size or checksum differ)")
             return
@@ -389,13 +353,10 @@ def _read_and_hash(handle: BinaryIO, size: int, checksum: wire.Checksum, hashed:
     return chunk
 
 
-def _write_and_hash(
-    handle: BinaryIO | None, chunks: list[memoryview], checksum: wire.Checksum
-) -> None:
+def _write_and_hash(handle: BinaryIO | None, chunk: memoryview, checksum: wire.Checksum) -> None:
     assert handle is not None
-    for chunk in chunks:
-        handle.write(chunk)
-        checksum.update(chunk)
+    handle.write(chunk)
+    checksum.update(chunk)
 
 
 def _flush_and_close(handle: BinaryIO | None) -> None:
