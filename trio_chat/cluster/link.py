@@ -70,6 +70,7 @@ class Link:
         self.rules: ClusterRules | None = None
         self._declared: dict[int, float] = {}
         self._last_snapshot = b""
+        self._snapshot_time = -SNAPSHOT_EVERY
 
     # ----- what the node uses -----
 
@@ -198,8 +199,6 @@ class Link:
                 self._snapshot_time = trio.current_time()
                 await self._retrying(self._snapshot)
             await trio.sleep(keys.RENEW_EVERY)
-
-    _snapshot_time = 0.0
 
     async def _renew(self) -> None:
         assert self.rules is not None
