@@ -13,7 +13,6 @@ machine's cores with the servers). Prints Markdown tables.
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import subprocess
 import sys
@@ -25,8 +24,8 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import SERVER, free_ports
-from bench.load import UNGUARDED, cpu_seconds, fan_out, raise_fd_limit
+from bench.common import SERVER, cpu_seconds, free_ports, own_cpu
+from bench.load import UNGUARDED, fan_out, raise_fd_limit
 from tests.redis_process import RedisProcess
 
 
@@ -79,11 +78,6 @@ class Setup:
                 process.wait()
         if self.redis is not None:
             self.redis.close()
-
-
-def own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run(directory: Path, members: int, messages: int, nodes: int | None) -> dict[str, object]:

@@ -29,7 +29,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import SERVER, free_ports, wait_until_accepting
+from bench.common import SERVER, cpu_seconds, free_ports, wait_until_accepting
 from trio_chat import wire
 from trio_chat.wire import FrameType
 
@@ -83,12 +83,6 @@ IRC_CHANNEL = "#bench"
 # Capacity runs measure the server, not its guards: one generator process sends
 # as fast as it can from one address.
 UNGUARDED = ("--flood-rate", "0", "--max-per-address", "0")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class ChatServerProcess:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import CLIENT, SERVER, free_ports, sha256, wait_until_accepting
+from bench.common import CLIENT, SERVER, cpu_seconds, free_ports, sha256, wait_until_accepting
 
 PLAIN_RECEIVER = """
 import socket, sys
@@ -90,11 +90,6 @@ def wait_line(process: subprocess.Popen[bytes], ending: bytes) -> bytes:
         if line.rstrip(b"\n").endswith(ending):
             return line
     raise RuntimeError(f"process ended before {ending!r}")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def certificates(directory: Path) -> tuple[list[str], list[str]]:

@@ -11,7 +11,6 @@ Markdown table.
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import tempfile
 from functools import partial
@@ -22,8 +21,8 @@ from trio_websocket import WebSocketConnection, connect_websocket
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import free_ports
-from bench.load import ChatServerProcess, cpu_seconds, fan_out, raise_fd_limit
+from bench.common import cpu_seconds, free_ports, own_cpu
+from bench.load import ChatServerProcess, fan_out, raise_fd_limit
 
 
 class WebSocketBytes(trio.abc.Stream):
@@ -87,11 +86,6 @@ def measure(members: int, messages: int, web: bool) -> dict[str, float]:
     result["cpu_per_100k"] = used / result["total"] * 100_000
     result["generator_per_100k"] = generator / result["total"] * 100_000
     return result
-
-
-def own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
