@@ -11,11 +11,17 @@ import time
 from collections.abc import Callable
 
 Stamp = Callable[[], str]
+STAMP_FORMAT = "%H:%M:%S"
 
 
 def wall_clock_stamp() -> str:
     """The server's local wall-clock time as 24-hour ``hh:mm:ss``."""
-    return time.strftime("%H:%M:%S")
+    return time.strftime(STAMP_FORMAT)
+
+
+def stamp_at(seconds: float) -> str:
+    """The stamp of a given moment (a cluster's log entry), as ``wall_clock_stamp``."""
+    return time.strftime(STAMP_FORMAT, time.localtime(seconds))
 
 
 def server_message(stamp: str, body: str) -> str:

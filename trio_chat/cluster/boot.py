@@ -28,13 +28,12 @@ class Joined:
     snapshot: bytes | None  # JSON: {"id": ..., "state": ...}
 
 
-async def _live(redis: coredis.Redis[bytes]) -> list[int]:
-    live = []
-    for raw in await redis.smembers(keys.NODES):
-        node = int(raw)
-        if await redis.exists([keys.lease(node)]):
-            live.append(node)
-    return sorted(live)
+async def node_leases(redis: coredis.Redis[bytes]) -> dict[int, bool]:
+    """Every node that joined, by number, and whether its lease is still alive."""
+    return {
+        int(raw): bool(await redis.exists([keys.lease(int(raw))]))
+        for raw in await redis.smembers(keys.NODES)
+    }
 
 
 async def _clear_leftovers(redis: coredis.Redis[bytes]) -> None:
@@ -51,7 +50,7 @@ async def join_cluster(redis: coredis.Redis[bytes], fingerprint: str) -> Joined:
     if waiting.cancelled_caught:
         raise ClusterError("another node has been joining for 10 s; try again")
     try:
-        live = await _live(redis)
+        live = sorted(node for node, alive in (await node_leases(redis)).items() if alive)
         current = await redis.get(keys.CONFIG)
         if not live:
             await _clear_leftovers(redis)

@@ -20,6 +20,7 @@ import coredis.exceptions
 import trio
 
 from . import keys
+from .boot import node_leases
 
 if TYPE_CHECKING:
     from .node import ClusterRules
@@ -213,12 +214,8 @@ class Link:
             pipe.hset(keys.APPLIED, {str(self.node): self.rules.applied_id})
 
     async def _live_nodes(self) -> list[int]:
-        nodes = sorted(int(n) for n in await self.redis.smembers(keys.NODES))
-        live = []
-        for node in nodes:
-            if node == self.node or await self.redis.exists([keys.lease(node)]):
-                live.append(node)
-        return live
+        leases = await node_leases(self.redis)
+        return sorted(node for node, alive in leases.items() if alive or node == self.node)
 
     async def _check_others(self) -> None:
         """Log a 'gone' event for each node whose lease lapsed: its members leave."""
@@ -227,9 +224,8 @@ class Link:
         # After an outage the others need a renewal period to show they live.
         if now - self.healthy_since < keys.LEASE_MS / 1000 + 2 * keys.RENEW_EVERY:
             return
-        nodes = [int(n) for n in await self.redis.smembers(keys.NODES)]
-        for node in nodes:
-            if node == self.node or await self.redis.exists([keys.lease(node)]):
+        for node, alive in (await node_leases(self.redis)).items():
+            if node == self.node or alive:
                 continue
             if now - self._declared.get(node, -1e9) < 2.0:
                 continue

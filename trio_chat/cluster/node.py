@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -27,6 +26,7 @@ from ..commands import parse_client_line, parse_console_line
 from ..hub import Effect, Hub, Member, Reschedule
 from ..server.rules import OfferDecided, Peer
 from ..server.session import Session
+from ..text import stamp_at
 from ..wire import FrameType
 from . import keys, snapshot
 
@@ -40,10 +40,6 @@ BACKLOG_LIMIT = 5000
 # A transfer's progress keeps its members from going AFK; logging it once a
 # second is plenty for a timer of minutes.
 PROGRESS_EVERY = 1.0
-
-
-def stamp_at(seconds: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(seconds))
 
 
 def entry_time(entry_id: bytes) -> float:

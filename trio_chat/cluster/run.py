@@ -17,8 +17,14 @@ import trio
 
 from ..config import ChannelConfig
 from ..hub import Hub
-from ..server.cli import PROGRAM, announce_listening, bind_channels, bind_web
-from ..server.run import close_output, make_server, open_output, web_services
+from ..server.cli import announce_listening, bind_channels, bind_web
+from ..server.run import (
+    close_output,
+    make_server,
+    open_output,
+    socket_listeners,
+    web_services,
+)
 from . import keys
 from .boot import ClusterError, join_cluster
 from .link import FAILURES, Link, connect
@@ -36,13 +42,13 @@ def run_node(
     ssl_context: ssl.SSLContext | None,
 ) -> int:
     output, errors = open_output()
-
-    def fail(reason: str) -> int:
-        errors.write(f"{PROGRAM}: {reason}")
-        return 1
-
     hub = Hub(channels, afk_timeout=arguments.afk_timeout)
     server = make_server(hub, arguments, ssl_context, output, errors)
+
+    def fail(reason: str) -> int:
+        server.log(reason)
+        return 1
+
     url: str = arguments.redis
 
     async def node() -> int:
@@ -77,13 +83,9 @@ def run_node(
             await link.leave()
             return fail(str(error))
         announce_listening(arguments, channels, ssl_context, f"node {joined.node}, ")
-        listeners = {
-            name: [trio.SocketListener(trio.socket.from_stdlib_socket(s)) for s in socks]
-            for name, socks in sockets.items()
-        }
         async with trio.open_nursery() as nursery:
             nursery.start_soon(link.run, rules)
-            await server.serve(listeners, services=web_services(server, web))
+            await server.serve(socket_listeners(sockets), services=web_services(server, web))
             await link.leave()
             nursery.cancel_scope.cancel()
         return 0

@@ -69,6 +69,16 @@ def web_services(
     return [partial(serve_web, server, web)]
 
 
+def socket_listeners(
+    sockets: Mapping[str, Sequence[socket.socket]],
+) -> dict[str, list[trio.SocketListener]]:
+    """trio listeners on the sockets ``cli`` bound, channel by channel."""
+    return {
+        name: [trio.SocketListener(trio.socket.from_stdlib_socket(sock)) for sock in socks]
+        for name, socks in sockets.items()
+    }
+
+
 def run_server(
     channels: Sequence[ChannelConfig],
     sockets: Mapping[str, Sequence[socket.socket]],
@@ -82,11 +92,7 @@ def run_server(
     services = web_services(server, web)
 
     async def serve() -> None:
-        listeners = {
-            name: [trio.SocketListener(trio.socket.from_stdlib_socket(sock)) for sock in socks]
-            for name, socks in sockets.items()
-        }
-        await server.serve(listeners, services=services)
+        await server.serve(socket_listeners(sockets), services=services)
 
     try:
         trio.run(serve)
