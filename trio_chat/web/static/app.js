@@ -99,22 +99,22 @@ const members = new Set();
 
 // ----- the join form -----
 
+// The join form's channel list, refreshed while the form is shown.
 async function refreshChannels() {
-  {
-    try {
-      const response = await fetch("/channels", { cache: "no-store" });
-      const channels = await response.json();
-      const select = $("channel");
-      const chosen = select.value;
-      select.replaceChildren(...channels.map((c) => {
-        const option = document.createElement("option");
-        option.value = c.name;
-        option.textContent = `${c.name} (${c.members}/${c.capacity}, ${c.queue} waiting)`;
-        return option;
-      }));
-      if (chosen) select.value = chosen;
-    } catch (error) { /* the server went away: the next poll tries again */ }
-  }
+  if ($("join").hidden) return;
+  try {
+    const response = await fetch("/channels", { cache: "no-store" });
+    const channels = await response.json();
+    const select = $("channel");
+    const chosen = select.value;
+    select.replaceChildren(...channels.map((c) => {
+      const option = document.createElement("option");
+      option.value = c.name;
+      option.textContent = `${c.name} (${c.members}/${c.capacity}, ${c.queue} waiting)`;
+      return option;
+    }));
+    if (chosen) select.value = chosen;
+  } catch (error) { /* the server went away: the next poll tries again */ }
 }
 
 function joinProblem(name) {
