@@ -289,14 +289,10 @@ class Hub:
         member.transfers = max(0, member.transfers - 1)
         return []
 
-    def transfer_progress(self, member: Member, now: float) -> list[Effect]:
-        """A file the member sends or receives moved on: it is not idle
-        (behaviour.md, "Inactivity (AFK)"). A mute still freezes the timer."""
-        return self.not_idle(member, now)
-
     def not_idle(self, member: Member, now: float) -> list[Effect]:
-        """The member's AFK timer starts again (a mute still freezes it): it
-        showed activity, or could not have (its server lost the cluster)."""
+        """The member's AFK timer starts again (a mute still freezes it): a file
+        it sends or receives moved on (behaviour.md, "Inactivity (AFK)"), or it
+        could not have shown activity (its server lost the cluster's Redis)."""
         effects: list[Effect] = []
         if not self.closed and member.admitted and not member.muted(now):
             self._touch(member, now, effects)

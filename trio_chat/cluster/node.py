@@ -347,7 +347,7 @@ class ClusterRules:
     def _on_xp(self, event: dict[str, Any], now: float, here: bool) -> None:
         member = self.members.get(str(event["c"]))
         if member is not None:
-            self._effects(self.hub.transfer_progress(member, now), here)
+            self._effects(self.hub.not_idle(member, now), here)
 
     def _on_awake(self, event: dict[str, Any], now: float, here: bool) -> None:
         for ref in event["c"]:

@@ -134,7 +134,7 @@ class LocalRules:
 
     def transfer_progress(self, side: Peer) -> None:
         if side.member is not None:
-            self.server.apply(self.hub.transfer_progress(side.member, trio.current_time()))
+            self.server.apply(self.hub.not_idle(side.member, trio.current_time()))
 
     def file_delivered(self, sender: Peer, target_name: str, path: str) -> None:
         if sender.member is not None:
