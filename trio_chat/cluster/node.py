@@ -31,6 +31,7 @@ from ..wire import FrameType
 from . import keys, snapshot
 
 if TYPE_CHECKING:
+    from ..server.broadcast import Broadcast
     from ..server.core import ChatServer
     from .link import Link
 
@@ -59,6 +60,9 @@ class RemoteConn:
         self.peer: RemotePeer | None = None
 
     def push(self, frame: wire.Payload) -> None:
+        pass
+
+    def hold(self, broadcast: Broadcast) -> None:
         pass
 
     def reschedule(self) -> None:

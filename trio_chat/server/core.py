@@ -21,6 +21,7 @@ from ..hub import (
     Disconnect,
     Effect,
     Hub,
+    Member,
     Notice,
     Print,
     Reschedule,
@@ -30,6 +31,7 @@ from ..hub import (
 from ..terminal_io import print_error, print_line, read_lines
 from . import early_signals
 from .admission import AddressGate
+from .broadcast import Broadcast
 from .rules import LocalRules, Rules
 from .session import Session
 from .transfers import TransferRelay
@@ -114,6 +116,11 @@ class ChatServer:
         self.congested: set[Session] = set()
         # Sessions with text frames collected since the last flush.
         self._dirty: list[Session] = []
+        # This round's open broadcast for each channel (broadcast.py), and the
+        # size at which one closes: the outboxes' low-water mark.
+        self._broadcasts: dict[object, Broadcast] = {}
+        self._broadcast_frames = max(limits.outbox_frames // 16, 1)
+        self._broadcast_bytes = max(limits.outbox_bytes // 16, 1)
         self._flush_due: trio.Event | None = None
         self.transfers = TransferRelay(
             self,
@@ -140,9 +147,7 @@ class ChatServer:
         """
         for effect in effects:
             if isinstance(effect, Deliver):
-                frame = wire.encode_line(effect.kind, effect.line)
-                for member in effect.recipients:
-                    member.conn.push(frame)
+                self._deliver(effect.recipients, wire.encode_line(effect.kind, effect.line))
             elif isinstance(effect, Print):
                 if speaking:
                     self.out(effect.line)
@@ -162,6 +167,28 @@ class ChatServer:
             elif isinstance(effect, StopServer):
                 self.stop()
 
+    def _deliver(self, recipients: Sequence[Member], frame: bytes) -> None:
+        if len(recipients) < 2:
+            for member in recipients:
+                member.conn.push(frame)
+            return
+        key = recipients[0].channel
+        broadcast = self._broadcasts.get(key)
+        if broadcast is not None and broadcast.open and broadcast.recipients == recipients:
+            broadcast.add(frame)  # every recipient holds it already
+        else:
+            if broadcast is not None:
+                broadcast.close()
+            broadcast = Broadcast(recipients, frame)
+            self._broadcasts[key] = broadcast
+            for member in recipients:
+                member.conn.hold(broadcast)
+        if (
+            len(broadcast.frames) >= self._broadcast_frames
+            or broadcast.size >= self._broadcast_bytes
+        ):
+            broadcast.close()
+
     def want_flush(self, session: Session) -> None:
         """``session`` collected text frames: write them when this task yields.
 
@@ -178,7 +205,14 @@ class ChatServer:
         while True:
             assert self._flush_due is not None
             await self._flush_due.wait()
+            # One more scheduling round first: readers woken meanwhile add their
+            # lines to this flush, so a busy channel takes fewer, larger writes
+            # (a round costs microseconds, so a lone line is not held back).
+            await trio.lowlevel.checkpoint()
             self._flush_due = trio.Event()
+            for broadcast in self._broadcasts.values():
+                broadcast.close()
+            self._broadcasts.clear()
             dirty, self._dirty = self._dirty, []
             for session in dirty:
                 session.flush()

@@ -14,7 +14,8 @@ stops reading its own socket until that outbox drains below the low-water mark,
 so TCP pushes back on the fast sender and the readers keep up. It does not wait
 for an outbox whose writer has been stuck on its socket for longer than the
 writer grace: that member is not reading, and it alone is dropped once its
-outbox reaches the hard limit.
+outbox reaches the hard limit. Lines for a whole channel are counted when
+their broadcast closes (broadcast.py), at most a low-water mark late.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .. import wire
 from ..hub import Member
 from ..sanitize import clean
 from ..wire import FrameType, ProtocolError
+from .broadcast import Broadcast
 from .flood import TokenBucket
 
 if TYPE_CHECKING:
@@ -127,7 +129,9 @@ class Session:
         # socket is full; other streams (TLS, WebSocket) hand them, joined, to
         # the writer: one write, or one WebSocket message, for the round.
         self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
-        self._pending: list[wire.Payload] = []
+        # Frames of its own, and channel broadcasts (broadcast.py) it holds.
+        self._pending: list[wire.Payload | Broadcast] = []
+        self._pending_frames = 0  # frames in _pending, counting a broadcast's
         # Items in the outbox channel or being written; 0 means the writer is idle.
         self._in_outbox = 0
 
@@ -144,18 +148,39 @@ class Session:
         if frame[4] == FILE_DATA:
             self._push_file_chunk(frame)
             return
-        self.queued_bytes += len(frame)
-        self.queued_frames += 1
+        self._append(frame)
+        self.count_held(1, len(frame))
+
+    def hold(self, broadcast: Broadcast) -> None:
+        """Take the lines of a channel broadcast, now and as long as it stays open."""
+        if self.closing:
+            return
+        self._append(broadcast)
+        broadcast.holders.append(self)
+
+    def _append(self, item: wire.Payload | Broadcast) -> None:
+        pending = self._pending
+        if pending:
+            tail = pending[-1]
+            if isinstance(tail, Broadcast) and tail.open:
+                tail.close()  # this session's lines must not grow past the item
+        else:
+            self.server.want_flush(self)
+        pending.append(item)
+
+    def count_held(self, frames: int, size: int) -> None:
+        """Frames that joined the pending ones count against the outbox limits."""
+        if self.closing:
+            return
+        self._pending_frames += frames
+        self.queued_frames += frames
+        self.queued_bytes += size
         if self.queued_bytes > self._max_bytes or self.queued_frames > self._max_frames:
             self.abort(
                 f"{self.queued_frames} frames, {self.queued_bytes} bytes waiting: "
                 "the client is not reading"
             )
             return
-        pending = self._pending
-        if not pending:
-            self.server.want_flush(self)
-        pending.append(frame)
         if self.queued_frames > self._high_frames or self.queued_bytes > self._high_bytes:
             self.server.congested.add(self)
 
@@ -171,7 +196,8 @@ class Session:
             self.abort("outbox full: the client is not reading")
             return
         self._hand_pending_to_writer()
-        self._to_writer(frame)
+        if not self.closing:
+            self._to_writer(frame)
 
     def _to_writer(self, item: wire.Payload) -> None:
         try:
@@ -182,14 +208,29 @@ class Session:
             return
         self._in_outbox += 1
 
+    def _take_pending(self) -> tuple[wire.Payload, int]:
+        """The collected text frames as one piece, and how many frames it holds."""
+        pending = self._pending
+        tail = pending[-1]
+        if isinstance(tail, Broadcast):
+            tail.close()  # counts its lines here too, before they are taken
+        frames = self._pending_frames
+        self._pending = []
+        self._pending_frames = 0
+        if len(pending) == 1:
+            return (tail.joined() if isinstance(tail, Broadcast) else tail), frames
+        pieces = [item.joined() if isinstance(item, Broadcast) else item for item in pending]
+        return b"".join(pieces), frames
+
     def _hand_pending_to_writer(self) -> None:
         """Put the collected text frames, joined, in the outbox (order kept)."""
         if not self._pending:
             return
-        pending = self._pending
-        self._pending = []
-        self.queued_frames -= len(pending) - 1  # one outbox item now
-        self._to_writer(Unsent(b"".join(pending)))
+        data, frames = self._take_pending()
+        if self.closing:
+            return  # (closing the broadcast found the outbox over its limit)
+        self.queued_frames -= frames - 1  # one outbox item now
+        self._to_writer(Unsent(data))
 
     def flush(self) -> None:
         """Write the collected text frames: at once if the writer is idle and
@@ -202,19 +243,19 @@ class Session:
             # streams are always written by it (one write for the round's lines).
             self._hand_pending_to_writer()
             return
-        pending = self._pending
-        self._pending = []
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        data, frames = self._take_pending()
+        if self.closing:
+            return
         try:
             written = os.write(self._fd, data)
         except OSError:
             written = 0  # full (or broken: the writer will find out)
         self.queued_bytes -= written
         if written == len(data):
-            self.queued_frames -= len(pending)
+            self.queued_frames -= frames
             self._after_write()
             return
-        self.queued_frames -= len(pending) - 1
+        self.queued_frames -= frames - 1
         self._to_writer(Unsent(data[written:]))
 
     def finish(self, status: int, reason: str) -> None:
@@ -223,6 +264,8 @@ class Session:
             return
         bye = wire.encode_bye(status, reason)
         self._hand_pending_to_writer()
+        if self.closing:
+            return
         try:
             self._outbox.send_nowait(bye)
         except trio.WouldBlock:
