@@ -325,3 +325,35 @@ async def test_a_file_that_grows_while_sent_is_not_reported_sent(
     await settle()
     assert srv("You sent log.txt to bob.") not in alice.take()
     assert received(dirs[1]) == {}
+
+
+async def test_the_receiver_acknowledges_a_quarter_window_at_a_time_and_the_end(
+    harness: Harness, dirs: tuple[Path, Path]
+) -> None:
+    _, bob = await pair(harness, dirs)
+    transfers = bob.connection.transfers
+    sent: list[bytes] = []
+
+    async def record(frame: bytes) -> None:
+        sent.append(frame)
+
+    transfers._send = record
+    quarter = wire.SEND_WINDOW // 4
+    size = 3 * quarter + 10
+    content = os.urandom(size)
+    await transfers.on_incoming(
+        wire.encode_json(
+            FrameType.FILE_INCOMING, {"id": 9, "sender": "m", "name": "q.bin", "size": size}
+        )[5:]
+    )
+    for start in range(0, size, wire.CHUNK_SIZE):
+        await transfers.on_data(wire.ID.pack(9) + content[start : start + wire.CHUNK_SIZE])
+    acks = [
+        wire.decode_ack(memoryview(frame)[5:])[1]
+        for frame in sent
+        if frame[4] == FrameType.FILE_ACK
+    ]
+    # Fewer wakeups for everyone, and the sender's window never closes.
+    assert acks == [quarter, 2 * quarter, 3 * quarter, size]
+    await transfers.on_end(wire.ID.pack(9) + crc(content))
+    assert received(dirs[1]) == {"q.bin": content}
