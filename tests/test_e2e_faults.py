@@ -17,6 +17,7 @@ import pexpect
 import pytest
 
 from trio_chat import wire
+from trio_chat.client.transfers import ACK_EVERY
 from trio_chat.wire import FrameType, SendState
 
 from .processes import DEADLINE, Program, cluster, srv
@@ -140,8 +141,11 @@ def test_a_piped_receiver_stopped_by_a_signal_leaves_no_partial_file(
         sender = RawPeer(chat.ports["general"], "sam")
         chat.server.expect(srv("sam has joined the general channel."))
         ident = offer_to(sender, "bob", 10 * wire.CHUNK_SIZE)
-        sender.send(wire.encode_with_id(FrameType.FILE_DATA, ident, b"\1" * wire.CHUNK_SIZE))
-        sender.next_frame(FrameType.FILE_ACK)  # bob has written the chunk to disk
+        # The client acknowledges a quarter window at a time: once it has, that
+        # much is on disk.
+        for _ in range(ACK_EVERY // wire.CHUNK_SIZE):
+            sender.send(wire.encode_with_id(FrameType.FILE_DATA, ident, b"\1" * wire.CHUNK_SIZE))
+        sender.next_frame(FrameType.FILE_ACK)
         assert len(partials(downloads)) == 1
         bob.process.send_signal(signum)
         assert bob.wait_exit() == 128 + signum

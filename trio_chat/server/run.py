@@ -14,6 +14,7 @@ import trio
 from ..config import ChannelConfig
 from ..hub import Hub
 from .core import ChatServer, Limits
+from .listener import BacklogListener
 from .output import LineWriter
 
 if TYPE_CHECKING:
@@ -71,12 +72,9 @@ def web_services(
 
 def socket_listeners(
     sockets: Mapping[str, Sequence[socket.socket]],
-) -> dict[str, list[trio.SocketListener]]:
+) -> dict[str, list[BacklogListener]]:
     """trio listeners on the sockets ``cli`` bound, channel by channel."""
-    return {
-        name: [trio.SocketListener(trio.socket.from_stdlib_socket(sock)) for sock in socks]
-        for name, socks in sockets.items()
-    }
+    return {name: [BacklogListener(sock) for sock in socks] for name, socks in sockets.items()}
 
 
 def run_server(

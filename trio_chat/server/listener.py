@@ -1,0 +1,61 @@
+"""A channel's listening socket that takes every waiting connection at once.
+
+``trio.SocketListener.accept`` takes one connection per call, and each call
+yields a scheduling round. When many clients connect together (a restart, a
+reconnect storm) each of them then joins in a round of its own, and each of
+those rounds flushes a "has joined" line to every member already there: the
+sockets are written once per newcomer. Taking the whole backlog when the socket
+wakes (up to a batch) starts those sessions in the same round, so their joins
+share the flushes.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections import deque
+
+import trio
+
+# Connections taken in one go before others get a turn.
+BATCH = 64
+# What accept(2) may report about one connection that died in the backlog:
+# skip it and take the next (the same set trio's own listener ignores).
+GONE_BEFORE_ACCEPT = frozenset({errno.ECONNABORTED, errno.EPERM, errno.EPROTO})
+
+
+class BacklogListener(trio.abc.Listener[trio.SocketStream]):
+    def __init__(self, sock: socket.socket) -> None:
+        self._listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+        self._sock = sock  # the same socket, non-blocking since trio took it
+        self._waiting: deque[trio.SocketStream] = deque()
+
+    @property
+    def socket(self) -> trio.socket.SocketType:
+        return self._listener.socket
+
+    async def accept(self) -> trio.SocketStream:
+        if self._waiting:
+            # Already accepted: hand it over without giving up the round.
+            await trio.lowlevel.checkpoint_if_cancelled()
+        else:
+            self._waiting.append(await self._listener.accept())
+            self._take_backlog()
+        return self._waiting.popleft()
+
+    def _take_backlog(self) -> None:
+        while len(self._waiting) < BATCH:
+            try:
+                connection, _ = self._sock.accept()
+            except OSError as error:
+                if error.errno in GONE_BEFORE_ACCEPT:
+                    continue
+                # Nothing more waiting (EAGAIN), or out of descriptors: the
+                # next awaited accept meets it, and serve_listeners copes.
+                return
+            self._waiting.append(trio.SocketStream(trio.socket.from_stdlib_socket(connection)))
+
+    async def aclose(self) -> None:
+        while self._waiting:
+            await trio.aclose_forcefully(self._waiting.popleft())
+        await self._listener.aclose()
