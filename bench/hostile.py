@@ -47,6 +47,8 @@ def wait_for(sock: socket.socket, decoder: wire.FrameDecoder, wanted: int) -> by
 def attack(port: int, pair: int, size: int, seconds: float) -> None:
     receiver = socket.create_connection(("127.0.0.1", port))
     receiver.sendall(wire.encode_hello(f"victim{pair}"))
+    receiving = wire.FrameDecoder()
+    wait_for(receiver, receiving, FrameType.LINE)  # joined: the offer finds it
     sender = socket.create_connection(("127.0.0.1", port))
     sender.sendall(wire.encode_hello(f"sender{pair}"))
     offer = {"ref": 1, "target": f"victim{pair}", "path": "f", "name": "f", "size": size}
@@ -55,7 +57,7 @@ def attack(port: int, pair: int, size: int, seconds: float) -> None:
     ident = wire.ID.unpack(state[5:9])[0]
     chunk = wire.encode_with_id(FrameType.FILE_DATA, ident, b"\0" * wire.CHUNK_SIZE)
     sender.sendall(chunk)
-    wait_for(receiver, wire.FrameDecoder(), FrameType.FILE_DATA)
+    wait_for(receiver, receiving, FrameType.FILE_DATA)
     receiver.sendall(wire.encode_ack(ident, 2**62))  # and never reads again
     sender.settimeout(0.5)
     end = time.monotonic() + seconds

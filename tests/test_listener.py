@@ -4,9 +4,14 @@
 from __future__ import annotations
 
 import socket
+from functools import partial
 
 import trio
 
+from trio_chat import wire
+from trio_chat.config import ChannelConfig
+from trio_chat.hub import Hub
+from trio_chat.server.core import ChatServer
 from trio_chat.server.listener import BATCH, BacklogListener
 
 
@@ -22,24 +27,14 @@ def connect_many(port: int, count: int) -> list[socket.socket]:
     return [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
 
 
-async def test_connections_waiting_together_are_taken_in_one_round() -> None:
+async def test_connections_waiting_together_are_taken_at_once_and_handed_over_in_order() -> None:
     sock = listening_socket()
     listener = BacklogListener(sock)
     clients = connect_many(sock.getsockname()[1], 10)
     first = await listener.accept()
-    # The other nine were taken along with the first: handing them over does
-    # not wait for another scheduling round (a task started now would run first).
-    others_ran = False
-
-    async def another_task() -> None:
-        nonlocal others_ran
-        others_ran = True
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(another_task)
-        rest = [await listener.accept() for _ in range(9)]
-        assert not others_ran
-    streams = [first, *rest]
+    assert listener.waiting == 9  # one wakeup took the whole backlog
+    streams = [first, *[await listener.accept() for _ in range(9)]]
+    assert listener.waiting == 0
     for index, client in enumerate(clients):
         client.sendall(f"hello {index}".encode())
     for index, stream in enumerate(streams):
@@ -48,6 +43,38 @@ async def test_connections_waiting_together_are_taken_in_one_round() -> None:
     for client in clients:
         client.close()
     await listener.aclose()
+
+
+async def test_clients_that_connected_together_join_in_the_order_they_connected() -> None:
+    """First come, first served holds for a burst too: the channel admits the
+    first two and queues the rest in arrival order, whatever order trio runs
+    the new sessions' tasks in."""
+    for _ in range(10):  # trio runs a round's tasks in either order: try both
+        sock = listening_socket()
+        port = sock.getsockname()[1]
+        hub = Hub([ChannelConfig("general", port, 2)], stamp=lambda: "12:34:56")
+        server = ChatServer(hub, out=lambda line: None, log=lambda text: None)
+        clients = connect_many(port, 5)
+        for index, client in enumerate(clients):
+            client.sendall(wire.encode_hello(f"u{index}"))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                partial(
+                    server.serve,
+                    {"general": [BacklogListener(sock)]},
+                    console_fd=None,
+                    handle_signals=False,
+                )
+            )
+            channel = hub.channels["general"]
+            with trio.fail_after(30):
+                while len(channel.members) + len(channel.queue) < 5:
+                    await trio.sleep(0.001)
+            assert list(channel.members) == ["u0", "u1"]
+            assert [member.name for member in channel.queue] == ["u2", "u3", "u4"]
+            server.stop()
+        for client in clients:
+            client.close()
 
 
 async def test_a_batch_is_bounded_and_the_rest_still_served() -> None:

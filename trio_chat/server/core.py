@@ -37,6 +37,9 @@ from .session import Session
 from .transfers import TransferRelay
 
 MAX_INCOMING_TRANSFERS = 16
+# Rounds a flush may wait for listeners to hand over connections that arrived
+# together (one listener's batch).
+FLUSH_PATIENCE = 64
 
 
 if TYPE_CHECKING:
@@ -135,6 +138,7 @@ class ChatServer:
             wire.FrameType.CHANNELS, {"channels": list(hub.channels)}
         )
         self._root: trio.CancelScope | None = None
+        self._listeners: list[trio.abc.Listener[trio.SocketStream]] = []
         self.stopped = trio.Event()
         self._refused = 0
 
@@ -209,6 +213,18 @@ class ChatServer:
             # lines to this flush, so a busy channel takes fewer, larger writes
             # (a round costs microseconds, so a lone line is not held back).
             await trio.lowlevel.checkpoint()
+            # And while listeners hand over connections that arrived together,
+            # one a round: their joins share this flush (listener.py).
+            waited = 0
+            while waited < FLUSH_PATIENCE and any(
+                getattr(listener, "waiting", 0) for listener in self._listeners
+            ):
+                await trio.lowlevel.checkpoint()
+                waited += 1
+            if waited:
+                # The last one handed over reads its hello in the next rounds.
+                await trio.lowlevel.checkpoint()
+                await trio.lowlevel.checkpoint()
             self._flush_due = trio.Event()
             for broadcast in self._broadcasts.values():
                 broadcast.close()
@@ -270,6 +286,7 @@ class ChatServer:
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve until stop(); ``listeners`` maps each channel name to its listeners."""
+        self._listeners = [listener for group in listeners.values() for listener in group]
         with trio.CancelScope() as root:
             self._root = root
             if self.hub.closed:

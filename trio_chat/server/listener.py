@@ -1,12 +1,14 @@
 """A channel's listening socket that takes every waiting connection at once.
 
-``trio.SocketListener.accept`` takes one connection per call, and each call
-yields a scheduling round. When many clients connect together (a restart, a
-reconnect storm) each of them then joins in a round of its own, and each of
-those rounds flushes a "has joined" line to every member already there: the
-sockets are written once per newcomer. Taking the whole backlog when the socket
-wakes (up to a batch) starts those sessions in the same round, so their joins
-share the flushes.
+``trio.SocketListener.accept`` takes one connection per wakeup. When many
+clients connect together (a restart, a reconnect storm) each of them then joins
+in a round of its own, and each of those rounds flushes a "has joined" line to
+every member already there: every socket is written once per newcomer. This
+listener takes the whole backlog when the socket wakes (up to a batch) and
+hands it over one connection per scheduling round, in the order they arrived
+(so joins keep their first-come order), while the server holds its flush until
+the batch is handed over (``waiting``), so those joins share one write per
+member.
 """
 
 from __future__ import annotations
@@ -34,10 +36,16 @@ class BacklogListener(trio.abc.Listener[trio.SocketStream]):
     def socket(self) -> trio.socket.SocketType:
         return self._listener.socket
 
+    @property
+    def waiting(self) -> int:
+        """Connections accepted and not yet handed over."""
+        return len(self._waiting)
+
     async def accept(self) -> trio.SocketStream:
         if self._waiting:
-            # Already accepted: hand it over without giving up the round.
-            await trio.lowlevel.checkpoint_if_cancelled()
+            # A round each, as trio's own listener takes: the session started
+            # for the previous one reads its hello first.
+            await trio.lowlevel.checkpoint()
         else:
             self._waiting.append(await self._listener.accept())
             self._take_backlog()
