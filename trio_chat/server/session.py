@@ -462,6 +462,10 @@ class Session:
         transfers = self.server.transfers
         try:
             async for frame in outbox:
+                if self._fd < 0 and not self.closing:
+                    # TLS and WebSocket pay per write (a record, a message):
+                    # let one more round's lines join this one.
+                    await trio.lowlevel.checkpoint()
                 batch = [frame]
                 while len(batch) < WRITE_BATCH:
                     try:
