@@ -3,9 +3,10 @@
     python bench/transfer.py [--megabytes 256]
 
 Also times, in the same run, a plain socket copy of the same bytes between two
-bare Python processes, and a bare three-process relay of /send's shape (sender
--> relay -> receiver that writes and fsyncs), and reports our throughput as a
-fraction of each.
+bare Python processes, a bare three-process relay of /send's shape (sender
+-> relay -> receiver that writes and fsyncs), and the same three processes
+framing each chunk and taking its CRC-32 as /send's protocol does, and reports
+our throughput as a fraction of each.
 Peak RSS is each process's high-water mark (VmHWM) minus its RSS once idle.
 """
 
@@ -74,6 +75,70 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as sock:
     with open(sys.argv[1], "rb") as f:
         while data := f.read(262144):
             sock.sendall(data)
+"""
+
+# The same three processes doing the per-chunk work /send's protocol asks for,
+# still bare (blocking sockets, no trio, no flow control): the sender frames
+# each 256 KiB chunk and takes its CRC-32, the relay forwards whole frames, the
+# receiver parses them, takes the CRC-32, writes and fsyncs.
+FRAMED_RELAY = """
+import socket, struct
+HEADER = struct.Struct("!IB")
+listener = socket.create_server(("127.0.0.1", 0))
+print(listener.getsockname()[1], flush=True)
+receiver, _ = listener.accept()
+sender, _ = listener.accept()
+held = b""
+while data := sender.recv(262144):
+    held += data
+    start = 0
+    while len(held) - start >= HEADER.size:
+        length, _ = HEADER.unpack_from(held, start)
+        end = start + HEADER.size + length
+        if end > len(held):
+            break
+        receiver.sendall(memoryview(held)[start:end])
+        start = end
+    held = held[start:]
+receiver.close()
+"""
+
+FRAMED_RECEIVER = """
+import os, socket, struct, sys, zlib
+HEADER = struct.Struct("!IB")
+with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as sock:
+    print("connected", flush=True)
+    with open(sys.argv[1], "wb") as out:
+        held = b""
+        crc = 0
+        while data := sock.recv(262144):
+            held += data
+            start = 0
+            while len(held) - start >= HEADER.size:
+                length, _ = HEADER.unpack_from(held, start)
+                end = start + HEADER.size + length
+                if end > len(held):
+                    break
+                chunk = memoryview(held)[start + HEADER.size + 4 : end]
+                out.write(chunk)
+                crc = zlib.crc32(chunk, crc)
+                start = end
+            held = held[start:]
+        out.flush()
+        os.fsync(out.fileno())
+print("done", flush=True)
+"""
+
+FRAMED_SENDER = """
+import socket, struct, sys, zlib
+HEADER = struct.Struct("!IB")
+ID = struct.Struct("!I")
+with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as sock:
+    with open(sys.argv[1], "rb") as f:
+        crc = 0
+        while data := f.read(262144):
+            crc = zlib.crc32(data, crc)
+            sock.sendall(b"".join((HEADER.pack(ID.size + len(data), 32), ID.pack(1), data)))
 """
 
 
@@ -178,18 +243,24 @@ def plain_copy(directory: Path, source: Path) -> float:
     return elapsed
 
 
-def three_processes(directory: Path, source: Path) -> float:
-    """sender -> relay -> receiver (write + fsync), bare Python: /send's shape."""
+def three_processes(directory: Path, source: Path, framed: bool = False) -> float:
+    """sender -> relay -> receiver (write + fsync), bare Python: /send's shape,
+    and with ``framed`` its per-chunk framing and CRC-32 too."""
     target = directory / "relayed-copy.bin"
-    relay = subprocess.Popen([sys.executable, "-c", RELAY], stdout=subprocess.PIPE)
+    relay_script, receiver_script, sender_script = (
+        (FRAMED_RELAY, FRAMED_RECEIVER, FRAMED_SENDER)
+        if framed
+        else (RELAY, RELAYED_RECEIVER, RELAYED_SENDER)
+    )
+    relay = subprocess.Popen([sys.executable, "-c", relay_script], stdout=subprocess.PIPE)
     assert relay.stdout is not None
     port = relay.stdout.readline().strip().decode()
     receiver = subprocess.Popen(
-        [sys.executable, "-c", RELAYED_RECEIVER, str(target), port], stdout=subprocess.PIPE
+        [sys.executable, "-c", receiver_script, str(target), port], stdout=subprocess.PIPE
     )
     wait_line(receiver, b"connected")
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", RELAYED_SENDER, str(source), port], check=True)
+    subprocess.run([sys.executable, "-c", sender_script, str(source), port], check=True)
     wait_line(receiver, b"done")
     elapsed = time.perf_counter() - start
     receiver.wait()
@@ -206,6 +277,7 @@ def main() -> None:
     megabytes = arguments.megabytes
     plains: list[float] = []
     relayed: list[float] = []
+    framed: list[float] = []
     runs: list[tuple[float, dict[str, int], dict[str, float]]] = []
     tls_runs: list[float] = []
     with tempfile.TemporaryDirectory() as name:
@@ -217,6 +289,7 @@ def main() -> None:
         for run in range(arguments.runs):
             plains.append(plain_copy(directory, source))
             relayed.append(three_processes(directory, source))
+            framed.append(three_processes(directory, source, framed=True))
             workdir = directory / f"run{run}"
             workdir.mkdir()
             runs.append(ours(workdir, source))
@@ -243,6 +316,15 @@ def main() -> None:
     print(
         f"| trio-chat as a fraction of the three-process relay | {three / elapsed:.0%} "
         "(target >= 70%) |"
+    )
+    framed_time = statistics.median(framed)
+    print(
+        f"| the same three bare processes, framing and CRC-32 each chunk | "
+        f"{megabytes / framed_time:.0f} MB/s ({framed_time:.2f} s) |"
+    )
+    print(
+        "| trio-chat as a fraction of the framed three-process relay | "
+        f"{framed_time / elapsed:.0%} |"
     )
     tls = statistics.median(tls_runs)
     print(
