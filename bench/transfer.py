@@ -81,9 +81,27 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as sock:
 # still bare (blocking sockets, no trio, no flow control): the sender frames
 # each 256 KiB chunk and takes its CRC-32, the relay forwards whole frames, the
 # receiver parses them, takes the CRC-32, writes and fsyncs.
-FRAMED_RELAY = """
-import socket, struct
+WHOLE_FRAMES = """
+import struct
 HEADER = struct.Struct("!IB")
+def whole_frames(held):
+    # (start, end) of each whole frame in held, and where the rest begins.
+    spans = []
+    start = 0
+    while len(held) - start >= HEADER.size:
+        length, _ = HEADER.unpack_from(held, start)
+        end = start + HEADER.size + length
+        if end > len(held):
+            break
+        spans.append((start, end))
+        start = end
+    return spans, start
+"""
+
+FRAMED_RELAY = (
+    WHOLE_FRAMES
+    + """
+import socket
 listener = socket.create_server(("127.0.0.1", 0))
 print(listener.getsockname()[1], flush=True)
 receiver, _ = listener.accept()
@@ -91,21 +109,18 @@ sender, _ = listener.accept()
 held = b""
 while data := sender.recv(262144):
     held += data
-    start = 0
-    while len(held) - start >= HEADER.size:
-        length, _ = HEADER.unpack_from(held, start)
-        end = start + HEADER.size + length
-        if end > len(held):
-            break
+    spans, rest = whole_frames(held)
+    for start, end in spans:
         receiver.sendall(memoryview(held)[start:end])
-        start = end
-    held = held[start:]
+    held = held[rest:]
 receiver.close()
 """
+)
 
-FRAMED_RECEIVER = """
-import os, socket, struct, sys, zlib
-HEADER = struct.Struct("!IB")
+FRAMED_RECEIVER = (
+    WHOLE_FRAMES
+    + """
+import os, socket, sys, zlib
 with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as sock:
     print("connected", flush=True)
     with open(sys.argv[1], "wb") as out:
@@ -113,21 +128,17 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as sock:
         crc = 0
         while data := sock.recv(262144):
             held += data
-            start = 0
-            while len(held) - start >= HEADER.size:
-                length, _ = HEADER.unpack_from(held, start)
-                end = start + HEADER.size + length
-                if end > len(held):
-                    break
+            spans, rest = whole_frames(held)
+            for start, end in spans:
                 chunk = memoryview(held)[start + HEADER.size + 4 : end]
                 out.write(chunk)
                 crc = zlib.crc32(chunk, crc)
-                start = end
-            held = held[start:]
+            held = held[rest:]
         out.flush()
         os.fsync(out.fileno())
 print("done", flush=True)
 """
+)
 
 FRAMED_SENDER = """
 import socket, struct, sys, zlib
