@@ -12,7 +12,7 @@ from trio_chat import wire
 from trio_chat.config import ChannelConfig
 from trio_chat.hub import Hub
 from trio_chat.server.core import ChatServer
-from trio_chat.server.listener import BATCH, BacklogListener
+from trio_chat.server.listener import BATCH, Backlog, BacklogListener
 
 
 def listening_socket() -> socket.socket:
@@ -29,12 +29,13 @@ def connect_many(port: int, count: int) -> list[socket.socket]:
 
 async def test_connections_waiting_together_are_taken_at_once_and_handed_over_in_order() -> None:
     sock = listening_socket()
-    listener = BacklogListener(sock)
+    backlog = Backlog()  # the server's count, which its flush waits on
+    listener = BacklogListener(sock, backlog)
     clients = connect_many(sock.getsockname()[1], 10)
     first = await listener.accept()
-    assert listener.waiting == 9  # one wakeup took the whole backlog
+    assert listener.waiting == backlog.waiting == 9  # one wakeup took the whole backlog
     streams = [first, *[await listener.accept() for _ in range(9)]]
-    assert listener.waiting == 0
+    assert listener.waiting == backlog.waiting == 0
     for index, client in enumerate(clients):
         client.sendall(f"hello {index}".encode())
     for index, stream in enumerate(streams):
@@ -61,7 +62,7 @@ async def test_clients_that_connected_together_join_in_the_order_they_connected(
             nursery.start_soon(
                 partial(
                     server.serve,
-                    {"general": [BacklogListener(sock)]},
+                    {"general": [BacklogListener(sock, server.backlog)]},
                     console_fd=None,
                     handle_signals=False,
                 )

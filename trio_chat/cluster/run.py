@@ -85,7 +85,9 @@ def run_node(
         announce_listening(arguments, channels, ssl_context, f"node {joined.node}, ")
         async with trio.open_nursery() as nursery:
             nursery.start_soon(link.run, rules)
-            await server.serve(socket_listeners(sockets), services=web_services(server, web))
+            await server.serve(
+                socket_listeners(sockets, server.backlog), services=web_services(server, web)
+            )
             await link.leave()
             nursery.cancel_scope.cancel()
         return 0

@@ -32,6 +32,7 @@ from ..terminal_io import print_error, print_line, read_lines
 from . import early_signals
 from .admission import AddressGate
 from .broadcast import Broadcast
+from .listener import Backlog
 from .rules import LocalRules, Rules
 from .session import Session
 from .transfers import TransferRelay
@@ -138,7 +139,8 @@ class ChatServer:
             wire.FrameType.CHANNELS, {"channels": list(hub.channels)}
         )
         self._root: trio.CancelScope | None = None
-        self._listeners: list[trio.abc.Listener[trio.SocketStream]] = []
+        # What the channels' listeners have taken and not handed over yet.
+        self.backlog = Backlog()
         self.stopped = trio.Event()
         self._refused = 0
 
@@ -216,9 +218,7 @@ class ChatServer:
             # And while listeners hand over connections that arrived together,
             # one a round: their joins share this flush (listener.py).
             waited = 0
-            while waited < FLUSH_PATIENCE and any(
-                getattr(listener, "waiting", 0) for listener in self._listeners
-            ):
+            while waited < FLUSH_PATIENCE and self.backlog.waiting:
                 await trio.lowlevel.checkpoint()
                 waited += 1
             if waited:
@@ -286,7 +286,6 @@ class ChatServer:
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve until stop(); ``listeners`` maps each channel name to its listeners."""
-        self._listeners = [listener for group in listeners.values() for listener in group]
         with trio.CancelScope() as root:
             self._root = root
             if self.hub.closed:

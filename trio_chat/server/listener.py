@@ -7,7 +7,7 @@ every member already there: every socket is written once per newcomer. This
 listener takes the whole backlog when the socket wakes (up to a batch) and
 hands it over one connection per scheduling round, in the order they arrived
 (so joins keep their first-come order), while the server holds its flush until
-the batch is handed over (``waiting``), so those joins share one write per
+the batch is handed over (``Backlog``), so those joins share one write per
 member.
 """
 
@@ -26,11 +26,20 @@ BATCH = 64
 GONE_BEFORE_ACCEPT = frozenset({errno.ECONNABORTED, errno.EPERM, errno.EPROTO})
 
 
+class Backlog:
+    """Connections a server's listeners have taken and not yet handed over:
+    one count for all of them, so the flush need not ask each listener."""
+
+    def __init__(self) -> None:
+        self.waiting = 0
+
+
 class BacklogListener(trio.abc.Listener[trio.SocketStream]):
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, backlog: Backlog | None = None) -> None:
         self._listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
         self._sock = sock  # the same socket, non-blocking since trio took it
         self._waiting: deque[trio.SocketStream] = deque()
+        self._backlog = backlog if backlog is not None else Backlog()
 
     @property
     def socket(self) -> trio.socket.SocketType:
@@ -48,7 +57,9 @@ class BacklogListener(trio.abc.Listener[trio.SocketStream]):
             await trio.lowlevel.checkpoint()
         else:
             self._waiting.append(await self._listener.accept())
+            self._backlog.waiting += 1
             self._take_backlog()
+        self._backlog.waiting -= 1
         return self._waiting.popleft()
 
     def _take_backlog(self) -> None:
@@ -62,8 +73,10 @@ class BacklogListener(trio.abc.Listener[trio.SocketStream]):
                 # next awaited accept meets it, and serve_listeners copes.
                 return
             self._waiting.append(trio.SocketStream(trio.socket.from_stdlib_socket(connection)))
+            self._backlog.waiting += 1
 
     async def aclose(self) -> None:
         while self._waiting:
+            self._backlog.waiting -= 1
             await trio.aclose_forcefully(self._waiting.popleft())
         await self._listener.aclose()

@@ -14,7 +14,7 @@ import trio
 from ..config import ChannelConfig
 from ..hub import Hub
 from .core import ChatServer, Limits
-from .listener import BacklogListener
+from .listener import Backlog, BacklogListener
 from .output import LineWriter
 
 if TYPE_CHECKING:
@@ -71,10 +71,13 @@ def web_services(
 
 
 def socket_listeners(
-    sockets: Mapping[str, Sequence[socket.socket]],
+    sockets: Mapping[str, Sequence[socket.socket]], backlog: Backlog
 ) -> dict[str, list[BacklogListener]]:
-    """trio listeners on the sockets ``cli`` bound, channel by channel."""
-    return {name: [BacklogListener(sock) for sock in socks] for name, socks in sockets.items()}
+    """trio listeners on the sockets ``cli`` bound, channel by channel, counting
+    what they have taken and not handed over in ``backlog`` (the server's)."""
+    return {
+        name: [BacklogListener(sock, backlog) for sock in socks] for name, socks in sockets.items()
+    }
 
 
 def run_server(
@@ -90,7 +93,7 @@ def run_server(
     services = web_services(server, web)
 
     async def serve() -> None:
-        await server.serve(socket_listeners(sockets), services=services)
+        await server.serve(socket_listeners(sockets, server.backlog), services=services)
 
     try:
         trio.run(serve)
