@@ -66,7 +66,7 @@ async def test_a_member_in_two_audiences_in_one_round_gets_each_line_once() -> N
 
 async def test_a_round_longer_than_a_broadcast_s_cap_arrives_whole_and_in_order() -> None:
     limits = Limits()
-    cap = limits.outbox_frames // 16
+    cap = limits.low_water_frames
     async with running_server(limits=limits) as harness:
         peers = await joined(harness, "alice", "bob", "carol")
         everyone = tuple(member(harness, peer.name) for peer in peers)

@@ -93,6 +93,17 @@ class Limits:
     # Connections at once from one address, and a connect rate (0: off).
     max_per_address: int = 50
 
+    # An outbox past its high-water mark makes the reader that filled it wait
+    # until it drains to the low-water mark (session.py); a round's broadcast
+    # closes at the low-water mark (broadcast.py).
+    @property
+    def low_water_frames(self) -> int:
+        return self.outbox_frames // 16
+
+    @property
+    def low_water_bytes(self) -> int:
+        return self.outbox_bytes // 16
+
 
 def log_to_stderr(text: str) -> None:
     print_error("trio-chat-server", text)
@@ -123,8 +134,8 @@ class ChatServer:
         # This round's open broadcast for each channel (broadcast.py), and the
         # size at which one closes: the outboxes' low-water mark.
         self._broadcasts: dict[object, Broadcast] = {}
-        self._broadcast_frames = max(limits.outbox_frames // 16, 1)
-        self._broadcast_bytes = max(limits.outbox_bytes // 16, 1)
+        self._broadcast_frames = limits.low_water_frames
+        self._broadcast_bytes = limits.low_water_bytes
         self._flush_due: trio.Event | None = None
         self.transfers = TransferRelay(
             self,

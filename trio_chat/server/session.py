@@ -111,8 +111,8 @@ class Session:
         self._max_bytes = limits.outbox_bytes
         self._high_frames = limits.outbox_frames // 4
         self._high_bytes = limits.outbox_bytes // 4
-        self._low_frames = limits.outbox_frames // 16
-        self._low_bytes = limits.outbox_bytes // 16
+        self._low_frames = limits.low_water_frames
+        self._low_bytes = limits.low_water_bytes
         self._outbox, self._outbox_out = trio.open_memory_channel[wire.Payload](
             limits.outbox_frames
         )
