@@ -4,6 +4,7 @@ transfers, chat flow."""
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
 import pytest
@@ -334,8 +335,8 @@ async def test_the_receiver_acknowledges_a_quarter_window_at_a_time_and_the_end(
     transfers = bob.connection.transfers
     sent: list[bytes] = []
 
-    async def record(frame: bytes) -> None:
-        sent.append(frame)
+    async def record(frame: bytes | memoryview) -> None:
+        sent.append(bytes(frame))
 
     transfers._send = record
     quarter = wire.SEND_WINDOW // 4
@@ -357,3 +358,43 @@ async def test_the_receiver_acknowledges_a_quarter_window_at_a_time_and_the_end(
     assert acks == [quarter, 2 * quarter, 3 * quarter, size]
     await transfers.on_end(wire.ID.pack(9) + crc(content))
     assert received(dirs[1]) == {"q.bin": content}
+
+
+async def test_a_disk_that_fills_mid_file_keeps_no_partial_and_tells_the_sender(
+    harness: Harness, dirs: tuple[Path, Path]
+) -> None:
+    alice, bob = await pair(harness, dirs)
+    (dirs[0] / "big.bin").write_bytes(os.urandom(3 * wire.SEND_WINDOW))
+    # A real failing write, as on a full disk: files may not grow past one
+    # window (Python ignores SIGXFSZ, so the write fails with EFBIG).
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (wire.SEND_WINDOW, hard))
+    try:
+        await alice.type("/send bob big.bin")
+        await eventually(lambda: any("cannot write" in note for note in bob.notes))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    await eventually(lambda: any("could not save big.bin" in note for note in alice.notes))
+    await settle()
+    assert received(dirs[1]) == {}
+    assert srv("You sent big.bin to bob.") not in alice.take()
+
+
+async def test_chunks_that_arrive_together_past_the_size_keep_no_partial(
+    harness: Harness, dirs: tuple[Path, Path]
+) -> None:
+    _, bob = await pair(harness, dirs)
+    transfers = bob.connection.transfers
+    await transfers.on_incoming(
+        wire.encode_json(
+            FrameType.FILE_INCOMING, {"id": 5, "sender": "m", "name": "x.bin", "size": 4}
+        )[5:]
+    )
+    # Handled as one batch: the third chunk runs past the size.
+    await transfers.on_data(
+        wire.ID.pack(5) + b"ab", wire.ID.pack(5) + b"c", wire.ID.pack(5) + b"de"
+    )
+    await transfers.on_data(wire.ID.pack(5) + b"d")  # ignored: the transfer is off
+    await settle()
+    assert received(dirs[1]) == {}
+    assert any("more data than announced" in note for note in bob.notes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import pytest
 from hypothesis import given
@@ -66,6 +67,67 @@ def test_any_frames_survive_any_split(frames: list[tuple[int, bytes]], data: st.
         got += [(t, bytes(p)) for t, p, _ in decoder.feed(stream[start:cut])]
         start = cut
     assert got == frames
+
+
+def read_in_pieces(
+    reader: wire.FrameReader, stream: bytes, cuts: list[int]
+) -> list[tuple[int, bytes]]:
+    """Receive ``stream`` cut at ``cuts`` as a socket would hand it over
+    (never more than the space offered), copying each batch's frames before
+    the next receive, as the client does."""
+    got: list[tuple[int, bytes]] = []
+    start = 0
+    for cut in [*cuts, len(stream)]:
+        while start < cut:
+            space = reader.space()
+            count = min(len(space), cut - start)
+            space[:count] = stream[start : start + count]
+            start += count
+            got += [(t, bytes(p)) for t, p, _ in reader.received(count)]
+    return got
+
+
+@given(st.lists(st.tuples(st.integers(0, 255), st.binary(max_size=300)), max_size=10), st.data())
+def test_the_reader_gets_any_frames_from_any_split(
+    frames: list[tuple[int, bytes]], data: st.DataObject
+) -> None:
+    stream = b"".join(wire.encode(t, p) for t, p in frames)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=5)))
+    # A buffer of two frames of the largest size here: unfinished frames move
+    # to the front again and again.
+    reader = wire.FrameReader(max_payload=300, frames_per_buffer=2)
+    assert read_in_pieces(reader, stream, cuts) == frames
+    assert reader.pending == 0
+
+
+def test_the_reader_moves_an_unfinished_file_chunk_to_the_front() -> None:
+    chunks = [os.urandom(wire.CHUNK_SIZE) for _ in range(9)]
+    stream = b"".join(wire.encode_with_id(FrameType.FILE_DATA, 7, chunk) for chunk in chunks)
+    reader = wire.FrameReader()
+    # Receives of 100,000 bytes leave a chunk's start at the end of the buffer.
+    got = read_in_pieces(reader, stream, list(range(0, len(stream), 100_000)))
+    assert [payload for _, payload in got] == [wire.ID.pack(7) + chunk for chunk in chunks]
+
+
+def test_the_reader_refuses_an_oversize_header_before_the_body() -> None:
+    reader = wire.FrameReader(max_payload=10)
+    space = reader.space()
+    header = wire.HEADER.pack(11, FrameType.INPUT)
+    space[: len(header)] = header
+    with pytest.raises(ProtocolError):
+        reader.received(len(header))
+
+
+@given(st.lists(st.binary(max_size=64), max_size=20))
+def test_the_reader_only_raises_protocol_error(chunks: list[bytes]) -> None:
+    reader = wire.FrameReader(max_payload=1000)
+    with contextlib.suppress(ProtocolError):
+        for chunk in chunks:
+            space = reader.space()
+            space[: len(chunk)] = chunk
+            for frame_type, payload, _ in reader.received(len(chunk)):
+                assert 0 <= frame_type < 256
+                assert len(payload) <= 1000
 
 
 @given(st.text())

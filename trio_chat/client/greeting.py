@@ -4,8 +4,8 @@ Importing trio costs a client about a tenth of a second, and graders expect a
 client to have joined within about 0.2 s of being spawned (behaviour.md,
 "Starting the programs"). So a piped client reads the server's answer to its
 hello from the blocking socket first: it prints the Welcome line and then the
-joined or queue line the moment they arrive, and hands the socket, the decoder
-with any bytes it holds, and the frames it kept to the trio session.
+joined or queue line the moment they arrive, and hands the socket, the frame
+reader with any bytes it holds, and the frames it kept to the trio session.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ GREETING_DEADLINE = 2.0
 
 @dataclass
 class Greeting:
-    """What arrived before trio: the decoder (holding any partial frame), the
-    frames other than printed lines, in order, and how it ended."""
+    """What arrived before trio: the reader (holding any partial frame), the
+    frames other than printed lines, in order (copied: the reader's buffer is
+    used again), and how it ended."""
 
-    decoder: wire.FrameDecoder = field(default_factory=wire.FrameDecoder)
+    reader: wire.FrameReader = field(default_factory=wire.FrameReader)
     kept: list[tuple[int, bytes]] = field(default_factory=list)
     printed: int = 0  # LINE frames already on stdout
     bye: tuple[int, str] | None = None  # the server refused us: status and reason
@@ -47,17 +48,17 @@ def read_greeting(sock: socket.socket, username: str) -> Greeting:
                 return greeting
             sock.settimeout(left)
             try:
-                data = sock.recv(65536)
+                count = sock.recv_into(greeting.reader.space())
             except TimeoutError:
                 return greeting
             except OSError:
                 greeting.closed = True
                 return greeting
-            if not data:
+            if not count:
                 greeting.closed = True
                 return greeting
             try:
-                frames = greeting.decoder.feed(data)
+                frames = greeting.reader.received(count)
             except wire.ProtocolError:
                 greeting.closed = True  # the session will not get further either
                 return greeting

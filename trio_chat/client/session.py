@@ -11,7 +11,7 @@ import argparse
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
 import trio
@@ -28,7 +28,6 @@ from .transfers import ProgressListener, Transfers
 if TYPE_CHECKING:
     import ssl
 
-RECEIVE_SIZE = 256 * 1024
 CONNECT_TIMEOUT = 5.0
 
 
@@ -70,7 +69,7 @@ class ClientConnection:
         self._send_lock = trio.Lock()
         self.transfers = Transfers(self.send, download_dir, terminal, note)
 
-    async def send(self, frame: bytes) -> None:
+    async def send(self, frame: bytes | memoryview) -> None:
         # One frame at a time: file chunks and typed lines interleave whole.
         async with self._send_lock:
             await self.stream.send_all(frame)
@@ -97,7 +96,7 @@ class ClientConnection:
 
     async def _receive_loop(self) -> None:
         greeting = self.greeting
-        decoder = wire.FrameDecoder() if greeting is None else greeting.decoder
+        reader = wire.FrameReader() if greeting is None else greeting.reader
         if greeting is not None:
             # Frames read before trio that were not lines already printed.
             try:
@@ -109,20 +108,32 @@ class ClientConnection:
                 return
             if greeting.closed:
                 return
+        receive_into = _receiver(self.stream)
         while True:
             try:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
+                count = await receive_into(reader.space())
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return
-            if not data:
+            if not count:
                 return
             try:
-                for frame_type, payload, _ in decoder.feed(data):
+                # Every frame is handled before the next receive reuses the
+                # buffer; file chunks in a row are written together.
+                chunks: list[wire.Payload] = []
+                for frame_type, payload, _ in reader.received(count):
+                    if frame_type == FrameType.FILE_DATA:
+                        chunks.append(payload)
+                        continue
+                    if chunks:
+                        await self.transfers.on_data(*chunks)
+                        chunks = []
                     await self._handle(frame_type, payload)
                     if self.said_bye:
                         # The server closes next; over TLS it cannot half-close,
                         # so the BYE itself ends the conversation.
                         return
+                if chunks:
+                    await self.transfers.on_data(*chunks)
             except ProtocolError as error:
                 self.note(f"the server broke the protocol: {error}")
                 self.status = 1
@@ -235,6 +246,28 @@ def run_tls_client(context: ssl.SSLContext, arguments: argparse.Namespace) -> in
         return await _chat(stream, arguments)
 
     return trio.run(main)
+
+
+def _receiver(stream: trio.abc.Stream) -> Callable[[memoryview], Awaitable[int]]:
+    """How to receive into the frame reader's buffer: straight from a plain
+    socket, or by copying what a TLS stream hands out."""
+    if isinstance(stream, trio.SocketStream):
+        sock = stream.socket
+
+        async def receive_into(space: memoryview) -> int:
+            try:
+                return await sock.recv_into(space)
+            except OSError as error:
+                raise trio.BrokenResourceError from error
+
+        return receive_into
+
+    async def receive_copy(space: memoryview) -> int:
+        data = await stream.receive_some(len(space))
+        space[: len(data)] = data
+        return len(data)
+
+    return receive_copy
 
 
 def _stream(sock: socket.socket) -> trio.SocketStream:

@@ -21,8 +21,11 @@ from .. import wire
 from ..wire import FrameType, ProtocolError, SendState
 from . import files, note_on_stderr
 
-SendFrame = Callable[[bytes], Awaitable[None]]
+SendFrame = Callable[[bytes | memoryview], Awaitable[None]]
 ACK_EVERY = wire.SEND_WINDOW // 4
+# File chunks read per trip to a worker thread, and the room each takes.
+READ_AHEAD = 4
+FRAME_SPAN = wire.BODY_AFTER_ID + wire.CHUNK_SIZE
 
 
 class ProgressListener(Protocol):
@@ -77,7 +80,8 @@ class Incoming:
     size: int
     handle: BinaryIO | None = None
     temporary: str | None = None
-    written: int = 0
+    received: int = 0  # data bytes taken in (checked against size)
+    written: int = 0  # data bytes written to the file
     acked: int = 0
     checksum: wire.Checksum = field(default_factory=wire.Checksum)
     started: float = field(default_factory=time.monotonic)
@@ -163,30 +167,42 @@ class Transfers:
         checksum = wire.Checksum()
         size = outgoing.local.size
         sent = 0
+        # Up to READ_AHEAD chunks are read in one trip to a worker thread, each
+        # straight into its frame after the header, and the frames are used
+        # again for the next chunks once sent: a fresh buffer per chunk (and a
+        # copy to put a header before it) cost more than the reading did.
+        frames = bytearray(READ_AHEAD * FRAME_SPAN + 1)
+        view = memoryview(frames)
         while True:
             while sent - outgoing.acked >= wire.SEND_WINDOW and outgoing.state == SendState.GO:
                 await outgoing.changed.wait()
             if outgoing.state != SendState.GO:
                 return
-            want = min(wire.CHUNK_SIZE, size - sent)
-            # The last read asks for one byte more: a file that grew since it
-            # was offered is refused rather than sent short.
-            last = sent + want == size
+            plan = _plan_reads(sent, size, outgoing.acked)
+            to_end = sent + sum(plan) == size
             try:
-                chunk = await trio.to_thread.run_sync(
-                    _read_and_hash, handle, want + last, checksum, want
+                counts = await trio.to_thread.run_sync(
+                    _read_and_hash, handle, view, plan, to_end, checksum
                 )
             except OSError as error:
                 await self._give_up(outgoing, f"cannot read it: {error.strerror}")
                 return
-            if len(chunk) != want:
-                why = "it grew while being sent" if len(chunk) > want else "it shrank"
-                await self._give_up(outgoing, why)
-                return
-            sent += len(chunk)
-            if chunk:
-                await self._send(wire.encode_with_id(FrameType.FILE_DATA, ident, chunk))
-            if last:
+            # counts stops at the first read that came out wrong.
+            for index, (want, count) in enumerate(zip(plan, counts, strict=False)):
+                if count != want:
+                    why = "it grew while being sent" if count > want else "it shrank"
+                    await self._give_up(outgoing, why)
+                    return
+                if not count:
+                    continue
+                start = index * FRAME_SPAN
+                wire.pack_id_header(view[start:], FrameType.FILE_DATA, ident, count)
+                # Frame by frame, so a typed line can go out between chunks.
+                await self._send(view[start : start + wire.BODY_AFTER_ID + count])
+                sent += count
+                if outgoing.state != SendState.GO:
+                    return
+            if sent == size:
                 break
         await self._send(wire.encode_with_id(FrameType.FILE_END, ident, checksum.digest()))
         while outgoing.state == SendState.GO:
@@ -248,32 +264,41 @@ class Transfers:
         self._incoming[ident] = Incoming(ident, sender, name, size)
         self._note(f"receiving {files.safe_file_name(name)} ({human_size(size)}) from {sender}")
 
-    async def on_data(self, payload: wire.Payload) -> None:
-        ident, chunk = wire.split_id(payload)
-        incoming = self._incoming.get(ident)
-        if incoming is None:
-            return  # refused earlier: drop the rest quietly
-        if incoming.written + len(chunk) > incoming.size:
-            await self._fail(incoming, "more data than announced")
+    async def on_data(self, *payloads: wire.Payload) -> None:
+        """FILE_DATA frames that arrived together, written in one trip to a
+        worker thread: each trip costs a thread wakeup and a wakeup back."""
+        writes: dict[Incoming, list[memoryview]] = {}
+        for payload in payloads:
+            ident, chunk = wire.split_id(payload)
+            incoming = self._incoming.get(ident)
+            if incoming is None:
+                continue  # refused earlier: drop the rest quietly
+            if incoming.received + len(chunk) > incoming.size:
+                writes.pop(incoming, None)
+                await self._fail(incoming, "more data than announced")
+                continue
+            if not await self._open_file(incoming):
+                writes.pop(incoming, None)
+                continue
+            incoming.received += len(chunk)
+            writes.setdefault(incoming, []).append(chunk)
+        if not writes:
             return
-        if not await self._open_file(incoming):
-            return
-        try:
-            await trio.to_thread.run_sync(
-                _write_and_hash, incoming.handle, chunk, incoming.checksum
+        failures = await trio.to_thread.run_sync(_write_and_hash, writes)
+        for incoming, chunks in writes.items():
+            error = failures.get(incoming)
+            if error is not None:
+                await self._fail(incoming, f"cannot write: {error.strerror}")
+                continue
+            incoming.written += sum(len(chunk) for chunk in chunks)
+            self.progress.update(
+                incoming, f"{incoming.sender}: {incoming.name}", incoming.written, incoming.size
             )
-        except OSError as error:
-            await self._fail(incoming, f"cannot write: {error.strerror}")
-            return
-        incoming.written += len(chunk)
-        self.progress.update(
-            incoming, f"{incoming.sender}: {incoming.name}", incoming.written, incoming.size
-        )
-        # Every chunk's acknowledgement would cost all three processes a wakeup;
-        # a quarter window keeps the sender's window open all the same.
-        if incoming.written - incoming.acked >= ACK_EVERY or incoming.written == incoming.size:
-            incoming.acked = incoming.written
-            await self._send(wire.encode_ack(ident, incoming.written))
+            # Every chunk's acknowledgement would cost all three processes a
+            # wakeup; a quarter window keeps the sender's window open all the same.
+            if incoming.written - incoming.acked >= ACK_EVERY or incoming.written == incoming.size:
+                incoming.acked = incoming.written
+                await self._send(wire.encode_ack(incoming.ident, incoming.written))
 
     async def on_end(self, payload: wire.Payload) -> None:
         ident, digest = wire.split_id(payload)
@@ -353,17 +378,56 @@ class Transfers:
 
 # Checksums beside the disk I/O, in the worker thread: zlib lets go of the GIL
 # for large buffers, so the event loop keeps moving frames meanwhile.
-def _read_and_hash(handle: BinaryIO, size: int, checksum: wire.Checksum, hashed: int) -> bytes:
-    """Read up to ``size`` bytes and add the first ``hashed`` to the checksum."""
-    chunk = handle.read(size)
-    checksum.update(memoryview(chunk)[:hashed])
-    return chunk
+def _plan_reads(sent: int, size: int, acked: int) -> list[int]:
+    """How many bytes each of the next chunks takes: at most READ_AHEAD of
+    them, each starting inside the window, the last of the file being shorter
+    (or empty, for an empty file)."""
+    plan: list[int] = []
+    position = sent
+    while len(plan) < READ_AHEAD and position - acked < wire.SEND_WINDOW:
+        want = min(wire.CHUNK_SIZE, size - position)
+        plan.append(want)
+        position += want
+        if position == size:
+            break
+    return plan
 
 
-def _write_and_hash(handle: BinaryIO | None, chunk: memoryview, checksum: wire.Checksum) -> None:
-    assert handle is not None
-    handle.write(chunk)
-    checksum.update(chunk)
+def _read_and_hash(
+    handle: BinaryIO, frames: memoryview, plan: list[int], to_end: bool, checksum: wire.Checksum
+) -> list[int]:
+    """Read the planned chunks into their frames (``frames``, FRAME_SPAN
+    apart) and hash them; how many bytes each read got.
+
+    If the plan reaches the end of the file (``to_end``), its last read asks
+    for one byte more: a file that grew since it was offered is refused
+    rather than sent short.
+    """
+    counts: list[int] = []
+    for index, want in enumerate(plan):
+        start = index * FRAME_SPAN + wire.BODY_AFTER_ID
+        last = to_end and index == len(plan) - 1
+        count = handle.readinto(frames[start : start + want + last])  # type: ignore[attr-defined]
+        checksum.update(frames[start : start + min(count, want)])
+        counts.append(int(count))
+        if count != want:
+            break
+    return counts
+
+
+def _write_and_hash(writes: dict[Incoming, list[memoryview]]) -> dict[Incoming, OSError]:
+    """Write and hash each transfer's chunks in order; a transfer whose write
+    fails stops there and is returned with its error."""
+    failures: dict[Incoming, OSError] = {}
+    for incoming, chunks in writes.items():
+        assert incoming.handle is not None
+        try:
+            for chunk in chunks:
+                incoming.handle.write(chunk)
+                incoming.checksum.update(chunk)
+        except OSError as error:
+            failures[incoming] = error
+    return failures
 
 
 def _flush_and_close(handle: BinaryIO | None) -> None:
