@@ -5,8 +5,9 @@
 Also times, in the same run, a plain socket copy of the same bytes between two
 bare Python processes, a bare three-process relay of /send's shape (sender
 -> relay -> receiver that writes and fsyncs), and the same three processes
-framing each chunk and taking its CRC-32 as /send's protocol does, and reports
-our throughput as a fraction of each.
+framing each chunk and taking its CRC-32 as /send's protocol does (written
+lean: buffers reused, no copy but the kernel's), and reports our throughput as
+a fraction of each.
 Peak RSS is each process's high-water mark (VmHWM) minus its RSS once idle.
 """
 
@@ -78,78 +79,71 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as sock:
 """
 
 # The same three processes doing the per-chunk work /send's protocol asks for,
-# still bare (blocking sockets, no trio, no flow control): the sender frames
-# each 256 KiB chunk and takes its CRC-32, the relay forwards whole frames, the
-# receiver parses them, takes the CRC-32, writes and fsyncs.
-WHOLE_FRAMES = """
-import struct
+# still bare (blocking sockets, no trio, no flow control) and written lean:
+# the sender reads each 256 KiB chunk into one reused frame after its header
+# and takes its CRC-32; the relay receives into one buffer and forwards whole
+# frames; the receiver reads each header, then the chunk into one reused
+# buffer, writes it, takes its CRC-32, and fsyncs at the end.
+FRAMED_RELAY = """
+import socket, struct
 HEADER = struct.Struct("!IB")
-def whole_frames(held):
-    # (start, end) of each whole frame in held, and where the rest begins.
-    spans = []
-    start = 0
-    while len(held) - start >= HEADER.size:
-        length, _ = HEADER.unpack_from(held, start)
-        end = start + HEADER.size + length
-        if end > len(held):
-            break
-        spans.append((start, end))
-        start = end
-    return spans, start
-"""
-
-FRAMED_RELAY = (
-    WHOLE_FRAMES
-    + """
-import socket
 listener = socket.create_server(("127.0.0.1", 0))
 print(listener.getsockname()[1], flush=True)
 receiver, _ = listener.accept()
 sender, _ = listener.accept()
-held = b""
-while data := sender.recv(262144):
-    held += data
-    spans, rest = whole_frames(held)
-    for start, end in spans:
-        receiver.sendall(memoryview(held)[start:end])
-    held = held[rest:]
+buffer = bytearray(1 << 20)
+view = memoryview(buffer)
+held = 0
+while count := sender.recv_into(view[held:]):
+    held += count
+    start = 0
+    while held - start >= HEADER.size:
+        length, _ = HEADER.unpack_from(buffer, start)
+        if start + HEADER.size + length > held:
+            break
+        start += HEADER.size + length
+    if start:
+        receiver.sendall(view[:start])
+        view[: held - start] = view[start:held]
+        held -= start
 receiver.close()
 """
-)
 
-FRAMED_RECEIVER = (
-    WHOLE_FRAMES
-    + """
-import os, socket, sys, zlib
+FRAMED_RECEIVER = """
+import os, socket, struct, sys, zlib
+HEADER = struct.Struct("!IBI")
+def fill(sock, view):
+    got = 0
+    while got < len(view) and (count := sock.recv_into(view[got:])):
+        got += count
+    return got
 with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as sock:
     print("connected", flush=True)
-    with open(sys.argv[1], "wb") as out:
-        held = b""
-        crc = 0
-        while data := sock.recv(262144):
-            held += data
-            spans, rest = whole_frames(held)
-            for start, end in spans:
-                chunk = memoryview(held)[start + HEADER.size + 4 : end]
-                out.write(chunk)
-                crc = zlib.crc32(chunk, crc)
-            held = held[rest:]
-        out.flush()
+    header = memoryview(bytearray(HEADER.size))
+    chunk = memoryview(bytearray(262144))
+    crc = 0
+    with open(sys.argv[1], "wb", buffering=0) as out:
+        while fill(sock, header) == HEADER.size:
+            length, _, _ = HEADER.unpack(header)
+            body = chunk[: length - 4]
+            fill(sock, body)
+            out.write(body)
+            crc = zlib.crc32(body, crc)
         os.fsync(out.fileno())
 print("done", flush=True)
 """
-)
 
 FRAMED_SENDER = """
 import socket, struct, sys, zlib
-HEADER = struct.Struct("!IB")
-ID = struct.Struct("!I")
+HEADER = struct.Struct("!IBI")
+frame = memoryview(bytearray(HEADER.size + 262144))
 with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as sock:
-    with open(sys.argv[1], "rb") as f:
+    with open(sys.argv[1], "rb", buffering=0) as f:
         crc = 0
-        while data := f.read(262144):
-            crc = zlib.crc32(data, crc)
-            sock.sendall(b"".join((HEADER.pack(ID.size + len(data), 32), ID.pack(1), data)))
+        while count := f.readinto(frame[HEADER.size :]):
+            crc = zlib.crc32(frame[HEADER.size : HEADER.size + count], crc)
+            HEADER.pack_into(frame, 0, 4 + count, 32, 1)
+            sock.sendall(frame[: HEADER.size + count])
 """
 
 
