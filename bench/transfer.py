@@ -83,7 +83,9 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as sock:
 # the sender reads each 256 KiB chunk into one reused frame after its header
 # and takes its CRC-32; the relay receives into one buffer and forwards whole
 # frames; the receiver reads each header, then the chunk into one reused
-# buffer, writes it, takes its CRC-32, and fsyncs at the end.
+# buffer, writes it in 64 KiB pieces as /send's receiver does (see
+# WRITE_PIECE in trio_chat/client/transfers.py), takes its CRC-32, and fsyncs
+# at the end.
 FRAMED_RELAY = """
 import socket, struct
 HEADER = struct.Struct("!IB")
@@ -127,7 +129,8 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as sock:
             length, _, _ = HEADER.unpack(header)
             body = chunk[: length - 4]
             fill(sock, body)
-            out.write(body)
+            for start in range(0, len(body), 65536):
+                out.write(body[start : start + 65536])
             crc = zlib.crc32(body, crc)
         os.fsync(out.fileno())
 print("done", flush=True)

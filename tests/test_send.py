@@ -349,6 +349,7 @@ async def test_the_receiver_acknowledges_a_quarter_window_at_a_time_and_the_end(
     )
     for start in range(0, size, wire.CHUNK_SIZE):
         await transfers.on_data(wire.ID.pack(9) + content[start : start + wire.CHUNK_SIZE])
+    await transfers.writes_done()
     acks = [
         wire.decode_ack(memoryview(frame)[5:])[1]
         for frame in sent

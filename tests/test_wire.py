@@ -93,9 +93,10 @@ def test_the_reader_gets_any_frames_from_any_split(
 ) -> None:
     stream = b"".join(wire.encode(t, p) for t, p in frames)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=5)))
-    # A buffer of two frames of the largest size here: unfinished frames move
-    # to the front again and again.
-    reader = wire.FrameReader(max_payload=300, frames_per_buffer=2)
+    # Buffers of two frames of the largest size here: unfinished frames move
+    # to the front (of the next buffer, with two) again and again.
+    buffers = data.draw(st.integers(1, 3))
+    reader = wire.FrameReader(max_payload=300, frames_per_buffer=2, buffers=buffers)
     assert read_in_pieces(reader, stream, cuts) == frames
     assert reader.pending == 0
 
@@ -153,3 +154,24 @@ def test_clean_leaves_no_control_characters(line: str) -> None:
     assert not any((ord(c) < 0x20 and c != "\t") or 0x7F <= ord(c) < 0xA0 for c in cleaned)
     assert not any(c in cleaned for c in "\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2069")
     assert clean(cleaned) == cleaned
+
+
+def test_with_two_buffers_a_batch_stays_intact_while_the_next_arrives() -> None:
+    chunks = [bytes([n]) * wire.CHUNK_SIZE for n in range(6)]
+    stream = b"".join(wire.encode_with_id(FrameType.FILE_DATA, 7, chunk) for chunk in chunks)
+    reader = wire.FrameReader(buffers=2)
+    start = 0
+    previous: list[memoryview] = []
+    got: list[bytes] = []
+    while start < len(stream):
+        space = reader.space()
+        # The batch before this one is still what it was (written behind).
+        assert [bytes(p) for p in previous] == got[len(got) - len(previous) :]
+        count = min(len(space), len(stream) - start, 300_000)
+        space[:count] = stream[start : start + count]
+        start += count
+        batch = reader.received(count)
+        if batch:
+            previous = [payload for _, payload, _ in batch]
+            got += [bytes(p) for p in previous]
+    assert got == [wire.ID.pack(7) + chunk for chunk in chunks]

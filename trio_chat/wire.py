@@ -274,7 +274,7 @@ class FrameDecoder:
 
 
 class FrameReader:
-    """Frames received straight into one buffer that is used again and again.
+    """Frames received straight into buffers that are used again and again.
 
     The client reads a 256 MiB file as a thousand 256 KiB frames; a fresh
     buffer for each (and another to join the pieces a frame arrived in) costs
@@ -285,36 +285,46 @@ class FrameReader:
     is moved to the front before the next receive.
 
     The frames' views point into the buffer: they are good until the next call
-    to ``space()``, so the caller handles (or copies) a batch of frames before
-    receiving again. A server, which keeps frames in outboxes, uses
+    to ``space()`` (with ``buffers=1``), so the caller handles (or copies) a
+    batch of frames before receiving again. A server, which keeps frames in outboxes, uses
     FrameDecoder. Raises ProtocolError as soon as a header announces more than
     ``max_payload`` bytes.
     """
 
-    def __init__(self, max_payload: int = MAX_PAYLOAD, frames_per_buffer: int = 4) -> None:
-        self._buffer = bytearray(frames_per_buffer * (HEADER.size + max_payload))
-        self._view = memoryview(self._buffer)
+    def __init__(
+        self, max_payload: int = MAX_PAYLOAD, frames_per_buffer: int = 2, buffers: int = 2
+    ) -> None:
+        size = frames_per_buffer * (HEADER.size + max_payload)
+        self._buffers = [memoryview(bytearray(size)) for _ in range(buffers)]
+        self._current = 0
         self._start = 0  # the first byte no frame has taken yet
         self._end = 0  # the end of what has been received
         self._max_payload = max_payload
 
     def space(self) -> memoryview:
-        """Where to receive the next bytes (views handed out earlier go stale)."""
+        """Where to receive the next bytes. Once frames have been taken from
+        the current buffer, the unfinished rest moves to the front of the next
+        one: frames stay good until ``buffers`` more calls (with two, one
+        batch can be written out while the next is received)."""
         start, end = self._start, self._end
+        view = self._buffers[self._current]
         if start:
+            self._current = (self._current + 1) % len(self._buffers)
+            following = self._buffers[self._current]
             if end > start:
-                self._view[: end - start] = self._view[start:end]
+                following[: end - start] = view[start:end]
             self._start, self._end = 0, end - start
-        return self._view[self._end :]
+            view = following
+        return view[self._end :]
 
     def received(self, count: int) -> list[Frame]:
         """``count`` bytes arrived in the space just given: the frames they complete."""
         self._end += count
-        buffer, view = self._buffer, self._view
+        view = self._buffers[self._current]
         frames: list[Frame] = []
         start, end = self._start, self._end
         while end - start >= HEADER.size:
-            length, frame_type = HEADER.unpack_from(buffer, start)
+            length, frame_type = HEADER.unpack_from(view, start)
             if length > self._max_payload:
                 raise ProtocolError(
                     f"frame of {length} bytes exceeds the limit of {self._max_payload}"

@@ -78,6 +78,7 @@ class ClientConnection:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._type_loop, nursery)
+                self.transfers.write_behind(nursery)
                 await self._receive_loop()
                 nursery.cancel_scope.cancel()
         finally:
@@ -109,16 +110,24 @@ class ClientConnection:
             if greeting.closed:
                 return
         receive_into = _receiver(self.stream)
+        # File chunks are written while the next batch is received (see
+        # Transfers.write_behind). The reader has two buffers and hands out the
+        # one a batch came from again two receives later, so a batch that
+        # started no write must first let the previous batch's write finish;
+        # one that did, already waited for it (writes go one at a time).
+        started_a_write = False
         while True:
+            if not started_a_write:
+                await self.transfers.writes_done()
             try:
                 count = await receive_into(reader.space())
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return
             if not count:
                 return
+            started_a_write = False
             try:
-                # Every frame is handled before the next receive reuses the
-                # buffer; file chunks in a row are written together.
+                # File chunks in a row are written together.
                 chunks: list[wire.Payload] = []
                 for frame_type, payload, _ in reader.received(count):
                     if frame_type == FrameType.FILE_DATA:
@@ -126,6 +135,7 @@ class ClientConnection:
                         continue
                     if chunks:
                         await self.transfers.on_data(*chunks)
+                        started_a_write = True
                         chunks = []
                     await self._handle(frame_type, payload)
                     if self.said_bye:
@@ -134,6 +144,7 @@ class ClientConnection:
                         return
                 if chunks:
                     await self.transfers.on_data(*chunks)
+                    started_a_write = True
             except ProtocolError as error:
                 self.note(f"the server broke the protocol: {error}")
                 self.status = 1
@@ -172,7 +183,7 @@ class ClientConnection:
         elif frame_type == FrameType.FILE_END:
             await transfers.on_end(payload)
         elif frame_type == FrameType.FILE_ABORT:
-            transfers.on_abort(payload)
+            await transfers.on_abort(payload)
         else:
             raise ProtocolError(f"unexpected frame type {frame_type}")
 
