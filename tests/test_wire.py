@@ -69,6 +69,53 @@ def test_any_frames_survive_any_split(frames: list[tuple[int, bytes]], data: st.
     assert got == frames
 
 
+@given(st.lists(st.tuples(st.integers(0, 255), st.binary(max_size=300)), max_size=10), st.data())
+def test_large_frames_arrive_in_place_from_any_split(
+    frames: list[tuple[int, bytes]], data: st.DataObject
+) -> None:
+    """The server's way: whole receives fed, or the rest of a large frame
+    received into its own buffer (frames of 50 bytes or more count as large here)."""
+    stream = b"".join(wire.encode(t, p) for t, p in frames)
+    sizes = data.draw(st.lists(st.integers(1, 400), min_size=1, max_size=8))
+    decoder = FrameDecoder(max_payload=300)
+    got: list[tuple[int, bytes]] = []
+    start = 0
+    turn = 0
+    while start < len(stream):
+        size = min(sizes[turn % len(sizes)], len(stream) - start)
+        turn += 1
+        space = decoder.frame_space(at_least=50)
+        if space is None:
+            arrived = decoder.feed(stream[start : start + size])
+        else:
+            size = min(size, len(space))
+            space[:size] = stream[start : start + size]
+            arrived = decoder.filled(size)
+        start += size
+        got += [(t, bytes(p)) for t, p, _ in arrived]
+    assert got == frames
+    assert decoder.pending == 0
+
+
+def test_a_file_chunk_is_received_into_its_own_buffer() -> None:
+    chunk = os.urandom(wire.CHUNK_SIZE)
+    frame = wire.encode_with_id(FrameType.FILE_DATA, 3, chunk)
+    decoder = FrameDecoder()
+    assert decoder.frame_space() is None
+    assert decoder.feed(frame[:1000]) == []
+    space = decoder.frame_space()
+    assert space is not None and len(space) == len(frame) - 1000
+    space[:] = frame[1000:]
+    (frame_type, payload, raw), *others = decoder.filled(len(space))
+    assert (frame_type, bytes(payload), bytes(raw), others) == (
+        FrameType.FILE_DATA,
+        wire.ID.pack(3) + chunk,
+        frame,
+        [],
+    )
+    assert decoder.frame_space() is None
+
+
 def read_in_pieces(
     reader: wire.FrameReader, stream: bytes, cuts: list[int]
 ) -> list[tuple[int, bytes]]:

@@ -28,6 +28,8 @@ HEADER = struct.Struct("!IB")
 # what any peer can make the other side buffer for one frame.
 CHUNK_SIZE = 256 * 1024
 MAX_PAYLOAD = CHUNK_SIZE + 1024
+# Frames this large (file chunks, never chat) may arrive in place: FrameDecoder.frame_space.
+LARGE_FRAME = 64 * 1024
 # One line typed at stdin: generous for people, small for a hostile peer.
 MAX_LINE_BYTES = MAX_INPUT_LINE
 
@@ -230,10 +232,19 @@ class FrameDecoder:
         self._held = 0
         self._needed = HEADER.size  # bytes that complete the next frame (or header)
         self._max_payload = max_payload
+        self._frame: bytearray | None = None  # a large frame arriving in place (frame_space)
+        self._filled = 0
 
     def feed(self, data: bytes | bytearray) -> list[Frame]:
         if not data:
             return []
+        if self._frame is not None:
+            # A large frame is arriving in place: the bytes complete it first.
+            space = memoryview(self._frame)[self._filled :]
+            taken = min(len(space), len(data))
+            space[:taken] = data[:taken]
+            done = self.filled(taken)
+            return done + self.feed(data[taken:]) if done else done
         if not isinstance(data, bytes):
             data = bytes(data)
         self._pieces.append(data)
@@ -267,10 +278,57 @@ class FrameDecoder:
         self._held = len(rest)
         return frames
 
+    def frame_space(self, at_least: int = LARGE_FRAME) -> memoryview | None:
+        """The rest of a frame of ``at_least`` bytes or more that has begun to
+        arrive, in a buffer of its own, or None if no such frame has begun.
+
+        A server relays file chunks as they arrived and keeps them in outboxes
+        meanwhile, so it cannot reuse one receive buffer as a client does; it
+        receives the rest of each chunk straight into the chunk's own buffer
+        instead (``socket.recv_into``), and reports with ``filled()``. Only
+        the part that came with the previous receive is copied, and nothing
+        is joined.
+        """
+        if self._frame is None:
+            if self._held < HEADER.size:
+                return None
+            first = self._pieces[0]
+            header = first if len(first) >= HEADER.size else b"".join(self._pieces)
+            length, _ = HEADER.unpack_from(header)
+            if HEADER.size + length < at_least:
+                return None
+            if length > self._max_payload:
+                raise ProtocolError(
+                    f"frame of {length} bytes exceeds the limit of {self._max_payload}"
+                )
+            frame = bytearray(HEADER.size + length)
+            for piece in self._pieces:
+                frame[self._filled : self._filled + len(piece)] = piece
+                self._filled += len(piece)
+            self._frame = frame
+            self._pieces = []
+            self._held = 0
+        return memoryview(self._frame)[self._filled :]
+
+    def filled(self, count: int) -> list[Frame]:
+        """``count`` bytes arrived in the space frame_space gave: the frame,
+        once it is whole."""
+        frame = self._frame
+        assert frame is not None, "filled() without frame_space()"
+        self._filled += count
+        if self._filled < len(frame):
+            return []
+        self._frame = None
+        self._filled = 0
+        self._needed = HEADER.size
+        _, frame_type = HEADER.unpack_from(frame)
+        view = memoryview(frame)
+        return [Frame(frame_type, view[HEADER.size :], view)]
+
     @property
     def pending(self) -> int:
         """Bytes held for a frame that has not fully arrived."""
-        return self._held
+        return self._held + self._filled
 
 
 class FrameReader:

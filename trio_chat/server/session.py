@@ -362,13 +362,25 @@ class Session:
 
     async def _read_loop(self) -> None:
         decoder = wire.FrameDecoder()
+        # On a plain socket, the rest of a file chunk is received in place.
+        sock = self.stream.socket if isinstance(self.stream, trio.SocketStream) else None
         self.hello_deadline = trio.current_time() + self.server.limits.hello_timeout
         while True:
+            try:
+                space = None if sock is None else decoder.frame_space()
+            except ProtocolError as error:
+                self.server.log(f"protocol error on {self.channel}: {error}")
+                return
             with trio.CancelScope(deadline=self._deadline()) as timer:
                 self.timer = timer
                 try:
-                    data = await self.stream.receive_some(RECEIVE_SIZE)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    if space is None:
+                        data = await self.stream.receive_some(RECEIVE_SIZE)
+                        received = len(data)
+                    else:
+                        assert sock is not None
+                        received = await sock.recv_into(space)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     return
             self.timer = None
             if timer.cancelled_caught:
@@ -378,12 +390,13 @@ class Session:
                 self.timer_paused = True  # until the rules reschedule or disconnect
                 self.server.rules.afk_due(self)
                 continue
-            if not data:
+            if not received:
                 return
             if self.closing:
                 continue  # finished: discard input until the peer hangs up
             try:
-                await self._handle_all(decoder.feed(data))
+                frames = decoder.feed(data) if space is None else decoder.filled(received)
+                await self._handle_all(frames)
             except ProtocolError as error:
                 self.server.log(f"protocol error on {self.channel}: {error}")
                 return
