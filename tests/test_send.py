@@ -12,6 +12,7 @@ import trio
 
 from trio_chat import wire
 from trio_chat.client import files
+from trio_chat.client.transfers import Transfers
 from trio_chat.server.core import Limits
 from trio_chat.wire import FrameType
 
@@ -49,6 +50,15 @@ def crc(data: bytes) -> bytes:
     checksum = wire.Checksum()
     checksum.update(data)
     return checksum.digest()
+
+
+async def announce(transfers: Transfers, ident: int, name: str, size: int) -> None:
+    """As the server tells a receiver that a file from "m" is coming."""
+    await transfers.on_incoming(
+        wire.encode_json(
+            FrameType.FILE_INCOMING, {"id": ident, "sender": "m", "name": name, "size": size}
+        )[5:]
+    )
 
 
 def received(directory: Path) -> dict[str, bytes]:
@@ -182,11 +192,7 @@ async def test_hostile_name_in_frame_stays_in_download_dir(
 async def test_damaged_file_is_not_saved(harness: Harness, dirs: tuple[Path, Path]) -> None:
     _, bob = await pair(harness, dirs)
     transfers = bob.connection.transfers
-    await transfers.on_incoming(
-        wire.encode_json(
-            FrameType.FILE_INCOMING, {"id": 7, "sender": "m", "name": "x.bin", "size": 3}
-        )[5:]
-    )
+    await announce(transfers, 7, "x.bin", 3)
     await transfers.on_data(wire.ID.pack(7) + b"abc")
     await transfers.on_end(wire.ID.pack(7) + crc(b"abd"))
     assert received(dirs[1]) == {}
@@ -342,11 +348,7 @@ async def test_the_receiver_acknowledges_a_quarter_window_at_a_time_and_the_end(
     quarter = wire.SEND_WINDOW // 4
     size = 3 * quarter + 10
     content = os.urandom(size)
-    await transfers.on_incoming(
-        wire.encode_json(
-            FrameType.FILE_INCOMING, {"id": 9, "sender": "m", "name": "q.bin", "size": size}
-        )[5:]
-    )
+    await announce(transfers, 9, "q.bin", size)
     for start in range(0, size, wire.CHUNK_SIZE):
         await transfers.on_data(wire.ID.pack(9) + content[start : start + wire.CHUNK_SIZE])
     await transfers.writes_done()
@@ -386,11 +388,7 @@ async def test_chunks_that_arrive_together_past_the_size_keep_no_partial(
 ) -> None:
     _, bob = await pair(harness, dirs)
     transfers = bob.connection.transfers
-    await transfers.on_incoming(
-        wire.encode_json(
-            FrameType.FILE_INCOMING, {"id": 5, "sender": "m", "name": "x.bin", "size": 4}
-        )[5:]
-    )
+    await announce(transfers, 5, "x.bin", 4)
     # Handled as one batch: the third chunk runs past the size.
     await transfers.on_data(
         wire.ID.pack(5) + b"ab", wire.ID.pack(5) + b"c", wire.ID.pack(5) + b"de"

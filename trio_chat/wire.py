@@ -215,6 +215,29 @@ class Frame(NamedTuple):
     raw: memoryview  # the whole frame, header included, for relaying unchanged
 
 
+def _check_length(length: int, max_payload: int) -> None:
+    if length > max_payload:
+        raise ProtocolError(f"frame of {length} bytes exceeds the limit of {max_payload}")
+
+
+def _whole_frames(
+    view: memoryview, start: int, end: int, max_payload: int
+) -> tuple[list[Frame], int, int]:
+    """The whole frames in ``view[start:end]``, where the rest begins, and the
+    size of the frame (or header) that rest begins. ProtocolError as soon as
+    a header announces more than ``max_payload`` bytes."""
+    frames: list[Frame] = []
+    while end - start >= HEADER.size:
+        length, frame_type = HEADER.unpack_from(view, start)
+        _check_length(length, max_payload)
+        body = start + HEADER.size
+        if end - body < length:
+            return frames, start, HEADER.size + length
+        frames.append(Frame(frame_type, view[body : body + length], view[start : body + length]))
+        start = body + length
+    return frames, start, HEADER.size
+
+
 class FrameDecoder:
     """Turns a byte stream into frames with few copies.
 
@@ -253,26 +276,10 @@ class FrameDecoder:
             return []
         pieces = self._pieces
         blob = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        view = memoryview(blob)
-        frames: list[Frame] = []
-        start = 0
+        frames, start, self._needed = _whole_frames(
+            memoryview(blob), 0, len(blob), self._max_payload
+        )
         end = len(blob)
-        while end - start >= HEADER.size:
-            length, frame_type = HEADER.unpack_from(blob, start)
-            if length > self._max_payload:
-                raise ProtocolError(
-                    f"frame of {length} bytes exceeds the limit of {self._max_payload}"
-                )
-            body = start + HEADER.size
-            if end - body < length:
-                self._needed = body + length - start
-                break
-            frames.append(
-                Frame(frame_type, view[body : body + length], view[start : body + length])
-            )
-            start = body + length
-        else:
-            self._needed = HEADER.size
         rest = blob[start:] if start < end else b""
         self._pieces = [rest] if rest else []
         self._held = len(rest)
@@ -297,10 +304,7 @@ class FrameDecoder:
             length, _ = HEADER.unpack_from(header)
             if HEADER.size + length < at_least:
                 return None
-            if length > self._max_payload:
-                raise ProtocolError(
-                    f"frame of {length} bytes exceeds the limit of {self._max_payload}"
-                )
+            _check_length(length, self._max_payload)
             frame = bytearray(HEADER.size + length)
             for piece in self._pieces:
                 frame[self._filled : self._filled + len(piece)] = piece
@@ -394,23 +398,9 @@ class FrameReader:
     def received(self, count: int) -> list[Frame]:
         """``count`` bytes arrived in the space just given: the frames they complete."""
         self._end += count
-        view = self._buffers[self._current]
-        frames: list[Frame] = []
-        start, end = self._start, self._end
-        while end - start >= HEADER.size:
-            length, frame_type = HEADER.unpack_from(view, start)
-            if length > self._max_payload:
-                raise ProtocolError(
-                    f"frame of {length} bytes exceeds the limit of {self._max_payload}"
-                )
-            body = start + HEADER.size
-            if end - body < length:
-                break
-            frames.append(
-                Frame(frame_type, view[body : body + length], view[start : body + length])
-            )
-            start = body + length
-        self._start = start
+        frames, self._start, _ = _whole_frames(
+            self._buffers[self._current], self._start, self._end, self._max_payload
+        )
         return frames
 
     @property
