@@ -75,8 +75,27 @@ async def send_and_wait(
 
 @pytest.mark.parametrize(
     "content",
-    [b"hello\n", b"", bytes(range(256)) * 3, os.urandom(5 * wire.SEND_WINDOW + 123)],
-    ids=["text", "empty", "every-byte", "several-windows"],
+    [
+        b"hello\n",
+        b"",
+        bytes(range(256)) * 3,
+        os.urandom(5 * wire.SEND_WINDOW + 123),
+        # Sizes at the edges of a chunk, a window (one read-ahead set), two.
+        os.urandom(wire.CHUNK_SIZE),
+        os.urandom(wire.CHUNK_SIZE + 1),
+        os.urandom(wire.SEND_WINDOW),
+        os.urandom(2 * wire.SEND_WINDOW - 1),
+    ],
+    ids=[
+        "text",
+        "empty",
+        "every-byte",
+        "several-windows",
+        "one-chunk",
+        "chunk-and-a-byte",
+        "one-window",
+        "two-windows-short-of-a-byte",
+    ],
 )
 async def test_file_arrives_byte_identical(
     harness: Harness, dirs: tuple[Path, Path], content: bytes

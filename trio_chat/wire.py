@@ -346,11 +346,13 @@ class FrameReader:
     whole frames that are now there, and only the start of an unfinished frame
     is moved to the front before the next receive.
 
-    The frames' views point into the buffer: they are good until the next call
-    to ``space()`` (with ``buffers=1``), so the caller handles (or copies) a
-    batch of frames before receiving again. A server, which keeps frames in outboxes, uses
-    FrameDecoder. Raises ProtocolError as soon as a header announces more than
-    ``max_payload`` bytes.
+    The frames' views point into the buffers: with ``buffers=1`` they are good
+    until the next call to ``space()``, so the caller handles (or copies) a
+    batch of frames before receiving again; with two (the default), one batch
+    can be written out while the next is received (see ``space()``). A
+    server, which keeps frames in outboxes, uses FrameDecoder instead. Raises
+    ProtocolError as soon as a header announces more than ``max_payload``
+    bytes.
     """
 
     def __init__(
