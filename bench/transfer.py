@@ -4,10 +4,11 @@
 
 Also times, in the same run, a plain socket copy of the same bytes between two
 bare Python processes, a bare three-process relay of /send's shape (sender
--> relay -> receiver that writes and fsyncs), and the same three processes
+-> relay -> receiver that writes and fsyncs), the same three processes
 framing each chunk and taking its CRC-32 as /send's protocol does (written
-lean: buffers reused, no copy but the kernel's), and reports our throughput as
-a fraction of each.
+lean: buffers reused, no copy but the kernel's), and those three written with
+trio, and reports our throughput as a fraction of each. Every baseline's
+clock starts once its sender has started and connected, as /send's does.
 Peak RSS is each process's high-water mark (VmHWM) minus its RSS once idle.
 """
 
@@ -37,10 +38,15 @@ with open(sys.argv[1], "wb") as out:
 print("done", flush=True)
 """
 
+# Every baseline's sender connects, says "ready" and waits for a line before
+# it sends, so that its start-up is not timed (/send's client is running
+# already when it is timed).
 PLAIN_SENDER = """
 import socket, sys
 address = ("127.0.0.1", int(sys.argv[2]))
 with socket.create_connection(address) as sock, open(sys.argv[1], "rb") as f:
+    print("ready", flush=True)
+    sys.stdin.readline()
     while data := f.read(65536):
         sock.sendall(data)
 """
@@ -74,6 +80,8 @@ RELAYED_SENDER = """
 import socket, sys
 with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as sock:
     with open(sys.argv[1], "rb") as f:
+        print("ready", flush=True)
+        sys.stdin.readline()
         while data := f.read(262144):
             sock.sendall(data)
 """
@@ -142,12 +150,115 @@ HEADER = struct.Struct("!IBI")
 frame = memoryview(bytearray(HEADER.size + 262144))
 with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as sock:
     with open(sys.argv[1], "rb", buffering=0) as f:
+        print("ready", flush=True)
+        sys.stdin.readline()
         crc = 0
         while count := f.readinto(frame[HEADER.size :]):
             crc = zlib.crc32(frame[HEADER.size : HEADER.size + count], crc)
             HEADER.pack_into(frame, 0, 4 + count, 32, 1)
             sock.sendall(frame[: HEADER.size + count])
 """
+
+
+# The lean framed pipeline again, each process written with trio (as /send's
+# are) but with nothing else of /send's: no worker threads, no flow control,
+# no sessions. The difference from the lean pipeline is trio's own cost.
+TRIO_RELAY = """
+import struct, trio
+HEADER = struct.Struct("!IB")
+async def main():
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    print(listener.socket.getsockname()[1], flush=True)
+    receiver = await listener.accept()
+    sender = await listener.accept()
+    buffer = bytearray(1 << 20)
+    view = memoryview(buffer)
+    held = 0
+    while count := await sender.socket.recv_into(view[held:]):
+        held += count
+        start = 0
+        while held - start >= HEADER.size:
+            length, _ = HEADER.unpack_from(buffer, start)
+            if start + HEADER.size + length > held:
+                break
+            start += HEADER.size + length
+        if start:
+            await receiver.send_all(view[:start])
+            view[: held - start] = view[start:held]
+            held -= start
+    await receiver.aclose()
+trio.run(main)
+"""
+
+TRIO_RECEIVER = """
+import os, struct, sys, trio, zlib
+HEADER = struct.Struct("!IBI")
+async def fill(sock, view):
+    got = 0
+    while got < len(view) and (count := await sock.recv_into(view[got:])):
+        got += count
+    return got
+async def main():
+    sock = trio.socket.socket()
+    await sock.connect(("127.0.0.1", int(sys.argv[2])))
+    print("connected", flush=True)
+    header = memoryview(bytearray(HEADER.size))
+    chunk = memoryview(bytearray(262144))
+    crc = 0
+    with open(sys.argv[1], "wb", buffering=0) as out:
+        while await fill(sock, header) == HEADER.size:
+            length, _, _ = HEADER.unpack(header)
+            body = chunk[: length - 4]
+            await fill(sock, body)
+            for start in range(0, len(body), 65536):
+                out.write(body[start : start + 65536])
+            crc = zlib.crc32(body, crc)
+        os.fsync(out.fileno())
+    print("done", flush=True)
+trio.run(main)
+"""
+
+TRIO_SENDER = """
+import socket, struct, sys, trio, zlib
+HEADER = struct.Struct("!IBI")
+async def main(connected):
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(connected))
+    frame = memoryview(bytearray(HEADER.size + 262144))
+    with open(sys.argv[1], "rb", buffering=0) as f:
+        crc = 0
+        while count := f.readinto(frame[HEADER.size :]):
+            crc = zlib.crc32(frame[HEADER.size : HEADER.size + count], crc)
+            HEADER.pack_into(frame, 0, 4 + count, 32, 1)
+            await stream.send_all(frame[: HEADER.size + count])
+    await stream.aclose()
+connected = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+print("ready", flush=True)
+sys.stdin.readline()
+trio.run(main, connected)
+"""
+
+PIPELINES = {
+    "bare": (RELAY, RELAYED_RECEIVER, RELAYED_SENDER),
+    "framed": (FRAMED_RELAY, FRAMED_RECEIVER, FRAMED_SENDER),
+    "trio": (TRIO_RELAY, TRIO_RECEIVER, TRIO_SENDER),
+}
+
+
+def start_sender(script: str, source: Path, port: str) -> subprocess.Popen[bytes]:
+    """A baseline's sender, connected and waiting for go()."""
+    sender = subprocess.Popen(
+        [sys.executable, "-c", script, str(source), port],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    wait_line(sender, b"ready")
+    return sender
+
+
+def go(sender: subprocess.Popen[bytes]) -> None:
+    assert sender.stdin is not None
+    sender.stdin.write(b"go\n")
+    sender.stdin.close()
 
 
 def memory_kb(pid: int, field: str) -> int:
@@ -241,25 +352,23 @@ def plain_copy(directory: Path, source: Path) -> float:
         [sys.executable, "-c", PLAIN_RECEIVER, str(target)], stdout=subprocess.PIPE
     )
     assert receiver.stdout is not None
-    port = receiver.stdout.readline().strip()
+    port = receiver.stdout.readline().strip().decode()
+    sender = start_sender(PLAIN_SENDER, source, port)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", PLAIN_SENDER, str(source), port], check=True)
+    go(sender)
     receiver.stdout.readline()
     elapsed = time.perf_counter() - start
+    assert sender.wait() == 0
     receiver.wait()
     target.unlink()
     return elapsed
 
 
-def three_processes(directory: Path, source: Path, framed: bool = False) -> float:
-    """sender -> relay -> receiver (write + fsync), bare Python: /send's shape,
-    and with ``framed`` its per-chunk framing and CRC-32 too."""
+def three_processes(directory: Path, source: Path, pipeline: str = "bare") -> float:
+    """sender -> relay -> receiver (write + fsync): /send's shape, bare, or
+    with its per-chunk framing and CRC-32 ("framed"), or that in trio."""
     target = directory / "relayed-copy.bin"
-    relay_script, receiver_script, sender_script = (
-        (FRAMED_RELAY, FRAMED_RECEIVER, FRAMED_SENDER)
-        if framed
-        else (RELAY, RELAYED_RECEIVER, RELAYED_SENDER)
-    )
+    relay_script, receiver_script, sender_script = PIPELINES[pipeline]
     relay = subprocess.Popen([sys.executable, "-c", relay_script], stdout=subprocess.PIPE)
     assert relay.stdout is not None
     port = relay.stdout.readline().strip().decode()
@@ -267,10 +376,12 @@ def three_processes(directory: Path, source: Path, framed: bool = False) -> floa
         [sys.executable, "-c", receiver_script, str(target), port], stdout=subprocess.PIPE
     )
     wait_line(receiver, b"connected")
+    sender = start_sender(sender_script, source, port)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", sender_script, str(source), port], check=True)
+    go(sender)
     wait_line(receiver, b"done")
     elapsed = time.perf_counter() - start
+    assert sender.wait() == 0
     receiver.wait()
     relay.wait()
     target.unlink()
@@ -286,6 +397,7 @@ def main() -> None:
     plains: list[float] = []
     relayed: list[float] = []
     framed: list[float] = []
+    in_trio: list[float] = []
     runs: list[tuple[float, dict[str, int], dict[str, float]]] = []
     tls_runs: list[float] = []
     with tempfile.TemporaryDirectory() as name:
@@ -297,7 +409,8 @@ def main() -> None:
         for run in range(arguments.runs):
             plains.append(plain_copy(directory, source))
             relayed.append(three_processes(directory, source))
-            framed.append(three_processes(directory, source, framed=True))
+            framed.append(three_processes(directory, source, "framed"))
+            in_trio.append(three_processes(directory, source, "trio"))
             workdir = directory / f"run{run}"
             workdir.mkdir()
             runs.append(ours(workdir, source))
@@ -333,6 +446,15 @@ def main() -> None:
     print(
         "| trio-chat as a fraction of the framed three-process relay | "
         f"{framed_time / elapsed:.0%} |"
+    )
+    trio_time = statistics.median(in_trio)
+    print(
+        f"| the framed three processes written with trio (no threads, no flow control) | "
+        f"{megabytes / trio_time:.0f} MB/s ({trio_time:.2f} s) |"
+    )
+    print(
+        "| trio-chat as a fraction of the framed three processes in trio | "
+        f"{trio_time / elapsed:.0%} |"
     )
     tls = statistics.median(tls_runs)
     print(
