@@ -94,9 +94,24 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as sock:
 # buffer, writes it in 64 KiB pieces as /send's receiver does (see
 # WRITE_PIECE in trio_chat/client/transfers.py), takes its CRC-32, and fsyncs
 # at the end.
-FRAMED_RELAY = """
-import socket, struct
+# Both framed relays forward whole frames: where the last whole one ends.
+WHOLE_FRAMES_END = """
+import struct
 HEADER = struct.Struct("!IB")
+def whole_frames_end(buffer, held):
+    start = 0
+    while held - start >= HEADER.size:
+        length, _ = HEADER.unpack_from(buffer, start)
+        if start + HEADER.size + length > held:
+            break
+        start += HEADER.size + length
+    return start
+"""
+
+FRAMED_RELAY = (
+    WHOLE_FRAMES_END
+    + """
+import socket
 listener = socket.create_server(("127.0.0.1", 0))
 print(listener.getsockname()[1], flush=True)
 receiver, _ = listener.accept()
@@ -106,18 +121,14 @@ view = memoryview(buffer)
 held = 0
 while count := sender.recv_into(view[held:]):
     held += count
-    start = 0
-    while held - start >= HEADER.size:
-        length, _ = HEADER.unpack_from(buffer, start)
-        if start + HEADER.size + length > held:
-            break
-        start += HEADER.size + length
+    start = whole_frames_end(buffer, held)
     if start:
         receiver.sendall(view[:start])
         view[: held - start] = view[start:held]
         held -= start
 receiver.close()
 """
+)
 
 FRAMED_RECEIVER = """
 import os, socket, struct, sys, zlib
@@ -163,9 +174,10 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as sock:
 # The lean framed pipeline again, each process written with trio (as /send's
 # are) but with nothing else of /send's: no worker threads, no flow control,
 # no sessions. The difference from the lean pipeline is trio's own cost.
-TRIO_RELAY = """
-import struct, trio
-HEADER = struct.Struct("!IB")
+TRIO_RELAY = (
+    WHOLE_FRAMES_END
+    + """
+import trio
 async def main():
     listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
     print(listener.socket.getsockname()[1], flush=True)
@@ -176,12 +188,7 @@ async def main():
     held = 0
     while count := await sender.socket.recv_into(view[held:]):
         held += count
-        start = 0
-        while held - start >= HEADER.size:
-            length, _ = HEADER.unpack_from(buffer, start)
-            if start + HEADER.size + length > held:
-                break
-            start += HEADER.size + length
+        start = whole_frames_end(buffer, held)
         if start:
             await receiver.send_all(view[:start])
             view[: held - start] = view[start:held]
@@ -189,6 +196,7 @@ async def main():
     await receiver.aclose()
 trio.run(main)
 """
+)
 
 TRIO_RECEIVER = """
 import os, struct, sys, trio, zlib
