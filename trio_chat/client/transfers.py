@@ -30,12 +30,13 @@ ACK_EVERY = wire.SEND_WINDOW // 4
 # 273 with 8, 319 with 16.
 READ_AHEAD = wire.SEND_WINDOW // wire.CHUNK_SIZE
 FRAME_SPAN = wire.BODY_AFTER_ID + wire.CHUNK_SIZE
-# Received chunks go to disk in pieces of this size: on the Linux 6.18 VM of
-# bench/transfer.py, 256 KiB writes made the kernel allocate large page-cache
-# folios that often came from memory the host had taken back, and the
-# receiver spent twice the CPU copying into them (bare three-process pipeline,
-# median of 6: 434 MB/s writing 256 KiB at a time, 620 MB/s in 64 KiB pieces,
-# 614 in 128 KiB, 571 in 32 KiB). Elsewhere it only costs a few more writes.
+# Received chunks go to disk in pieces of this size: on the Linux 6.18 VM
+# where bench/transfer.py was measured, 256 KiB writes made the kernel
+# allocate large page-cache folios that often came from memory the host had
+# taken back, and the receiver spent twice the CPU copying into them (bare
+# three-process pipeline, median of 6: 434 MB/s writing 256 KiB at a time,
+# 620 MB/s in 64 KiB pieces, 614 in 128 KiB, 571 in 32 KiB). Elsewhere it
+# only costs a few more writes.
 WRITE_PIECE = 64 * 1024
 
 
