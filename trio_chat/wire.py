@@ -259,15 +259,9 @@ class FrameDecoder:
         self._filled = 0
 
     def feed(self, data: bytes | bytearray) -> list[Frame]:
+        assert self._frame is None, "feed() while a frame arrives in place: use filled()"
         if not data:
             return []
-        if self._frame is not None:
-            # A large frame is arriving in place: the bytes complete it first.
-            space = memoryview(self._frame)[self._filled :]
-            taken = min(len(space), len(data))
-            space[:taken] = data[:taken]
-            done = self.filled(taken)
-            return done + self.feed(data[taken:]) if done else done
         if not isinstance(data, bytes):
             data = bytes(data)
         self._pieces.append(data)
