@@ -10,6 +10,13 @@ lean: buffers reused, no copy but the kernel's), and those three written with
 trio, and reports our throughput as a fraction of each. Every baseline's
 clock starts once its sender has started and connected, as /send's does.
 Peak RSS is each process's high-water mark (VmHWM) minus its RSS once idle.
+
+Every run, ours and the baselines', writes and deletes a scratch file as large
+as the payload just before its clock starts (warm_freed_memory): on the VM
+this was measured on, memory freed for a while has been handed back to the
+host (free page reporting), and the first write into it runs at ~430 MB/s
+instead of ~5,000, so without this a run's speed depended on how long ago
+the previous one had deleted its copy.
 """
 
 from __future__ import annotations
@@ -263,10 +270,27 @@ def start_sender(script: str, source: Path, port: str) -> subprocess.Popen[bytes
     return sender
 
 
+def warm_freed_memory(directory: Path, megabytes: int) -> None:
+    """Write and delete a file of twice ``megabytes``: the receiver that starts
+    next writes its copy into memory the kernel has just freed, as every run
+    does (twice, so that what else the processes allocate meanwhile does not
+    leave the end of the copy to cold memory)."""
+    block = bytes(1 << 20)
+    scratch = directory / "scratch.bin"
+    with scratch.open("wb") as file:
+        for _ in range(2 * megabytes):
+            file.write(block)
+    scratch.unlink()
+
+
 def go(sender: subprocess.Popen[bytes]) -> None:
     assert sender.stdin is not None
     sender.stdin.write(b"go\n")
     sender.stdin.close()
+
+
+def megabytes(path: Path) -> int:
+    return -(-path.stat().st_size // (1 << 20))
 
 
 def memory_kb(pid: int, field: str) -> int:
@@ -330,6 +354,7 @@ def ours(
         processes["sender"] = sender
         wait_line(sender, b"alice has joined the channel.")
         idle = {name: memory_kb(p.pid, "VmRSS") for name, p in processes.items()}
+        warm_freed_memory(directory, megabytes(source))
         cpu_before = {name: cpu_seconds(p.pid) for name, p in processes.items()}
         assert sender.stdin is not None
         start = time.perf_counter()
@@ -362,6 +387,7 @@ def plain_copy(directory: Path, source: Path) -> float:
     assert receiver.stdout is not None
     port = receiver.stdout.readline().strip().decode()
     sender = start_sender(PLAIN_SENDER, source, port)
+    warm_freed_memory(directory, megabytes(source))
     start = time.perf_counter()
     go(sender)
     receiver.stdout.readline()
@@ -385,6 +411,7 @@ def three_processes(directory: Path, source: Path, pipeline: str = "bare") -> fl
     )
     wait_line(receiver, b"connected")
     sender = start_sender(sender_script, source, port)
+    warm_freed_memory(directory, megabytes(source))
     start = time.perf_counter()
     go(sender)
     wait_line(receiver, b"done")
