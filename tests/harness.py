@@ -120,18 +120,22 @@ class Harness:
         self.printed: list[str] = []
         self._printed_cursor = 0
 
-    async def connect(self, name: str, channel: str = "general") -> Peer:
+    async def connect(
+        self, name: str, channel: str = "general", address: str | None = None
+    ) -> Peer:
+        """A peer on a memory stream; ``address`` is the IP address the server
+        is told it comes from, as for a browser's WebSocket (None: none)."""
         client_stream, server_stream = trio.testing.memory_stream_pair()
-        self.nursery.start_soon(self.server.handle_connection, server_stream, channel)
+        self.nursery.start_soon(self.server.handle_connection, server_stream, channel, address)
         peer = Peer(name, client_stream)
         self.nursery.start_soon(peer.read_loop)
         with contextlib.suppress(trio.BrokenResourceError):  # the server may refuse us
             await client_stream.send_all(wire.encode_hello(name))
         return peer
 
-    async def join(self, name: str, channel: str = "general") -> Peer:
+    async def join(self, name: str, channel: str = "general", address: str | None = None) -> Peer:
         """Connect and settle, so joins happen in call order."""
-        peer = await self.connect(name, channel)
+        peer = await self.connect(name, channel, address)
         await settle()
         return peer
 

@@ -3,15 +3,17 @@ limits"): on trio's MockClock in process, and over loopback sockets."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import trio
 import trio.testing
 
-from trio_chat.server.admission import AddressGate
+from trio_chat.server.admission import AddressGate, address_key
 from trio_chat.server.core import Limits
-from trio_chat.server.flood import TokenBucket
+from trio_chat.server.flood import LineLedger, TokenBucket
 
-from .harness import Peer, chat, eventually, running_server, srv
+from .harness import Harness, Peer, chat, eventually, running_server, srv
 
 Clock = trio.testing.MockClock
 
@@ -161,3 +163,117 @@ async def test_either_number_at_zero_turns_flood_control_off(
             await mallory.say(f"line {i}")
         times = await arrival_times(bob, 100, "mallory")
         assert times[-1] - start < 0.01
+
+
+async def reconnect_loop(
+    harness: Harness, names: Callable[[int], str], addresses: Callable[[int], str], seconds: float
+) -> None:
+    """Connect, send a burst's worth of lines, /quit, hang up, again, for
+    ``seconds``: each connection asks for a fresh burst."""
+    burst = Limits().flood_burst
+    end = trio.current_time() + seconds
+    round_number = 0
+    while trio.current_time() < end:
+        peer = await harness.join(names(round_number), address=addresses(round_number))
+        for i in range(burst):
+            await peer.say(f"spam {round_number}.{i}")
+        await peer.say("/quit")
+        await peer.wait_closed()
+        round_number += 1
+
+
+@pytest.mark.parametrize(
+    ("names", "addresses"),
+    [
+        (lambda n: "mallory", lambda n: "10.0.0.7"),
+        (lambda n: f"mallory{n}", lambda n: "10.0.0.7"),  # the address carries the budget
+        (lambda n: "mallory", lambda n: f"10.0.{n // 250}.{n % 250 + 1}"),  # and the name
+        (lambda n: f"mallory{n}", lambda n: f"2001:db8::{n + 1:x}"),  # one /64 is one address
+    ],
+    ids=["same-name-and-address", "new-names", "new-addresses", "one-ipv6-64"],
+)
+async def test_reconnecting_does_not_refill_the_line_budget(
+    autojump_clock: Clock, names: Callable[[int], str], addresses: Callable[[int], str]
+) -> None:
+    async with running_server() as harness:
+        bob = await harness.join("bob", address="192.0.2.1")
+        bob.take()
+        seconds = 10.0
+        await reconnect_loop(harness, names, addresses, seconds)
+        spam = [line for line in bob.take() if "spam" in line]
+        limits = Limits()
+        # Without the ledger every connection delivered a whole burst: 10 lines
+        # a round, several rounds a second.
+        assert len(spam) <= limits.flood_burst + limits.flood_rate * (seconds + 1)
+        assert len(spam) >= limits.flood_rate * (seconds - 1)  # the rate still holds
+
+
+async def test_other_addresses_and_names_keep_their_own_budgets(autojump_clock: Clock) -> None:
+    async with running_server() as harness:
+        bob = await harness.join("bob", address="192.0.2.1")
+        bob.take()
+        await reconnect_loop(harness, lambda n: "mallory", lambda n: "10.0.0.7", 3.0)
+        bob.take()
+        # Someone else at once: a whole burst of their own, at once.
+        alice = await harness.join("alice", address="10.0.0.8")
+        start = trio.current_time()
+        for i in range(Limits().flood_burst):
+            await alice.say(f"hello {i}")
+        times = await arrival_times(bob, Limits().flood_burst, "alice")
+        assert times[-1] - start < 0.01
+
+
+def test_ledger_keeps_what_a_member_left_with_until_it_refills() -> None:
+    ledger = LineLedger(burst=10, rate=5.0)
+    keys = ("name mallory", "address 10.0.0.7")
+    first = ledger.bucket(keys, now=0.0)
+    for _ in range(10):
+        assert first.take(0.0) == 0.0
+    ledger.remember(keys, first, now=0.0)
+    # Either key alone finds the spent budget, refilled by the time since.
+    assert ledger.bucket(("name mallory",), now=0.4).level(0.4) == pytest.approx(2.0)
+    assert ledger.bucket(("address 10.0.0.7", "name x"), now=1.0).level(1.0) == pytest.approx(5.0)
+    assert ledger.bucket(("name bob",), now=0.0).level(0.0) == 10.0
+    # A member who comes and goes without spending keeps the low budget on file.
+    second = ledger.bucket(keys, now=0.2)
+    ledger.remember(keys, second, now=0.2)
+    assert ledger.bucket(keys, now=0.2).level(0.2) == pytest.approx(1.0)
+    # Refilled budgets are forgotten.
+    ledger.remember(keys, ledger.bucket(keys, now=5.0), now=5.0)
+    assert len(ledger) == 0
+
+
+def test_ledger_forgets_refilled_budgets_as_it_grows() -> None:
+    ledger = LineLedger(burst=2, rate=1.0)
+    for n in range(100_000):
+        bucket = ledger.bucket((f"address {n}",), now=float(n))
+        bucket.take(float(n))
+        ledger.remember((f"address {n}",), bucket, now=float(n))
+    assert len(ledger) < 2 * 1024  # only the last few seconds' budgets are kept
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("10.0.0.7", "10.0.0.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::ffff", "2001:db8:1:2::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("::ffff:192.0.2.9", "192.0.2.9"),
+        ("", ""),
+    ],
+)
+def test_an_address_is_an_ipv4_address_or_an_ipv6_64(address: str, key: str) -> None:
+    assert address_key(address) == key
+
+
+def test_address_gate_counts_ipv6_by_64_prefix() -> None:
+    gate = AddressGate(max_open=2)
+    assert gate.admit("2001:db8::1", now=0.0)[0]
+    assert gate.admit("2001:db8::2", now=0.0)[0]
+    ok, line = gate.admit("2001:db8::3", now=0.0)
+    assert not ok and line is not None and "2001:db8::/64" in line
+    assert gate.admit("2001:db8:0:1::1", now=0.0)[0]  # another /64
+    assert gate.admit("127.0.0.2", now=0.0)[0]  # IPv4: one address each
+    gate.release("2001:db8::2")
+    assert gate.admit("2001:db8::99", now=5.0)[0]  # (the connect rate: 2, then 0.2/s)

@@ -1,20 +1,41 @@
 """Who may open a connection: per-address limits, sans-I/O.
 
-At most ``max_open`` connections at once from one IP address, and a connect
+At most ``max_open`` connections at once from one address, and a connect
 rate per address: a bucket of ``max_open`` connections that refills at a tenth
 of that each second (50 at once, then 5 a second, by default). Past either,
 new connections from that address are closed at once. Loopback counts like any
-other address. (README, "Per-address limits".)
+other address. An address is one IPv4 address, or one IPv6 /64 prefix
+(``address_key``). (README, "Per-address limits".)
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from .flood import TokenBucket
 
 # At most one log line per address per this many seconds.
 LOG_INTERVAL = 10.0
+# One IPv6 subscriber gets a /64 at least (RFC 6177), and can pick any address
+# in it: IRC servers count IPv6 connections per /64 for that reason.
+IPV6_PREFIX = 64
+
+
+def address_key(address: str) -> str:
+    """What one peer cannot step out of by changing its address: an IPv4
+    address as it is, an IPv6 address as its /64 (an IPv4-mapped one as the
+    IPv4 address); anything that is not an IP address (a Unix socket's
+    empty name) as it is."""
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])  # a zone says which link
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
+    return str(ip)
 
 
 @dataclass
@@ -36,6 +57,7 @@ class AddressGate:
         log when one is due (at most one per address per LOG_INTERVAL)."""
         if self.max_open <= 0 or address is None:
             return True, None
+        address = address_key(address)
         entry = self._addresses.get(address)
         if entry is None:
             self._sweep(now)
@@ -58,7 +80,9 @@ class AddressGate:
         return False, line
 
     def release(self, address: str | None) -> None:
-        entry = self._addresses.get(address) if address is not None else None
+        if self.max_open <= 0 or address is None:
+            return
+        entry = self._addresses.get(address_key(address))
         if entry is not None:
             entry.open -= 1
 

@@ -32,6 +32,7 @@ from ..terminal_io import print_error, print_line, read_lines
 from . import early_signals
 from .admission import AddressGate
 from .broadcast import Broadcast
+from .flood import LineLedger
 from .listener import Backlog
 from .rules import LocalRules, Rules
 from .session import Session
@@ -126,6 +127,12 @@ class ChatServer:
         self.log = log
         self.ssl_context = ssl_context
         self.addresses = AddressGate(limits.max_per_address)
+        # Either number at 0 turns flood control off.
+        self.line_budgets = (
+            LineLedger(limits.flood_burst, limits.flood_rate)
+            if limits.flood_rate > 0 and limits.flood_burst > 0
+            else None
+        )
         self.sessions: set[Session] = set()
         # Sessions whose outbox is above its high-water mark (session.py).
         self.congested: set[Session] = set()
@@ -279,7 +286,7 @@ class ChatServer:
                 # The handshake happens on the session's first read, within the
                 # hello timeout; a peer that fails it is dropped silently.
                 stream = trio.SSLStream(stream, self.ssl_context, server_side=True)
-            session = Session(self, stream, channel)
+            session = Session(self, stream, channel, address)
             self.sessions.add(session)
             await session.run()
         finally:

@@ -30,6 +30,7 @@ from .. import wire
 from ..hub import Member
 from ..sanitize import clean
 from ..wire import FrameType, ProtocolError
+from .admission import address_key
 from .broadcast import Broadcast
 from .flood import TokenBucket
 
@@ -84,10 +85,17 @@ def coalesce(frames: list[wire.Payload]) -> list[wire.Payload]:
 
 
 class Session:
-    def __init__(self, server: ChatServer, stream: trio.abc.Stream, channel: str):
+    def __init__(
+        self,
+        server: ChatServer,
+        stream: trio.abc.Stream,
+        channel: str,
+        address: str | None = None,
+    ):
         self.server = server
         self.stream = stream
         self.channel = channel
+        self.address = address  # the peer's IP address, where it has one
         self.member: Member | None = None
         # Said hello; in a cluster its member exists once the log has the join.
         self.greeted = False
@@ -116,12 +124,10 @@ class Session:
         self._outbox, self._outbox_out = trio.open_memory_channel[wire.Payload](
             limits.outbox_frames
         )
-        # Either number at 0 turns flood control off.
-        self._lines = (
-            TokenBucket(limits.flood_burst, limits.flood_rate, trio.current_time())
-            if limits.flood_rate > 0 and limits.flood_burst > 0
-            else None
-        )
+        # The line budget, from the hello on (None: flood control is off), and
+        # what it is filed under in the server's ledger when the member goes.
+        self._lines: TokenBucket | None = None
+        self._budget_keys: tuple[str, ...] = ()
         self._held_back_since: float | None = None
         # Text frames collect here until the end of the scheduling round
         # (ChatServer.want_flush). Plain TCP then writes them all with one
@@ -339,6 +345,10 @@ class Session:
                     await self._read_loop()
                     nursery.cancel_scope.cancel()
         finally:
+            if self._lines is not None:
+                budgets = self.server.line_budgets
+                assert budgets is not None
+                budgets.remember(self._budget_keys, self._lines, trio.current_time())
             self.server.rules.drop(self)
             self.closing = True
             self._release_waiters()
@@ -424,6 +434,18 @@ class Session:
             if self.closing:
                 return
 
+    def _start_line_budget(self, username: str) -> None:
+        """The budget this member starts with: a full burst, unless its address
+        or its name left a spent one a moment ago (flood.LineLedger)."""
+        budgets = self.server.line_budgets
+        if budgets is None:
+            return
+        keys: tuple[str, ...] = ("name " + username,)
+        if self.address is not None:
+            keys += ("address " + address_key(self.address),)
+        self._budget_keys = keys
+        self._lines = budgets.bucket(keys, trio.current_time())
+
     async def _take_line_token(self) -> None:
         """Wait until the member's line budget allows one more line; disconnect
         it when it has been held back for ``flood_patience`` without a break."""
@@ -459,6 +481,7 @@ class Session:
                 raise ProtocolError(f"expected HELLO, got frame type {frame_type}")
             username = wire.parse_hello(payload)
             self.greeted = True
+            self._start_line_budget(username)
             server.rules.join(self, username)
             return
         if frame_type == FrameType.INPUT:
