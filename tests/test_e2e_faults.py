@@ -27,8 +27,12 @@ from .programs import CLIENT, SERVER, free_ports
 class RawPeer:
     """A client speaking the wire protocol from the test, frame by frame."""
 
-    def __init__(self, port: int, name: str, host: str = "127.0.0.1") -> None:
-        self.sock = socket.create_connection((host, port), timeout=DEADLINE)
+    def __init__(
+        self, port: int, name: str, host: str = "127.0.0.1", source: str | None = None
+    ) -> None:
+        """``source``: the address to connect from (the kernel's choice if None)."""
+        bind = None if source is None else (source, 0)
+        self.sock = socket.create_connection((host, port), timeout=DEADLINE, source_address=bind)
         self.sock.sendall(wire.encode_hello(name))
         self.decoder = wire.FrameDecoder()
         self.pending: list[tuple[int, bytes]] = []

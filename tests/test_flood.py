@@ -13,7 +13,7 @@ from trio_chat.server.admission import AddressGate, address_key
 from trio_chat.server.core import Limits
 from trio_chat.server.flood import LineLedger, TokenBucket
 
-from .harness import Harness, Peer, chat, eventually, running_server, srv
+from .harness import Harness, Peer, chat, eventually, running_server, settle, srv
 
 Clock = trio.testing.MockClock
 
@@ -166,19 +166,35 @@ async def test_either_number_at_zero_turns_flood_control_off(
 
 
 async def reconnect_loop(
-    harness: Harness, names: Callable[[int], str], addresses: Callable[[int], str], seconds: float
+    harness: Harness,
+    names: Callable[[int], str],
+    addresses: Callable[[int], str],
+    seconds: float,
+    overlap: bool = False,
 ) -> None:
     """Connect, send a burst's worth of lines, /quit, hang up, again, for
-    ``seconds``: each connection asks for a fresh burst."""
+    ``seconds``: each connection asks for a fresh burst. With ``overlap``
+    the next connection says hello before the last one has quit (under a
+    name with a "_" every other round: two members cannot share one)."""
+
+    def name(n: int) -> str:
+        return names(n) + "_" * (n % 2 if overlap else 0)
+
     burst = Limits().flood_burst
     end = trio.current_time() + seconds
     round_number = 0
+    peer = await harness.join(name(round_number), address=addresses(round_number))
     while trio.current_time() < end:
-        peer = await harness.join(names(round_number), address=addresses(round_number))
         for i in range(burst):
             await peer.say(f"spam {round_number}.{i}")
-        await peer.say("/quit")
-        await peer.wait_closed()
+        await settle()
+        last = peer
+        if overlap:
+            peer = await harness.join(name(round_number + 1), address=addresses(round_number + 1))
+        await last.say("/quit")
+        await last.wait_closed()
+        if not overlap:
+            peer = await harness.join(name(round_number + 1), address=addresses(round_number + 1))
         round_number += 1
 
 
@@ -192,19 +208,26 @@ async def reconnect_loop(
     ],
     ids=["same-name-and-address", "new-names", "new-addresses", "one-ipv6-64"],
 )
+@pytest.mark.parametrize("overlap", [False, True], ids=["one-at-a-time", "overlapping"])
 async def test_reconnecting_does_not_refill_the_line_budget(
-    autojump_clock: Clock, names: Callable[[int], str], addresses: Callable[[int], str]
+    autojump_clock: Clock,
+    names: Callable[[int], str],
+    addresses: Callable[[int], str],
+    overlap: bool,
 ) -> None:
     async with running_server() as harness:
         bob = await harness.join("bob", address="192.0.2.1")
         bob.take()
         seconds = 10.0
-        await reconnect_loop(harness, names, addresses, seconds)
+        await reconnect_loop(harness, names, addresses, seconds, overlap)
         spam = [line for line in bob.take() if "spam" in line]
         limits = Limits()
         # Without the ledger every connection delivered a whole burst: 10 lines
-        # a round, several rounds a second.
-        assert len(spam) <= limits.flood_burst + limits.flood_rate * (seconds + 1)
+        # a round, several rounds a second. Two connections open at once each
+        # refill at the rate (what --max-per-address bounds), but neither
+        # starts with a burst.
+        at_once = 2 if overlap else 1
+        assert len(spam) <= limits.flood_burst + at_once * limits.flood_rate * (seconds + 1)
         assert len(spam) >= limits.flood_rate * (seconds - 1)  # the rate still holds
 
 
@@ -226,29 +249,47 @@ async def test_other_addresses_and_names_keep_their_own_budgets(autojump_clock: 
 def test_ledger_keeps_what_a_member_left_with_until_it_refills() -> None:
     ledger = LineLedger(burst=10, rate=5.0)
     keys = ("name mallory", "address 10.0.0.7")
-    first = ledger.bucket(keys, now=0.0)
+    first = ledger.open(keys, now=0.0)
     for _ in range(10):
         assert first.take(0.0) == 0.0
-    ledger.remember(keys, first, now=0.0)
+    ledger.close(keys, first, now=0.0)
     # Either key alone finds the spent budget, refilled by the time since.
-    assert ledger.bucket(("name mallory",), now=0.4).level(0.4) == pytest.approx(2.0)
-    assert ledger.bucket(("address 10.0.0.7", "name x"), now=1.0).level(1.0) == pytest.approx(5.0)
-    assert ledger.bucket(("name bob",), now=0.0).level(0.0) == 10.0
+    assert ledger.open(("name mallory",), now=0.4).level(0.4) == pytest.approx(2.0)
+    assert ledger.open(("address 10.0.0.7", "name x"), now=1.0).level(1.0) == pytest.approx(5.0)
+    assert ledger.open(("name bob",), now=0.0).level(0.0) == 10.0
     # A member who comes and goes without spending keeps the low budget on file.
-    second = ledger.bucket(keys, now=0.2)
-    ledger.remember(keys, second, now=0.2)
-    assert ledger.bucket(keys, now=0.2).level(0.2) == pytest.approx(1.0)
-    # Refilled budgets are forgotten.
-    ledger.remember(keys, ledger.bucket(keys, now=5.0), now=5.0)
-    assert len(ledger) == 0
+    second = ledger.open(keys, now=0.2)
+    ledger.close(keys, second, now=0.2)
+    assert ledger.open(keys, now=0.2).level(0.2) == pytest.approx(1.0)
+
+
+def test_ledger_shares_the_budget_of_members_still_connected() -> None:
+    ledger = LineLedger(burst=10, rate=5.0)
+    first = ledger.open(("address 10.0.0.7", "name a"), now=0.0)
+    for _ in range(10):
+        first.take(0.0)
+    # Connecting again before the first one leaves finds the spent budget too.
+    second = ledger.open(("address 10.0.0.7", "name b"), now=0.2)
+    assert second.level(0.2) == pytest.approx(1.0)
+    third = ledger.open(("address 10.0.0.8", "name a"), now=0.2)
+    assert third.level(0.2) == pytest.approx(1.0)
+    assert ledger.open(("address 10.0.0.9", "name c"), now=0.2).level(0.2) == 10.0
+    for bucket, keys in (
+        (first, ("address 10.0.0.7", "name a")),
+        (second, ("address 10.0.0.7", "name b")),
+        (third, ("address 10.0.0.8", "name a")),
+    ):
+        ledger.close(keys, bucket, now=5.0)
+    assert len(ledger) == 0  # refilled: forgotten
 
 
 def test_ledger_forgets_refilled_budgets_as_it_grows() -> None:
     ledger = LineLedger(burst=2, rate=1.0)
     for n in range(100_000):
-        bucket = ledger.bucket((f"address {n}",), now=float(n))
+        keys = (f"address {n}",)
+        bucket = ledger.open(keys, now=float(n))
         bucket.take(float(n))
-        ledger.remember((f"address {n}",), bucket, now=float(n))
+        ledger.close(keys, bucket, now=float(n))
     assert len(ledger) < 2 * 1024  # only the last few seconds' budgets are kept
 
 

@@ -24,6 +24,8 @@ import trio
 from .. import wire
 from ..commands import parse_client_line, parse_console_line
 from ..hub import Effect, Hub, Member, Reschedule
+from ..server.admission import budget_keys
+from ..server.flood import LineLedger, TokenBucket
 from ..server.rules import OfferDecided, Peer
 from ..server.session import Session
 from ..text import stamp_at
@@ -115,6 +117,18 @@ class ClusterRules:
         self.applied_id = b"0-0"
         self.leaving = False
         self._room = trio.Event()
+        # Every member's line budget as the log sees it (in log time), so that
+        # a member who reconnects through another node, or someone from the
+        # same address or with the same name, starts from what was spent
+        # through any node (flood.LineLedger; README, "Flood control").
+        local_budgets = server.line_budgets
+        self._budgets = (
+            LineLedger(local_budgets.burst, local_budgets.rate)
+            if local_budgets is not None
+            else None
+        )
+        self._budget_of: dict[str, tuple[tuple[str, ...], TokenBucket]] = {}
+        self._log_now = 0.0  # the time of the entry being applied
 
     # ----- events from this node's connections -----
 
@@ -144,7 +158,7 @@ class ClusterRules:
         self._next_conn += 1
         session.conn_ref = f"{self.node}.{number}"
         self.local[number] = session
-        self._log("join", c=session.conn_ref, ch=session.channel, u=username)
+        self._log("join", c=session.conn_ref, ch=session.channel, u=username, a=session.address)
 
     def input(self, session: Session, line: str) -> None:
         self._log("in", c=session.conn_ref, l=line)
@@ -269,6 +283,7 @@ class ClusterRules:
             return  # a retried batch reached Redis twice
         self.log_seq[origin] = seq
         now = entry_time(entry_id)
+        self._log_now = now
         stamp = stamp_at(now)
         self.hub.stamp = lambda: stamp
         handler = getattr(self, "_on_" + str(event.get("k")), None)
@@ -292,9 +307,24 @@ class ClusterRules:
             self.members[ref] = member
             if isinstance(conn, Session):
                 conn.joined(member)
+            if self._budgets is not None:
+                address = event.get("a")
+                keys = budget_keys(str(event["u"]), None if address is None else str(address))
+                bucket = self._budgets.open(keys, now)
+                self._budget_of[ref] = (keys, bucket)
+                if isinstance(conn, Session):
+                    conn.lower_line_budget(bucket.level(now))
         self._effects(effects, here)
 
+    def _spend_line(self, ref: str, now: float) -> None:
+        """A line of ``ref``'s, in the log's budget (its own node held it back
+        already, so there is a token unless clocks disagree a little)."""
+        budget = self._budget_of.get(ref)
+        if budget is not None:
+            budget[1].take(now)
+
     def _on_in(self, event: dict[str, Any], now: float, here: bool) -> None:
+        self._spend_line(str(event["c"]), now)
         member = self.members.get(str(event["c"]))
         command = parse_client_line(str(event["l"]))
         if member is not None and command is not None:
@@ -324,6 +354,7 @@ class ClusterRules:
             self._effects(self.hub.console(command, now), here)
 
     def _on_offer(self, event: dict[str, Any], now: float, here: bool) -> None:
+        self._spend_line(str(event["c"]), now)
         member = self.members.get(str(event["c"]))
         target = None
         if member is not None:
@@ -386,6 +417,9 @@ class ClusterRules:
         """The member behind ``ref`` left the hub: call off its files."""
         member = self.members.pop(ref, None)
         self._progress_logged.pop(ref, None)
+        budget = self._budget_of.pop(ref, None)
+        if budget is not None and self._budgets is not None:
+            self._budgets.close(*budget, self._log_now)
         if member is not None and isinstance(member.conn, RemoteConn):
             peer = member.conn.peer
             if peer is not None:

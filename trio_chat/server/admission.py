@@ -38,6 +38,13 @@ def address_key(address: str) -> str:
     return str(ip)
 
 
+def budget_keys(username: str, address: str | None) -> tuple[str, ...]:
+    """What a member's line budget is filed under (flood.LineLedger)."""
+    if address is None:
+        return ("name " + username,)
+    return ("name " + username, "address " + address_key(address))
+
+
 @dataclass
 class _Address:
     bucket: TokenBucket

@@ -45,43 +45,45 @@ class TokenBucket:
 
 
 class LineLedger:
-    """The line budgets that members left with, by address and by name.
+    """Line budgets by what a peer cannot shed by reconnecting: its address
+    (IPv6 by /64, admission.address_key) and its name.
 
-    A member's bucket is its own while it is connected; when it goes, what is
-    left of it is written here under the member's address (IPv6 by /64,
-    admission.address_key) and its name, and a member who arrives with either
-    starts from the lowest of those budgets instead of a fresh burst. So
-    reconnecting buys nothing: a loop that connects, sends its burst and quits
-    gets the rate, not a burst per connection. An entry is forgotten once it
-    has refilled to a full burst (``burst / rate`` seconds at most, 2 s by
-    default), so the ledger holds only the recent, the spent budgets.
+    A member's bucket is opened here at its hello and closed when the rules
+    are done with it (or it hangs up). A bucket opened starts from the lowest
+    budget filed under its keys: those of members still connected with the
+    same address or name, and what members who went left, refilled by the time
+    since. So reconnecting buys nothing: a loop that connects, sends its burst
+    and quits gets the rate, not a burst per connection, however its
+    connections overlap. A closed budget is forgotten once it has refilled to
+    a whole burst (``burst / rate`` seconds at most, 2 s by default), so the
+    ledger holds only the open buckets and the recently spent ones.
     (README, "Flood control".)
     """
 
     def __init__(self, burst: float, rate: float) -> None:
         self.burst = burst
         self.rate = rate
+        self._open: dict[str, list[TokenBucket]] = {}
         self._left: dict[str, tuple[float, float]] = {}  # key: (tokens, stamp)
         self._sweep_at = SWEEP_FIRST
 
-    def bucket(self, keys: tuple[str, ...], now: float) -> TokenBucket:
-        """The bucket a member arriving with ``keys`` starts with."""
+    def open(self, keys: tuple[str, ...], now: float) -> TokenBucket:
+        """The bucket of a member arriving with ``keys``."""
         bucket = TokenBucket(self.burst, self.rate, now)
+        bucket.tokens = self._lowest(keys, now, self.burst)
         for key in keys:
-            left = self._left.get(key)
-            if left is not None:
-                tokens, stamp = left
-                bucket.tokens = min(bucket.tokens, tokens + (now - stamp) * self.rate)
+            self._open.setdefault(key, []).append(bucket)
         return bucket
 
-    def remember(self, keys: tuple[str, ...], bucket: TokenBucket, now: float) -> None:
-        """A member with ``keys`` went, leaving ``bucket`` as it is."""
-        tokens = bucket.level(now)
+    def close(self, keys: tuple[str, ...], bucket: TokenBucket, now: float) -> None:
+        """The member with ``keys`` went, leaving ``bucket`` as it is."""
         for key in keys:
-            left = self._left.get(key)
-            if left is not None:
-                tokens_then, stamp = left
-                tokens = min(tokens, tokens_then + (now - stamp) * self.rate)
+            buckets = self._open.get(key)
+            if buckets is not None and bucket in buckets:
+                buckets.remove(bucket)
+                if not buckets:
+                    del self._open[key]
+        tokens = self._lowest(keys, now, bucket.level(now), live=False)
         if tokens >= self.burst - EPSILON:
             for key in keys:
                 self._left.pop(key, None)
@@ -92,7 +94,19 @@ class LineLedger:
             self._sweep(now)
 
     def __len__(self) -> int:
+        """Keys with a spent budget on file (open buckets aside)."""
         return len(self._left)
+
+    def _lowest(self, keys: tuple[str, ...], now: float, tokens: float, live: bool = True) -> float:
+        for key in keys:
+            left = self._left.get(key)
+            if left is not None:
+                tokens_then, stamp = left
+                tokens = min(tokens, tokens_then + (now - stamp) * self.rate)
+            if live:
+                for bucket in self._open.get(key, ()):
+                    tokens = min(tokens, bucket.level(now))
+        return tokens
 
     def _sweep(self, now: float) -> None:
         """Forget the budgets that have refilled; amortised, the table is swept

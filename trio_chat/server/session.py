@@ -30,7 +30,7 @@ from .. import wire
 from ..hub import Member
 from ..sanitize import clean
 from ..wire import FrameType, ProtocolError
-from .admission import address_key
+from .admission import budget_keys
 from .broadcast import Broadcast
 from .flood import TokenBucket
 
@@ -268,6 +268,7 @@ class Session:
         """Send what is queued, then a BYE, then close; the rules are done with it."""
         if self.closing:
             return
+        self._close_line_budget()
         bye = wire.encode_bye(status, reason)
         self._hand_pending_to_writer()
         if self.closing:
@@ -345,10 +346,7 @@ class Session:
                     await self._read_loop()
                     nursery.cancel_scope.cancel()
         finally:
-            if self._lines is not None:
-                budgets = self.server.line_budgets
-                assert budgets is not None
-                budgets.remember(self._budget_keys, self._lines, trio.current_time())
+            self._close_line_budget()
             self.server.rules.drop(self)
             self.closing = True
             self._release_waiters()
@@ -440,18 +438,32 @@ class Session:
         budgets = self.server.line_budgets
         if budgets is None:
             return
-        keys: tuple[str, ...] = ("name " + username,)
-        if self.address is not None:
-            keys += ("address " + address_key(self.address),)
-        self._budget_keys = keys
-        self._lines = budgets.bucket(keys, trio.current_time())
+        self._budget_keys = budget_keys(username, self.address)
+        self._lines = budgets.open(self._budget_keys, trio.current_time())
+
+    def lower_line_budget(self, tokens: float) -> None:
+        """The cluster's ledger knows of a lower budget for this member's
+        address or name (spent through another node)."""
+        if self._lines is not None:
+            now = trio.current_time()
+            self._lines.tokens = min(self._lines.level(now), tokens)
+            self._lines.stamp = now
+
+    def _close_line_budget(self) -> None:
+        """File what is left of the budget: at the finish, before the BYE goes
+        out (a client that reconnects at once must find it), or at the end."""
+        budgets = self.server.line_budgets
+        if self._lines is not None and budgets is not None:
+            budgets.close(self._budget_keys, self._lines, trio.current_time())
+            self._lines = None
 
     async def _take_line_token(self) -> None:
         """Wait until the member's line budget allows one more line; disconnect
         it when it has been held back for ``flood_patience`` without a break."""
-        assert self._lines is not None
+        lines = self._lines  # (set to None if the member finishes meanwhile)
+        assert lines is not None
         now = trio.current_time()
-        wait = self._lines.take(now)
+        wait = lines.take(now)
         if not wait:
             self._held_back_since = None
             return
@@ -471,7 +483,7 @@ class Session:
         # Not reading meanwhile: TCP holds the flooder back, nothing piles up here.
         while wait:
             await trio.sleep(wait)
-            wait = self._lines.take(trio.current_time())
+            wait = lines.take(trio.current_time())
 
     def _handle(self, frame: wire.Frame) -> None:
         server = self.server
