@@ -155,8 +155,8 @@ def run_workers(arguments: argparse.Namespace, argv: list[str]) -> int:
     embedded: EmbeddedRedis | None = None
     url = arguments.redis
     if url is None:
-        embedded = EmbeddedRedis(dies_with_parent=True)
         try:
+            embedded = EmbeddedRedis(dies_with_parent=True)
             embedded.start()
         except (RedisUnavailable, OSError) as error:
             print_error(PROGRAM, f"cannot start the private redis-server: {error}")
