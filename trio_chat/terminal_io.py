@@ -7,7 +7,7 @@ in ``os.read`` at exit holds no interpreter lock (a buffered ``sys.stdin`` would
 
 A program started with one of them closed (``>&-``) gets /dev/null in its place
 before it opens anything (``open_standard_streams``): otherwise the first socket
-it opens takes that number, and the server's log or the client's prompts would
+it opens takes that number, and the server's log or the client's notes would
 be written into a listening socket or a connection.
 """
 
