@@ -254,3 +254,43 @@ def test_a_thousand_channels_under_the_common_open_file_limit(tmp_path: Path) ->
         server.wait(DEADLINE)
         assert "Address already in use" in first, first
     raise AssertionError("no free ports in 5 tries")
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_out_of_descriptors_the_server_serves_its_clients_summarizes_and_recovers(
+    tmp_path: Path,
+) -> None:
+    with cluster(tmp_path, server_options=("--max-per-address", "0")) as chat:
+        alice = chat.join("alice", "random")
+        bob = chat.join("bob", "random")
+        pid = chat.server.process.pid
+        limits = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        # Room for four more connections, then every accept fails (EMFILE).
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (open_fds(pid) + 4, limits[1]))
+        # The kernel completes them all; the server can take only four.
+        peers = [RawPeer(chat.ports["general"], f"u{i}") for i in range(12)]
+        assert chat.server.wait_stderr("cannot accept new connections (EMFILE")
+        alice.type("still here")  # the connections the server has are served
+        bob.expect("[alice (<time>)] still here")
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, limits)  # descriptors come back
+        assert chat.server.wait_stderr("accepting new connections again")
+        for peer in peers:  # every one that waited was taken: welcomed or queued
+            assert peer.next_frame(FrameType.LINE)
+            peer.close()
+        carol = chat.client("carol", "help")
+        carol.expect(srv("Welcome to the help channel, carol."))
+        chat.shutdown()
+        assert "Traceback" not in chat.server.stderr
+        # A summary, not a traceback per port every 0.1 s: the first line, at
+        # most one per 10 s while it lasts (test_listener.py counts them), the end.
+        said = [line for line in chat.server.stderr.splitlines() if "accept" in line]
+        assert said[0].startswith("trio-chat-server: cannot accept new connections (EMFILE")
+        assert said[-1].startswith("trio-chat-server: accepting new connections again, after ")
+        summaries = tuple(
+            f"trio-chat-server: {start}"
+            for start in ("cannot accept new", "still cannot accept new", "accepting new")
+        )
+        assert all(line.startswith(summaries) for line in said), said

@@ -1,16 +1,22 @@
 """A channel's listener takes the whole backlog when it wakes
-(trio_chat/server/listener.py), so clients connecting together share rounds."""
+(trio_chat/server/listener.py), so clients connecting together share rounds;
+accepts that fail for want of descriptors are summarized (accept_log.py)."""
 
 from __future__ import annotations
 
+import errno
+import logging
 import socket
 from functools import partial
 
 import trio
+import trio.testing
 
 from trio_chat import wire
 from trio_chat.config import ChannelConfig
 from trio_chat.hub import Hub
+from trio_chat.server import accept_log
+from trio_chat.server.accept_log import QUIET, AcceptFailures
 from trio_chat.server.core import ChatServer
 from trio_chat.server.listener import BATCH, Backlog, BacklogListener
 
@@ -128,3 +134,44 @@ async def test_serve_listeners_serves_every_connection_of_a_burst() -> None:
     assert sorted(served) == sorted(b"%d" % index for index in range(200))
     for client in clients:
         client.close()
+
+
+def test_failed_accepts_make_one_line_when_they_begin_and_one_per_interval() -> None:
+    failures = AcceptFailures(interval=10.0)
+    lines = [failures.failed("EMFILE: Too many open files", 100.0 + i / 10) for i in range(250)]
+    said = [(i, line) for i, line in enumerate(lines) if line is not None]
+    assert [i for i, _ in said] == [0, 100, 200]  # 0.1 s apart: at 100 s, 110 s, 120 s
+    assert said[0][1].startswith("cannot accept new connections (EMFILE: Too many open files)")
+    assert said[1][1] == (
+        "still cannot accept new connections (EMFILE: Too many open files): "
+        "100 more failed accepts in the last 10 s"
+    )
+    assert failures.over() == (
+        "accepting new connections again, after 250 failed accepts in 24.9 s"
+    )
+    # A new run of failures is said at once again.
+    assert failures.failed("EMFILE: Too many open files", 500.0) is not None
+
+
+async def test_trios_accept_records_become_a_summary_and_an_end(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The records trio.serve_listeners sends when accept fails for want of
+    descriptors (its documented logger), summarized on the server's log."""
+    said: list[str] = []
+    accept_log.install(said.append)
+    trio_logger = logging.getLogger(accept_log.TRIO_LOGGER)
+    try:
+        for _ in range(30):  # trio retries every 0.1 s
+            try:
+                raise OSError(errno.EMFILE, "Too many open files")
+            except OSError:
+                trio_logger.error("accept returned EMFILE", exc_info=True)
+            await trio.sleep(0.1)
+        assert len(said) == 1 and said[0].startswith("cannot accept new connections (EMFILE")
+        await trio.sleep(QUIET)  # no more failures: they are over
+        await trio.testing.wait_all_tasks_blocked()
+        assert said[1:] == ["accepting new connections again, after 30 failed accepts in 2.9 s"]
+    finally:
+        accept_log.remove()
+    assert trio_logger.propagate and not trio_logger.handlers

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..arguments import ExitOneParser, parse_decimal
 from ..names import username_problem
-from ..terminal_io import print_error
+from ..terminal_io import open_standard_streams, print_error
 from ..wire import encode_hello
 from . import PROGRAM
 
@@ -95,6 +95,9 @@ def _is_interrupt(error: BaseException) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before the connection takes a number (behaviour.md, "Standard output and
+    # standard error"): a closed stdin, stdout or stderr is /dev/null.
+    open_standard_streams()
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     if not os.path.isdir(arguments.download_dir):
         print_error(PROGRAM, f"download directory {arguments.download_dir!r} is not a directory")

@@ -1,5 +1,6 @@
 """A private redis-server for ``--workers`` without ``--redis``: on a Unix
-socket in a temporary directory, gone when the workers are."""
+socket in a temporary directory, gone when the workers are (with
+``dies_with_parent``, even when they are killed: lifeline.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from .lifeline import DirectoryKeeper, die_with_this_process
 
 START_TIMEOUT = 10.0
 
@@ -34,13 +37,30 @@ def redis_server_binary() -> str:
 
 class EmbeddedRedis:
     """``keep_data`` writes an append-only file, so a ``restart`` keeps the data
-    (the tests restart Redis under a running cluster)."""
+    (the tests restart Redis under a running cluster). ``dies_with_parent``
+    (the supervisor's): the server gets SIGKILL when this process ends, and
+    the directory is removed then, however this process ends; the server is
+    also kept out of the terminal's reach, so Ctrl-C there stops the nodes
+    (through this process) before it."""
 
-    def __init__(self, keep_data: bool = False, prefix: str = "trio-chat-redis-") -> None:
+    def __init__(
+        self,
+        keep_data: bool = False,
+        prefix: str = "trio-chat-redis-",
+        dies_with_parent: bool = False,
+    ) -> None:
         # A short path: Unix socket paths are limited to about 100 bytes.
         self.directory = Path(tempfile.mkdtemp(prefix=prefix))
+        self.keeper: DirectoryKeeper | None = None
+        if dies_with_parent:
+            try:
+                self.keeper = DirectoryKeeper(self.directory)
+            except OSError:
+                shutil.rmtree(self.directory, ignore_errors=True)
+                raise
         self.socket = self.directory / "redis.sock"
         self.keep_data = keep_data
+        self.dies_with_parent = dies_with_parent
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,6 +82,8 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            preexec_fn=die_with_this_process() if self.dies_with_parent else None,
+            start_new_session=self.dies_with_parent,
         )  # fmt: skip
         assert self.process.stderr is not None
         # Read only if it fails at once; a running server writes nothing there
@@ -105,3 +127,5 @@ class EmbeddedRedis:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+        if self.keeper is not None:
+            self.keeper.release()

@@ -4,6 +4,14 @@ This process starts them (and, without ``--redis``, a private redis-server),
 passes console lines to one of them (any node's console acts on the whole
 cluster), passes SIGINT and SIGTERM on to all of them, and ends when they
 all have. It never imports trio: it only waits.
+
+Everything it starts dies with it, even if it is killed with SIGKILL
+(lifeline.py). If the private redis-server dies, the cluster's shared state
+(which it kept in memory only) is gone, and the nodes would keep their clients
+connected with nothing ever delivered again: so this process stops them all
+(their clients see the connection close), says why on stderr and exits 1.
+(Restarting it would hand the nodes an empty Redis that none of them could
+trust.)
 """
 
 from __future__ import annotations
@@ -20,8 +28,11 @@ from types import FrameType
 from ..server.cli import PROGRAM
 from ..terminal_io import print_error
 from .embedded import EmbeddedRedis, RedisUnavailable
+from .lifeline import die_with_this_process
 
 START_TIMEOUT = 30.0
+# Seconds the nodes have to stop after SIGTERM before they get SIGKILL.
+STOP_TIMEOUT = 10.0
 
 
 def _node_arguments(argv: Sequence[str]) -> list[str]:
@@ -48,13 +59,17 @@ class Workers:
         self._lock = threading.Condition()
 
     def start(self) -> None:
+        # Every child before any thread (lifeline.py).
         for _ in range(self.count):
-            child = subprocess.Popen(
-                [sys.executable, "-m", "trio_chat.server", *self.argv],
-                stdin=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+            self.children.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "trio_chat.server", *self.argv],
+                    stdin=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    preexec_fn=die_with_this_process(),
+                )
             )
-            self.children.append(child)
+        for child in self.children:
             threading.Thread(target=self._pass_stderr, args=(child,), daemon=True).start()
 
     def _pass_stderr(self, child: subprocess.Popen[bytes]) -> None:
@@ -99,17 +114,49 @@ class Workers:
             if child.poll() is None:
                 child.send_signal(signum)
 
-    def wait_all(self) -> None:
+    def wait_all(self, redis: subprocess.Popen[bytes] | None = None) -> int:
+        """Until every node has ended: 0; or 1 once ``redis`` (the private
+        redis-server) has ended first, and the nodes are stopped."""
         while any(child.poll() is None for child in self.children):
+            if redis is not None and redis.poll() is not None:
+                print_error(
+                    PROGRAM,
+                    f"the private redis-server {ended(redis.returncode)}, and the cluster's "
+                    "shared state with it: stopping the workers",
+                )
+                self.stop()
+                return 1
             time.sleep(0.05)
+        return 0
+
+    def stop(self) -> None:
+        """SIGTERM to every node, SIGKILL to those still running after STOP_TIMEOUT."""
+        self.signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for child in self.children:
+            try:
+                child.wait(max(deadline - time.monotonic(), 0.0))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def ended(status: int) -> str:
+    """How a child ended, from its ``returncode``."""
+    if status >= 0:
+        return f"exited with status {status}"
+    try:
+        return f"was killed by {signal.Signals(-status).name}"
+    except ValueError:
+        return f"was killed by signal {-status}"
 
 
 def run_workers(arguments: argparse.Namespace, argv: list[str]) -> int:
     embedded: EmbeddedRedis | None = None
     url = arguments.redis
     if url is None:
-        embedded = EmbeddedRedis()
         try:
+            embedded = EmbeddedRedis(dies_with_parent=True)
             embedded.start()
         except (RedisUnavailable, OSError) as error:
             print_error(PROGRAM, f"cannot start the private redis-server: {error}")
@@ -129,14 +176,12 @@ def run_workers(arguments: argparse.Namespace, argv: list[str]) -> int:
     try:
         workers.start()
         if not workers.wait_listening():
-            workers.signal_all(signal.SIGTERM)
-            workers.wait_all()
+            workers.stop()
             print_error(PROGRAM, "the workers did not all start; stopped them")
             return 1
         print_error(PROGRAM, f"{arguments.workers} workers listening, sharing {url}")
         threading.Thread(target=workers.pass_console, daemon=True).start()
-        workers.wait_all()
-        return 0
+        return workers.wait_all(embedded.process if embedded is not None else None)
     finally:
         if embedded is not None:
             embedded.close()

@@ -25,7 +25,7 @@ from ..arguments import (
     web_address,
 )
 from ..config import ChannelConfig, ConfigError, load_config
-from ..terminal_io import print_error
+from ..terminal_io import open_standard_streams, print_error
 from . import early_signals
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs this path ~5 ms, and a
@@ -242,6 +242,9 @@ def raise_open_file_limit() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before anything opens a file or a socket (behaviour.md, "Standard output
+    # and standard error"): a closed stdin, stdout or stderr is /dev/null.
+    open_standard_streams()
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     early_signals.install()
     try:

@@ -13,6 +13,7 @@ import trio
 
 from ..config import ChannelConfig
 from ..hub import Hub
+from . import accept_log
 from .core import ChatServer, Limits
 from .listener import Backlog, BacklogListener
 from .output import LineWriter
@@ -22,18 +23,26 @@ if TYPE_CHECKING:
 
 
 def open_output() -> tuple[LineWriter, LineWriter]:
-    """stdout and stderr writers that never block the event loop."""
+    """stdout and stderr writers that never block the event loop; trio's
+    reports of failed accepts go to stderr through it, summarized."""
     sys.stdout.flush()
     sys.stderr.flush()
     errors = LineWriter(sys.stderr.fileno(), "stderr")
     output = LineWriter(sys.stdout.fileno(), "stdout", on_drop=errors)
+    accept_log.install(log_to(errors))
     return output, errors
 
 
 def close_output(output: LineWriter, errors: LineWriter) -> None:
+    accept_log.remove()
     # Every line printed so far goes out, unless nobody reads the stream.
     output.close(timeout=2.0)
     errors.close(timeout=1.0)
+
+
+def log_to(errors: LineWriter) -> Callable[[str], None]:
+    """The server's log: a line on stderr, named."""
+    return lambda text: errors.write(f"trio-chat-server: {text}")
 
 
 def make_server(
@@ -55,7 +64,7 @@ def make_server(
         ),
         ssl_context=ssl_context,
         out=output.write,
-        log=lambda text: errors.write(f"trio-chat-server: {text}"),
+        log=log_to(errors),
     )
 
 
