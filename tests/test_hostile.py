@@ -35,6 +35,12 @@ BAD_BYTES = {
     "unknown frame type": wire.encode(99, b"x"),
     "second hello": wire.encode_hello("again"),
     "line over limit": wire.encode(FrameType.INPUT, b"x" * (wire.MAX_LINE_BYTES + 1)),
+    # Only the header of these: refused before a byte of the payload is read.
+    "huge line announced": wire.HEADER.pack(wire.MAX_PAYLOAD, FrameType.INPUT),
+    "huge offer announced": wire.HEADER.pack(wire.MAX_CONTROL_PAYLOAD + 1, FrameType.SEND_OFFER),
+    "huge acknowledgement announced": wire.HEADER.pack(
+        wire.MAX_CONTROL_PAYLOAD + 1, FrameType.FILE_ACK
+    ),
 }
 
 

@@ -36,6 +36,27 @@ def test_oversize_header_is_refused_before_the_body_arrives() -> None:
         decoder.feed(wire.HEADER.pack(11, FrameType.INPUT))
 
 
+def test_a_servers_decoder_refuses_large_frames_but_file_chunks_at_the_header() -> None:
+    """Only a file chunk may be large; the rest is refused from its header
+    alone, however the header is split."""
+    for frame_type in (FrameType.HELLO, FrameType.INPUT, FrameType.SEND_OFFER, FrameType.FILE_ACK):
+        with pytest.raises(ProtocolError):
+            FrameDecoder(max_control=100).feed(wire.HEADER.pack(101, frame_type))
+        decoder = FrameDecoder(max_control=100)
+        assert decoder.feed(wire.HEADER.pack(100, frame_type)) == []  # at the limit: waits
+        decoder = FrameDecoder(max_control=100)
+        decoder.feed(wire.HEADER.pack(101, frame_type)[:4])
+        with pytest.raises(ProtocolError):
+            decoder.feed(bytes([frame_type]))
+    decoder = FrameDecoder(max_control=100)
+    chunk = wire.encode(FrameType.FILE_DATA, b"x" * wire.LARGE_FRAME)
+    assert decoder.feed(chunk[:7]) == []
+    space = decoder.frame_space()
+    assert space is not None
+    space[:] = chunk[7:]
+    assert [frame.type for frame in decoder.filled(len(space))] == [FrameType.FILE_DATA]
+
+
 def test_hello_must_name_our_protocol() -> None:
     assert wire.parse_hello(b"trio-chat/1 bob") == "bob"
     with pytest.raises(ProtocolError):

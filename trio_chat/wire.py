@@ -32,6 +32,12 @@ MAX_PAYLOAD = CHUNK_SIZE + 1024
 LARGE_FRAME = 64 * 1024
 # One line typed at stdin: generous for people, small for a hostile peer.
 MAX_LINE_BYTES = MAX_INPUT_LINE
+# Any frame a client sends but a file chunk (a hello, a typed line, an offer,
+# a transfer's small frames) fits in this; a server refuses a header that
+# announces more before it buffers a byte of the payload. The largest is an
+# offer: a typed path and its file name, JSON-escaped (up to three bytes for
+# each byte of UTF-8), 48 KiB at most.
+MAX_CONTROL_PAYLOAD = 64 * 1024
 
 
 class FrameType(IntEnum):
@@ -215,21 +221,26 @@ class Frame(NamedTuple):
     raw: memoryview  # the whole frame, header included, for relaying unchanged
 
 
-def _check_length(length: int, max_payload: int) -> None:
-    if length > max_payload:
-        raise ProtocolError(f"frame of {length} bytes exceeds the limit of {max_payload}")
+def _check_length(length: int, frame_type: int, max_payload: int, max_control: int) -> None:
+    limit = max_payload if frame_type == FrameType.FILE_DATA else min(max_control, max_payload)
+    if length > limit:
+        raise ProtocolError(
+            f"frame of type {frame_type} and {length} bytes exceeds the limit of {limit}"
+        )
 
 
 def _whole_frames(
-    view: memoryview, start: int, end: int, max_payload: int
+    view: memoryview, start: int, end: int, max_payload: int, max_control: int
 ) -> tuple[list[Frame], int, int]:
     """The whole frames in ``view[start:end]``, where the rest begins, and the
     size of the frame (or header) that rest begins. ProtocolError as soon as
-    a header announces more than ``max_payload`` bytes."""
+    a header announces more than ``max_payload`` bytes, or more than
+    ``max_control`` for anything but a file chunk."""
     frames: list[Frame] = []
     while end - start >= HEADER.size:
         length, frame_type = HEADER.unpack_from(view, start)
-        _check_length(length, max_payload)
+        if length > max_control:
+            _check_length(length, frame_type, max_payload, max_control)
         body = start + HEADER.size
         if end - body < length:
             return frames, start, HEADER.size + length
@@ -247,14 +258,16 @@ class FrameDecoder:
     whole yet is copied out of the joined piece: keeping a view of it instead
     measured no faster in bench/transfer.py). Raises ProtocolError as soon as a header
     announces more than ``max_payload`` bytes, so a hostile peer cannot make us
-    buffer an unbounded frame.
+    buffer an unbounded frame; with ``max_control`` (a server's), as soon as
+    one announces more than that for anything but a file chunk.
     """
 
-    def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
+    def __init__(self, max_payload: int = MAX_PAYLOAD, max_control: int | None = None) -> None:
         self._pieces: list[bytes] = []
         self._held = 0
         self._needed = HEADER.size  # bytes that complete the next frame (or header)
         self._max_payload = max_payload
+        self._max_control = max_payload if max_control is None else max_control
         self._frame: bytearray | None = None  # a large frame arriving in place (frame_space)
         self._filled = 0
 
@@ -271,7 +284,7 @@ class FrameDecoder:
         pieces = self._pieces
         blob = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         frames, start, self._needed = _whole_frames(
-            memoryview(blob), 0, len(blob), self._max_payload
+            memoryview(blob), 0, len(blob), self._max_payload, self._max_control
         )
         end = len(blob)
         rest = blob[start:] if start < end else b""
@@ -295,10 +308,11 @@ class FrameDecoder:
                 return None
             first = self._pieces[0]
             header = first if len(first) >= HEADER.size else b"".join(self._pieces)
-            length, _ = HEADER.unpack_from(header)
+            length, frame_type = HEADER.unpack_from(header)
+            if length > self._max_control:
+                _check_length(length, frame_type, self._max_payload, self._max_control)
             if HEADER.size + length < at_least:
                 return None
-            _check_length(length, self._max_payload)
             frame = bytearray(HEADER.size + length)
             for piece in self._pieces:
                 frame[self._filled : self._filled + len(piece)] = piece
@@ -395,7 +409,7 @@ class FrameReader:
         """``count`` bytes arrived in the space just given: the frames they complete."""
         self._end += count
         frames, self._start, _ = _whole_frames(
-            self._buffers[self._current], self._start, self._end, self._max_payload
+            self._buffers[self._current], self._start, self._end, self._max_payload, self._max_payload
         )
         return frames
 

@@ -369,7 +369,7 @@ class Session:
         return self.server.rules.local_deadline(self.member.afk_deadline)
 
     async def _read_loop(self) -> None:
-        decoder = wire.FrameDecoder()
+        decoder = wire.FrameDecoder(max_control=wire.MAX_CONTROL_PAYLOAD)
         # On a plain socket, the rest of a file chunk is received in place.
         sock = self.stream.socket if isinstance(self.stream, trio.SocketStream) else None
         self.hello_deadline = trio.current_time() + self.server.limits.hello_timeout
