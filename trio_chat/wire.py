@@ -408,8 +408,9 @@ class FrameReader:
     def received(self, count: int) -> list[Frame]:
         """``count`` bytes arrived in the space just given: the frames they complete."""
         self._end += count
+        limit = self._max_payload  # a client takes any frame up to it
         frames, self._start, _ = _whole_frames(
-            self._buffers[self._current], self._start, self._end, self._max_payload, self._max_payload
+            self._buffers[self._current], self._start, self._end, limit, limit
         )
         return frames
 
