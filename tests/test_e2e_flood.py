@@ -65,3 +65,35 @@ def test_a_reconnecting_flooder_gets_the_rate_not_a_burst_a_connection(
         # several rounds a second); now the rate holds across connections.
         assert len(spam) <= BURST + RATE * (elapsed + 1), (len(spam), elapsed)
         chat.shutdown()
+
+
+def closed_at_once(peer: RawPeer) -> bool:
+    """Whether the server hangs up without a word (refused before the hello)."""
+    try:
+        return peer.sock.recv(1 << 16) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_the_per_address_limit_is_the_clusters_not_each_nodes(tmp_path: Path) -> None:
+    with cluster(tmp_path, nodes=2, server_options=("--max-per-address", "3")) as chat:
+        port = chat.ports["general"]
+        first = [RawPeer(port, f"a{i}", chat.hosts[0]) for i in range(2)]
+        for peer in first:
+            peer.next_frame(FrameType.LINE)  # welcome: members, in the log
+        third = RawPeer(port, "b0", chat.hosts[1])
+        third.next_frame(FrameType.LINE)
+        # Node 2 holds one, node 1 two: a fourth from this address goes,
+        # whichever node it reaches.
+        for host in chat.hosts:
+            assert closed_at_once(RawPeer(port, "b1", host))
+        first[0].send(wire.encode_input("/quit"))
+        # Once node 2 has seen a0 leave, there is room there again.
+        while b"a0 has left the channel." not in third.next_frame(FrameType.LINE):
+            pass
+        first[0].close()
+        fourth = RawPeer(port, "b2", chat.hosts[1])
+        fourth.next_frame(FrameType.LINE)
+        for peer in (*first[1:], third, fourth):
+            peer.close()
+        chat.shutdown()

@@ -24,7 +24,7 @@ import trio
 from .. import wire
 from ..commands import parse_client_line, parse_console_line
 from ..hub import Effect, Hub, Member, Reschedule
-from ..server.admission import budget_keys
+from ..server.admission import address_key, budget_keys
 from ..server.flood import LineLedger, TokenBucket
 from ..server.rules import OfferDecided, Peer
 from ..server.session import Session
@@ -129,6 +129,10 @@ class ClusterRules:
         )
         self._budget_of: dict[str, tuple[tuple[str, ...], TokenBucket]] = {}
         self._log_now = 0.0  # the time of the entry being applied
+        # Other nodes' members by address (admission.address_key), for the
+        # per-address limit: it is the cluster's, not each node's.
+        self._address_of: dict[str, str] = {}
+        self._elsewhere: dict[str, int] = {}
 
     # ----- events from this node's connections -----
 
@@ -223,6 +227,9 @@ class ClusterRules:
     def file_delivered(self, sender: Peer, target_name: str, path: str) -> None:
         self._log("xd", c=_ref(sender), t=target_name, p=path)
 
+    def connected_elsewhere(self, address: str) -> int:
+        return self._elsewhere.get(address, 0)
+
     def local_deadline(self, when: float) -> float:
         if math.isinf(when):
             return when
@@ -307,8 +314,11 @@ class ClusterRules:
             self.members[ref] = member
             if isinstance(conn, Session):
                 conn.joined(member)
+            address = event.get("a")
+            if address is not None and not here:
+                key = self._address_of[ref] = address_key(str(address))
+                self._elsewhere[key] = self._elsewhere.get(key, 0) + 1
             if self._budgets is not None:
-                address = event.get("a")
                 keys = budget_keys(str(event["u"]), None if address is None else str(address))
                 bucket = self._budgets.open(keys, now)
                 self._budget_of[ref] = (keys, bucket)
@@ -420,6 +430,13 @@ class ClusterRules:
         budget = self._budget_of.pop(ref, None)
         if budget is not None and self._budgets is not None:
             self._budgets.close(*budget, self._log_now)
+        address = self._address_of.pop(ref, None)
+        if address is not None:
+            left = self._elsewhere[address] - 1
+            if left:
+                self._elsewhere[address] = left
+            else:
+                del self._elsewhere[address]
         if member is not None and isinstance(member.conn, RemoteConn):
             peer = member.conn.peer
             if peer is not None:

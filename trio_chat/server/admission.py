@@ -11,6 +11,7 @@ other address. An address is one IPv4 address, or one IPv6 /64 prefix
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .flood import TokenBucket
@@ -59,9 +60,13 @@ class AddressGate:
     _addresses: dict[str, _Address] = field(default_factory=dict)
     _new_since_sweep: int = 0
 
-    def admit(self, address: str | None, now: float) -> tuple[bool, str | None]:
+    def admit(
+        self, address: str | None, now: float, elsewhere: Callable[[str], int] | None = None
+    ) -> tuple[bool, str | None]:
         """Whether a new connection from ``address`` may stay, and a line for the
-        log when one is due (at most one per address per LOG_INTERVAL)."""
+        log when one is due (at most one per address per LOG_INTERVAL).
+        ``elsewhere``: how many connections from an address (as address_key
+        gives it) other nodes of a cluster hold, which count too."""
         if self.max_open <= 0 or address is None:
             return True, None
         address = address_key(address)
@@ -71,8 +76,9 @@ class AddressGate:
             entry = self._addresses[address] = _Address(
                 TokenBucket(self.max_open, self.max_open / 10, now)
             )
-        if entry.open >= self.max_open:
-            why = f"{entry.open} connections open, the limit is {self.max_open}"
+        held = entry.open + (elsewhere(address) if elsewhere is not None else 0)
+        if held >= self.max_open:
+            why = f"{held} connections open, the limit is {self.max_open}"
         elif entry.bucket.take(now) > 0:
             why = f"more than {self.max_open / 10:g} new connections a second"
         else:

@@ -275,7 +275,9 @@ class ChatServer:
         web = address is not None
         if not web:
             address = peer_address(stream)
-        admitted, complaint = self.addresses.admit(address, trio.current_time())
+        admitted, complaint = self.addresses.admit(
+            address, trio.current_time(), self.rules.connected_elsewhere
+        )
         if complaint is not None:
             self.log(complaint)
         if not admitted:

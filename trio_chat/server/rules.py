@@ -61,6 +61,7 @@ class Rules(Protocol):
     def file_delivered(self, sender: Peer, target_name: str, path: str) -> None: ...
     def local_deadline(self, when: float) -> float: ...
     def foreign_transfer_frame(self, session: Session, ident: int, frame: wire.Frame) -> None: ...
+    def connected_elsewhere(self, address: str) -> int: ...  # other nodes' members from it
 
     @property
     def backlogged(self) -> bool: ...  # events wait to reach the cluster's log: readers pause
@@ -142,6 +143,9 @@ class LocalRules:
 
     def local_deadline(self, when: float) -> float:
         return when
+
+    def connected_elsewhere(self, address: str) -> int:
+        return 0  # there is no elsewhere
 
     def foreign_transfer_frame(self, session: Session, ident: int, frame: wire.Frame) -> None:
         """A file frame for a transfer this process does not relay: a stale
