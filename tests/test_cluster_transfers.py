@@ -148,6 +148,7 @@ def test_a_file_announced_but_not_begun_is_called_off_when_the_senders_node_dies
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     with cluster(tmp_path, nodes=2, server_options=AFK) as chat:
+        assert chat.redis is not None
         bob = chat.client("bob", "general", "--download-dir", str(downloads), node=1)
         chat.server.expect(srv("bob has joined the general channel."))
         mallory = RawPeer(chat.ports["general"], "mallory", host=chat.hosts[0])
@@ -169,16 +170,27 @@ def test_a_file_announced_but_not_begun_is_called_off_when_the_senders_node_dies
         mallory.close()
         chat.server.expect_soon(srv("bob went AFK."))
         join_and_count(chat, "carol", node=1, members=1)
-        assert not chat.redis.exists(keys.data(node_number(dead)))  # type: ignore[union-attr]
+        assert not chat.redis.exists(keys.data(node_number(dead)))
         nodes_of(chat)[1].type("/shutdown")
         assert nodes_of(chat)[1].wait_exit() == 0
 
 
-@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "left"])
+@pytest.mark.parametrize(
+    ("stop", "size"),
+    [
+        (signal.SIGKILL, 8 * wire.SEND_WINDOW),
+        # It leaves while the sender's node is held up (stopped): that node
+        # learns of it only after the leaver has deleted its own keys.
+        (signal.SIGTERM, 8 * wire.SEND_WINDOW),
+        # All sent (nothing to send), the receiver's answer still to come.
+        (signal.SIGKILL, 0),
+    ],
+    ids=["killed", "left", "killed-before-the-answer"],
+)
 def test_a_receivers_node_goes_and_the_sender_is_told_and_its_stream_deleted(
-    tmp_path: Path, stop: signal.Signals
+    tmp_path: Path, stop: signal.Signals, size: int
 ) -> None:
-    (tmp_path / "big.bin").write_bytes(b"\0" * (8 * wire.SEND_WINDOW))
+    (tmp_path / "big.bin").write_bytes(b"\0" * size)
     with cluster(tmp_path, nodes=2, server_options=AFK) as chat:
         assert chat.redis is not None
         alice = chat.join("alice", node=0)
@@ -186,10 +198,17 @@ def test_a_receivers_node_goes_and_the_sender_is_told_and_its_stream_deleted(
         alice.expect(srv("bob has joined the channel."))
         alice.type("/send bob big.bin")
         bob.next_frame(FrameType.FILE_INCOMING)
-        bob.next_frame(FrameType.FILE_DATA)
+        bob.next_frame(FrameType.FILE_DATA if size else FrameType.FILE_END)
         gone = nodes_of(chat)[1]
-        gone.process.send_signal(stop)
-        gone.wait_exit()
+        held_up = nodes_of(chat)[0] if stop == signal.SIGTERM else None
+        if held_up is not None:
+            held_up.process.send_signal(signal.SIGSTOP)
+        try:
+            gone.process.send_signal(stop)
+            gone.wait_exit()
+        finally:
+            if held_up is not None:
+                held_up.process.send_signal(signal.SIGCONT)
         alice.wait_stderr(
             "/send big.bin: bob went away before the whole file arrived", deadline=AFTER_A_DEATH
         )
