@@ -48,7 +48,7 @@ def partial_files(directory: Path) -> list[Path]:
 
 
 def wait_for_partial_file(directory: Path) -> Path:
-    """The receiver's temporary file, once its first bytes are on disk."""
+    """The receiver's temporary file, made when the first bytes arrive."""
     end = time.monotonic() + DEADLINE
     while not (found := partial_files(directory)):
         assert time.monotonic() < end, f"no partial file in {directory}"
