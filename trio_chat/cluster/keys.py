@@ -18,8 +18,9 @@ BOOT = PREFIX + "boot"  # held while a node joins
 # A node's lease lives this long unless renewed; renewed this often.
 LEASE_MS = 2000
 RENEW_EVERY = 0.5
-# Raised whenever log entries change shape.
-LOG_FORMAT = 1
+# Raised whenever log entries change shape or what applying one does.
+# 2: a node's death ends the transfers of its members' partners too.
+LOG_FORMAT = 2
 
 
 def lease(node: int) -> str:

@@ -60,7 +60,8 @@ class Link:
         self.log = log
         self.redis = commands
         self._reads = reads  # blocking reads get their own connection
-        self._out: list[tuple[str, dict[bytes, bytes]]] = []
+        # Entries to append, in order; None deletes the key instead.
+        self._out: list[tuple[str, dict[bytes, bytes] | None]] = []
         self._sending = 0
         self._wake = trio.Event()
         self._recovered = trio.Event()
@@ -77,6 +78,11 @@ class Link:
 
     def send(self, key: str, fields: dict[bytes, bytes]) -> None:
         self._out.append((key, fields))
+        self._wake.set()
+
+    def delete(self, key: str) -> None:
+        """Delete ``key`` once everything sent before is in Redis."""
+        self._out.append((key, None))
         self._wake.set()
 
     def pending(self) -> int:
@@ -139,10 +145,15 @@ class Link:
             while self._out:
                 batch = self._out[:BATCH]
 
-                async def append(batch: list[tuple[str, dict[bytes, bytes]]] = batch) -> None:
+                async def append(
+                    batch: list[tuple[str, dict[bytes, bytes] | None]] = batch,
+                ) -> None:
                     async with self.redis.pipeline(transaction=False) as pipe:
                         for key, fields in batch:
-                            pipe.xadd(key, fields)
+                            if fields is None:
+                                pipe.delete([key])
+                            else:
+                                pipe.xadd(key, fields)
 
                 # A retry after a half-sent pipeline repeats entries: their
                 # sequence numbers let readers skip the repeats.

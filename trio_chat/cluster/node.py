@@ -11,12 +11,22 @@ File chunks for a member on another node go through that node's data stream:
 the sending node's relay does every check, with a stand-in (``RemotePeer``)
 for the receiver; the receiving node passes chunks to its connection and
 sends the receiver's acknowledgements back.
+
+When a node goes (it left, or it is taken for dead), every file to or from
+its members is called off on every node at once (``_on_gone``): the relays
+call off the files to its members as when a receiver hangs up; each node
+calls off, for its own receivers, the files the gone node relayed, as when
+a sender hangs up; and the log's record of which members exchange files
+(``pairs``) ends, on every node alike, the transfers of the other ends, so
+their AFK timers count again. Then each node deletes the gone node's data
+stream, after whatever it had queued for it.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -43,6 +53,19 @@ BACKLOG_LIMIT = 5000
 # A transfer's progress keeps its members from going AFK; logging it once a
 # second is plenty for a timer of minutes.
 PROGRESS_EVERY = 1.0
+
+
+def node_of(ref: str) -> int:
+    """The node of a connection reference "NODE.NUMBER"."""
+    return int(ref.split(".", 1)[0])
+
+
+@dataclass(frozen=True)
+class Route:
+    """A file that another node relays to one of this node's sessions."""
+
+    node: int  # whose relay runs it
+    sender: str  # the sender's name, as the relay announced it
 
 
 def entry_time(entry_id: bytes) -> float:
@@ -88,6 +111,8 @@ class RemotePeer:
         return self.member.name if self.member is not None else "?"
 
     def push(self, frame: wire.Payload) -> None:
+        if self.member is None:
+            return  # it left the chat (perhaps with its node): nothing more goes to it
         self.node.send_frame(self.conn.owner, {"c": self.conn.number}, frame)
         if frame[4] == FILE_DATA:
             # Handed on: as far as this node can know, delivered.
@@ -106,8 +131,14 @@ class ClusterRules:
         self._next_conn = 1
         self._offers: dict[int, tuple[Session, OfferDecided]] = {}
         self._next_offer = 1
-        # (receiving session, transfer id) -> the node whose relay runs it.
-        self.routes: dict[tuple[Session, int], int] = {}
+        # Files other nodes relay to this node's sessions.
+        self.routes: dict[tuple[Session, int], Route] = {}
+        # (sender, receiver) references -> the files between them, from the
+        # log's "xs" and "xe": every node keeps the same, with the hub.
+        self.pairs: dict[tuple[str, str], int] = {}
+        # Nodes that went: what is still on its way from them is ignored
+        # (until a member joins from one again: taken for dead, it lived on).
+        self.gone_nodes: set[int] = set()
         self._progress_logged: dict[str, float] = {}
         self._seq = 0
         # The last sequence number applied from each node, per stream: a batch
@@ -237,12 +268,12 @@ class ClusterRules:
 
     def foreign_transfer_frame(self, session: Session, ident: int, frame: wire.Frame) -> None:
         frame_type, _, raw = frame
-        node = self.routes.get((session, ident))
-        if node is None:
+        route = self.routes.get((session, ident))
+        if route is None:
             return  # over already; both sides were told
         if frame_type == FrameType.FILE_RESULT:
             del self.routes[(session, ident)]
-        self.send_frame(node, {"r": session.conn_ref}, raw)
+        self.send_frame(route.node, {"r": session.conn_ref}, raw)
 
     @property
     def backlogged(self) -> bool:
@@ -272,10 +303,17 @@ class ClusterRules:
         state = json.loads(blob)
         self.members = snapshot.restore(self.hub, state["hub"].encode(), self.stand_in)
         self.log_seq = {int(k): v for k, v in state["seq"].items()}
+        self.pairs = {(str(s), str(r)): int(n) for s, r, n in state["pairs"]}
         self.applied_id = entry_id
 
     def dump(self) -> bytes:
-        return json.dumps({"hub": snapshot.dump(self.hub).decode(), "seq": self.log_seq}).encode()
+        return json.dumps(
+            {
+                "hub": snapshot.dump(self.hub).decode(),
+                "seq": self.log_seq,
+                "pairs": [[s, r, n] for (s, r), n in self.pairs.items()],
+            }
+        ).encode()
 
     def apply_log(self, entry_id: bytes, blob: bytes) -> None:
         self.applied_id = entry_id
@@ -308,6 +346,7 @@ class ClusterRules:
 
     def _on_join(self, event: dict[str, Any], now: float, here: bool) -> None:
         ref = str(event["c"])
+        self.gone_nodes.discard(node_of(ref))
         conn = self.stand_in(ref)
         member, effects = self.hub.join(str(event["ch"]), str(event["u"]), now, conn=conn)
         if member is not None:
@@ -378,16 +417,35 @@ class ClusterRules:
                 pending[1](target)
 
     def _on_xs(self, event: dict[str, Any], now: float, here: bool) -> None:
-        for ref in event["c"]:
-            member = self.members.get(str(ref))
-            if member is not None:
-                self.hub.transfer_started(member)
+        sender, receiver = (str(ref) for ref in event["c"])
+        ends = [m for m in (self.members.get(sender), self.members.get(receiver)) if m is not None]
+        if len(ends) < 2:
+            # One end left first: its relay calls the file off, and that
+            # "xe" finds nothing counted either.
+            return
+        pair = (sender, receiver)
+        self.pairs[pair] = self.pairs.get(pair, 0) + 1
+        for member in ends:
+            self._effects(self.hub.transfer_started(member), here)
 
     def _on_xe(self, event: dict[str, Any], now: float, here: bool) -> None:
-        for ref in event["c"]:
-            member = self.members.get(str(ref))
+        sender, receiver = (str(ref) for ref in event["c"])
+        pair = (sender, receiver)
+        count = self.pairs.get(pair, 0)
+        if count == 0:
+            return  # not counted, or ended already when a node went
+        if count > 1:
+            self.pairs[pair] = count - 1
+        else:
+            del self.pairs[pair]
+        self._end_transfer(pair, 1, here)
+
+    def _end_transfer(self, pair: tuple[str, str], count: int, here: bool) -> None:
+        for ref in pair:
+            member = self.members.get(ref)
             if member is not None:
-                self.hub.transfer_ended(member)
+                for _ in range(count):
+                    self._effects(self.hub.transfer_ended(member), here)
 
     def _on_xp(self, event: dict[str, Any], now: float, here: bool) -> None:
         member = self.members.get(str(event["c"]))
@@ -408,13 +466,26 @@ class ClusterRules:
             self._effects(self.hub.file_delivered(member, str(event["t"]), str(event["p"])), here)
 
     def _on_gone(self, event: dict[str, Any], now: float, here: bool) -> None:
-        """A node left (or its lease lapsed): its members go, as if each hung up."""
+        """A node left (or its lease lapsed): its members go, as if each hung
+        up, and with them every file to or from them, wherever the other end is."""
         gone = int(event["g"])
-        for ref in [r for r, m in self.members.items() if int(r.split(".")[0]) == gone]:
+        self.gone_nodes.add(gone)
+        for pair in [p for p in self.pairs if gone in (node_of(p[0]), node_of(p[1]))]:
+            self._end_transfer(pair, self.pairs.pop(pair), here)
+        for (session, ident), route in list(self.routes.items()):
+            if route.node == gone:
+                del self.routes[(session, ident)]
+                self.server.transfers.relay_gone(session, ident, route.sender)
+        for ref in [r for r in self.members if node_of(r) == gone]:
             member = self.members[ref]
             if member.channel is not None:
                 self._effects(self.hub.drop(member, now), here)
             self.forget(ref)
+        if gone != self.node:
+            # Nothing more goes to it (RemotePeer.push; the routes are gone):
+            # its stream can go once what this node queued for it is written.
+            # Every node does this, so whoever wrote to it last deletes it.
+            self.link.delete(keys.data(gone))
         if gone == self.node and not self.leaving:
             # Another node thought this one dead: its clients are not in the
             # chat any more, so they must not stay connected as if they were.
@@ -440,8 +511,8 @@ class ClusterRules:
         if member is not None and isinstance(member.conn, RemoteConn):
             peer = member.conn.peer
             if peer is not None:
+                peer.member = None  # first: the relay sends its node nothing more
                 self.server.transfers.connection_closed(peer)
-                peer.member = None
 
     # ----- frames from other nodes -----
 
@@ -453,7 +524,7 @@ class ClusterRules:
         except (ValueError, KeyError, TypeError):
             self.server.log("skipping a malformed data entry")
             return
-        if seq <= self.data_seq.get(origin, 0):
+        if seq <= self.data_seq.get(origin, 0) or origin in self.gone_nodes:
             return
         self.data_seq[origin] = seq
         if "c" in header:
@@ -473,10 +544,10 @@ class ClusterRules:
         if frame_type in (FrameType.FILE_INCOMING, FrameType.FILE_ABORT):
             try:
                 if frame_type == FrameType.FILE_INCOMING:
-                    ident = wire.field(
-                        wire.decode_json(memoryview(frame)[wire.HEADER.size :]), "id", int
-                    )
-                    self.routes[(session, ident)] = origin
+                    fields = wire.decode_json(memoryview(frame)[wire.HEADER.size :])
+                    ident = wire.field(fields, "id", int)
+                    sender = wire.field(fields, "sender", str)
+                    self.routes[(session, ident)] = Route(origin, sender)
                 else:
                     ident = wire.ID.unpack_from(frame, wire.HEADER.size)[0]
                     self.routes.pop((session, ident), None)

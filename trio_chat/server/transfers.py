@@ -62,6 +62,17 @@ def _send_state(ref: int, state: SendState, detail: str | bytes = "") -> bytes:
     return wire.encode_with_id(FrameType.SEND_STATE, ref, bytes((state,)) + body)
 
 
+def went_away(name: str) -> str:
+    """Why a file broke off when ``name``, one end of it, left: hung up, was
+    removed, or (in a cluster) its node went."""
+    return f"{name} went away before the whole file arrived"
+
+
+def _abort(ident: int, reason: str) -> bytes:
+    """To the receiver: the transfer ``ident`` is over, and why."""
+    return wire.encode_with_id(FrameType.FILE_ABORT, ident, reason.encode())
+
+
 def _decrement(counts: dict[Key, int], key: Key) -> None:
     left = counts.get(key, 0) - 1
     if left > 0:
@@ -151,9 +162,7 @@ class TransferRelay:
         elif frame_type == FrameType.FILE_ABORT:
             reason = _reason(body)
             self._forget(transfer)
-            transfer.receiver.push(
-                wire.encode_with_id(FrameType.FILE_ABORT, transfer.ident, reason.encode())
-            )
+            transfer.receiver.push(_abort(transfer.ident, reason))
         else:
             raise ProtocolError(f"unexpected frame type {frame_type}")
 
@@ -285,11 +294,7 @@ class TransferRelay:
     def _fail_sender(self, transfer: Transfer, why: str) -> None:
         """The sender broke the protocol: the receiver is told, the sender dropped."""
         self._forget(transfer)
-        transfer.receiver.push(
-            wire.encode_with_id(
-                FrameType.FILE_ABORT, transfer.ident, f"the sender's client failed: {why}".encode()
-            )
-        )
+        transfer.receiver.push(_abort(transfer.ident, f"the sender's client failed: {why}"))
         raise ProtocolError(why)
 
     def _fail_receiver(self, transfer: Transfer, why: str) -> None:
@@ -323,9 +328,7 @@ class TransferRelay:
 
     def _call_off(self, transfer: Transfer, to_receiver: str, to_sender: str) -> None:
         self._forget(transfer)
-        transfer.receiver.push(
-            wire.encode_with_id(FrameType.FILE_ABORT, transfer.ident, to_receiver.encode())
-        )
+        transfer.receiver.push(_abort(transfer.ident, to_receiver))
         transfer.sender.push(_send_state(transfer.ref, SendState.ABORTED, to_sender))
 
     def connection_closed(self, session: Session | Peer) -> None:
@@ -334,10 +337,14 @@ class TransferRelay:
             return
         for transfer in [t for t in self._by_id.values() if session in (t.sender, t.receiver)]:
             self._call_off(
-                transfer,
-                f"{transfer.sender.name} went away before the whole file arrived",
-                f"{transfer.target_name} went away before the whole file arrived",
+                transfer, went_away(transfer.sender.name), went_away(transfer.target_name)
             )
+
+    def relay_gone(self, receiver: Session, ident: int, sender_name: str) -> None:
+        """The node that relayed the file ``ident`` to ``receiver`` is gone, and
+        its sender with it (cluster): the receiver is told just as when a
+        sender hangs up (``connection_closed``)."""
+        receiver.push(_abort(ident, went_away(sender_name)))
 
     async def expire_idle(self) -> None:
         """Call off transfers that move no byte for ``idle_timeout`` seconds."""
