@@ -202,10 +202,11 @@ class ClusterRules:
         if not session.greeted or session.conn_ref is None:
             return
         number = int(session.conn_ref.split(".")[1])
-        if self.local.pop(number, None) is None:
-            return
+        # Its routes go even when the log is done with it (taken for dead).
         for route in [r for r in self.routes if r[0] is session]:
             del self.routes[route]
+        if self.local.pop(number, None) is None:
+            return
         self._log("drop", c=session.conn_ref)
 
     def afk_due(self, session: Session) -> None:
