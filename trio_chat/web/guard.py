@@ -111,7 +111,7 @@ class GuardedStream(trio.abc.HalfCloseableStream):
         head = bytes(held[: len(held) - len(after)])
         upgrade = [value.strip().lower() for name, value in event.headers if name == b"upgrade"]
         if event.http_version not in (b"1.0", b"1.1") or any(v != b"websocket" for v in upgrade):
-            self._complain("dropping a request for another protocol (HTTP/2 or an upgrade)")
+            self._complain(f"dropping a request from {self._peer()} for HTTP/2 or another upgrade")
             await self.aclose()
             raise trio.BrokenResourceError("not HTTP/1 or a WebSocket")
         if not is_websocket(event):
@@ -132,7 +132,7 @@ class GuardedStream(trio.abc.HalfCloseableStream):
 
     async def _refuse(self, refusal: Refused) -> None:
         self._phase = Phase.DONE
-        self._complain(f"closing a WebSocket that sent {refusal.reason}")
+        self._complain(f"closing a WebSocket from {self._peer()} that sent {refusal.reason}")
         if self._upgraded:
             with (
                 trio.move_on_after(CLOSE_FRAME_GRACE),
@@ -141,6 +141,12 @@ class GuardedStream(trio.abc.HalfCloseableStream):
                 async with self._send_lock:
                     await self._stream.send_all(close_frame(refusal.code))
         await self.aclose()
+
+    def _peer(self) -> str:
+        try:
+            return str(self._stream.socket.getpeername()[0])
+        except OSError:
+            return "?"
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         if self._phase is Phase.WEBSOCKET and self._upgraded is None:
