@@ -24,7 +24,7 @@ from trio_websocket import open_websocket_url
 from trio_chat import wire
 from trio_chat.arguments import web_origin
 from trio_chat.web.frames import MESSAGE_TOO_BIG, PROTOCOL_ERROR, FrameLimits, Refused
-from trio_chat.web.guard import close_frame
+from trio_chat.web.guard import GuardedStream, close_frame
 from trio_chat.web.origins import KnownOrigins
 from trio_chat.web.serve import MAX_MESSAGE
 from trio_chat.web.throttle import Throttle
@@ -206,6 +206,75 @@ async def test_refusals_are_logged_at_most_once_an_interval(
     autojump_clock.jump(10.0)
     complain("refused")
     assert lines == ["refused", "refused (and 999 more refused since the last such line)"]
+
+
+async def guarded_pair() -> tuple[GuardedStream, trio.SocketStream, list[str]]:
+    """A guard on one end of a socket pair, and the peer's end."""
+    ours, theirs = trio.socket.socketpair()
+    complaints: list[str] = []
+    guard = GuardedStream(trio.SocketStream(ours), MAX_MESSAGE, 16 * 1024, complaints.append)
+    return guard, trio.SocketStream(theirs), complaints
+
+
+async def test_the_guard_passes_a_handshake_without_extensions_and_its_frames() -> None:
+    guard, peer, _ = await guarded_pair()
+    offer = "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+    frames = frame(BINARY, b"hello") + frame(BINARY, bytes(1000))
+    await peer.send_all(handshake(80, extra=offer) + frames)
+    data = await guard.receive_some()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert b"Sec-WebSocket-Extensions" not in head and b"Sec-WebSocket-Key: " in head
+    while len(rest) < len(frames):
+        rest += await guard.receive_some()
+    assert rest == frames
+
+
+async def test_the_guard_reads_nothing_after_a_refused_header() -> None:
+    guard, peer, complaints = await guarded_pair()
+    await peer.send_all(handshake(80))
+    await guard.receive_some()
+    await peer.send_all(header(BINARY, 2**62) + bytes(1000))
+    with pytest.raises(trio.BrokenResourceError):
+        await guard.receive_some()
+    assert await peer.receive_some() == b""  # closed (no 101 went out: no close frame)
+    assert complaints == [
+        f"closing a WebSocket from ? that sent a message of at least {2**62} bytes "
+        f"(the limit is {MAX_MESSAGE})"
+    ]
+
+
+async def test_the_guard_never_reads_a_body() -> None:
+    guard, peer, _ = await guarded_pair()
+    head = b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n"
+    await peer.send_all(head + bytes(100))
+    assert await guard.receive_some() == head
+    async with trio.open_nursery() as nursery:
+
+        async def reads_more() -> None:
+            with pytest.raises(trio.ClosedResourceError):
+                await guard.receive_some()
+
+        nursery.start_soon(reads_more)
+        await trio.testing.wait_all_tasks_blocked()
+        await guard.aclose()  # as hypercorn does once it has answered
+
+
+async def test_the_guard_hands_over_pipelined_heads_one_at_a_time() -> None:
+    guard, peer, _ = await guarded_pair()
+    first = b"GET /channels HTTP/1.1\r\nHost: h\r\n\r\n"
+    second = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+    await peer.send_all(first + second)
+    assert await guard.receive_some() == first
+    assert await guard.receive_some() == second
+
+
+async def test_the_guard_drops_http2() -> None:
+    guard, peer, complaints = await guarded_pair()
+    await peer.send_all(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+    with pytest.raises(trio.BrokenResourceError):
+        await guard.receive_some()
+    assert await peer.receive_some() == b""
+    assert complaints == ["dropping a request from ? for HTTP/2 or another upgrade"]
 
 
 # A real server.

@@ -144,9 +144,10 @@ class GuardedStream(trio.abc.HalfCloseableStream):
 
     def _peer(self) -> str:
         try:
-            return str(self._stream.socket.getpeername()[0])
-        except OSError:
+            address = self._stream.socket.getpeername()
+        except OSError:  # already gone
             return "?"
+        return str(address[0]) if isinstance(address, tuple) else "?"
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         if self._phase is Phase.WEBSOCKET and self._upgraded is None:
