@@ -543,3 +543,21 @@ async def test_kept_alive_requests_are_each_answered(served: tuple[Cluster, int]
     assert (await response_head(stream)).startswith(b"HTTP/1.1 200 ")
     rest = await until_closed(stream)
     assert b"HTTP/1.1 421 " in rest and rest.count(b"HTTP/1.1") == 1
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET / HTTP/1.1\r\nHost: H\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost: H\r\n\r\n",
+    ],
+    ids=["connection-close", "http-1.0"],
+)
+async def test_a_connection_not_kept_alive_is_closed_after_the_page(
+    served: tuple[Cluster, int], request_bytes: bytes
+) -> None:
+    port = served[1]
+    answer = await exchange(
+        port, request_bytes.replace(b"Host: H", f"Host: 127.0.0.1:{port}".encode())
+    )
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"</html>\n")

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .guard import declares_body
 from .stream import WebSocketStream
@@ -128,6 +129,21 @@ def build_app(
         elif declares_body(scope.get("headers", [])):
             await answer(send, 413, "No page here takes a request body.")
         else:
-            await app(scope, receive, send)
+            await app(scope, receive, shielded(send))
 
     return routes
+
+
+def shielded(send: Send) -> Send:
+    """``send`` that a cancel cannot interrupt. Starlette's FileResponse
+    cancels its sending task once it hears the disconnect that hypercorn
+    reports while it finishes the response; a cancel there would stop
+    hypercorn half-way through closing the connection (``Connection: close``,
+    HTTP/1.0), which then stayed open. hypercorn's own socket writes are
+    shielded already, so this adds no wait that was not there."""
+
+    async def send_shielded(message: Message) -> None:
+        with trio.CancelScope(shield=True):
+            await send(message)
+
+    return send_shielded
