@@ -60,7 +60,8 @@ class GuardedStream(trio.abc.HalfCloseableStream):
         self._eof = False
         self._pending = b""  # read past the last request head (pipelined)
         self._upgraded: bool | None = None  # the handshake's answer was a 101
-        self._send_lock = trio.Lock()
+        self._sending = False  # hypercorn is writing
+        self._refusing = False  # a refusal is closing the connection
         self._closed = trio.Event()
 
     @property
@@ -133,13 +134,14 @@ class GuardedStream(trio.abc.HalfCloseableStream):
     async def _refuse(self, refusal: Refused) -> None:
         self._phase = Phase.DONE
         self._complain(f"closing a WebSocket from {self._peer()} that sent {refusal.reason}")
-        if self._upgraded:
+        self._refusing = True  # hypercorn's writes from now on find it closed
+        if self._upgraded and not self._sending:
+            # Between two of hypercorn's writes, so between two whole frames.
             with (
                 trio.move_on_after(CLOSE_FRAME_GRACE),
                 contextlib.suppress(trio.BrokenResourceError),
             ):
-                async with self._send_lock:
-                    await self._stream.send_all(close_frame(refusal.code))
+                await self._stream.send_all(close_frame(refusal.code))
         await self.aclose()
 
     def _peer(self) -> str:
@@ -154,8 +156,15 @@ class GuardedStream(trio.abc.HalfCloseableStream):
             # hypercorn writes each response head, and each WebSocket frame,
             # with one call: the first write after the request is its answer.
             self._upgraded = bytes(data[:13]) == b"HTTP/1.1 101 "
-        async with self._send_lock:
+        if self._refusing:
+            raise trio.ClosedResourceError("refused")
+        # No lock (it would cost every write a scheduling round): hypercorn
+        # never writes twice at once, and a refusal writes only between its writes.
+        self._sending = True
+        try:
             await self._stream.send_all(data)
+        finally:
+            self._sending = False
 
     async def wait_send_all_might_not_block(self) -> None:
         await self._stream.wait_send_all_might_not_block()
