@@ -8,6 +8,13 @@ and then never reads again, while the sender streams as fast as the server
 takes its data. A server that trusted the acknowledgement would let the sender
 fill its memory. Prints the server's RSS before, at its peak during the
 attack, and after every socket has closed, as a Markdown table.
+
+    python bench/hostile.py --web-frame [--megabytes 300]
+
+instead runs the browser port's attack (a server with ``--web``): one
+WebSocket says hello, then sends one binary frame header that claims 2**62
+bytes and streams zeros behind it until the server drops the connection or
+MEGABYTES have gone. A server that buffered the frame would hold it all.
 """
 
 from __future__ import annotations
@@ -74,12 +81,84 @@ def attack(port: int, pair: int, size: int, seconds: float) -> None:
     receiver.close()
 
 
+def web_frame_attack(port: int, size: int) -> int:
+    """The bytes of zeros the server took after the frame header before it
+    dropped the connection (``size`` if it never did)."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(
+        f"GET /ws/c0 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Origin: http://127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(4096)
+    hello = wire.encode_hello("attacker")
+    # Client frames are masked; a zero mask leaves the payload as it is.
+    sock.sendall(bytes([0x82, 0x80 | len(hello)]) + bytes(4) + hello)
+    sock.sendall(bytes([0x82, 0x80 | 127]) + (2**62).to_bytes(8, "big") + bytes(4))
+    zeros = bytes(1 << 20)
+    sent = 0
+    with contextlib.suppress(OSError):
+        while sent < size:
+            sent += sock.send(zeros)
+    sock.close()
+    return min(sent, size)
+
+
+def web_frame(megabytes: int) -> None:
+    with tempfile.TemporaryDirectory() as name:
+        ports = free_ports(4)
+        config = Path(name) / "configfile"
+        config.write_text("".join(f"channel c{i} {p} 1000\n" for i, p in enumerate(ports[:3])))
+        server = subprocess.Popen(
+            [SERVER, str(config), "--web", str(ports[3])],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_until_accepting(ports[3])
+            time.sleep(0.5)
+            before = rss_kb(server.pid)
+            peak = before
+            taken: list[int] = []
+            attacker = threading.Thread(
+                target=lambda: taken.append(web_frame_attack(ports[3], megabytes << 20))
+            )
+            attacker.start()
+            while attacker.is_alive():
+                peak = max(peak, rss_kb(server.pid))
+                time.sleep(0.05)
+            time.sleep(2.0)
+            after = rss_kb(server.pid)
+        finally:
+            server.terminate()
+            server.wait()
+    print(f"| one WebSocket frame claiming 2**62 bytes ({megabytes} MiB sent) | server RSS |")
+    print("|---|---|")
+    print(f"| before | {before / 1024:.1f} MB |")
+    print(f"| peak during the attack | {peak / 1024:.1f} MB |")
+    print(f"| two seconds after the socket closed | {after / 1024:.1f} MB |")
+    print(f"| zeros sent before the server dropped it | {taken[0] / 1024**2:.1f} MiB |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=4)
-    parser.add_argument("--megabytes", type=int, default=1024)
+    parser.add_argument(
+        "--megabytes", type=int, help="offered by each sender (default: 1024; 300 with --web-frame)"
+    )
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--web-frame", action="store_true", help="the WebSocket frame attack instead"
+    )
     arguments = parser.parse_args()
+    if arguments.web_frame:
+        web_frame(arguments.megabytes or 300)
+        return
+    arguments.megabytes = arguments.megabytes or 1024
     with tempfile.TemporaryDirectory() as name:
         ports = free_ports(3)
         config = Path(name) / "configfile"

@@ -78,12 +78,13 @@ async def still_fine(member: Member) -> None:
 
 
 async def dropped(port: int, send: bytes | str, headers: bool = True) -> None:
-    """Connect, send ``send``, and see the server close the connection."""
+    """Connect, send ``send``, and see the server close the connection (while
+    sending, if the server refuses a message at its first frame header)."""
     url = f"ws://127.0.0.1:{port}/ws/general"
     async with open_websocket_url(url, extra_headers=origin(port) if headers else []) as socket:
-        if send:
-            await socket.send_message(send)
         with trio.fail_after(DEADLINE), pytest.raises(ConnectionClosed):
+            if send:
+                await socket.send_message(send)
             while True:
                 await socket.get_message()
 

@@ -17,6 +17,10 @@ from .terminal_io import print_error
 
 _SECONDS = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 _SIZE = re.compile(r"([0-9]+)(?:([KMGT])(I?B)?|B)?", re.ASCII | re.IGNORECASE)
+_ORIGIN = re.compile(
+    r"(https?)://([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(?::([0-9]+))?/?",
+    re.ASCII | re.IGNORECASE,
+)
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
@@ -114,6 +118,20 @@ def redis_url(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r}: the database is a number, not {database!r}")
     del port
     return text
+
+
+def web_origin(text: str) -> tuple[str, str, int]:
+    """``http[s]://HOST[:PORT]`` (a page's origin: no path, no user) as
+    (scheme, host, port), the port the scheme's default when left out."""
+    match = _ORIGIN.fullmatch(text)
+    port = parse_decimal(match[3]) if match and match[3] is not None else None
+    if match is None or (match[3] is not None and (port is None or not 1 <= port <= 65535)):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an origin such as https://chat.example.org or http://HOST:PORT"
+        )
+    scheme = match[1].lower()
+    host = match[2].lower().strip("[]")
+    return scheme, host, port if port is not None else (443 if scheme == "https" else 80)
 
 
 def web_address(text: str) -> tuple[str, int]:

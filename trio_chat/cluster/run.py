@@ -86,7 +86,8 @@ def run_node(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(link.run, rules)
             await server.serve(
-                socket_listeners(sockets, server.backlog), services=web_services(server, web)
+                socket_listeners(sockets, server.backlog),
+                services=web_services(server, web, arguments),
             )
             await link.leave()
             nursery.cancel_scope.cancel()

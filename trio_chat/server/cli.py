@@ -23,6 +23,7 @@ from ..arguments import (
     positive_seconds,
     redis_url,
     web_address,
+    web_origin,
 )
 from ..config import ChannelConfig, ConfigError, load_config
 from ..terminal_io import open_standard_streams, print_error
@@ -126,12 +127,23 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         metavar="[HOST:]PORT",
         help="also serve the browser client on this port (HOST defaults to 127.0.0.1)",
     )
+    parser.add_argument(
+        "--web-origin",
+        type=web_origin,
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="another name the page is reached by, such as a proxy's "
+        "https://chat.example.org (repeatable); the page answers only its own names",
+    )
     # Set by --workers for the processes it starts: bind ports another process holds.
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
     arguments = parser.parse_args(argv)
     if (arguments.tls_cert is None) != (arguments.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
+    if arguments.web_origin and arguments.web is None:
+        parser.error("--web-origin goes with --web")
     if arguments.reuse_port and arguments.redis is None:
         parser.error("--reuse-port is for the processes --workers starts")
     return arguments

@@ -69,14 +69,15 @@ def make_server(
 
 
 def web_services(
-    server: ChatServer, web: socket.socket | None
+    server: ChatServer, web: socket.socket | None, arguments: argparse.Namespace
 ) -> list[Callable[[], Awaitable[None]]]:
     """The browser client's server, when --web asked for it (imported only then)."""
     if web is None:
         return []
+    from ..web.origins import KnownOrigins
     from ..web.serve import serve_web
 
-    return [partial(serve_web, server, web)]
+    return [partial(serve_web, server, web, KnownOrigins(arguments.web, arguments.web_origin))]
 
 
 def socket_listeners(
@@ -99,7 +100,7 @@ def run_server(
     hub = Hub(channels, afk_timeout=arguments.afk_timeout)
     output, errors = open_output()
     server = make_server(hub, arguments, ssl_context, output, errors)
-    services = web_services(server, web)
+    services = web_services(server, web, arguments)
 
     async def serve() -> None:
         await server.serve(socket_listeners(sockets, server.backlog), services=services)

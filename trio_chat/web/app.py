@@ -1,16 +1,20 @@
 """The web routes: the page, its files, the channel list and the WebSocket.
 
 Security: every response forbids inline script and any source but this
-server (Content-Security-Policy), and the WebSocket handshake is refused
-unless the page that opens it came from this server (Origin).
+server (Content-Security-Policy; hypercorn adds ``SECURITY_HEADERS`` to every
+response, serve.py), a request is answered only if its ``Host`` is a name the
+server knows it is reached by, and the WebSocket handshake is refused unless
+the page that opens it came from one of those names (origins.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -18,10 +22,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .guard import declares_body
 from .stream import WebSocketStream
 
 if TYPE_CHECKING:
     from ..server.core import ChatServer
+    from .origins import KnownOrigins
 
 STATIC = Path(__file__).parent / "static"
 SECURITY_HEADERS = [
@@ -36,36 +42,28 @@ SECURITY_HEADERS = [
 ]
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
-
-
-def same_origin(headers: dict[bytes, bytes]) -> bool:
-    """The page that opens the socket came from this server (a cross-site page
-    could otherwise chat in a visitor's name)."""
-    origin = headers.get(b"origin")
-    host = headers.get(b"host")
-    return (
-        origin is not None
-        and host is not None
-        and origin in (b"http://" + host, b"https://" + host)
+async def answer(send: Send, status: int, text: str) -> None:
+    """A short plain-text answer (a refusal) that closes the connection."""
+    body = text.encode() + b"\n"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
     )
+    await send({"type": "http.response.body", "body": body})
 
 
-def build_app(server: ChatServer) -> ASGIApp:
+def build_app(
+    server: ChatServer, origins: KnownOrigins, complain: Callable[[str], None]
+) -> ASGIApp:
+    """``complain`` logs a refused request (rate-limited: anyone can send many)."""
+
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
@@ -89,10 +87,12 @@ def build_app(server: ChatServer) -> ASGIApp:
         connect = await receive()
         if connect["type"] != "websocket.connect":
             return
-        if not same_origin(headers) or channel not in server.hub.channels:
-            server.log(
-                f"refusing a WebSocket for {channel!r} from origin {headers.get(b'origin')!r}"
+        if not origins.origin_allowed(scope) or channel not in server.hub.channels:
+            complain(
+                f"refusing a WebSocket for {channel[:100]!r} from origin "
+                f"{headers.get(b'origin', b'')[:100]!r}"
             )
+            # Before the handshake is accepted, hypercorn answers this with 403.
             await send({"type": "websocket.close", "code": 1008})
             return
         await send({"type": "websocket.accept"})
@@ -108,12 +108,42 @@ def build_app(server: ChatServer) -> ASGIApp:
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
     )
-    pages = SecurityHeaders(app)
 
     async def routes(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"].startswith("/ws/"):
-            await chat(scope, receive, send)
+        if scope["type"] not in ("http", "websocket"):
+            return  # no lifespan: serve.py runs the connections itself
+        if not origins.host_known(scope):
+            host = dict(scope.get("headers", [])).get(b"host", b"")
+            complain(f"refusing a request for an unknown host {host[:100]!r}")
+            if scope["type"] == "websocket":
+                await receive()  # websocket.connect
+                await send({"type": "websocket.close", "code": 1008})  # 403
+            else:
+                await answer(send, 421, "This server does not answer for that host name.")
+        elif scope["type"] == "websocket":
+            if scope["path"].startswith("/ws/"):
+                await chat(scope, receive, send)
+            else:
+                await receive()
+                await send({"type": "websocket.close", "code": 1008})
+        elif declares_body(scope.get("headers", [])):
+            await answer(send, 413, "No page here takes a request body.")
         else:
-            await pages(scope, receive, send)
+            await app(scope, receive, shielded(send))
 
     return routes
+
+
+def shielded(send: Send) -> Send:
+    """``send`` that a cancel cannot interrupt. Starlette's FileResponse
+    cancels its sending task once it hears the disconnect that hypercorn
+    reports while it finishes the response; a cancel there would stop
+    hypercorn half-way through closing the connection (``Connection: close``,
+    HTTP/1.0), which then stayed open. hypercorn's own socket writes are
+    shielded already, so this adds no wait that was not there."""
+
+    async def send_shielded(message: Message) -> None:
+        with trio.CancelScope(shield=True):
+            await send(message)
+
+    return send_shielded

@@ -1,30 +1,72 @@
 """Serve the web page and WebSocket on a socket ``cli`` already bound, inside
-the server's root nursery (hypercorn's trio worker)."""
+the server's root nursery.
+
+The server accepts the connections itself and runs hypercorn's connection
+handler (its trio ``TCPServer``, as ``hypercorn.trio.serve`` does) on each,
+through ``GuardedStream``: hypercorn reads whatever a peer sends and judges it
+afterwards, and the guard lets through only what the page needs, checking
+every declared length before a byte of payload is read (guard.py).
+"""
 
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+import trio
 from hypercorn.config import Config
-from hypercorn.trio import serve
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState
+from hypercorn.utils import wrap_app
 
 from .. import wire
-from .app import build_app
+from .app import SECURITY_HEADERS, build_app
+from .guard import GuardedStream
+from .throttle import Throttle
 
 if TYPE_CHECKING:
     from ..server.core import ChatServer
+    from .origins import KnownOrigins
 
 # A WebSocket message may carry a whole frame (a file chunk) and then some.
 MAX_MESSAGE = wire.MAX_PAYLOAD + 64 * 1024
 
 
-async def serve_web(server: ChatServer, sock: socket.socket) -> None:
-    config = Config()
-    config.bind = [f"fd://{sock.fileno()}"]
+class WebConfig(Config):
+    def response_headers(self, protocol: str) -> list[tuple[bytes, bytes]]:
+        """Every response hypercorn sends goes through here, its own answers
+        too (400, 431, the 403 that refuses a WebSocket), so every one carries
+        the security headers (README, "In a browser")."""
+        return super().response_headers(protocol) + SECURITY_HEADERS
+
+
+def web_config() -> WebConfig:
+    config = WebConfig()
     config.accesslog = None  # stdout carries chat lines only
     config.errorlog = "-"  # stderr
-    config.websocket_max_message_size = MAX_MESSAGE
-    config.graceful_timeout = 0.5
-    config.loglevel = "WARNING"  # no start-up banner; problems still reach stderr
-    await serve(build_app(server), config, mode="asgi")  # type: ignore[arg-type]
+    config.loglevel = "WARNING"  # problems still reach stderr
+    config.websocket_max_message_size = MAX_MESSAGE  # the guard refuses first
+    return config
+
+
+async def serve_web(server: ChatServer, sock: socket.socket, origins: KnownOrigins) -> None:
+    config = web_config()
+    complain = Throttle(server.log)
+    app = wrap_app(build_app(server, origins, complain), config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
+    context = WorkerContext(None)
+
+    async def connection(stream: trio.SocketStream) -> None:
+        guarded = GuardedStream(stream, MAX_MESSAGE, config.h11_max_incomplete_size, complain)
+        # TCPServer is annotated for the SSL stream hypercorn's own loop gives it;
+        # it uses a plain stream's methods and its .socket, as GuardedStream has.
+        await TCPServer(
+            app,
+            config,
+            context,
+            ConnectionState({}),
+            cast(trio.SSLStream[trio.SocketStream], guarded),
+        ).run()
+
+    listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+    await trio.serve_listeners(connection, [listener])
