@@ -15,15 +15,28 @@ NODES = PREFIX + "nodes"  # the numbers of the nodes that joined
 APPLIED = PREFIX + "applied"  # node -> the last event it applied
 COUNTER = PREFIX + "node-counter"
 BOOT = PREFIX + "boot"  # held while a node joins
+# Which cluster the keys belong to: written when the first node founds it,
+# checked by every write. If it vanishes, Redis lost the cluster's state.
+EPOCH = PREFIX + "epoch"
+# The stream field of every log and data entry that names its cluster's epoch.
+EPOCH_FIELD = b"x"
 # A node's lease lives this long unless renewed; renewed this often.
 LEASE_MS = 2000
 RENEW_EVERY = 0.5
+# Every call to Redis must answer within this, or Redis counts as lost (a
+# stall is an outage): a node whose calls answer renews at least every
+# RENEW_EVERY + CALL_DEADLINE seconds, within its lease.
+CALL_DEADLINE = 1.0
+assert RENEW_EVERY + CALL_DEADLINE < LEASE_MS / 1000
 # Raised whenever log entries change shape.
-LOG_FORMAT = 1
+LOG_FORMAT = 2
+
+
+LEASES = PREFIX + "lease:"  # + a node's number
 
 
 def lease(node: int) -> str:
-    return f"{PREFIX}lease:{node}"
+    return f"{LEASES}{node}"
 
 
 def data(node: int) -> str:

@@ -3,9 +3,16 @@
 Every task here outlives a Redis outage: a failed call is retried with
 backoff, the outage is logged once when it begins and once when it ends, and
 meanwhile the node keeps its clients (what they type waits, in order, and
-readers pause once too much waits). A node whose lease lapses is taken for
-dead by the others; after an outage nobody is taken for dead until every
-node has had time to renew its lease.
+readers pause once too much waits). A call that gets no answer within its
+deadline (``keys.CALL_DEADLINE``; a blocking read's block time more) counts
+as a failure: a stalled Redis is an outage, logged and ridden out the same
+way. A node whose lease lapses is taken for dead by the others, but only on
+evidence from a time in which every node could renew (``liveness.py``).
+
+Every write checks the cluster's epoch in the same atomic step
+(``scripts.py``), and every entry read must carry it: if Redis lost the
+cluster's state, or holds another cluster now, this node stops (status 1)
+rather than mix two clusters.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ import coredis
 import coredis.exceptions
 import trio
 
-from . import keys
+from . import keys, scripts
 from .boot import node_leases
+from .liveness import Liveness
 
 if TYPE_CHECKING:
     from .node import ClusterRules
@@ -32,8 +40,14 @@ APPLY_BETWEEN_YIELDS = 32
 SNAPSHOT_EVERY = 2.0
 # Backoff between retries while Redis is away.
 FIRST_RETRY = 0.05
-LAST_RETRY = 2.0
+LAST_RETRY = keys.RENEW_EVERY  # so that a Redis that is back is seen within a renewal or so
 FAILURES = (coredis.exceptions.RedisError, OSError, trio.BrokenResourceError)
+# How long a node that stops waits for what it sent to reach Redis.
+FLUSH_ON_LEAVE = 2.0
+
+
+class StateLost(Exception):
+    """Redis no longer holds this node's cluster: the reason is for the operator."""
 
 
 def id_key(entry_id: bytes | str) -> tuple[int, int]:
@@ -51,12 +65,14 @@ class Link:
         self,
         url: str,
         node: int,
+        epoch: bytes,
         log: Callable[[str], None],
         commands: coredis.Redis[bytes],
         reads: coredis.Redis[bytes],
     ) -> None:
         self.url = url
         self.node = node
+        self.epoch = epoch
         self.log = log
         self.redis = commands
         self._reads = reads  # blocking reads get their own connection
@@ -66,12 +82,11 @@ class Link:
         self._recovered = trio.Event()
         self.skew = 0.0  # Redis's clock minus ours
         self.down_since: float | None = None
-        self.healthy_since = trio.current_time()
+        self.liveness = Liveness(trio.current_time())
+        self.lost: str | None = None  # why this node stopped, if Redis lost its cluster
         self.data_id = b"0-0"
         self.rules: ClusterRules | None = None
-        self._declared: dict[int, float] = {}
         self._last_snapshot = b""
-        self._snapshot_time = -SNAPSHOT_EVERY
 
     # ----- what the node uses -----
 
@@ -86,22 +101,30 @@ class Link:
         return time.time() + self.skew
 
     async def flush(self) -> None:
-        """Wait until everything sent so far is in Redis."""
-        while self._out:
+        """Wait until everything sent so far is in Redis (or can never be)."""
+        while self._out and self.lost is None:
             await trio.sleep(0.01)
 
     # ----- failures -----
 
-    async def _retrying(self, what: Callable[[], Awaitable[T]]) -> T:
+    async def _retrying(
+        self, what: Callable[[], Awaitable[T]], deadline: float = keys.CALL_DEADLINE
+    ) -> T:
         delay = FIRST_RETRY
         while True:
             try:
-                result = await what()
-            except FAILURES as error:
+                with trio.fail_after(deadline):
+                    result = await what()
+            except StateLost as lost:
+                self._answered()  # Redis answered, with the news
+                self._lose(str(lost))
+                await trio.sleep_forever()
+            except (*FAILURES, trio.TooSlowError) as error:
                 if self.down_since is None:
                     self.down_since = trio.current_time()
+                    why = str(error) or f"no answer within {deadline:g} s"
                     self.log(
-                        f"lost Redis at {self.url} ({error}); clients stay connected, "
+                        f"lost Redis at {self.url} ({why}); clients stay connected, "
                         "retrying with backoff"
                     )
                 # Another task's success ends every task's wait.
@@ -109,18 +132,42 @@ class Link:
                     await self._recovered.wait()
                 delay = min(delay * 2, LAST_RETRY)
                 continue
-            if self.down_since is not None:
-                self.log(
-                    f"Redis is back after {trio.current_time() - self.down_since:.1f} s; "
-                    "carrying on"
-                )
-                self.down_since = None
-                self.healthy_since = trio.current_time()
-                self._recovered.set()
-                self._recovered = trio.Event()
-                if self.rules is not None:
-                    self.rules.outage_over()
+            self._answered()
             return result
+
+    def _answered(self) -> None:
+        if self.down_since is None:
+            return
+        now = trio.current_time()
+        self.log(f"Redis is back after {now - self.down_since:.1f} s; carrying on")
+        self.down_since = None
+        # Nobody could renew meanwhile: every node gets time to before any is taken for dead.
+        self.liveness.outage_over(now)
+        self._recovered.set()
+        self._recovered = trio.Event()
+        if self.rules is not None:
+            self.rules.outage_over()
+
+    def _lose(self, reason: str) -> None:
+        if self.lost is not None:
+            return
+        self.lost = reason
+        if self.rules is not None:
+            self.rules.cluster_lost(reason)
+
+    async def _why_lost(self) -> str:
+        """Called when a write found the epoch changed or a read found another's entries."""
+        now = await self.redis.get(keys.EPOCH)
+        if now is None:
+            return (
+                f"Redis at {self.url} lost the cluster's state (it restarted without its "
+                "data, or its keys were deleted): stopping this node, since the nodes' "
+                "replicas may no longer agree; start the nodes again to form a new cluster"
+            )
+        return (
+            f"Redis at {self.url} now holds another cluster (a node founded one after "
+            "Redis lost this one's state): stopping this node; start it again to join it"
+        )
 
     # ----- the tasks -----
 
@@ -130,6 +177,7 @@ class Link:
             nursery.start_soon(self._write_loop)
             nursery.start_soon(self._read_loop)
             nursery.start_soon(self._lease_loop)
+            nursery.start_soon(self._snapshot_loop)
 
     async def _write_loop(self) -> None:
         assert self.rules is not None
@@ -140,12 +188,19 @@ class Link:
                 batch = self._out[:BATCH]
 
                 async def append(batch: list[tuple[str, dict[bytes, bytes]]] = batch) -> None:
-                    async with self.redis.pipeline(transaction=False) as pipe:
-                        for key, fields in batch:
-                            pipe.xadd(key, fields)
+                    streams: list[str] = [keys.EPOCH]
+                    args: list[bytes | str | int] = [self.epoch]
+                    for key, fields in batch:
+                        streams.append(key)
+                        args.append(len(fields))
+                        for name, value in fields.items():
+                            args += (name, value)
+                    if await self.redis.eval(scripts.APPEND, streams, args) == scripts.LOST:
+                        raise StateLost(await self._why_lost())
 
-                # A retry after a half-sent pipeline repeats entries: their
-                # sequence numbers let readers skip the repeats.
+                # A retry after a call that timed out may repeat entries (Redis
+                # may still run the first): their sequence numbers let readers
+                # skip the repeats.
                 await self._retrying(append)
                 del self._out[: len(batch)]
                 if not self.rules.backlogged:
@@ -162,9 +217,14 @@ class Link:
             }
 
             async def read(streams: dict[str | bytes, str | bytes] = streams) -> Any:
-                return await self._reads.xread(streams, count=BATCH, block=READ_BLOCK_MS)
+                result = await self._reads.xread(streams, count=BATCH, block=READ_BLOCK_MS)
+                for entries in (result or {}).values():
+                    if any(e.field_values.get(keys.EPOCH_FIELD) != self.epoch for e in entries):
+                        raise StateLost(await self._why_lost())
+                return result
 
-            result = await self._retrying(read)
+            # A blocking read answers within its block time, plus a call's deadline.
+            result = await self._retrying(read, READ_BLOCK_MS / 1000 + keys.CALL_DEADLINE)
             if not result:
                 continue
             done: list[bytes] = []
@@ -193,47 +253,61 @@ class Link:
     async def _lease_loop(self) -> None:
         rules = self.rules
         assert rules is not None
+        renewed_at = trio.current_time()  # (boot.py took the lease just now)
         while True:
-            await self._retrying(self._renew)
-            await self._retrying(self._check_others)
-            if trio.current_time() - self._snapshot_time >= SNAPSHOT_EVERY:
-                self._snapshot_time = trio.current_time()
-                await self._retrying(self._snapshot)
+            had_lease, leases = await self._retrying(self._renew)
+            now = trio.current_time()
+            self.liveness.renewed(now)
+            # (A call that timed out may have found the lease lapsed as Redis
+            # ran it later, unheard: the time since the last renewal heard of tells too.)
+            if not had_lease or now - renewed_at > keys.LEASE_MS / 1000:
+                # Nobody may have noticed (Redis was away for everyone): the log
+                # says whether another node took this one for dead.
+                self.log(
+                    f"this node's lease had lapsed (not renewed for {now - renewed_at:.1f} s); "
+                    "renewed it: its clients stay unless another node took it for dead"
+                )
+            renewed_at = now
+            for node, alive in sorted(leases.items()):
+                if node == self.node or alive or not self.liveness.may_declare(node, now):
+                    continue
+                self.log(f"node {node} stopped renewing its lease: its clients leave the chat")
+                rules.node_gone(node)
+
+                async def forget(node: int = node) -> None:
+                    forgotten = [keys.EPOCH, keys.NODES, keys.APPLIED]
+                    await self.redis.eval(scripts.FORGET_NODE, forgotten, [self.epoch, node])
+
+                await self._retrying(forget)
             await trio.sleep(keys.RENEW_EVERY)
 
-    async def _renew(self) -> None:
+    async def _renew(self) -> tuple[bool, dict[int, bool]]:
+        """Renew this node's lease; whether it was still there, and every
+        joined node's lease, alive or not, as Redis saw them in the same instant."""
         assert self.rules is not None
         before = time.time()
-        # Raw TIME: coredis 6.9's parsed TIME reads the microseconds as milliseconds.
-        reply: list[bytes] = await self.redis.eval("return redis.call('TIME')")  # type: ignore[assignment]
+        reply: list[Any] = await self.redis.eval(  # type: ignore[assignment]
+            scripts.RENEW,
+            [keys.EPOCH, keys.lease(self.node), keys.NODES, keys.APPLIED],
+            [self.epoch, keys.LEASE_MS, self.node, self.rules.applied_id, keys.LEASES],
+        )
         after = time.time()
+        # Raw TIME: coredis 6.9's parsed TIME reads the microseconds as milliseconds.
         self.skew = int(reply[0]) + int(reply[1]) / 1e6 - (before + after) / 2
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(keys.lease(self.node), b"1", px=keys.LEASE_MS)
-            pipe.sadd(keys.NODES, [str(self.node)])
-            pipe.hset(keys.APPLIED, {str(self.node): self.rules.applied_id})
+        if reply[2] == -1:
+            raise StateLost(await self._why_lost())
+        pairs = reply[3:]
+        leases = {int(n): bool(a) for n, a in zip(pairs[::2], pairs[1::2], strict=True)}
+        return bool(reply[2]), leases
 
     async def _live_nodes(self) -> list[int]:
         leases = await node_leases(self.redis)
         return sorted(node for node, alive in leases.items() if alive or node == self.node)
 
-    async def _check_others(self) -> None:
-        """Log a 'gone' event for each node whose lease lapsed: its members leave."""
-        assert self.rules is not None
-        now = trio.current_time()
-        # After an outage the others need a renewal period to show they live.
-        if now - self.healthy_since < keys.LEASE_MS / 1000 + 2 * keys.RENEW_EVERY:
-            return
-        for node, alive in (await node_leases(self.redis)).items():
-            if node == self.node or alive:
-                continue
-            if now - self._declared.get(node, -1e9) < 2.0:
-                continue
-            self._declared[node] = now
-            self.log(f"node {node} stopped renewing its lease: its clients leave the chat")
-            self.rules.node_gone(node)
-            await self.redis.srem(keys.NODES, [str(node)])
-            await self.redis.hdel(keys.APPLIED, [str(node)])
+    async def _snapshot_loop(self) -> None:
+        while True:
+            await self._retrying(self._snapshot)
+            await trio.sleep(SNAPSHOT_EVERY)
 
     async def _snapshot(self) -> None:
         """The lowest-numbered live node saves the state now and then, and trims
@@ -244,26 +318,33 @@ class Link:
         if not live or live[0] != self.node or applied_id == self._last_snapshot:
             return
         blob = json.dumps({"id": applied_id.decode(), "state": self.rules.dump().decode()}).encode()
-        await self.redis.set(keys.SNAPSHOT, blob)
-        self._last_snapshot = applied_id
         positions = await self.redis.hgetall(keys.APPLIED)
         oldest = min(
             [id_key(applied_id)] + [id_key(v) for k, v in positions.items() if int(k) in live]
         )
-        if oldest > (0, 0):
-            await self.redis.xtrim(
-                keys.LOG,
-                trim_strategy=coredis.PureToken.MINID,
-                threshold=f"{oldest[0]}-{oldest[1]}",  # type: ignore[arg-type]
-            )
+        keep = f"{oldest[0]}-{oldest[1]}" if oldest > (0, 0) else ""
+        saved = await self.redis.eval(
+            scripts.SNAPSHOT, [keys.EPOCH, keys.SNAPSHOT, keys.LOG], [self.epoch, blob, keep]
+        )
+        if saved == scripts.LOST:
+            raise StateLost(await self._why_lost())
+        self._last_snapshot = applied_id
 
     async def leave(self) -> None:
         """This node stops: its members leave at once rather than when its lease lapses."""
         assert self.rules is not None
         self.rules.node_gone(self.node)
-        with trio.move_on_after(2.0):
+        with trio.move_on_after(FLUSH_ON_LEAVE):
             await self.flush()
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.delete([keys.lease(self.node), keys.data(self.node)])
-                pipe.srem(keys.NODES, [str(self.node)])
-                pipe.hdel(keys.APPLIED, [str(self.node)])
+        if self.lost is not None:
+            return  # nothing of this cluster is left in Redis to clean up
+        with trio.move_on_after(keys.CALL_DEADLINE):
+            try:
+                mine = [keys.lease(self.node), keys.data(self.node)]
+                await self.redis.eval(
+                    scripts.FORGET_NODE,
+                    [keys.EPOCH, keys.NODES, keys.APPLIED, *mine],
+                    [self.epoch, self.node],
+                )
+            except FAILURES as error:
+                self.log(f"could not remove this node from Redis as it stopped ({error})")

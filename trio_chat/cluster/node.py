@@ -382,6 +382,15 @@ class ClusterRules:
                 session.abort("this node was taken for dead by the cluster")
             self.local.clear()
 
+    def cluster_lost(self, reason: str) -> None:
+        """Redis no longer holds this node's cluster (see link.py): stop serving."""
+        self.server.log(reason)
+        self.leaving = True  # nothing more goes to a log that is not this cluster's
+        for session in list(self.local.values()):
+            session.abort("the cluster's Redis lost its state")
+        self.local.clear()
+        self.server.stop()
+
     def forget(self, ref: str) -> None:
         """The member behind ``ref`` left the hub: call off its files."""
         member = self.members.pop(ref, None)

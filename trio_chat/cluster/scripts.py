@@ -1,0 +1,67 @@
+"""The Lua scripts a node runs in Redis: every write checks, in the same
+atomic step, that the keys still belong to this node's cluster (its epoch).
+
+Were Redis to lose the cluster's state (a restart without its data) and a new
+node found a cluster there, a node of the old one must neither write into the
+new one nor renew a lease or trim a log that is not its own: each script
+below does nothing and answers ``LOST`` (or ``-1``) when the epoch differs.
+"""
+
+from __future__ import annotations
+
+LOST = 0
+
+# KEYS: epoch, this node's lease, nodes, applied.
+# ARGV: epoch, lease ms, node, applied id, the lease keys' prefix.
+# Reply: Redis's TIME (two fields), then -1 if the epoch is not this node's;
+# else whether this node's lease was still there (1/0), then each joined node
+# and whether its lease is alive (1/0).
+RENEW = """
+local now = redis.call('TIME')
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return {now[1], now[2], -1}
+end
+local had = redis.call('EXISTS', KEYS[2])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
+local reply = {now[1], now[2], had}
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  reply[#reply + 1] = node
+  reply[#reply + 1] = redis.call('EXISTS', ARGV[5] .. node)
+end
+return reply
+"""
+
+# KEYS: epoch, then the stream of each entry. ARGV: epoch, then for each
+# entry its number of fields and the fields. Every entry is tagged with the
+# epoch (field "x"), so a reader can tell another cluster's entries.
+APPEND = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local at = 2
+for i = 2, #KEYS do
+  local count = tonumber(ARGV[at])
+  local entry = {KEYS[i], '*', 'x', ARGV[1]}
+  for j = 1, 2 * count do entry[4 + j] = ARGV[at + j] end
+  at = at + 1 + 2 * count
+  redis.call('XADD', unpack(entry))
+end
+return 1
+"""
+
+# KEYS: epoch, snapshot, log. ARGV: epoch, snapshot, the lowest id to keep ('' keeps all).
+SNAPSHOT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+if ARGV[3] ~= '' then redis.call('XTRIM', KEYS[3], 'MINID', ARGV[3]) end
+return 1
+"""
+
+# KEYS: epoch, nodes, applied, then keys to delete. ARGV: epoch, node.
+FORGET_NODE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
+for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
+return 1
+"""
