@@ -87,6 +87,7 @@ class Link:
         self.data_id = b"0-0"
         self.rules: ClusterRules | None = None
         self._last_snapshot = b""
+        self._forgetting: list[int] = []  # nodes taken for dead, still in Redis's set
 
     # ----- what the node uses -----
 
@@ -273,12 +274,9 @@ class Link:
                     continue
                 self.log(f"node {node} stopped renewing its lease: its clients leave the chat")
                 rules.node_gone(node)
-
-                async def forget(node: int = node) -> None:
-                    forgotten = [keys.EPOCH, keys.NODES, keys.APPLIED]
-                    await self.redis.eval(scripts.FORGET_NODE, forgotten, [self.epoch, node])
-
-                await self._retrying(forget)
+                # Forgotten in Redis by the next renewal: one call a renewal, so
+                # that this node renews on schedule while it declares others dead.
+                self._forgetting.append(node)
             await trio.sleep(keys.RENEW_EVERY)
 
     async def _renew(self) -> tuple[bool, dict[int, bool]]:
@@ -289,8 +287,16 @@ class Link:
         reply: list[Any] = await self.redis.eval(  # type: ignore[assignment]
             scripts.RENEW,
             [keys.EPOCH, keys.lease(self.node), keys.NODES, keys.APPLIED],
-            [self.epoch, keys.LEASE_MS, self.node, self.rules.applied_id, keys.LEASES],
+            [
+                self.epoch,
+                keys.LEASE_MS,
+                self.node,
+                self.rules.applied_id,
+                keys.LEASES,
+                *self._forgetting,
+            ],
         )
+        self._forgetting.clear()
         after = time.time()
         # Raw TIME: coredis 6.9's parsed TIME reads the microseconds as milliseconds.
         self.skew = int(reply[0]) + int(reply[1]) / 1e6 - (before + after) / 2

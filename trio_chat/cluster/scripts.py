@@ -12,7 +12,8 @@ from __future__ import annotations
 LOST = 0
 
 # KEYS: epoch, this node's lease, nodes, applied.
-# ARGV: epoch, lease ms, node, applied id, the lease keys' prefix.
+# ARGV: epoch, lease ms, node, applied id, the lease keys' prefix, then the
+# nodes this one took for dead since (they leave the set of joined nodes).
 # Reply: Redis's TIME (two fields), then -1 if the epoch is not this node's;
 # else whether this node's lease was still there (1/0), then each joined node
 # and whether its lease is alive (1/0).
@@ -25,6 +26,10 @@ local had = redis.call('EXISTS', KEYS[2])
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
 redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
+for i = 6, #ARGV do
+  redis.call('SREM', KEYS[3], ARGV[i])
+  redis.call('HDEL', KEYS[4], ARGV[i])
+end
 local reply = {now[1], now[2], had}
 for _, node in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   reply[#reply + 1] = node
