@@ -5,6 +5,7 @@ told not to."""
 from __future__ import annotations
 
 import signal
+import socket
 
 from trio_chat.cluster.embedded import EmbeddedRedis
 
@@ -22,3 +23,16 @@ class RedisProcess(EmbeddedRedis):
         self.process.send_signal(signum)
         if signum == signal.SIGKILL:
             self.process.wait()
+
+    def command(self, *words: str) -> bytes:
+        """One command over a connection of its own; the first line of the reply."""
+        request = f"*{len(words)}\r\n".encode()
+        for word in words:
+            request += f"${len(word.encode())}\r\n{word}\r\n".encode()
+        with socket.socket(socket.AF_UNIX) as connection:
+            connection.connect(str(self.socket))
+            connection.sendall(request)
+            reply = b""
+            while not reply.endswith(b"\r\n"):
+                reply += connection.recv(4096)
+        return reply.split(b"\r\n", 1)[0]

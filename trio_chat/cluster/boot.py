@@ -50,7 +50,8 @@ async def node_leases(redis: coredis.Redis[bytes]) -> dict[int, bool]:
 
 
 async def _clear_leftovers(redis: coredis.Redis[bytes]) -> None:
-    leftovers = [keys.LOG, keys.SNAPSHOT, keys.APPLIED, keys.NODES, keys.CONFIG, keys.EPOCH]
+    leftovers = [keys.LOG, keys.SNAPSHOT, keys.APPLIED, keys.NODES, keys.CONFIG]
+    leftovers += [keys.EPOCH, keys.RESTORED]
     async for key in redis.scan_iter(match=keys.PREFIX + "data:*"):
         leftovers.append(key.decode())
     await redis.delete(leftovers)
@@ -79,7 +80,7 @@ async def _join_locked(redis: coredis.Redis[bytes], fingerprint: str) -> Joined:
         # No cluster lives here, or Redis lost the state of the one that did
         # (its nodes stop when they see another epoch): found a new one.
         await answered(_clear_leftovers(redis))
-        epoch = secrets.token_hex(8).encode()
+        epoch = secrets.token_hex(8).encode() + b":0"
         with trio.fail_after(keys.CALL_DEADLINE):
             async with redis.pipeline(transaction=True) as pipe:
                 pipe.set(keys.EPOCH, epoch)
@@ -91,10 +92,15 @@ async def _join_locked(redis: coredis.Redis[bytes], fingerprint: str) -> Joined:
             "channels and --afk-timeout, and the same version of trio-chat; "
             f"the cluster's is {current.decode() if current else 'missing'}"
         )
+    # A number whose lease is held belongs to a node that re-registered after
+    # Redis lost the cluster's state (link.py): take the next one.
     node = await answered(redis.incr(keys.COUNTER))
+    while not await answered(
+        redis.set(keys.lease(node), b"1", condition=coredis.PureToken.NX, px=keys.LEASE_MS)
+    ):
+        node = await answered(redis.incr(keys.COUNTER))
     with trio.fail_after(keys.CALL_DEADLINE):
         async with redis.pipeline(transaction=False) as pipe:
-            pipe.set(keys.lease(node), b"1", px=keys.LEASE_MS)
             pipe.sadd(keys.NODES, [str(node)])
             # Until it has loaded the snapshot, nothing may be trimmed from the log.
             pipe.hset(keys.APPLIED, {str(node): b"0-0"})

@@ -15,9 +15,15 @@ NODES = PREFIX + "nodes"  # the numbers of the nodes that joined
 APPLIED = PREFIX + "applied"  # node -> the last event it applied
 COUNTER = PREFIX + "node-counter"
 BOOT = PREFIX + "boot"  # held while a node joins
-# Which cluster the keys belong to: written when the first node founds it,
-# checked by every write. If it vanishes, Redis lost the cluster's state.
+# Which cluster the keys belong to, "ID:GENERATION": written when the first
+# node founds it (generation 0), checked by every write. If it vanishes,
+# Redis lost the cluster's state; the first node to see that writes it back
+# with the next generation (link.py).
 EPOCH = PREFIX + "epoch"
+# The log entry up to which the node that wrote the epoch back had applied the
+# log: the state it re-published. Another node whose replica has applied
+# exactly as far re-registers too.
+RESTORED = PREFIX + "restored"
 # The stream field of every log and data entry that names its cluster's epoch.
 EPOCH_FIELD = b"x"
 # A node's lease lives this long unless renewed; renewed this often.
@@ -33,6 +39,12 @@ LOG_FORMAT = 2
 
 
 LEASES = PREFIX + "lease:"  # + a node's number
+
+
+def epoch_parts(epoch: bytes) -> tuple[bytes, int]:
+    """The cluster's id and the epoch's generation."""
+    ident, _, generation = epoch.partition(b":")
+    return ident, int(generation or 0)
 
 
 def lease(node: int) -> str:

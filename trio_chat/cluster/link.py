@@ -10,8 +10,15 @@ way. A node whose lease lapses is taken for dead by the others, but only on
 evidence from a time in which every node could renew (``liveness.py``).
 
 Every write checks the cluster's epoch in the same atomic step
-(``scripts.py``), and every entry read must carry it: if Redis lost the
-cluster's state, or holds another cluster now, this node stops (status 1)
+(``scripts.py``), and every entry read must carry it. If Redis lost the
+cluster's state (a restart without its data), the first node to see it
+writes it back with the next generation of the epoch: its config, a number
+above every node it knows, its replica as the snapshot, and the log entry
+that replica includes. Each other node takes its place again if its replica
+has applied the log exactly as far (so the replicas agree) and its number is
+free; else it stops (status 1) with the reason. A node that stays appends
+again its own entries that it had not yet seen in the log (Redis may have
+lost them). If another cluster was founded there meanwhile, this node stops
 rather than mix two clusters.
 """
 
@@ -20,6 +27,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import coredis
@@ -50,6 +58,14 @@ class StateLost(Exception):
     """Redis no longer holds this node's cluster: the reason is for the operator."""
 
 
+class EpochMoved(Exception):
+    """The epoch is not this node's any more: the lease loop finds out why."""
+
+    def __init__(self, epoch: bytes | None = None) -> None:
+        super().__init__()
+        self.epoch = epoch  # as the renewal found it (None: gone)
+
+
 def id_key(entry_id: bytes | str) -> tuple[int, int]:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     ms, _, seq = text.partition("-")
@@ -66,6 +82,7 @@ class Link:
         url: str,
         node: int,
         epoch: bytes,
+        fingerprint: str,
         log: Callable[[str], None],
         commands: coredis.Redis[bytes],
         reads: coredis.Redis[bytes],
@@ -73,6 +90,7 @@ class Link:
         self.url = url
         self.node = node
         self.epoch = epoch
+        self.fingerprint = fingerprint  # the config, written back if Redis loses it
         self.log = log
         self.redis = commands
         self._reads = reads  # blocking reads get their own connection
@@ -88,6 +106,11 @@ class Link:
         self.rules: ClusterRules | None = None
         self._last_snapshot = b""
         self._forgetting: list[int] = []  # nodes taken for dead, still in Redis's set
+        self._seen_nodes: set[int] = set()  # every node a renewal saw
+        # While this node takes its place again, it applies nothing more.
+        self._restoring = False
+        self._epoch_changed = trio.Event()
+        self._out_version = 0  # moves on when the queue is rebuilt
 
     # ----- what the node uses -----
 
@@ -120,6 +143,9 @@ class Link:
                 self._answered()  # Redis answered, with the news
                 self._lose(str(lost))
                 await trio.sleep_forever()
+            except EpochMoved:
+                self._answered()
+                raise
             except (*FAILURES, trio.TooSlowError) as error:
                 if self.down_since is None:
                     self.down_since = trio.current_time()
@@ -156,19 +182,138 @@ class Link:
         if self.rules is not None:
             self.rules.cluster_lost(reason)
 
-    async def _why_lost(self) -> str:
-        """Called when a write found the epoch changed or a read found another's entries."""
-        now = await self.redis.get(keys.EPOCH)
-        if now is None:
-            return (
-                f"Redis at {self.url} lost the cluster's state (it restarted without its "
-                "data, or its keys were deleted): stopping this node, since the nodes' "
-                "replicas may no longer agree; start the nodes again to form a new cluster"
-            )
+    def _another_cluster(self) -> str:
         return (
             f"Redis at {self.url} now holds another cluster (a node founded one after "
             "Redis lost this one's state): stopping this node; start it again to join it"
         )
+
+    async def _next_epoch(self, since: bytes) -> None:
+        """Wait until the lease loop has taken this node's place again under
+        another epoch than ``since`` (or stopped the node: then forever)."""
+        while self.epoch == since or self._restoring:
+            await self._epoch_changed.wait()
+
+    # ----- Redis lost the cluster's state -----
+
+    async def _take_place_again(self, current: bytes | None) -> None:
+        rules = self.rules
+        assert rules is not None
+        self._restoring = True  # from now on the read loop applies nothing
+        ident, generation = keys.epoch_parts(self.epoch)
+        lost = f"Redis at {self.url} lost the cluster's state (it restarted without its data?)"
+        while True:
+            if current is None:
+                new = ident + b":" + str(generation + 1).encode()
+                applied = rules.applied_id
+                written = await self._retrying(partial(self._restore, new, applied))
+                if written == 1:
+                    self._adopt(
+                        new,
+                        f"{lost}: re-registered as node {self.node} and re-published the "
+                        f"cluster's state as of the log entry {applied.decode()}",
+                    )
+                    return
+                current = bytes(written)
+                continue
+            their_ident, their_generation = keys.epoch_parts(current)
+            if their_ident != ident or their_generation <= generation:
+                self._lose(self._another_cluster())
+                await trio.sleep_forever()
+            outcome = await self._retrying(partial(self._rejoin, current))
+            if outcome == 1:
+                self._adopt(
+                    current,
+                    f"{lost}: re-registered as node {self.node}; another node re-published "
+                    "the cluster's state, and this node's replica agrees with it",
+                )
+                return
+            if outcome == -3:
+                current = await self._retrying(partial(self.redis.get, keys.EPOCH))
+                continue
+            if outcome == -2:
+                why = "another node took this node's number meanwhile"
+            else:
+                why = (
+                    "another node re-published the cluster's state, and this node's "
+                    "replica does not match it (Redis lost log entries that only some "
+                    "nodes had applied)"
+                )
+            self._lose(f"{lost}: {why}: stopping this node; start it again to rejoin")
+            await trio.sleep_forever()
+
+    def _known_nodes(self) -> set[int]:
+        """Every node this one knows of: from renewals, the log and the members."""
+        rules = self.rules
+        assert rules is not None
+        owners = {int(ref.split(".")[0]) for ref in rules.members}
+        return self._seen_nodes | set(rules.log_seq) | set(rules.data_seq) | owners | {self.node}
+
+    async def _restore(self, epoch: bytes, applied: bytes) -> Any:
+        rules = self.rules
+        assert rules is not None
+        blob = json.dumps({"id": applied.decode(), "state": rules.dump().decode()}).encode()
+        ms, seq = id_key(applied)
+        known = self._known_nodes()
+        return await self.redis.eval(
+            scripts.RESTORE,
+            [
+                keys.EPOCH,
+                keys.CONFIG,
+                keys.COUNTER,
+                keys.SNAPSHOT,
+                keys.RESTORED,
+                keys.NODES,
+                keys.APPLIED,
+                keys.lease(self.node),
+                keys.LOG,
+            ],
+            [
+                epoch,
+                self.fingerprint,
+                max(known),
+                blob,
+                applied,
+                keys.LEASE_MS,
+                self.node,
+                f"{ms}-{seq + 1}",
+                *sorted(known - {self.node}),
+            ],
+        )
+
+    async def _rejoin(self, epoch: bytes) -> Any:
+        assert self.rules is not None
+        return await self.redis.eval(
+            scripts.REJOIN,
+            [
+                keys.EPOCH,
+                keys.RESTORED,
+                keys.COUNTER,
+                keys.lease(self.node),
+                keys.NODES,
+                keys.APPLIED,
+            ],
+            [epoch, self.rules.applied_id, max(self._known_nodes()), keys.LEASE_MS, self.node],
+        )
+
+    def _adopt(self, epoch: bytes, line: str) -> None:
+        """This node has its place in the cluster again, under ``epoch``."""
+        rules = self.rules
+        assert rules is not None
+        self.log(line)
+        self.epoch = epoch
+        self._restoring = False
+        # Nobody could renew while the state was lost: time for all before any is taken for dead.
+        self.liveness.outage_over(trio.current_time())
+        # Redis may have lost what this node appended and had not seen in the log yet.
+        again: list[tuple[str, dict[bytes, bytes]]] = [
+            (keys.LOG, {b"e": blob}) for blob in rules.unconfirmed.values()
+        ]
+        self._out = again + [entry for entry in self._out if entry[0] != keys.LOG]
+        self._out_version += 1
+        self._wake.set()
+        self._epoch_changed.set()
+        self._epoch_changed = trio.Event()
 
     # ----- the tasks -----
 
@@ -187,23 +332,32 @@ class Link:
             self._wake = trio.Event()
             while self._out:
                 batch = self._out[:BATCH]
+                version = self._out_version
+                epoch = self.epoch
 
-                async def append(batch: list[tuple[str, dict[bytes, bytes]]] = batch) -> None:
+                async def append(
+                    batch: list[tuple[str, dict[bytes, bytes]]] = batch, epoch: bytes = epoch
+                ) -> None:
                     streams: list[str] = [keys.EPOCH]
-                    args: list[bytes | str | int] = [self.epoch]
+                    args: list[bytes | str | int] = [epoch]
                     for key, fields in batch:
                         streams.append(key)
                         args.append(len(fields))
                         for name, value in fields.items():
                             args += (name, value)
                     if await self.redis.eval(scripts.APPEND, streams, args) == scripts.LOST:
-                        raise StateLost(await self._why_lost())
+                        raise EpochMoved
 
                 # A retry after a call that timed out may repeat entries (Redis
                 # may still run the first): their sequence numbers let readers
                 # skip the repeats.
-                await self._retrying(append)
-                del self._out[: len(batch)]
+                try:
+                    await self._retrying(append)
+                except EpochMoved:
+                    await self._next_epoch(epoch)  # which rebuilds the queue
+                    continue
+                if version == self._out_version:  # (else the batch is queued again)
+                    del self._out[: len(batch)]
                 if not self.rules.backlogged:
                     self.rules.room_again()
 
@@ -217,21 +371,37 @@ class Link:
                 data_key: self.data_id,
             }
 
-            async def read(streams: dict[str | bytes, str | bytes] = streams) -> Any:
+            epoch = self.epoch
+
+            async def read(
+                streams: dict[str | bytes, str | bytes] = streams, epoch: bytes = epoch
+            ) -> Any:
                 result = await self._reads.xread(streams, count=BATCH, block=READ_BLOCK_MS)
                 for entries in (result or {}).values():
-                    if any(e.field_values.get(keys.EPOCH_FIELD) != self.epoch for e in entries):
-                        raise StateLost(await self._why_lost())
+                    for entry in entries:
+                        tag = entry.field_values.get(keys.EPOCH_FIELD)
+                        self._check_tag(tag if isinstance(tag, bytes) else None, epoch)
                 return result
 
-            # A blocking read answers within its block time, plus a call's deadline.
-            result = await self._retrying(read, READ_BLOCK_MS / 1000 + keys.CALL_DEADLINE)
+            try:
+                # A blocking read answers within its block time, plus a call's deadline.
+                result = await self._retrying(read, READ_BLOCK_MS / 1000 + keys.CALL_DEADLINE)
+            except EpochMoved:
+                await self._next_epoch(epoch)
+                continue
             if not result:
                 continue
             done: list[bytes] = []
+
+            def current(epoch: bytes = epoch) -> bool:
+                """Not while the node takes its place again: what is applied now stays."""
+                return not self._restoring and self.epoch == epoch
+
             for stream, entries in result.items():
                 if stream == keys.LOG.encode():
                     for index, entry in enumerate(entries, start=1):
+                        if not current():
+                            break
                         rules.apply_log(entry.identifier, entry.field_values.get(b"e", b""))
                         if index % APPLY_BETWEEN_YIELDS == 0:
                             # Let the flush write what is decided so far, and
@@ -239,6 +409,8 @@ class Link:
                             await trio.lowlevel.checkpoint()
                 else:
                     for entry in entries:
+                        if not current():
+                            break
                         fields = entry.field_values
                         rules.apply_data(fields.get(b"h", b"{}"), fields.get(b"f", b""))
                         self.data_id = entry.identifier
@@ -249,14 +421,32 @@ class Link:
                     await self.redis.xdel(data_key, done)
 
                 await self._retrying(forget)
+            if not current():
+                await self._next_epoch(epoch)
             await trio.lowlevel.checkpoint()
+
+    def _check_tag(self, tag: bytes | None, epoch: bytes) -> None:
+        """An entry tagged ``tag`` was read under ``epoch``: may it be applied?"""
+        if tag == epoch:
+            return
+        ident, generation = keys.epoch_parts(epoch)
+        tag_ident, tag_generation = keys.epoch_parts(tag) if tag is not None else (b"", -1)
+        if tag_ident == ident and tag_generation > generation:
+            raise EpochMoved  # written after another node wrote the state back
+        raise StateLost(self._another_cluster())
 
     async def _lease_loop(self) -> None:
         rules = self.rules
         assert rules is not None
         renewed_at = trio.current_time()  # (boot.py took the lease just now)
         while True:
-            had_lease, leases = await self._retrying(self._renew)
+            try:
+                had_lease, leases = await self._retrying(self._renew)
+            except EpochMoved as moved:
+                await self._take_place_again(moved.epoch)
+                renewed_at = trio.current_time()
+                continue
+            self._seen_nodes.update(leases)
             now = trio.current_time()
             self.liveness.renewed(now)
             # (A call that timed out may have found the lease lapsed as Redis
@@ -301,7 +491,7 @@ class Link:
         # Raw TIME: coredis 6.9's parsed TIME reads the microseconds as milliseconds.
         self.skew = int(reply[0]) + int(reply[1]) / 1e6 - (before + after) / 2
         if reply[2] == -1:
-            raise StateLost(await self._why_lost())
+            raise EpochMoved(reply[3])
         pairs = reply[3:]
         leases = {int(n): bool(a) for n, a in zip(pairs[::2], pairs[1::2], strict=True)}
         return bool(reply[2]), leases
@@ -312,7 +502,12 @@ class Link:
 
     async def _snapshot_loop(self) -> None:
         while True:
-            await self._retrying(self._snapshot)
+            epoch = self.epoch
+            try:
+                await self._retrying(self._snapshot)
+            except EpochMoved:
+                await self._next_epoch(epoch)
+                continue
             await trio.sleep(SNAPSHOT_EVERY)
 
     async def _snapshot(self) -> None:
@@ -333,7 +528,7 @@ class Link:
             scripts.SNAPSHOT, [keys.EPOCH, keys.SNAPSHOT, keys.LOG], [self.epoch, blob, keep]
         )
         if saved == scripts.LOST:
-            raise StateLost(await self._why_lost())
+            raise EpochMoved
         self._last_snapshot = applied_id
 
     async def leave(self) -> None:

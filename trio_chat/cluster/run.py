@@ -2,8 +2,8 @@
 
 Unlike a lone server, a node talks to Redis before it binds anything: an
 unreachable Redis or a config that differs from the running cluster's ends
-it with status 1 and nothing bound. A node that finds that Redis lost the
-cluster's state stops with status 1 too (link.py).
+it with status 1 and nothing bound. A node that cannot take its place again
+after Redis lost the cluster's state stops with status 1 too (link.py).
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def run_node(
                 f"Redis at {url} did not answer within {keys.CALL_DEADLINE:g} s "
                 "while this node joined the cluster"
             )
-        link = Link(url, joined.node, joined.epoch, server.log, commands, reads)
+        fingerprint = keys.fingerprint(channels, arguments.afk_timeout)
+        link = Link(url, joined.node, joined.epoch, fingerprint, server.log, commands, reads)
         rules = ClusterRules(server, hub, joined.node, link)
         server.rules = rules
         # Transfer ids from two nodes must not meet at one receiver.

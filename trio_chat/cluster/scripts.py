@@ -1,10 +1,11 @@
 """The Lua scripts a node runs in Redis: every write checks, in the same
 atomic step, that the keys still belong to this node's cluster (its epoch).
 
-Were Redis to lose the cluster's state (a restart without its data) and a new
-node found a cluster there, a node of the old one must neither write into the
-new one nor renew a lease or trim a log that is not its own: each script
-below does nothing and answers ``LOST`` (or ``-1``) when the epoch differs.
+Were Redis to lose the cluster's state (a restart without its data), a node
+must neither write into what another node set up there meanwhile nor renew a
+lease or trim a log that is not its own: each write below does nothing and
+answers ``LOST`` (or ``-1``) when the epoch differs. ``RESTORE`` and
+``REJOIN`` are how the nodes of the old cluster take their places again.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ LOST = 0
 # KEYS: epoch, this node's lease, nodes, applied.
 # ARGV: epoch, lease ms, node, applied id, the lease keys' prefix, then the
 # nodes this one took for dead since (they leave the set of joined nodes).
-# Reply: Redis's TIME (two fields), then -1 if the epoch is not this node's;
-# else whether this node's lease was still there (1/0), then each joined node
-# and whether its lease is alive (1/0).
+# Reply: Redis's TIME (two fields), then -1 and the epoch (nil if none) if
+# the epoch is not this node's; else whether this node's lease was still
+# there (1/0), then each joined node and whether its lease is alive (1/0).
 RENEW = """
 local now = redis.call('TIME')
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return {now[1], now[2], -1}
+local epoch = redis.call('GET', KEYS[1])
+if epoch ~= ARGV[1] then
+  return {now[1], now[2], -1, epoch}
 end
 local had = redis.call('EXISTS', KEYS[2])
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
@@ -68,5 +70,54 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SREM', KEYS[2], ARGV[2])
 redis.call('HDEL', KEYS[3], ARGV[2])
 for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
+return 1
+"""
+
+# The first node to see that Redis lost the cluster's state writes it back.
+# KEYS: epoch, config, counter, snapshot, restored, nodes, applied, this
+# node's lease, log. ARGV: the new epoch, the config, the highest node number
+# this node knows, the snapshot, the id it includes, lease ms, this node, the
+# log's first id from now on, then the other nodes this node knows (they
+# must renew in time or be taken for dead).
+# Reply: 1, or the epoch that another node wrote first.
+RESTORE = """
+local epoch = redis.call('GET', KEYS[1])
+if epoch then return epoch end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
+if tonumber(redis.call('GET', KEYS[3]) or '0') < tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[3], ARGV[3])
+end
+redis.call('SET', KEYS[4], ARGV[4])
+redis.call('SET', KEYS[5], ARGV[5])
+redis.call('SET', KEYS[8], '1', 'PX', ARGV[6])
+redis.call('SADD', KEYS[6], ARGV[7])
+redis.call('HSET', KEYS[7], ARGV[7], ARGV[5])
+for i = 9, #ARGV do redis.call('SADD', KEYS[6], ARGV[i]) end
+if redis.call('EXISTS', KEYS[9]) == 0 then
+  -- New entries get ids after the restored one even if this Redis's clock is behind.
+  redis.call('XADD', KEYS[9], ARGV[8], 'x', ARGV[1])
+  redis.call('XDEL', KEYS[9], ARGV[8])
+end
+return 1
+"""
+
+# Another node wrote the state back: this one takes its place again if its
+# replica has applied the log exactly as far, and its number is free.
+# KEYS: epoch, restored, counter, this node's lease, nodes, applied.
+# ARGV: the epoch seen, this node's applied id, the highest node number this
+# node knows, lease ms, this node.
+# Reply: 1 (done), 0 (the replica differs), -2 (the number is taken), -3 (the
+# epoch moved on meanwhile).
+REJOIN = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -3 end
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+if redis.call('EXISTS', KEYS[4]) == 1 then return -2 end
+if tonumber(redis.call('GET', KEYS[3]) or '0') < tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[3], ARGV[3])
+end
+redis.call('SET', KEYS[4], '1', 'PX', ARGV[4])
+redis.call('SADD', KEYS[5], ARGV[5])
+redis.call('HSET', KEYS[6], ARGV[5], ARGV[2])
 return 1
 """
