@@ -2,10 +2,11 @@
 node number and a lease, and fetch the latest snapshot.
 
 One node joins at a time (a short lock in Redis). If no node of the previous
-cluster is alive, or Redis lost the cluster's epoch (a restart without its
-data), its leftovers are cleared and this node founds a new cluster: a new
-epoch, and this node's config becomes the cluster's. Every call has the
-deadline of any call to Redis (``keys.CALL_DEADLINE``).
+cluster is alive, or Redis has no epoch (it is new, or lost the cluster's
+state and no node of the old cluster has written it back yet), its leftovers
+are cleared and this node founds a new cluster: a new epoch, and this node's
+config becomes the cluster's. Every call has the deadline of any call to
+Redis (``keys.CALL_DEADLINE``).
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ async def _join_locked(redis: coredis.Redis[bytes], fingerprint: str) -> Joined:
     current = await answered(redis.get(keys.CONFIG))
     if epoch is None or not live:
         # No cluster lives here, or Redis lost the state of the one that did
-        # (its nodes stop when they see another epoch): found a new one.
+        # and none of its nodes wrote it back yet (they stop when they see
+        # another epoch, see link.py): found a new one.
         await answered(_clear_leftovers(redis))
         epoch = secrets.token_hex(8).encode() + b":0"
         with trio.fail_after(keys.CALL_DEADLINE):
