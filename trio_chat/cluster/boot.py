@@ -32,6 +32,7 @@ class ClusterError(Exception):
 @dataclass(frozen=True)
 class Joined:
     node: int
+    token: bytes  # this node's lease holds it: another node's would not
     epoch: bytes  # the cluster's, see keys.EPOCH
     snapshot: bytes | None  # JSON: {"id": ..., "state": ...}
 
@@ -96,9 +97,10 @@ async def _join_locked(redis: coredis.Redis[bytes], fingerprint: str) -> Joined:
         )
     # A number whose lease is held belongs to a node that re-registered after
     # Redis lost the cluster's state (link.py): take the next one.
+    token = secrets.token_hex(8).encode()
     node = await answered(redis.incr(keys.COUNTER))
     while not await answered(
-        redis.set(keys.lease(node), b"1", condition=coredis.PureToken.NX, px=keys.LEASE_MS)
+        redis.set(keys.lease(node), token, condition=coredis.PureToken.NX, px=keys.LEASE_MS)
     ):
         node = await answered(redis.incr(keys.COUNTER))
     with trio.fail_after(keys.CALL_DEADLINE):
@@ -107,4 +109,4 @@ async def _join_locked(redis: coredis.Redis[bytes], fingerprint: str) -> Joined:
             # Until it has loaded the snapshot, nothing may be trimmed from the log.
             pipe.hset(keys.APPLIED, {str(node): b"0-0"})
     snapshot = await answered(redis.get(keys.SNAPSHOT))
-    return Joined(node, epoch, snapshot)
+    return Joined(node, token, epoch, snapshot)

@@ -81,6 +81,7 @@ class Link:
         self,
         url: str,
         node: int,
+        token: bytes,
         epoch: bytes,
         fingerprint: str,
         log: Callable[[str], None],
@@ -89,6 +90,7 @@ class Link:
     ) -> None:
         self.url = url
         self.node = node
+        self.token = token  # what this node's lease holds
         self.epoch = epoch
         self.fingerprint = fingerprint  # the config, written back if Redis loses it
         self.log = log
@@ -277,6 +279,7 @@ class Link:
                 keys.LEASE_MS,
                 self.node,
                 f"{ms}-{seq + 1}",
+                self.token,
                 *sorted(known - {self.node}),
             ],
         )
@@ -293,7 +296,14 @@ class Link:
                 keys.NODES,
                 keys.APPLIED,
             ],
-            [epoch, self.rules.applied_id, max(self._known_nodes()), keys.LEASE_MS, self.node],
+            [
+                epoch,
+                self.rules.applied_id,
+                max(self._known_nodes()),
+                keys.LEASE_MS,
+                self.node,
+                self.token,
+            ],
         )
 
     def _adopt(self, epoch: bytes, line: str) -> None:
@@ -483,6 +493,7 @@ class Link:
                 self.node,
                 self.rules.applied_id,
                 keys.LEASES,
+                self.token,
                 *self._forgetting,
             ],
         )

@@ -75,7 +75,9 @@ def run_node(
                 "while this node joined the cluster"
             )
         fingerprint = keys.fingerprint(channels, arguments.afk_timeout)
-        link = Link(url, joined.node, joined.epoch, fingerprint, server.log, commands, reads)
+        link = Link(
+            url, joined.node, joined.token, joined.epoch, fingerprint, server.log, commands, reads
+        )
         rules = ClusterRules(server, hub, joined.node, link)
         server.rules = rules
         # Transfer ids from two nodes must not meet at one receiver.

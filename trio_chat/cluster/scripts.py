@@ -13,8 +13,9 @@ from __future__ import annotations
 LOST = 0
 
 # KEYS: epoch, this node's lease, nodes, applied.
-# ARGV: epoch, lease ms, node, applied id, the lease keys' prefix, then the
-# nodes this one took for dead since (they leave the set of joined nodes).
+# ARGV: epoch, lease ms, node, applied id, the lease keys' prefix, this
+# node's token, then the nodes this one took for dead since (they leave the
+# set of joined nodes).
 # Reply: Redis's TIME (two fields), then -1 and the epoch (nil if none) if
 # the epoch is not this node's; else whether this node's lease was still
 # there (1/0), then each joined node and whether its lease is alive (1/0).
@@ -25,10 +26,10 @@ if epoch ~= ARGV[1] then
   return {now[1], now[2], -1, epoch}
 end
 local had = redis.call('EXISTS', KEYS[2])
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[6], 'PX', ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
 redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   redis.call('SREM', KEYS[3], ARGV[i])
   redis.call('HDEL', KEYS[4], ARGV[i])
 end
@@ -77,8 +78,8 @@ return 1
 # KEYS: epoch, config, counter, snapshot, restored, nodes, applied, this
 # node's lease, log. ARGV: the new epoch, the config, the highest node number
 # this node knows, the snapshot, the id it includes, lease ms, this node, the
-# log's first id from now on, then the other nodes this node knows (they
-# must renew in time or be taken for dead).
+# log's first id from now on, this node's token, then the other nodes this
+# node knows (they must renew in time or be taken for dead).
 # Reply: 1, or the epoch that another node wrote first.
 RESTORE = """
 local epoch = redis.call('GET', KEYS[1])
@@ -90,10 +91,10 @@ if tonumber(redis.call('GET', KEYS[3]) or '0') < tonumber(ARGV[3]) then
 end
 redis.call('SET', KEYS[4], ARGV[4])
 redis.call('SET', KEYS[5], ARGV[5])
-redis.call('SET', KEYS[8], '1', 'PX', ARGV[6])
+redis.call('SET', KEYS[8], ARGV[9], 'PX', ARGV[6])
 redis.call('SADD', KEYS[6], ARGV[7])
 redis.call('HSET', KEYS[7], ARGV[7], ARGV[5])
-for i = 9, #ARGV do redis.call('SADD', KEYS[6], ARGV[i]) end
+for i = 10, #ARGV do redis.call('SADD', KEYS[6], ARGV[i]) end
 if redis.call('EXISTS', KEYS[9]) == 0 then
   -- New entries get ids after the restored one even if this Redis's clock is behind.
   redis.call('XADD', KEYS[9], ARGV[8], 'x', ARGV[1])
@@ -106,17 +107,19 @@ return 1
 # replica has applied the log exactly as far, and its number is free.
 # KEYS: epoch, restored, counter, this node's lease, nodes, applied.
 # ARGV: the epoch seen, this node's applied id, the highest node number this
-# node knows, lease ms, this node.
+# node knows, lease ms, this node, its token.
 # Reply: 1 (done), 0 (the replica differs), -2 (the number is taken), -3 (the
-# epoch moved on meanwhile).
+# epoch moved on meanwhile). (This node's own lease may be there already: a
+# RESTORE of its own that timed out and ran all the same.)
 REJOIN = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -3 end
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
-if redis.call('EXISTS', KEYS[4]) == 1 then return -2 end
+local holder = redis.call('GET', KEYS[4])
+if holder and holder ~= ARGV[6] then return -2 end
 if tonumber(redis.call('GET', KEYS[3]) or '0') < tonumber(ARGV[3]) then
   redis.call('SET', KEYS[3], ARGV[3])
 end
-redis.call('SET', KEYS[4], '1', 'PX', ARGV[4])
+redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[4])
 redis.call('SADD', KEYS[5], ARGV[5])
 redis.call('HSET', KEYS[6], ARGV[5], ARGV[2])
 return 1
