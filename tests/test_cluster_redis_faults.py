@@ -6,15 +6,18 @@ processes: a cluster"; behaviour.md, "A cluster of servers")."""
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from pathlib import Path
 
 from trio_chat.cluster import keys
 
 from .processes import Cluster, Program, cluster, srv
-from .programs import CLIENT, SERVER
+from .programs import CLIENT, SERVER, run_program
+from .redis_process import RedisProcess
 
 STALL = 5.0  # seconds: well past the two-second lease
+CHANNELS = ("general", "random", "help")
 
 
 def chat_both_ways(one: Program, other: Program, tag: str) -> None:
@@ -62,9 +65,13 @@ def test_a_redis_stall_longer_than_the_lease_drops_nobody(tmp_path: Path) -> Non
 
 def other_config(chat: Cluster, tmp_path: Path) -> Path:
     """A working directory whose config differs from the cluster's (a capacity)."""
-    other = tmp_path / "other"
+    return other_config_of(chat.workdir)
+
+
+def other_config_of(workdir: Path) -> Path:
+    other = workdir / "other"
     other.mkdir()
-    config = (tmp_path / "configfile").read_text().replace(" 5\n", " 6\n", 1)
+    config = (workdir / "configfile").read_text().replace(" 5\n", " 6\n", 1)
     (other / "configfile").write_text(config)
     return other
 
@@ -104,7 +111,11 @@ def test_redis_restarted_without_its_data_the_nodes_re_register(tmp_path: Path) 
             node.wait_stderr(RE_REGISTERED, deadline=20)
         assert sum("and re-published the cluster's state" in node.stderr for node in nodes) == 1
         chat_both_ways(alice, bob, "after the restart")
-        chat.server.expect_soon("[bob (<time>)] after the restart from bob")
+        # (two nodes' stdouts: in either order)
+        assert sorted(chat.server.next_line() for _ in range(2)) == [
+            "[alice (<time>)] after the restart from alice",
+            "[bob (<time>)] after the restart from bob",
+        ]
         # The config is the cluster's again: a node with another one is refused.
         refused = third_node(chat, other_config(chat, tmp_path))
         assert refused.wait_exit() == 1
@@ -202,3 +213,32 @@ def test_a_node_whose_replica_does_not_match_the_restored_state_stops(
         first.type("/shutdown")
         assert first.wait_exit() == 0
         assert alice.wait_exit() == 0
+
+
+def test_a_node_that_cannot_bind_leaves_the_cluster_at_once(tmp_path: Path) -> None:
+    """It joined before binding: it must not stay registered (for a lease) and
+    so refuse the next node that brings another config."""
+    redis = RedisProcess()
+    try:
+        taken = socket.socket()
+        taken.bind(("127.0.0.5", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (tmp_path / "configfile").write_text(
+            "".join(f"channel {name} {port + i} 5\n" for i, name in enumerate(CHANNELS))
+        )
+        with taken:
+            args = [SERVER, "configfile", "--redis", redis.url, "--host", "127.0.0.5"]
+            result = run_program(*args, cwd=tmp_path)
+        assert result.returncode == 1
+        assert "Address already in use" in result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+        other = other_config_of(tmp_path)
+        node = Program("other", args, other)
+        try:
+            assert node.wait_stderr("listening"), node.stderr
+            assert "node 2, listening" in node.stderr
+        finally:
+            node.kill()
+    finally:
+        redis.close()

@@ -109,6 +109,7 @@ class Link:
         self._last_snapshot = b""
         self._forgetting: list[int] = []  # nodes taken for dead, still in Redis's set
         self._seen_nodes: set[int] = set()  # every node a renewal saw
+        self._last_alive: set[int] = set()  # the nodes alive at the last renewal
         # While this node takes its place again, it applies nothing more.
         self._restoring = False
         self._epoch_changed = trio.Event()
@@ -244,19 +245,25 @@ class Link:
             self._lose(f"{lost}: {why}: stopping this node; start it again to rejoin")
             await trio.sleep_forever()
 
-    def _known_nodes(self) -> set[int]:
-        """Every node this one knows of: from renewals, the log and the members."""
+    def _owners(self) -> set[int]:
+        """The nodes that lived at the last renewal or have members: each must
+        re-register in time or be taken for dead."""
         rules = self.rules
         assert rules is not None
-        owners = {int(ref.split(".")[0]) for ref in rules.members}
-        return self._seen_nodes | set(rules.log_seq) | set(rules.data_seq) | owners | {self.node}
+        return self._last_alive | {int(ref.split(".")[0]) for ref in rules.members}
+
+    def _highest_node(self) -> int:
+        """The highest node number this one knows of: from renewals, the log, the members."""
+        rules = self.rules
+        assert rules is not None
+        known = self._seen_nodes | set(rules.log_seq) | set(rules.data_seq) | self._owners()
+        return max(known | {self.node})
 
     async def _restore(self, epoch: bytes, applied: bytes) -> Any:
         rules = self.rules
         assert rules is not None
         blob = json.dumps({"id": applied.decode(), "state": rules.dump().decode()}).encode()
         ms, seq = id_key(applied)
-        known = self._known_nodes()
         return await self.redis.eval(
             scripts.RESTORE,
             [
@@ -273,14 +280,14 @@ class Link:
             [
                 epoch,
                 self.fingerprint,
-                max(known),
+                self._highest_node(),
                 blob,
                 applied,
                 keys.LEASE_MS,
                 self.node,
                 f"{ms}-{seq + 1}",
                 self.token,
-                *sorted(known - {self.node}),
+                *sorted(self._owners() - {self.node}),
             ],
         )
 
@@ -299,7 +306,7 @@ class Link:
             [
                 epoch,
                 self.rules.applied_id,
-                max(self._known_nodes()),
+                self._highest_node(),
                 keys.LEASE_MS,
                 self.node,
                 self.token,
@@ -457,6 +464,7 @@ class Link:
                 renewed_at = trio.current_time()
                 continue
             self._seen_nodes.update(leases)
+            self._last_alive = {node for node, alive in leases.items() if alive}
             now = trio.current_time()
             self.liveness.renewed(now)
             # (A call that timed out may have found the lease lapsed as Redis
@@ -543,9 +551,10 @@ class Link:
         self._last_snapshot = applied_id
 
     async def leave(self) -> None:
-        """This node stops: its members leave at once rather than when its lease lapses."""
-        assert self.rules is not None
-        self.rules.node_gone(self.node)
+        """This node stops: its members leave at once rather than when its lease
+        lapses. (Also when it could not bind its ports: then run() never ran.)"""
+        if self.rules is not None:
+            self.rules.node_gone(self.node)
         with trio.move_on_after(FLUSH_ON_LEAVE):
             await self.flush()
         if self.lost is not None:
