@@ -51,6 +51,7 @@ def run_node(
         return 1
 
     url: str = arguments.redis
+    fingerprint = keys.fingerprint(channels, arguments.afk_timeout)
 
     async def node() -> int:
         commands, reads = connect(url), connect(url)
@@ -64,7 +65,7 @@ def run_node(
 
     async def serve_node(commands: coredis.Redis[bytes], reads: coredis.Redis[bytes]) -> int:
         try:
-            joined = await join_cluster(commands, keys.fingerprint(channels, arguments.afk_timeout))
+            joined = await join_cluster(commands, fingerprint)
         except ClusterError as error:
             return fail(str(error))
         except FAILURES as error:
@@ -74,7 +75,6 @@ def run_node(
                 f"Redis at {url} did not answer within {keys.CALL_DEADLINE:g} s "
                 "while this node joined the cluster"
             )
-        fingerprint = keys.fingerprint(channels, arguments.afk_timeout)
         link = Link(
             url, joined.node, joined.token, joined.epoch, fingerprint, server.log, commands, reads
         )
