@@ -1,7 +1,8 @@
 """Redis faults under a running cluster, end to end: a real redis-server that
 stalls (SIGSTOP, then SIGCONT) or crashes without its data (SIGKILL, then a
 new one on the same socket), real nodes and clients (README, "Several
-processes: a cluster"; behaviour.md, "A cluster of servers")."""
+processes: a cluster"; behaviour.md, "A cluster of servers"). Also a node's
+registration when it cannot bind its ports."""
 
 from __future__ import annotations
 
