@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 BATCH = 1000
+# An append is one script, which Redis runs without serving anyone else: a
+# batch stops growing at this many bytes (file chunks are 256 KiB each).
+BATCH_BYTES = 4 * 1024 * 1024
 READ_BLOCK_MS = 1000
 APPLY_BETWEEN_YIELDS = 32
 SNAPSHOT_EVERY = 2.0
@@ -348,7 +351,7 @@ class Link:
             await self._wake.wait()
             self._wake = trio.Event()
             while self._out:
-                batch = self._out[:BATCH]
+                batch = self._next_batch()
                 version = self._out_version
                 epoch = self.epoch
 
@@ -377,6 +380,15 @@ class Link:
                     del self._out[: len(batch)]
                 if not self.rules.backlogged:
                     self.rules.room_again()
+
+    def _next_batch(self) -> list[tuple[str, dict[bytes, bytes]]]:
+        """The first entries waiting: at most BATCH, and BATCH_BYTES unless one alone is more."""
+        size = 0
+        for count, (_, fields) in enumerate(self._out[:BATCH]):
+            size += sum(len(name) + len(value) for name, value in fields.items())
+            if size > BATCH_BYTES and count > 0:
+                return self._out[:count]
+        return self._out[:BATCH]
 
     async def _read_loop(self) -> None:
         rules = self.rules
