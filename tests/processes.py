@@ -204,6 +204,7 @@ class Cluster:
         capacity: int = 5,
         server_options: tuple[str, ...] = (),
         nodes: int | None = None,
+        redis_keeps_data: bool = True,
     ):
         self.workdir = workdir
         self.programs: list[Program] = []
@@ -214,7 +215,7 @@ class Cluster:
         if nodes is None:
             self.ports, self.server = self._start_server(capacity, server_options)
             return
-        self.redis = RedisProcess()
+        self.redis = RedisProcess(keep_data=redis_keeps_data)
         self.hosts = [f"127.0.0.{2 + i}" for i in range(nodes)]
         self.server = merged = Nodes()
         options = ("--redis", self.redis.url, *server_options)
@@ -304,8 +305,9 @@ def cluster(
     capacity: int = 5,
     server_options: tuple[str, ...] = (),
     nodes: int | None = None,
+    redis_keeps_data: bool = True,
 ) -> Iterator[Cluster]:
-    running = Cluster(workdir, capacity, server_options, nodes)
+    running = Cluster(workdir, capacity, server_options, nodes, redis_keeps_data)
     try:
         yield running
     finally:

@@ -1,9 +1,11 @@
 """A real redis-server for cluster tests, on a Unix socket of its own: the
-program's own private-Redis launcher, keeping its data across restarts."""
+program's own private-Redis launcher, keeping its data across restarts unless
+told not to."""
 
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 
 from trio_chat.cluster.embedded import EmbeddedRedis
@@ -20,10 +22,10 @@ def redis_cli_binary() -> str:
 
 
 class RedisProcess(EmbeddedRedis):
-    """Started on construction; ``stop`` then ``start`` keeps its data."""
+    """Started on construction; ``stop`` then ``start`` keeps its data when ``keep_data``."""
 
-    def __init__(self) -> None:
-        super().__init__(keep_data=True, prefix="tc-redis-")
+    def __init__(self, keep_data: bool = True) -> None:
+        super().__init__(keep_data=keep_data, prefix="tc-redis-")
         self.start()
 
     def command(self, *args: str) -> str:
@@ -39,3 +41,10 @@ class RedisProcess(EmbeddedRedis):
 
     def exists(self, key: str) -> bool:
         return self.command("EXISTS", key) == "1"
+
+    def signal(self, signum: signal.Signals) -> None:
+        """SIGSTOP/SIGCONT stall and resume it; SIGKILL crashes it (then ``start``)."""
+        assert self.process is not None
+        self.process.send_signal(signum)
+        if signum == signal.SIGKILL:
+            self.process.wait()

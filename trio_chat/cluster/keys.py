@@ -15,16 +15,42 @@ NODES = PREFIX + "nodes"  # the numbers of the nodes that joined
 APPLIED = PREFIX + "applied"  # node -> the last event it applied
 COUNTER = PREFIX + "node-counter"
 BOOT = PREFIX + "boot"  # held while a node joins
+# Which cluster the keys belong to, "ID:GENERATION": written when the first
+# node founds it (generation 0), checked by every write. If it vanishes,
+# Redis lost the cluster's state; the first node to see that writes it back
+# with the next generation (link.py).
+EPOCH = PREFIX + "epoch"
+# The log entry up to which the node that wrote the epoch back had applied the
+# log: the state it re-published. Another node whose replica has applied
+# exactly as far re-registers too.
+RESTORED = PREFIX + "restored"
+# The stream field of every log and data entry that names its cluster's epoch.
+EPOCH_FIELD = b"x"
 # A node's lease lives this long unless renewed; renewed this often.
 LEASE_MS = 2000
 RENEW_EVERY = 0.5
+# Every call to Redis must answer within this, or Redis counts as lost (a
+# stall is an outage): a node whose calls answer renews at least every
+# RENEW_EVERY + CALL_DEADLINE seconds, within its lease.
+CALL_DEADLINE = 1.0
+assert RENEW_EVERY + CALL_DEADLINE < LEASE_MS / 1000
 # Raised whenever log entries change shape or what applying one does.
-# 2: a node's death ends the transfers of its members' partners too.
+# 2: entries carry the epoch; a node's death ends the transfers of its
+# members' partners too; joins carry the member's address.
 LOG_FORMAT = 2
 
 
+LEASES = PREFIX + "lease:"  # + a node's number
+
+
+def epoch_parts(epoch: bytes) -> tuple[bytes, int]:
+    """The cluster's id and the epoch's generation."""
+    ident, _, generation = epoch.partition(b":")
+    return ident, int(generation or 0)
+
+
 def lease(node: int) -> str:
-    return f"{PREFIX}lease:{node}"
+    return f"{LEASES}{node}"
 
 
 def data(node: int) -> str:

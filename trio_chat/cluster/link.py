@@ -3,9 +3,23 @@
 Every task here outlives a Redis outage: a failed call is retried with
 backoff, the outage is logged once when it begins and once when it ends, and
 meanwhile the node keeps its clients (what they type waits, in order, and
-readers pause once too much waits). A node whose lease lapses is taken for
-dead by the others; after an outage nobody is taken for dead until every
-node has had time to renew its lease.
+readers pause once too much waits). A call that gets no answer within its
+deadline (``keys.CALL_DEADLINE``; a blocking read's block time more) counts
+as a failure: a stalled Redis is an outage, logged and ridden out the same
+way. A node whose lease lapses is taken for dead by the others, but only on
+evidence from a time in which every node could renew (``liveness.py``).
+
+Every write checks the cluster's epoch in the same atomic step
+(``scripts.py``), and every entry read must carry it. If Redis lost the
+cluster's state (a restart without its data), the first node to see it
+writes it back with the next generation of the epoch: its config, a number
+above every node it knows, its replica as the snapshot, and the log entry
+that replica includes. Each other node takes its place again if its replica
+has applied the log exactly as far (so the replicas agree) and its number is
+free; else it stops (status 1) with the reason. A node that stays appends
+again its own entries that it had not yet seen in the log (Redis may have
+lost them). If another cluster was founded there meanwhile, this node stops
+rather than mix two clusters.
 """
 
 from __future__ import annotations
@@ -13,27 +27,46 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import coredis
 import coredis.exceptions
 import trio
 
-from . import keys
+from . import keys, scripts
 from .boot import node_leases
+from .liveness import Liveness
 
 if TYPE_CHECKING:
     from .node import ClusterRules
 
 T = TypeVar("T")
 BATCH = 1000
+# An append is one script, which Redis runs without serving anyone else: a
+# batch stops growing at this many bytes (file chunks are 256 KiB each).
+BATCH_BYTES = 4 * 1024 * 1024
 READ_BLOCK_MS = 1000
 APPLY_BETWEEN_YIELDS = 32
 SNAPSHOT_EVERY = 2.0
 # Backoff between retries while Redis is away.
 FIRST_RETRY = 0.05
-LAST_RETRY = 2.0
+LAST_RETRY = keys.RENEW_EVERY  # so that a Redis that is back is seen within a renewal or so
 FAILURES = (coredis.exceptions.RedisError, OSError, trio.BrokenResourceError)
+# How long a node that stops waits for what it sent to reach Redis.
+FLUSH_ON_LEAVE = 2.0
+
+
+class StateLost(Exception):
+    """Redis no longer holds this node's cluster: the reason is for the operator."""
+
+
+class EpochMoved(Exception):
+    """The epoch is not this node's any more: the lease loop finds out why."""
+
+    def __init__(self, epoch: bytes | None = None) -> None:
+        super().__init__()
+        self.epoch = epoch  # as the renewal found it (None: gone)
 
 
 def id_key(entry_id: bytes | str) -> tuple[int, int]:
@@ -51,12 +84,18 @@ class Link:
         self,
         url: str,
         node: int,
+        token: bytes,
+        epoch: bytes,
+        fingerprint: str,
         log: Callable[[str], None],
         commands: coredis.Redis[bytes],
         reads: coredis.Redis[bytes],
     ) -> None:
         self.url = url
         self.node = node
+        self.token = token  # what this node's lease holds
+        self.epoch = epoch
+        self.fingerprint = fingerprint  # the config, written back if Redis loses it
         self.log = log
         self.redis = commands
         self._reads = reads  # blocking reads get their own connection
@@ -67,12 +106,18 @@ class Link:
         self._recovered = trio.Event()
         self.skew = 0.0  # Redis's clock minus ours
         self.down_since: float | None = None
-        self.healthy_since = trio.current_time()
+        self.liveness = Liveness(trio.current_time())
+        self.lost: str | None = None  # why this node stopped, if Redis lost its cluster
         self.data_id = b"0-0"
         self.rules: ClusterRules | None = None
-        self._declared: dict[int, float] = {}
         self._last_snapshot = b""
-        self._snapshot_time = -SNAPSHOT_EVERY
+        self._forgetting: list[int] = []  # nodes taken for dead, still in Redis's set
+        self._seen_nodes: set[int] = set()  # every node a renewal saw
+        self._last_alive: set[int] = set()  # the nodes alive at the last renewal
+        # While this node takes its place again, it applies nothing more.
+        self._restoring = False
+        self._epoch_changed = trio.Event()
+        self._out_version = 0  # moves on when the queue is rebuilt
 
     # ----- what the node uses -----
 
@@ -92,22 +137,33 @@ class Link:
         return time.time() + self.skew
 
     async def flush(self) -> None:
-        """Wait until everything sent so far is in Redis."""
-        while self._out:
+        """Wait until everything sent so far is in Redis (or can never be)."""
+        while self._out and self.lost is None:
             await trio.sleep(0.01)
 
     # ----- failures -----
 
-    async def _retrying(self, what: Callable[[], Awaitable[T]]) -> T:
+    async def _retrying(
+        self, what: Callable[[], Awaitable[T]], deadline: float = keys.CALL_DEADLINE
+    ) -> T:
         delay = FIRST_RETRY
         while True:
             try:
-                result = await what()
-            except FAILURES as error:
+                with trio.fail_after(deadline):
+                    result = await what()
+            except StateLost as lost:
+                self._answered()  # Redis answered, with the news
+                self._lose(str(lost))
+                await trio.sleep_forever()
+            except EpochMoved:
+                self._answered()
+                raise
+            except (*FAILURES, trio.TooSlowError) as error:
                 if self.down_since is None:
                     self.down_since = trio.current_time()
+                    why = str(error) or f"no answer within {deadline:g} s"
                     self.log(
-                        f"lost Redis at {self.url} ({error}); clients stay connected, "
+                        f"lost Redis at {self.url} ({why}); clients stay connected, "
                         "retrying with backoff"
                     )
                 # Another task's success ends every task's wait.
@@ -115,18 +171,175 @@ class Link:
                     await self._recovered.wait()
                 delay = min(delay * 2, LAST_RETRY)
                 continue
-            if self.down_since is not None:
-                self.log(
-                    f"Redis is back after {trio.current_time() - self.down_since:.1f} s; "
-                    "carrying on"
-                )
-                self.down_since = None
-                self.healthy_since = trio.current_time()
-                self._recovered.set()
-                self._recovered = trio.Event()
-                if self.rules is not None:
-                    self.rules.outage_over()
+            self._answered()
             return result
+
+    def _answered(self) -> None:
+        if self.down_since is None:
+            return
+        now = trio.current_time()
+        self.log(f"Redis is back after {now - self.down_since:.1f} s; carrying on")
+        self.down_since = None
+        # Nobody could renew meanwhile: every node gets time to before any is taken for dead.
+        self.liveness.outage_over(now)
+        self._recovered.set()
+        self._recovered = trio.Event()
+        if self.rules is not None:
+            self.rules.outage_over()
+
+    def _lose(self, reason: str) -> None:
+        if self.lost is not None:
+            return
+        self.lost = reason
+        if self.rules is not None:
+            self.rules.cluster_lost(reason)
+
+    def _another_cluster(self) -> str:
+        return (
+            f"Redis at {self.url} now holds another cluster (a node founded one after "
+            "Redis lost this one's state): stopping this node; start it again to join it"
+        )
+
+    async def _next_epoch(self, since: bytes) -> None:
+        """Wait until the lease loop has taken this node's place again under
+        another epoch than ``since`` (or stopped the node: then forever)."""
+        while self.epoch == since or self._restoring:
+            await self._epoch_changed.wait()
+
+    # ----- Redis lost the cluster's state -----
+
+    async def _take_place_again(self, current: bytes | None) -> None:
+        rules = self.rules
+        assert rules is not None
+        self._restoring = True  # from now on the read loop applies nothing
+        ident, generation = keys.epoch_parts(self.epoch)
+        lost = f"Redis at {self.url} lost the cluster's state (it restarted without its data?)"
+        while True:
+            if current is None:
+                new = ident + b":" + str(generation + 1).encode()
+                applied = rules.applied_id
+                written = await self._retrying(partial(self._restore, new, applied))
+                if written == 1:
+                    self._adopt(
+                        new,
+                        f"{lost}: re-registered as node {self.node} and re-published the "
+                        f"cluster's state as of the log entry {applied.decode()}",
+                    )
+                    return
+                current = bytes(written)
+                continue
+            their_ident, their_generation = keys.epoch_parts(current)
+            if their_ident != ident or their_generation <= generation:
+                self._lose(self._another_cluster())
+                await trio.sleep_forever()
+            outcome = await self._retrying(partial(self._rejoin, current))
+            if outcome == 1:
+                self._adopt(
+                    current,
+                    f"{lost}: re-registered as node {self.node}; another node re-published "
+                    "the cluster's state, and this node's replica agrees with it",
+                )
+                return
+            if outcome == -3:
+                current = await self._retrying(partial(self.redis.get, keys.EPOCH))
+                continue
+            if outcome == -2:
+                why = "another node took this node's number meanwhile"
+            else:
+                why = (
+                    "another node re-published the cluster's state, and this node's "
+                    "replica does not match it (Redis lost log entries that only some "
+                    "nodes had applied)"
+                )
+            self._lose(f"{lost}: {why}: stopping this node; start it again to rejoin")
+            await trio.sleep_forever()
+
+    def _owners(self) -> set[int]:
+        """The nodes that lived at the last renewal or have members: each must
+        re-register in time or be taken for dead."""
+        rules = self.rules
+        assert rules is not None
+        return self._last_alive | {int(ref.split(".")[0]) for ref in rules.members}
+
+    def _highest_node(self) -> int:
+        """The highest node number this one knows of: from renewals, the log, the members."""
+        rules = self.rules
+        assert rules is not None
+        known = self._seen_nodes | set(rules.log_seq) | set(rules.data_seq) | self._owners()
+        return max(known | {self.node})
+
+    async def _restore(self, epoch: bytes, applied: bytes) -> Any:
+        rules = self.rules
+        assert rules is not None
+        blob = json.dumps({"id": applied.decode(), "state": rules.dump().decode()}).encode()
+        ms, seq = id_key(applied)
+        return await self.redis.eval(
+            scripts.RESTORE,
+            [
+                keys.EPOCH,
+                keys.CONFIG,
+                keys.COUNTER,
+                keys.SNAPSHOT,
+                keys.RESTORED,
+                keys.NODES,
+                keys.APPLIED,
+                keys.lease(self.node),
+                keys.LOG,
+            ],
+            [
+                epoch,
+                self.fingerprint,
+                self._highest_node(),
+                blob,
+                applied,
+                keys.LEASE_MS,
+                self.node,
+                f"{ms}-{seq + 1}",
+                self.token,
+                *sorted(self._owners() - {self.node}),
+            ],
+        )
+
+    async def _rejoin(self, epoch: bytes) -> Any:
+        assert self.rules is not None
+        return await self.redis.eval(
+            scripts.REJOIN,
+            [
+                keys.EPOCH,
+                keys.RESTORED,
+                keys.COUNTER,
+                keys.lease(self.node),
+                keys.NODES,
+                keys.APPLIED,
+            ],
+            [
+                epoch,
+                self.rules.applied_id,
+                self._highest_node(),
+                keys.LEASE_MS,
+                self.node,
+                self.token,
+            ],
+        )
+
+    def _adopt(self, epoch: bytes, line: str) -> None:
+        """This node has its place in the cluster again, under ``epoch``."""
+        rules = self.rules
+        assert rules is not None
+        self.log(line)
+        self.epoch = epoch
+        self._restoring = False
+        # Nobody could renew while the state was lost: time for all before any is taken for dead.
+        self.liveness.outage_over(trio.current_time())
+        # Redis may have lost what this node appended and had not seen in the log yet.
+        again: list[tuple[str, dict[bytes, bytes]]] = [
+            (keys.LOG, {b"e": blob}) for blob in rules.unconfirmed.values()
+        ]
+        self._out = again + [entry for entry in self._out if entry[0] != keys.LOG]
+        self._out_version += 1
+        self._wake.set()
+        self._epoch_changed.set()
+        self._epoch_changed = trio.Event()
 
     # ----- the tasks -----
 
@@ -136,6 +349,7 @@ class Link:
             nursery.start_soon(self._write_loop)
             nursery.start_soon(self._read_loop)
             nursery.start_soon(self._lease_loop)
+            nursery.start_soon(self._snapshot_loop)
 
     async def _write_loop(self) -> None:
         assert self.rules is not None
@@ -143,24 +357,49 @@ class Link:
             await self._wake.wait()
             self._wake = trio.Event()
             while self._out:
-                batch = self._out[:BATCH]
+                batch = self._next_batch()
+                version = self._out_version
+                epoch = self.epoch
 
                 async def append(
                     batch: list[tuple[str, dict[bytes, bytes] | None]] = batch,
+                    epoch: bytes = epoch,
                 ) -> None:
-                    async with self.redis.pipeline(transaction=False) as pipe:
-                        for key, fields in batch:
-                            if fields is None:
-                                pipe.delete([key])
-                            else:
-                                pipe.xadd(key, fields)
+                    streams: list[str] = [keys.EPOCH]
+                    args: list[bytes | str | int] = [epoch]
+                    for key, fields in batch:
+                        streams.append(key)
+                        if fields is None:
+                            args.append(scripts.DELETE)
+                            continue
+                        args.append(len(fields))
+                        for name, value in fields.items():
+                            args += (name, value)
+                    if await self.redis.eval(scripts.APPEND, streams, args) == scripts.LOST:
+                        raise EpochMoved
 
-                # A retry after a half-sent pipeline repeats entries: their
-                # sequence numbers let readers skip the repeats.
-                await self._retrying(append)
-                del self._out[: len(batch)]
+                # A retry after a call that timed out may repeat entries (Redis
+                # may still run the first): their sequence numbers let readers
+                # skip the repeats.
+                try:
+                    await self._retrying(append)
+                except EpochMoved:
+                    await self._next_epoch(epoch)  # which rebuilds the queue
+                    continue
+                if version == self._out_version:  # (else the batch is queued again)
+                    del self._out[: len(batch)]
                 if not self.rules.backlogged:
                     self.rules.room_again()
+
+    def _next_batch(self) -> list[tuple[str, dict[bytes, bytes] | None]]:
+        """The first entries waiting: at most BATCH, and BATCH_BYTES unless one alone is more."""
+        size = 0
+        for count, (_, fields) in enumerate(self._out[:BATCH]):
+            if fields is not None:
+                size += sum(len(name) + len(value) for name, value in fields.items())
+            if size > BATCH_BYTES and count > 0:
+                return self._out[:count]
+        return self._out[:BATCH]
 
     async def _read_loop(self) -> None:
         rules = self.rules
@@ -172,16 +411,37 @@ class Link:
                 data_key: self.data_id,
             }
 
-            async def read(streams: dict[str | bytes, str | bytes] = streams) -> Any:
-                return await self._reads.xread(streams, count=BATCH, block=READ_BLOCK_MS)
+            epoch = self.epoch
 
-            result = await self._retrying(read)
+            async def read(
+                streams: dict[str | bytes, str | bytes] = streams, epoch: bytes = epoch
+            ) -> Any:
+                result = await self._reads.xread(streams, count=BATCH, block=READ_BLOCK_MS)
+                for entries in (result or {}).values():
+                    for entry in entries:
+                        tag = entry.field_values.get(keys.EPOCH_FIELD)
+                        self._check_tag(tag if isinstance(tag, bytes) else None, epoch)
+                return result
+
+            try:
+                # A blocking read answers within its block time, plus a call's deadline.
+                result = await self._retrying(read, READ_BLOCK_MS / 1000 + keys.CALL_DEADLINE)
+            except EpochMoved:
+                await self._next_epoch(epoch)
+                continue
             if not result:
                 continue
             done: list[bytes] = []
+
+            def current(epoch: bytes = epoch) -> bool:
+                """Not while the node takes its place again: what is applied now stays."""
+                return not self._restoring and self.epoch == epoch
+
             for stream, entries in result.items():
                 if stream == keys.LOG.encode():
                     for index, entry in enumerate(entries, start=1):
+                        if not current():
+                            break
                         rules.apply_log(entry.identifier, entry.field_values.get(b"e", b""))
                         if index % APPLY_BETWEEN_YIELDS == 0:
                             # Let the flush write what is decided so far, and
@@ -189,6 +449,8 @@ class Link:
                             await trio.lowlevel.checkpoint()
                 else:
                     for entry in entries:
+                        if not current():
+                            break
                         fields = entry.field_values
                         rules.apply_data(fields.get(b"h", b"{}"), fields.get(b"f", b""))
                         self.data_id = entry.identifier
@@ -199,52 +461,96 @@ class Link:
                     await self.redis.xdel(data_key, done)
 
                 await self._retrying(forget)
+            if not current():
+                await self._next_epoch(epoch)
             await trio.lowlevel.checkpoint()
+
+    def _check_tag(self, tag: bytes | None, epoch: bytes) -> None:
+        """An entry tagged ``tag`` was read under ``epoch``: may it be applied?"""
+        if tag == epoch:
+            return
+        ident, generation = keys.epoch_parts(epoch)
+        tag_ident, tag_generation = keys.epoch_parts(tag) if tag is not None else (b"", -1)
+        if tag_ident == ident and tag_generation > generation:
+            raise EpochMoved  # written after another node wrote the state back
+        raise StateLost(self._another_cluster())
 
     async def _lease_loop(self) -> None:
         rules = self.rules
         assert rules is not None
+        renewed_at = trio.current_time()  # (boot.py took the lease just now)
         while True:
-            await self._retrying(self._renew)
-            await self._retrying(self._check_others)
-            if trio.current_time() - self._snapshot_time >= SNAPSHOT_EVERY:
-                self._snapshot_time = trio.current_time()
-                await self._retrying(self._snapshot)
+            try:
+                had_lease, leases = await self._retrying(self._renew)
+            except EpochMoved as moved:
+                await self._take_place_again(moved.epoch)
+                renewed_at = trio.current_time()
+                continue
+            self._seen_nodes.update(leases)
+            self._last_alive = {node for node, alive in leases.items() if alive}
+            now = trio.current_time()
+            self.liveness.renewed(now)
+            # (A call that timed out may have found the lease lapsed as Redis
+            # ran it later, unheard: the time since the last renewal heard of tells too.)
+            if not had_lease or now - renewed_at > keys.LEASE_MS / 1000:
+                # Nobody may have noticed (Redis was away for everyone): the log
+                # says whether another node took this one for dead.
+                self.log(
+                    f"this node's lease had lapsed (not renewed for {now - renewed_at:.1f} s); "
+                    "renewed it: its clients stay unless another node took it for dead"
+                )
+            renewed_at = now
+            for node, alive in sorted(leases.items()):
+                if node == self.node or alive or not self.liveness.may_declare(node, now):
+                    continue
+                self.log(f"node {node} stopped renewing its lease: its clients leave the chat")
+                rules.node_gone(node)
+                # Forgotten in Redis by the next renewal: one call a renewal, so
+                # that this node renews on schedule while it declares others dead.
+                self._forgetting.append(node)
             await trio.sleep(keys.RENEW_EVERY)
 
-    async def _renew(self) -> None:
+    async def _renew(self) -> tuple[bool, dict[int, bool]]:
+        """Renew this node's lease; whether it was still there, and every
+        joined node's lease, alive or not, as Redis saw them in the same instant."""
         assert self.rules is not None
         before = time.time()
-        # Raw TIME: coredis 6.9's parsed TIME reads the microseconds as milliseconds.
-        reply: list[bytes] = await self.redis.eval("return redis.call('TIME')")  # type: ignore[assignment]
+        reply: list[Any] = await self.redis.eval(  # type: ignore[assignment]
+            scripts.RENEW,
+            [keys.EPOCH, keys.lease(self.node), keys.NODES, keys.APPLIED],
+            [
+                self.epoch,
+                keys.LEASE_MS,
+                self.node,
+                self.rules.applied_id,
+                keys.LEASES,
+                self.token,
+                *self._forgetting,
+            ],
+        )
+        self._forgetting.clear()
         after = time.time()
+        # Raw TIME: coredis 6.9's parsed TIME reads the microseconds as milliseconds.
         self.skew = int(reply[0]) + int(reply[1]) / 1e6 - (before + after) / 2
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(keys.lease(self.node), b"1", px=keys.LEASE_MS)
-            pipe.sadd(keys.NODES, [str(self.node)])
-            pipe.hset(keys.APPLIED, {str(self.node): self.rules.applied_id})
+        if reply[2] == -1:
+            raise EpochMoved(reply[3])
+        pairs = reply[3:]
+        leases = {int(n): bool(a) for n, a in zip(pairs[::2], pairs[1::2], strict=True)}
+        return bool(reply[2]), leases
 
     async def _live_nodes(self) -> list[int]:
         leases = await node_leases(self.redis)
         return sorted(node for node, alive in leases.items() if alive or node == self.node)
 
-    async def _check_others(self) -> None:
-        """Log a 'gone' event for each node whose lease lapsed: its members leave."""
-        assert self.rules is not None
-        now = trio.current_time()
-        # After an outage the others need a renewal period to show they live.
-        if now - self.healthy_since < keys.LEASE_MS / 1000 + 2 * keys.RENEW_EVERY:
-            return
-        for node, alive in (await node_leases(self.redis)).items():
-            if node == self.node or alive:
+    async def _snapshot_loop(self) -> None:
+        while True:
+            epoch = self.epoch
+            try:
+                await self._retrying(self._snapshot)
+            except EpochMoved:
+                await self._next_epoch(epoch)
                 continue
-            if now - self._declared.get(node, -1e9) < 2.0:
-                continue
-            self._declared[node] = now
-            self.log(f"node {node} stopped renewing its lease: its clients leave the chat")
-            self.rules.node_gone(node)
-            await self.redis.srem(keys.NODES, [str(node)])
-            await self.redis.hdel(keys.APPLIED, [str(node)])
+            await trio.sleep(SNAPSHOT_EVERY)
 
     async def _snapshot(self) -> None:
         """The lowest-numbered live node saves the state now and then, and trims
@@ -255,26 +561,34 @@ class Link:
         if not live or live[0] != self.node or applied_id == self._last_snapshot:
             return
         blob = json.dumps({"id": applied_id.decode(), "state": self.rules.dump().decode()}).encode()
-        await self.redis.set(keys.SNAPSHOT, blob)
-        self._last_snapshot = applied_id
         positions = await self.redis.hgetall(keys.APPLIED)
         oldest = min(
             [id_key(applied_id)] + [id_key(v) for k, v in positions.items() if int(k) in live]
         )
-        if oldest > (0, 0):
-            await self.redis.xtrim(
-                keys.LOG,
-                trim_strategy=coredis.PureToken.MINID,
-                threshold=f"{oldest[0]}-{oldest[1]}",  # type: ignore[arg-type]
-            )
+        keep = f"{oldest[0]}-{oldest[1]}" if oldest > (0, 0) else ""
+        saved = await self.redis.eval(
+            scripts.SNAPSHOT, [keys.EPOCH, keys.SNAPSHOT, keys.LOG], [self.epoch, blob, keep]
+        )
+        if saved == scripts.LOST:
+            raise EpochMoved
+        self._last_snapshot = applied_id
 
     async def leave(self) -> None:
-        """This node stops: its members leave at once rather than when its lease lapses."""
-        assert self.rules is not None
-        self.rules.node_gone(self.node)
-        with trio.move_on_after(2.0):
+        """This node stops: its members leave at once rather than when its lease
+        lapses. (Also when it could not bind its ports: then run() never ran.)"""
+        if self.rules is not None:
+            self.rules.node_gone(self.node)
+        with trio.move_on_after(FLUSH_ON_LEAVE):
             await self.flush()
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.delete([keys.lease(self.node), keys.data(self.node)])
-                pipe.srem(keys.NODES, [str(self.node)])
-                pipe.hdel(keys.APPLIED, [str(self.node)])
+        if self.lost is not None:
+            return  # nothing of this cluster is left in Redis to clean up
+        with trio.move_on_after(keys.CALL_DEADLINE):
+            try:
+                mine = [keys.lease(self.node), keys.data(self.node)]
+                await self.redis.eval(
+                    scripts.FORGET_NODE,
+                    [keys.EPOCH, keys.NODES, keys.APPLIED, *mine],
+                    [self.epoch, self.node],
+                )
+            except FAILURES as error:
+                self.log(f"could not remove this node from Redis as it stopped ({error})")

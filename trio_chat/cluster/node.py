@@ -145,6 +145,9 @@ class ClusterRules:
         # retried after a lost connection may reach Redis twice.
         self.log_seq: dict[int, int] = {}
         self.data_seq: dict[int, int] = {}
+        # This node's log entries, by sequence number, until it has applied
+        # them: if Redis loses them, they are appended again (link.py).
+        self.unconfirmed: dict[int, bytes] = {}
         self.applied_id = b"0-0"
         self.leaving = False
         self._room = trio.Event()
@@ -174,7 +177,9 @@ class ClusterRules:
         fields["k"] = kind
         fields["n"] = self.node
         fields["q"] = self._seq
-        self.link.send(keys.LOG, {b"e": json.dumps(fields).encode()})
+        blob = json.dumps(fields).encode()
+        self.unconfirmed[self._seq] = blob
+        self.link.send(keys.LOG, {b"e": blob})
 
     def send_frame(self, node: int, header: dict[str, Any], frame: wire.Payload) -> None:
         self._seq += 1
@@ -328,6 +333,9 @@ class ClusterRules:
         if seq <= self.log_seq.get(origin, 0):
             return  # a retried batch reached Redis twice
         self.log_seq[origin] = seq
+        if origin == self.node:
+            while self.unconfirmed and next(iter(self.unconfirmed)) <= seq:
+                del self.unconfirmed[next(iter(self.unconfirmed))]
         now = entry_time(entry_id)
         self._log_now = now
         stamp = stamp_at(now)
@@ -494,6 +502,15 @@ class ClusterRules:
             for session in list(self.local.values()):
                 session.abort("this node was taken for dead by the cluster")
             self.local.clear()
+
+    def cluster_lost(self, reason: str) -> None:
+        """Redis no longer holds this node's cluster (see link.py): stop serving."""
+        self.server.log(reason)
+        self.leaving = True  # nothing more goes to a log that is not this cluster's
+        for session in list(self.local.values()):
+            session.abort("the cluster's Redis lost its state")
+        self.local.clear()
+        self.server.stop()
 
     def forget(self, ref: str) -> None:
         """The member behind ``ref`` left the hub: call off its files."""

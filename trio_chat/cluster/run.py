@@ -2,7 +2,8 @@
 
 Unlike a lone server, a node talks to Redis before it binds anything: an
 unreachable Redis or a config that differs from the running cluster's ends
-it with status 1 and nothing bound.
+it with status 1 and nothing bound. A node that cannot take its place again
+after Redis lost the cluster's state stops with status 1 too (link.py).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def run_node(
         return 1
 
     url: str = arguments.redis
+    fingerprint = keys.fingerprint(channels, arguments.afk_timeout)
 
     async def node() -> int:
         commands, reads = connect(url), connect(url)
@@ -63,12 +65,19 @@ def run_node(
 
     async def serve_node(commands: coredis.Redis[bytes], reads: coredis.Redis[bytes]) -> int:
         try:
-            joined = await join_cluster(commands, keys.fingerprint(channels, arguments.afk_timeout))
+            joined = await join_cluster(commands, fingerprint)
         except ClusterError as error:
             return fail(str(error))
         except FAILURES as error:
             return fail(f"lost Redis at {url} while joining the cluster: {error}")
-        link = Link(url, joined.node, server.log, commands, reads)
+        except trio.TooSlowError:
+            return fail(
+                f"Redis at {url} did not answer within {keys.CALL_DEADLINE:g} s "
+                "while this node joined the cluster"
+            )
+        link = Link(
+            url, joined.node, joined.token, joined.epoch, fingerprint, server.log, commands, reads
+        )
         rules = ClusterRules(server, hub, joined.node, link)
         server.rules = rules
         # Transfer ids from two nodes must not meet at one receiver.
@@ -91,7 +100,8 @@ def run_node(
             )
             await link.leave()
             nursery.cancel_scope.cancel()
-        return 0
+        # Redis lost the cluster's state: the reason is on stderr already.
+        return 0 if link.lost is None else 1
 
     try:
         return trio.run(node)

@@ -1,0 +1,134 @@
+"""The Lua scripts a node runs in Redis: every write checks, in the same
+atomic step, that the keys still belong to this node's cluster (its epoch).
+
+Were Redis to lose the cluster's state (a restart without its data), a node
+must neither write into what another node set up there meanwhile nor renew a
+lease or trim a log that is not its own: each write below does nothing and
+answers ``LOST`` (or ``-1``) when the epoch differs. ``RESTORE`` and
+``REJOIN`` are how the nodes of the old cluster take their places again.
+"""
+
+from __future__ import annotations
+
+LOST = 0
+
+# KEYS: epoch, this node's lease, nodes, applied.
+# ARGV: epoch, lease ms, node, applied id, the lease keys' prefix, this
+# node's token, then the nodes this one took for dead since (they leave the
+# set of joined nodes).
+# Reply: Redis's TIME (two fields), then -1 and the epoch (nil if none) if
+# the epoch is not this node's; else whether this node's lease was still
+# there (1/0), then each joined node and whether its lease is alive (1/0).
+RENEW = """
+local now = redis.call('TIME')
+local epoch = redis.call('GET', KEYS[1])
+if epoch ~= ARGV[1] then
+  return {now[1], now[2], -1, epoch}
+end
+local had = redis.call('EXISTS', KEYS[2])
+redis.call('SET', KEYS[2], ARGV[6], 'PX', ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
+for i = 7, #ARGV do
+  redis.call('SREM', KEYS[3], ARGV[i])
+  redis.call('HDEL', KEYS[4], ARGV[i])
+end
+local reply = {now[1], now[2], had}
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  reply[#reply + 1] = node
+  reply[#reply + 1] = redis.call('EXISTS', ARGV[5] .. node)
+end
+return reply
+"""
+
+# KEYS: epoch, then the stream of each entry. ARGV: epoch, then for each
+# entry its number of fields and the fields, or DELETE alone: the stream is
+# deleted instead (a dead node's data stream, after what was sent before).
+# Every entry is tagged with the epoch (field "x"), so a reader can tell
+# another cluster's entries.
+DELETE = -1
+APPEND = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local at = 2
+for i = 2, #KEYS do
+  local count = tonumber(ARGV[at])
+  if count < 0 then
+    redis.call('DEL', KEYS[i])
+    at = at + 1
+  else
+    local entry = {KEYS[i], '*', 'x', ARGV[1]}
+    for j = 1, 2 * count do entry[4 + j] = ARGV[at + j] end
+    at = at + 1 + 2 * count
+    redis.call('XADD', unpack(entry))
+  end
+end
+return 1
+"""
+
+# KEYS: epoch, snapshot, log. ARGV: epoch, snapshot, the lowest id to keep ('' keeps all).
+SNAPSHOT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+if ARGV[3] ~= '' then redis.call('XTRIM', KEYS[3], 'MINID', ARGV[3]) end
+return 1
+"""
+
+# KEYS: epoch, nodes, applied, then keys to delete. ARGV: epoch, node.
+FORGET_NODE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
+for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
+return 1
+"""
+
+# The first node to see that Redis lost the cluster's state writes it back.
+# KEYS: epoch, config, counter, snapshot, restored, nodes, applied, this
+# node's lease, log. ARGV: the new epoch, the config, the highest node number
+# this node knows, the snapshot, the id it includes, lease ms, this node, the
+# log's first id from now on, this node's token, then the other nodes this
+# node knows (they must renew in time or be taken for dead).
+# Reply: 1, or the epoch that another node wrote first.
+RESTORE = """
+local epoch = redis.call('GET', KEYS[1])
+if epoch then return epoch end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
+if tonumber(redis.call('GET', KEYS[3]) or '0') < tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[3], ARGV[3])
+end
+redis.call('SET', KEYS[4], ARGV[4])
+redis.call('SET', KEYS[5], ARGV[5])
+redis.call('SET', KEYS[8], ARGV[9], 'PX', ARGV[6])
+redis.call('SADD', KEYS[6], ARGV[7])
+redis.call('HSET', KEYS[7], ARGV[7], ARGV[5])
+for i = 10, #ARGV do redis.call('SADD', KEYS[6], ARGV[i]) end
+if redis.call('EXISTS', KEYS[9]) == 0 then
+  -- New entries get ids after the restored one even if this Redis's clock is behind.
+  redis.call('XADD', KEYS[9], ARGV[8], 'x', ARGV[1])
+  redis.call('XDEL', KEYS[9], ARGV[8])
+end
+return 1
+"""
+
+# Another node wrote the state back: this one takes its place again if its
+# replica has applied the log exactly as far, and its number is free.
+# KEYS: epoch, restored, counter, this node's lease, nodes, applied.
+# ARGV: the epoch seen, this node's applied id, the highest node number this
+# node knows, lease ms, this node, its token.
+# Reply: 1 (done), 0 (the replica differs), -2 (the number is taken), -3 (the
+# epoch moved on meanwhile). (This node's own lease may be there already: a
+# RESTORE of its own that timed out and ran all the same.)
+REJOIN = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -3 end
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+local holder = redis.call('GET', KEYS[4])
+if holder and holder ~= ARGV[6] then return -2 end
+if tonumber(redis.call('GET', KEYS[3]) or '0') < tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[3], ARGV[3])
+end
+redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[4])
+redis.call('SADD', KEYS[5], ARGV[5])
+redis.call('HSET', KEYS[6], ARGV[5], ARGV[2])
+return 1
+"""
