@@ -24,7 +24,16 @@ UNUSED_REDIS = "redis://127.0.0.1:1"  # never connected to: the links never run
 def replica(node: int) -> ClusterRules:
     hub = Hub(CHANNELS, afk_timeout=100)
     server = ChatServer(hub, out=lambda line: None, log=lambda text: None)
-    link = Link(UNUSED_REDIS, node, lambda text: None, connect(UNUSED_REDIS), connect(UNUSED_REDIS))
+    link = Link(
+        UNUSED_REDIS,
+        node,
+        token=b"token",
+        epoch=b"cluster:1",
+        fingerprint="config",
+        log=lambda text: None,
+        commands=connect(UNUSED_REDIS),
+        reads=connect(UNUSED_REDIS),
+    )
     rules = ClusterRules(server, hub, node, link)
     server.rules = rules
     return rules
