@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -107,35 +108,53 @@ def web_frame_attack(port: int, size: int) -> int:
     return min(sent, size)
 
 
-def web_frame(megabytes: int) -> None:
+def server_rss_under(
+    extra: list[str], attackers: Callable[[list[int]], list[threading.Thread]], settle: float
+) -> tuple[int, int, int]:
+    """A server with three channels (and ``extra`` options; ports[3] is
+    free for them): its RSS in KiB before, at the peak while ``attackers``
+    (given the ports) run, and ``settle`` seconds after they are done."""
     with tempfile.TemporaryDirectory() as name:
         ports = free_ports(4)
         config = Path(name) / "configfile"
         config.write_text("".join(f"channel c{i} {p} 1000\n" for i, p in enumerate(ports[:3])))
+        arguments = [arg.replace("{port}", str(ports[3])) for arg in extra]
         server = subprocess.Popen(
-            [SERVER, str(config), "--web", str(ports[3])],
+            [SERVER, str(config), *arguments],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
-            wait_until_accepting(ports[3])
+            wait_until_accepting(ports[3] if arguments else ports[0])
             time.sleep(0.5)
             before = rss_kb(server.pid)
             peak = before
-            taken: list[int] = []
-            attacker = threading.Thread(
-                target=lambda: taken.append(web_frame_attack(ports[3], megabytes << 20))
-            )
-            attacker.start()
-            while attacker.is_alive():
+            threads = attackers(ports)
+            for thread in threads:
+                thread.start()
+            while any(thread.is_alive() for thread in threads):
                 peak = max(peak, rss_kb(server.pid))
                 time.sleep(0.05)
-            time.sleep(2.0)
+            time.sleep(settle)
             after = rss_kb(server.pid)
         finally:
             server.terminate()
             server.wait()
+    return before, peak, after
+
+
+def web_frame(megabytes: int) -> None:
+    taken: list[int] = []
+    before, peak, after = server_rss_under(
+        ["--web", "{port}"],
+        lambda ports: [
+            threading.Thread(
+                target=lambda: taken.append(web_frame_attack(ports[3], megabytes << 20))
+            )
+        ],
+        settle=2.0,
+    )
     print(f"| one WebSocket frame claiming 2**62 bytes ({megabytes} MiB sent) | server RSS |")
     print("|---|---|")
     print(f"| before | {before / 1024:.1f} MB |")
@@ -159,38 +178,17 @@ def main() -> None:
         web_frame(arguments.megabytes or 300)
         return
     arguments.megabytes = arguments.megabytes or 1024
-    with tempfile.TemporaryDirectory() as name:
-        ports = free_ports(3)
-        config = Path(name) / "configfile"
-        config.write_text("".join(f"channel c{i} {p} 1000\n" for i, p in enumerate(ports)))
-        server = subprocess.Popen(
-            [SERVER, str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_until_accepting(ports[0])
-            time.sleep(0.5)
-            before = rss_kb(server.pid)
-            peak = before
-            attackers = [
-                threading.Thread(
-                    target=attack,
-                    args=(ports[0], pair, arguments.megabytes << 20, arguments.seconds),
-                )
-                for pair in range(arguments.pairs)
-            ]
-            for thread in attackers:
-                thread.start()
-            while any(thread.is_alive() for thread in attackers):
-                peak = max(peak, rss_kb(server.pid))
-                time.sleep(0.05)
-            time.sleep(1.0)
-            after = rss_kb(server.pid)
-        finally:
-            server.terminate()
-            server.wait()
+    before, peak, after = server_rss_under(
+        [],
+        lambda ports: [
+            threading.Thread(
+                target=attack,
+                args=(ports[0], pair, arguments.megabytes << 20, arguments.seconds),
+            )
+            for pair in range(arguments.pairs)
+        ],
+        settle=1.0,
+    )
     print(
         f"| forged acknowledgements ({arguments.pairs} pairs, "
         f"{arguments.megabytes} MiB offered each) | server RSS |"

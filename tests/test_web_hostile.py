@@ -19,7 +19,6 @@ import trio
 import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
-from trio_websocket import open_websocket_url
 
 from trio_chat import wire
 from trio_chat.arguments import web_origin
@@ -31,7 +30,7 @@ from trio_chat.web.throttle import Throttle
 
 from .processes import Cluster, cluster, srv
 from .programs import SERVER, free_ports, run_program
-from .test_web_protocol import Member, origin, still_fine
+from .test_web_protocol import Member, calm_member, still_fine
 
 DEADLINE = 15
 MASK = bytes(4)  # a zero mask leaves the payload as it is
@@ -290,13 +289,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Cluster, int]]:
 @pytest.fixture
 async def calm(served: tuple[Cluster, int]) -> AsyncIterator[Member]:
     """A member in the channel the whole time: it must never notice the attacks."""
-    _, port = served
-    url = f"ws://127.0.0.1:{port}/ws/general"
-    async with open_websocket_url(url, extra_headers=origin(port)) as socket:
-        member = Member(socket)
-        await socket.send_message(wire.encode_hello("calm"))
-        await member.expect(srv("Welcome to the general channel, calm."))
-        await member.expect(srv("calm has joined the channel."))
+    async with calm_member(served[1]) as member:
         yield member
 
 

@@ -5,6 +5,7 @@ connected beside it keeps chatting."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -59,16 +60,22 @@ class Member:
         assert normalise(line) == wanted, line
 
 
-@pytest.fixture
-async def bystander(served: tuple[Cluster, int]) -> AsyncIterator[Member]:
-    """A member in the channel the whole time: it must never notice the bad peers."""
-    _, port = served
+@asynccontextmanager
+async def calm_member(port: int) -> AsyncIterator[Member]:
+    """ "calm", a web member of the general channel for the whole block."""
     url = f"ws://127.0.0.1:{port}/ws/general"
     async with open_websocket_url(url, extra_headers=origin(port)) as socket:
         member = Member(socket)
         await socket.send_message(wire.encode_hello("calm"))
         await member.expect(srv("Welcome to the general channel, calm."))
         await member.expect(srv("calm has joined the channel."))
+        yield member
+
+
+@pytest.fixture
+async def bystander(served: tuple[Cluster, int]) -> AsyncIterator[Member]:
+    """A member in the channel the whole time: it must never notice the bad peers."""
+    async with calm_member(served[1]) as member:
         yield member
 
 
