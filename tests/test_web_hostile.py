@@ -11,6 +11,7 @@ server, with a member chatting beside them that must notice nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 from trio_chat import wire
 from trio_chat.arguments import web_origin
 from trio_chat.web.frames import MESSAGE_TOO_BIG, PROTOCOL_ERROR, FrameLimits, Refused
-from trio_chat.web.guard import GuardedStream, close_frame
+from trio_chat.web.guard import SEND_TIMEOUT, GuardedStream, close_frame
 from trio_chat.web.origins import KnownOrigins
 from trio_chat.web.serve import MAX_MESSAGE
 from trio_chat.web.throttle import Throttle
@@ -215,24 +216,53 @@ async def guarded_pair() -> tuple[GuardedStream, trio.SocketStream, list[str]]:
     return guard, trio.SocketStream(theirs), complaints
 
 
+SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
+
+
 async def test_the_guard_passes_a_handshake_without_extensions_and_its_frames() -> None:
+    """Frames that come with the handshake reach hypercorn once it has answered:
+    fed before, they throw its HTTP parser (and the server with it, once)."""
     guard, peer, _ = await guarded_pair()
     offer = "Sec-WebSocket-Extensions: permessage-deflate\r\n"
     frames = frame(BINARY, b"hello") + frame(BINARY, bytes(1000))
     await peer.send_all(handshake(80, extra=offer) + frames)
-    data = await guard.receive_some()
-    head, _, rest = data.partition(b"\r\n\r\n")
+    head = await guard.receive_some()
+    assert head.endswith(b"\r\n\r\n")
     assert b"Sec-WebSocket-Extensions" not in head and b"Sec-WebSocket-Key: " in head
+    with trio.move_on_after(0.1) as early:
+        await guard.receive_some()
+    assert early.cancelled_caught  # nothing until the answer
+    await guard.send_all(SWITCHING)
+    rest = b""
     while len(rest) < len(frames):
         rest += await guard.receive_some()
     assert rest == frames
 
 
+async def test_the_guard_passes_no_frame_of_a_refused_handshake() -> None:
+    guard, peer, _ = await guarded_pair()
+    await peer.send_all(handshake(80) + frame(BINARY, b"hello"))
+    await guard.receive_some()
+    await guard.send_all(b"HTTP/1.1 403 Forbidden\r\n\r\n")
+    ended: list[BaseException] = []
+
+    async def read() -> None:
+        try:
+            await guard.receive_some()
+        except trio.ClosedResourceError as error:
+            ended.append(error)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)  # waits: nothing more is read
+        await trio.testing.wait_all_tasks_blocked()
+        assert not ended
+        await guard.aclose()
+    assert len(ended) == 1  # ended by the close, having read nothing
+
+
 async def test_the_guard_reads_nothing_after_a_refused_header() -> None:
     guard, peer, complaints = await guarded_pair()
-    await peer.send_all(handshake(80))
-    await guard.receive_some()
-    await peer.send_all(header(BINARY, 2**62) + bytes(1000))
+    await peer.send_all(handshake(80) + header(BINARY, 2**62) + bytes(1000))
     with pytest.raises(trio.BrokenResourceError):
         await guard.receive_some()
     assert await peer.receive_some() == b""  # closed (no 101 went out: no close frame)
@@ -554,3 +584,98 @@ async def test_a_connection_not_kept_alive_is_closed_after_the_page(
         port, request_bytes.replace(b"Host: H", f"Host: 127.0.0.1:{port}".encode())
     )
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"</html>\n")
+
+
+async def until_seen(stream: trio.SocketStream, wanted: bytes) -> bytes:
+    """Read until ``wanted`` has come (the server's frames carry text as it is)."""
+    data = b""
+    with trio.fail_after(DEADLINE):
+        while wanted not in data:
+            more = await stream.receive_some()
+            assert more, f"closed before {wanted!r}: {data!r}"
+            data += more
+    return data
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["one-send", "before-the-answer"])
+async def test_a_hello_sent_before_the_handshake_is_answered_joins(
+    served: tuple[Cluster, int], calm: Member, together: bool
+) -> None:
+    """A client may send frames right behind its handshake (it used to crash
+    the whole server: hypercorn's HTTP parser met them before it answered)."""
+    port = served[1]
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    hello = frame(BINARY, wire.encode_hello("eager"))
+    if together:
+        await stream.send_all(handshake(port) + hello)
+    else:
+        await stream.send_all(handshake(port))
+        await stream.send_all(hello)
+    answer = await until_seen(stream, b"Welcome to the general channel, eager.")
+    assert answer.startswith(b"HTTP/1.1 101 ")
+    await calm.expect(srv("eager has joined the channel."))
+    await still_fine(calm)
+
+
+async def test_bytes_behind_a_refused_handshake_disturb_nobody(
+    served: tuple[Cluster, int], calm: Member
+) -> None:
+    port = served[1]
+    for host in ("evil.example", f"127.0.0.1:{port}"):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        page = "http://evil.example"
+        await stream.send_all(handshake(port, host=host, page=page) + b"x")
+        assert (await response_head(stream)).startswith(b"HTTP/1.1 4")
+    await still_fine(calm)
+    chat = served[0]
+    assert chat.server.process.poll() is None  # still serving
+
+
+async def test_a_peer_that_does_not_read_does_not_hold_the_shutdown(
+    served: tuple[Cluster, int], calm: Member
+) -> None:
+    """hypercorn shields its writes from cancellation: a peer that asks for
+    pages and never reads them must not keep the server from stopping."""
+    chat, port = served
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    request = f"GET /static/app.js HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    await stream.send_all(request * 300)
+    await still_fine(calm)
+    await trio.to_thread.run_sync(chat.shutdown)  # exits 0 within its deadline
+    await stream.aclose()
+
+
+async def test_a_write_that_waits_for_a_peer_that_does_not_read_ends_the_connection(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    guard, _, complaints = await guarded_pair()
+    with pytest.raises(trio.BrokenResourceError):
+        while True:  # until the socket buffers are full and the write waits
+            await guard.send_all(bytes(64 * 1024))
+    assert trio.current_time() == pytest.approx(SEND_TIMEOUT)
+    assert complaints == ["closing a web connection from ? that does not read"]
+    with pytest.raises(trio.ClosedResourceError):
+        await guard.receive_some()
+
+
+async def test_connections_to_the_web_port_count_toward_the_per_address_limit(
+    tmp_path: Path,
+) -> None:
+    (port,) = free_ports(1)
+    options = ("--web", str(port), "--max-per-address", "3")
+    with cluster(tmp_path, server_options=options):
+        idle = [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(3)]
+        extra = await trio.open_tcp_stream("127.0.0.1", port)
+        assert await until_closed(extra) == b""  # closed at once, not after a keep-alive
+        await idle[0].aclose()
+        with trio.fail_after(DEADLINE):
+            while True:  # the server sees the close, then there is room again
+                again = await trio.open_tcp_stream("127.0.0.1", port)
+                request = f"GET /channels HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+                with contextlib.suppress(trio.BrokenResourceError):  # refused: reset
+                    await again.send_all(request.encode())
+                    if (await response_head(again)).startswith(b"HTTP/1.1 200 "):
+                        break
+                await trio.sleep(0.05)
+        for stream in idle[1:]:
+            await stream.aclose()

@@ -62,7 +62,7 @@ class Member:
 
 @asynccontextmanager
 async def calm_member(port: int) -> AsyncIterator[Member]:
-    """ "calm", a web member of the general channel for the whole block."""
+    """A web member named calm, in the general channel for the whole block."""
     url = f"ws://127.0.0.1:{port}/ws/general"
     async with open_websocket_url(url, extra_headers=origin(port)) as socket:
         member = Member(socket)

@@ -57,6 +57,8 @@ class _Address:
 @dataclass
 class AddressGate:
     max_open: int  # 0: no limits at all
+    # False: only the connections open at once count, not the connect rate.
+    rate_limited: bool = True
     _addresses: dict[str, _Address] = field(default_factory=dict)
     _new_since_sweep: int = 0
 
@@ -79,7 +81,7 @@ class AddressGate:
         held = entry.open + (elsewhere(address) if elsewhere is not None else 0)
         if held >= self.max_open:
             why = f"{held} connections open, the limit is {self.max_open}"
-        elif entry.bucket.take(now) > 0:
+        elif self.rate_limited and entry.bucket.take(now) > 0:
             why = f"more than {self.max_open / 10:g} new connections a second"
         else:
             entry.open += 1

@@ -36,6 +36,11 @@ RECEIVE = 64 * 1024  # what hypercorn itself reads at a time
 # How long a refused WebSocket's close frame may take to go out before the
 # connection is closed anyway (a peer that does not read must not hold it).
 CLOSE_FRAME_GRACE = 1.0
+# How long one of hypercorn's writes may wait for a peer that does not read
+# (hypercorn shields its writes from cancellation, so nothing else would end
+# them): then the connection is closed. A 64 KiB piece of a page in 30 s is
+# 2 KiB/s, slower than any reader a person uses.
+SEND_TIMEOUT = 30.0
 
 
 class Phase(Enum):
@@ -63,6 +68,10 @@ class GuardedStream(trio.abc.HalfCloseableStream):
         self._sending = False  # hypercorn is writing
         self._refusing = False  # a refusal is closing the connection
         self._closed = trio.Event()
+        # Frames that came with the handshake: hypercorn gets them once it
+        # has written its answer (see receive_some).
+        self._early = b""
+        self._answered = trio.Event()
 
     @property
     def socket(self) -> trio.socket.SocketType:
@@ -75,6 +84,16 @@ class GuardedStream(trio.abc.HalfCloseableStream):
         if self._phase is Phase.HEAD:
             return await self._receive_head()
         if self._phase is Phase.WEBSOCKET:
+            # Frames before the handshake's answer wait (in the kernel, or in
+            # _early): fed earlier, hypercorn's HTTP parser fails on them, and
+            # with it the whole connection handler.
+            await self._answered.wait()
+            if not self._upgraded:
+                self._phase = Phase.DONE  # refused: hypercorn closes it
+                return await self.receive_some(max_bytes)
+            if self._early:
+                data, self._early = self._early, b""
+                return data
             data = await self._stream.receive_some(max_bytes)
             try:
                 self._frames.feed(data)
@@ -129,7 +148,8 @@ class GuardedStream(trio.abc.HalfCloseableStream):
         except Refused as refusal:
             await self._refuse(refusal)
             raise trio.BrokenResourceError(refusal.reason) from None
-        return without_extensions(event) + after
+        self._early = after
+        return without_extensions(event)
 
     async def _refuse(self, refusal: Refused) -> None:
         self._phase = Phase.DONE
@@ -156,15 +176,21 @@ class GuardedStream(trio.abc.HalfCloseableStream):
             # hypercorn writes each response head, and each WebSocket frame,
             # with one call: the first write after the request is its answer.
             self._upgraded = bytes(data[:13]) == b"HTTP/1.1 101 "
+            self._answered.set()
         if self._refusing:
             raise trio.ClosedResourceError("refused")
         # No lock (it would cost every write a scheduling round): hypercorn
         # never writes twice at once, and a refusal writes only between its writes.
         self._sending = True
         try:
-            await self._stream.send_all(data)
+            with trio.move_on_after(SEND_TIMEOUT) as waited:
+                await self._stream.send_all(data)
         finally:
             self._sending = False
+        if waited.cancelled_caught:
+            self._complain(f"closing a web connection from {self._peer()} that does not read")
+            self.close_now()
+            raise trio.BrokenResourceError("the peer does not read")
 
     async def wait_send_all_might_not_block(self) -> None:
         await self._stream.wait_send_all_might_not_block()
@@ -174,7 +200,15 @@ class GuardedStream(trio.abc.HalfCloseableStream):
 
     async def aclose(self) -> None:
         self._closed.set()
+        self._answered.set()
         await self._stream.aclose()
+
+    def close_now(self) -> None:
+        """Close the socket at once: a write or read of hypercorn's waiting on
+        it fails (ClosedResourceError), even one shielded from cancellation."""
+        self._closed.set()
+        self._answered.set()
+        self._stream.socket.close()
 
 
 def declares_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:

@@ -21,6 +21,8 @@ from hypercorn.typing import ConnectionState
 from hypercorn.utils import wrap_app
 
 from .. import wire
+from ..server.admission import AddressGate
+from ..server.core import peer_address
 from .app import SECURITY_HEADERS, build_app
 from .guard import GuardedStream
 from .throttle import Throttle
@@ -47,6 +49,11 @@ def web_config() -> WebConfig:
     config.errorlog = "-"  # stderr
     config.loglevel = "WARNING"  # problems still reach stderr
     config.websocket_max_message_size = MAX_MESSAGE  # the guard refuses first
+    # Messages hypercorn queues for one WebSocket before its session takes
+    # them: one, so a session that stops reading (flood control) holds
+    # hypercorn's reads back at once and TCP holds the peer's, instead of ten
+    # messages of up to MAX_MESSAGE waiting in the server for it.
+    config.max_app_queue_size = 1
     return config
 
 
@@ -55,18 +62,47 @@ async def serve_web(server: ChatServer, sock: socket.socket, origins: KnownOrigi
     complain = Throttle(server.log)
     app = wrap_app(build_app(server, origins, complain), config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
     context = WorkerContext(None)
+    # The port's connections from one address at once, WebSocket or not (a
+    # WebSocket's session is also counted as the channel ports' are).
+    gate = AddressGate(server.limits.max_per_address, rate_limited=False)
+    guarded_streams: set[GuardedStream] = set()
 
     async def connection(stream: trio.SocketStream) -> None:
+        address = peer_address(stream)
+        admitted, complaint = gate.admit(address, trio.current_time())
+        if complaint is not None:
+            server.log(complaint)
+        if not admitted:
+            await trio.aclose_forcefully(stream)
+            return
         guarded = GuardedStream(stream, MAX_MESSAGE, config.h11_max_incomplete_size, complain)
-        # TCPServer is annotated for the SSL stream hypercorn's own loop gives it;
-        # it uses a plain stream's methods and its .socket, as GuardedStream has.
-        await TCPServer(
-            app,
-            config,
-            context,
-            ConnectionState({}),
-            cast(trio.SSLStream[trio.SocketStream], guarded),
-        ).run()
+        guarded_streams.add(guarded)
+        try:
+            # TCPServer is annotated for the SSL stream hypercorn's own loop gives it;
+            # it uses a plain stream's methods and its .socket, as GuardedStream has.
+            await TCPServer(
+                app,
+                config,
+                context,
+                ConnectionState({}),
+                cast(trio.SSLStream[trio.SocketStream], guarded),
+            ).run()
+        except Exception as error:
+            # hypercorn can fail on a state some peer's bytes lead it into (an
+            # h11 LocalProtocolError, say): that connection ends, nothing else.
+            complain(f"dropping a web connection from {address}: {error!r}")
+        finally:
+            guarded_streams.discard(guarded)
+            gate.release(address)
+            guarded.close_now()
 
     listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
-    await trio.serve_listeners(connection, [listener])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, connection, [listener])
+        try:
+            await trio.sleep_forever()
+        finally:
+            # Shutting down: hypercorn's writes are shielded from cancellation,
+            # so one to a peer that does not read would hold the server open.
+            for guarded in list(guarded_streams):
+                guarded.close_now()
