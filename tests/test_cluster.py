@@ -16,7 +16,7 @@ import pytest
 from trio_chat import wire
 from trio_chat.wire import FrameType
 
-from .processes import Cluster, Program, cluster, srv
+from .processes import DEADLINE, Cluster, Program, cluster, srv
 from .programs import CLIENT, SERVER, free_ports, run_program
 from .test_e2e_faults import RawPeer
 
@@ -163,6 +163,44 @@ def test_a_frozen_node_is_taken_for_dead_and_drops_its_clients(tmp_path: Path) -
         again.type("hello")
         alice.expect_soon("[again (<time>)] hello")
         chat.shutdown()
+
+
+def wait_until_trimmed(chat: Cluster, kind: str) -> None:
+    """Wait (polling Redis, with a deadline) until no entry of ``kind`` is left in the log."""
+    assert chat.redis is not None
+    end = time.monotonic() + DEADLINE
+    while f'"k": "{kind}"' in chat.redis.command("XRANGE", "trio-chat:log", "-", "+"):
+        assert time.monotonic() < end, "the log was not trimmed"
+        time.sleep(0.1)
+
+
+def test_a_frozen_node_whose_gone_entry_was_trimmed_stops(tmp_path: Path) -> None:
+    """The log is trimmed past a node taken for dead: once it resumes it must
+    not read on over the gap (its replica is no longer the cluster's)."""
+    with cluster(tmp_path, nodes=2) as chat:
+        alice = chat.join("alice", node=0)
+        frozen = chat.join("frozen", node=1)
+        node = chat.server.nodes[1]  # type: ignore[union-attr]
+        node.process.send_signal(signal.SIGSTOP)
+        try:
+            chat.server.nodes[0].wait_stderr("stopped renewing its lease")  # type: ignore[union-attr]
+            # An entry after the "gone" one, so that the next snapshot trims it away.
+            alice.type("while frozen")
+            chat.server.expect("[alice (<time>)] while frozen")
+            wait_until_trimmed(chat, "gone")
+        finally:
+            node.process.send_signal(signal.SIGCONT)
+        assert frozen.wait_exit() == 0
+        assert node.wait_exit() == 1
+        assert "the log was trimmed past this node's position" in node.stderr, node.stderr
+        # The other node and its clients carry on.
+        carol = chat.join("carol", node=0)
+        alice.expect_soon(srv("carol has joined the channel."))
+        alice.type("still here")
+        carol.expect_soon("[alice (<time>)] still here")
+        chat.server.nodes[0].type("/shutdown")  # type: ignore[union-attr]
+        assert chat.server.nodes[0].wait_exit() == 0  # type: ignore[union-attr]
+        assert alice.wait_exit() == 0
 
 
 def test_first_node_dies_and_nothing_is_lost(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ async def node_leases(redis: coredis.Redis[bytes]) -> dict[int, bool]:
 
 async def _clear_leftovers(redis: coredis.Redis[bytes]) -> None:
     leftovers = [keys.LOG, keys.SNAPSHOT, keys.APPLIED, keys.NODES, keys.CONFIG]
-    leftovers += [keys.EPOCH, keys.RESTORED]
+    leftovers += [keys.EPOCH, keys.RESTORED, keys.TRIMMED]
     async for key in redis.scan_iter(match=keys.PREFIX + "data:*"):
         leftovers.append(key.decode())
     await redis.delete(leftovers)

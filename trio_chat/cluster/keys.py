@@ -24,6 +24,10 @@ EPOCH = PREFIX + "epoch"
 # log: the state it re-published. Another node whose replica has applied
 # exactly as far re-registers too.
 RESTORED = PREFIX + "restored"
+# The last log entry a snapshot trimmed away (scripts.SNAPSHOT). A node whose
+# position is older has missed entries it can never read: its replica is no
+# longer the cluster's (link.py).
+TRIMMED = PREFIX + "trimmed"
 # The stream field of every log and data entry that names its cluster's epoch.
 EPOCH_FIELD = b"x"
 # A node's lease lives this long unless renewed; renewed this often.

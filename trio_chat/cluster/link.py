@@ -9,6 +9,17 @@ as a failure: a stalled Redis is an outage, logged and ridden out the same
 way. A node whose lease lapses is taken for dead by the others, but only on
 evidence from a time in which every node could renew (``liveness.py``).
 
+A node never applies the log with a gap. The log is trimmed only up to what
+every joined node has applied, so it can pass only a node that another took
+for dead and forgot (``scripts.SNAPSHOT``), which records the last entry it
+trimmed. A node that finds that entry newer than its own position (after a
+read, or at a renewal, which then does not renew its lease) has missed
+entries for good: it stops with status 1, its clients dropped as when a node
+is taken for dead, and a fresh start brings it back from the latest snapshot
+(docs/behaviour.md, "A cluster of servers", says why it stops rather than
+start over in place). So a node taken for dead either reads its own "gone"
+entry, and drops its clients, or finds the log trimmed past it, and stops.
+
 Every write checks the cluster's epoch in the same atomic step
 (``scripts.py``), and every entry read must carry it. If Redis lost the
 cluster's state (a restart without its data), the first node to see it
@@ -108,6 +119,8 @@ class Link:
         self.down_since: float | None = None
         self.liveness = Liveness(trio.current_time())
         self.lost: str | None = None  # why this node stopped, if Redis lost its cluster
+        # Why this node stopped, if the log was trimmed past its position.
+        self.behind: str | None = None
         self.data_id = b"0-0"
         self.rules: ClusterRules | None = None
         self._last_snapshot = b""
@@ -415,27 +428,37 @@ class Link:
 
             async def read(
                 streams: dict[str | bytes, str | bytes] = streams, epoch: bytes = epoch
-            ) -> Any:
+            ) -> tuple[Any, bytes | None]:
                 result = await self._reads.xread(streams, count=BATCH, block=READ_BLOCK_MS)
                 for entries in (result or {}).values():
                     for entry in entries:
                         tag = entry.field_values.get(keys.EPOCH_FIELD)
                         self._check_tag(tag if isinstance(tag, bytes) else None, epoch)
-                return result
+                # XREAD passes over trimmed entries without a word. Asked after
+                # it: a trim that had passed this node's position by then shows.
+                trimmed = None
+                if result and keys.LOG.encode() in result:
+                    trimmed = await self.redis.get(keys.TRIMMED)
+                return result, trimmed
 
             try:
                 # A blocking read answers within its block time, plus a call's deadline.
-                result = await self._retrying(read, READ_BLOCK_MS / 1000 + keys.CALL_DEADLINE)
+                result, trimmed = await self._retrying(
+                    read, READ_BLOCK_MS / 1000 + keys.CALL_DEADLINE
+                )
             except EpochMoved:
                 await self._next_epoch(epoch)
                 continue
+            if self._trimmed_past(trimmed, streams[keys.LOG]):
+                await trio.sleep_forever()  # (the node stops)
             if not result:
                 continue
             done: list[bytes] = []
 
             def current(epoch: bytes = epoch) -> bool:
-                """Not while the node takes its place again: what is applied now stays."""
-                return not self._restoring and self.epoch == epoch
+                """Not while the node takes its place again: what is applied now
+                stays; nor once it fell behind the trimmed log: it stops."""
+                return not self._restoring and self.epoch == epoch and self.behind is None
 
             for stream, entries in result.items():
                 if stream == keys.LOG.encode():
@@ -461,9 +484,30 @@ class Link:
                     await self.redis.xdel(data_key, done)
 
                 await self._retrying(forget)
+            if self.behind is not None:
+                await trio.sleep_forever()
             if not current():
                 await self._next_epoch(epoch)
             await trio.lowlevel.checkpoint()
+
+    def _trimmed_past(self, trimmed: bytes | str | None, position: bytes | str) -> bool:
+        """Whether the log was trimmed past ``position`` (entries this node has
+        not applied are gone): if so, this node stops."""
+        if self.behind is not None:
+            return True
+        if not trimmed or id_key(trimmed) <= id_key(position):
+            return False
+        text = trimmed.decode() if isinstance(trimmed, bytes) else trimmed
+        where = position.decode() if isinstance(position, bytes) else position
+        self.behind = (
+            f"the log was trimmed past this node's position (it applied up to {where}; "
+            f"entries up to {text} are gone): another node took it for dead while it "
+            "did not renew its lease (paused, or cut off from Redis?), and its replica "
+            "can no longer follow the cluster's: stopping this node; start it again to rejoin"
+        )
+        assert self.rules is not None
+        self.rules.fell_behind(self.behind)
+        return True
 
     def _check_tag(self, tag: bytes | None, epoch: bytes) -> None:
         """An entry tagged ``tag`` was read under ``epoch``: may it be applied?"""
@@ -481,7 +525,7 @@ class Link:
         renewed_at = trio.current_time()  # (boot.py took the lease just now)
         while True:
             try:
-                had_lease, leases = await self._retrying(self._renew)
+                had_lease, joined, trimmed, leases = await self._retrying(self._renew)
             except EpochMoved as moved:
                 await self._take_place_again(moved.epoch)
                 renewed_at = trio.current_time()
@@ -490,9 +534,22 @@ class Link:
             self._last_alive = {node for node, alive in leases.items() if alive}
             now = trio.current_time()
             self.liveness.renewed(now)
-            # (A call that timed out may have found the lease lapsed as Redis
-            # ran it later, unheard: the time since the last renewal heard of tells too.)
-            if not had_lease or now - renewed_at > keys.LEASE_MS / 1000:
+            if self._trimmed_past(trimmed, rules.applied_id):
+                await trio.sleep_forever()  # (the node stops)
+            if not joined and not rules.leaving:
+                # Another node took this one for dead and forgot it, after
+                # appending a "gone" entry for it. Not trimmed past (just
+                # checked, and this renewal holds the trimming back from now
+                # on): this node applies that entry in order, and drops its
+                # clients then.
+                self.log(
+                    f"this node's lease had lapsed (not renewed for {now - renewed_at:.1f} s) "
+                    "and another node took it for dead: renewed it; its clients go as it "
+                    "reads that in the log"
+                )
+            elif not had_lease or now - renewed_at > keys.LEASE_MS / 1000:
+                # (A call that timed out may have found the lease lapsed as Redis
+                # ran it later, unheard: the time since the last renewal heard of tells too.)
                 # Nobody may have noticed (Redis was away for everyone): the log
                 # says whether another node took this one for dead.
                 self.log(
@@ -510,14 +567,15 @@ class Link:
                 self._forgetting.append(node)
             await trio.sleep(keys.RENEW_EVERY)
 
-    async def _renew(self) -> tuple[bool, dict[int, bool]]:
-        """Renew this node's lease; whether it was still there, and every
+    async def _renew(self) -> tuple[bool, bool, bytes, dict[int, bool]]:
+        """Renew this node's lease; whether it was still there, whether this
+        node was still joined, the last entry trimmed from the log, and every
         joined node's lease, alive or not, as Redis saw them in the same instant."""
         assert self.rules is not None
         before = time.time()
         reply: list[Any] = await self.redis.eval(  # type: ignore[assignment]
             scripts.RENEW,
-            [keys.EPOCH, keys.lease(self.node), keys.NODES, keys.APPLIED],
+            [keys.EPOCH, keys.lease(self.node), keys.NODES, keys.APPLIED, keys.TRIMMED],
             [
                 self.epoch,
                 keys.LEASE_MS,
@@ -534,9 +592,9 @@ class Link:
         self.skew = int(reply[0]) + int(reply[1]) / 1e6 - (before + after) / 2
         if reply[2] == -1:
             raise EpochMoved(reply[3])
-        pairs = reply[3:]
+        pairs = reply[5:]
         leases = {int(n): bool(a) for n, a in zip(pairs[::2], pairs[1::2], strict=True)}
-        return bool(reply[2]), leases
+        return bool(reply[2]), bool(reply[3]), bytes(reply[4]), leases
 
     async def _live_nodes(self) -> list[int]:
         leases = await node_leases(self.redis)
@@ -554,23 +612,24 @@ class Link:
 
     async def _snapshot(self) -> None:
         """The lowest-numbered live node saves the state now and then, and trims
-        the log up to what every live node has applied."""
+        the log up to what every joined node has applied (``scripts.SNAPSHOT``)."""
         assert self.rules is not None
+        if self.behind is not None:
+            return
         live = await self._live_nodes()
         applied_id = self.rules.applied_id
         if not live or live[0] != self.node or applied_id == self._last_snapshot:
             return
         blob = json.dumps({"id": applied_id.decode(), "state": self.rules.dump().decode()}).encode()
-        positions = await self.redis.hgetall(keys.APPLIED)
-        oldest = min(
-            [id_key(applied_id)] + [id_key(v) for k, v in positions.items() if int(k) in live]
-        )
-        keep = f"{oldest[0]}-{oldest[1]}" if oldest > (0, 0) else ""
         saved = await self.redis.eval(
-            scripts.SNAPSHOT, [keys.EPOCH, keys.SNAPSHOT, keys.LOG], [self.epoch, blob, keep]
+            scripts.SNAPSHOT,
+            [keys.EPOCH, keys.SNAPSHOT, keys.LOG, keys.NODES, keys.APPLIED, keys.TRIMMED],
+            [self.epoch, blob, self.node, applied_id],
         )
         if saved == scripts.LOST:
             raise EpochMoved
+        if saved == scripts.SKIPPED:
+            return  # forgotten, or behind the trimmed log: the other loops find out
         self._last_snapshot = applied_id
 
     async def leave(self) -> None:

@@ -499,9 +499,20 @@ class ClusterRules:
             # Another node thought this one dead: its clients are not in the
             # chat any more, so they must not stay connected as if they were.
             self.server.log("this node was taken for dead (its lease lapsed): dropping its clients")
-            for session in list(self.local.values()):
-                session.abort("this node was taken for dead by the cluster")
-            self.local.clear()
+            self._drop_clients()
+
+    def _drop_clients(self) -> None:
+        for session in list(self.local.values()):
+            session.abort("this node was taken for dead by the cluster")
+        self.local.clear()  # (so their drops are not logged: they left with the node)
+
+    def fell_behind(self, reason: str) -> None:
+        """The log was trimmed past what this node applied (see link.py): its
+        replica can never catch up, so it stops; its clients go as when it is
+        taken for dead, and it leaves the cluster as when it stops."""
+        self.server.log(reason)
+        self._drop_clients()
+        self.server.stop()
 
     def cluster_lost(self, reason: str) -> None:
         """Redis no longer holds this node's cluster (see link.py): stop serving."""

@@ -3,7 +3,8 @@
 Unlike a lone server, a node talks to Redis before it binds anything: an
 unreachable Redis or a config that differs from the running cluster's ends
 it with status 1 and nothing bound. A node that cannot take its place again
-after Redis lost the cluster's state stops with status 1 too (link.py).
+after Redis lost the cluster's state, or that finds the log trimmed past
+what it applied, stops with status 1 too (link.py).
 """
 
 from __future__ import annotations
@@ -100,8 +101,9 @@ def run_node(
             )
             await link.leave()
             nursery.cancel_scope.cancel()
-        # Redis lost the cluster's state: the reason is on stderr already.
-        return 0 if link.lost is None else 1
+        # Redis lost the cluster's state, or the log was trimmed past this
+        # node: the reason is on stderr already.
+        return 0 if link.lost is None and link.behind is None else 1
 
     try:
         return trio.run(node)

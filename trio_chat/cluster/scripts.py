@@ -12,34 +12,59 @@ from __future__ import annotations
 
 LOST = 0
 
-# KEYS: epoch, this node's lease, nodes, applied.
+# Whether stream id a comes before stream id b ("MS-SEQ"; a double holds
+# Redis's milliseconds exactly).
+OLDER = """
+local function older(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+"""
+
+# KEYS: epoch, this node's lease, nodes, applied, trimmed.
 # ARGV: epoch, lease ms, node, applied id, the lease keys' prefix, this
 # node's token, then the nodes this one took for dead since (they leave the
-# set of joined nodes).
+# set of joined nodes, unless they renewed their lease meanwhile).
+# A node whose applied id is older than the last entry trimmed from the log
+# has missed entries for good: its lease is not renewed (the node stops).
 # Reply: Redis's TIME (two fields), then -1 and the epoch (nil if none) if
 # the epoch is not this node's; else whether this node's lease was still
-# there (1/0), then each joined node and whether its lease is alive (1/0).
-RENEW = """
+# there (1/0), whether it was still in the set of joined nodes (1/0: else
+# another node took it for dead and forgot it), the last entry trimmed from
+# the log ('' if none), then each joined node and whether its lease is alive
+# (1/0).
+RENEW = (
+    OLDER
+    + """
 local now = redis.call('TIME')
 local epoch = redis.call('GET', KEYS[1])
 if epoch ~= ARGV[1] then
   return {now[1], now[2], -1, epoch}
 end
 local had = redis.call('EXISTS', KEYS[2])
-redis.call('SET', KEYS[2], ARGV[6], 'PX', ARGV[2])
-redis.call('SADD', KEYS[3], ARGV[3])
-redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
-for i = 7, #ARGV do
-  redis.call('SREM', KEYS[3], ARGV[i])
-  redis.call('HDEL', KEYS[4], ARGV[i])
+local joined = redis.call('SISMEMBER', KEYS[3], ARGV[3])
+local trimmed = redis.call('GET', KEYS[5])
+if not (trimmed and older(ARGV[4], trimmed)) then
+  redis.call('SET', KEYS[2], ARGV[6], 'PX', ARGV[2])
+  redis.call('SADD', KEYS[3], ARGV[3])
+  redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
 end
-local reply = {now[1], now[2], had}
+for i = 7, #ARGV do
+  if redis.call('EXISTS', ARGV[5] .. ARGV[i]) == 0 then
+    redis.call('SREM', KEYS[3], ARGV[i])
+    redis.call('HDEL', KEYS[4], ARGV[i])
+  end
+end
+local reply = {now[1], now[2], had, joined, trimmed or ''}
 for _, node in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   reply[#reply + 1] = node
   reply[#reply + 1] = redis.call('EXISTS', ARGV[5] .. node)
 end
 return reply
 """
+)
 
 # KEYS: epoch, then the stream of each entry. ARGV: epoch, then for each
 # entry its number of fields and the fields, or DELETE alone: the stream is
@@ -65,13 +90,44 @@ end
 return 1
 """
 
-# KEYS: epoch, snapshot, log. ARGV: epoch, snapshot, the lowest id to keep ('' keeps all).
-SNAPSHOT = """
+# The lowest-numbered live node saves its replica and trims the log up to
+# what every joined node has applied, in one step with reading their
+# positions: a node that joins meanwhile, or whose lease lapsed, keeps its
+# entries. Only a node another took for dead and forgot (see RENEW) can be
+# trimmed past; the last entry trimmed is kept in ``trimmed``, so that such
+# a node finds out rather than read on over the gap. A node that is behind
+# that entry, or was forgotten, saves nothing.
+# KEYS: epoch, snapshot, log, nodes, applied, trimmed.
+# ARGV: epoch, snapshot, this node, the log entry the snapshot includes.
+# Reply: 1 (saved), 0 (another epoch), SKIPPED (this node may not save).
+SKIPPED = 2
+SNAPSHOT = (
+    OLDER
+    + """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local trimmed = redis.call('GET', KEYS[6])
+if redis.call('SISMEMBER', KEYS[4], ARGV[3]) == 0 or (trimmed and older(ARGV[4], trimmed)) then
+  return 2
+end
 redis.call('SET', KEYS[2], ARGV[2])
-if ARGV[3] ~= '' then redis.call('XTRIM', KEYS[3], 'MINID', ARGV[3]) end
+local keep = ARGV[4]
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  if node ~= ARGV[3] then
+    -- (No position yet: it is joining, or taking its place again.)
+    local at = redis.call('HGET', KEYS[5], node) or '0-0'
+    if older(at, keep) then keep = at end
+  end
+end
+if keep ~= '0-0' then
+  local last = redis.call('XREVRANGE', KEYS[3], '(' .. keep, '-', 'COUNT', 1)
+  if #last > 0 then
+    redis.call('SET', KEYS[6], last[1][1])
+    redis.call('XTRIM', KEYS[3], 'MINID', keep)
+  end
+end
 return 1
 """
+)
 
 # KEYS: epoch, nodes, applied, then keys to delete. ARGV: epoch, node.
 FORGET_NODE = """
