@@ -30,14 +30,16 @@ def wait_closed(peer: RawPeer) -> None:
             return
 
 
+@pytest.mark.parametrize("pipelined", [False, True], ids=["after-welcome", "pipelined"])
 @pytest.mark.parametrize("vary", ["names", "addresses"])
 @pytest.mark.parametrize("nodes", [None, 2], ids=["one-server", "2-nodes"])
 def test_a_reconnecting_flooder_gets_the_rate_not_a_burst_a_connection(
-    tmp_path: Path, nodes: int | None, vary: str
+    tmp_path: Path, nodes: int | None, vary: str, pipelined: bool
 ) -> None:
     """A new name each time from one address, or one name from a new address
     each time (127.0.0.1 and 127.0.0.2 are two IPv4 addresses: the name
-    carries the budget then)."""
+    carries the budget then); its lines sent once welcomed, or right behind
+    its hello (on a cluster, before the shared log has answered the hello)."""
     with cluster(tmp_path, nodes=nodes) as chat:
         bob = chat.join("bob", node=0 if nodes else None)
         port = chat.ports["general"]
@@ -51,7 +53,8 @@ def test_a_reconnecting_flooder_gets_the_rate_not_a_burst_a_connection(
                 peer = RawPeer(port, f"mallory{rounds}", host, source="127.0.0.1")
             else:
                 peer = RawPeer(port, "mallory", host, source=f"127.0.1.{rounds % 250 + 1}")
-            peer.next_frame(FrameType.LINE)  # the welcome: a member now
+            if not pipelined:
+                peer.next_frame(FrameType.LINE)  # the welcome: a member now
             for i in range(BURST):
                 peer.send(wire.encode_input(f"spam {rounds}.{i}"))
             peer.send(wire.encode_input("/quit"))

@@ -9,6 +9,7 @@ import pytest
 import trio
 import trio.testing
 
+from trio_chat.config import ChannelConfig
 from trio_chat.server.admission import AddressGate, address_key
 from trio_chat.server.core import Limits
 from trio_chat.server.flood import LineLedger, TokenBucket
@@ -318,3 +319,59 @@ def test_address_gate_counts_ipv6_by_64_prefix() -> None:
     assert gate.admit("127.0.0.2", now=0.0)[0]  # IPv4: one address each
     gate.release("2001:db8::2")
     assert gate.admit("2001:db8::99", now=5.0)[0]  # (the connect rate: 2, then 0.2/s)
+
+
+CROWDED = [ChannelConfig("general", 41001, 100), ChannelConfig("random", 41002, 100)]
+
+
+async def test_many_connections_from_one_address_share_its_budget(
+    autojump_clock: Clock,
+) -> None:
+    """45 members from one address flooding at once get the address's shared
+    budget together (``flood_address_share`` members' worth), not 45 budgets."""
+    limits = Limits(flood_address_share=4)
+    async with running_server(channels=CROWDED, limits=limits) as harness:
+        bob = await harness.join("bob", address="192.0.2.1")
+        flooders = [await harness.join(f"m{i}", address="10.0.0.7") for i in range(45)]
+        bob.take()
+        seconds = 10.0
+        end = trio.current_time() + seconds
+
+        async def flood(peer: Peer) -> None:
+            n = 0
+            while trio.current_time() < end:
+                await peer.say(f"spam {n}")
+                n += 1
+                await trio.sleep(0.01)
+
+        with trio.move_on_after(seconds):
+            async with trio.open_nursery() as nursery:
+                for peer in flooders:
+                    nursery.start_soon(flood, peer)
+        await settle()
+        spam = [line for line in bob.take() if "spam" in line]
+        share = limits.flood_address_share
+        # Before, each of the 45 refilled at the rate on its own: 2,000 lines and more.
+        assert len(spam) <= share * (limits.flood_burst + limits.flood_rate * (seconds + 1))
+        # Someone from another address still has a whole burst at once.
+        alice = await harness.join("alice", address="10.0.0.8")
+        start = trio.current_time()
+        for i in range(limits.flood_burst):
+            await alice.say(f"hello {i}")
+        assert (await arrival_times(bob, limits.flood_burst, "alice"))[-1] - start < 0.01
+
+
+async def test_connections_opened_at_once_share_one_burst(autojump_clock: Clock) -> None:
+    """Each says hello before any has spent: the address's shared bucket is
+    what stops twenty bursts (a browser's reconnect loop did this)."""
+    limits = Limits(flood_address_share=4)
+    async with running_server(channels=CROWDED, limits=limits) as harness:
+        bob = await harness.join("bob", address="192.0.2.1")
+        bob.take()
+        peers = [await harness.connect(f"m{i}", address="10.0.0.7") for i in range(20)]
+        for peer in peers:
+            for i in range(Limits().flood_burst):
+                await peer.say(f"spam {i}")
+        await settle()
+        spam = [line for line in bob.take() if "spam" in line]
+        assert len(spam) <= limits.flood_address_share * limits.flood_burst  # 40, not 200

@@ -380,6 +380,12 @@ class ClusterRules:
         budget = self._budget_of.get(ref)
         if budget is not None:
             budget[1].take(now)
+        # Another node's member: the members from its address here share
+        # what is left of the address's budget.
+        address = self._address_of.get(ref)
+        local = self.server.line_budgets
+        if address is not None and local is not None:
+            local.charge_address(address, trio.current_time())
 
     def _on_in(self, event: dict[str, Any], now: float, here: bool) -> None:
         self._spend_line(str(event["c"]), now)

@@ -91,6 +91,10 @@ class Limits:
     flood_burst: int = 10
     flood_rate: float = 5.0
     flood_patience: float = 30.0
+    # The members from one address share, on top of their own budgets, a
+    # budget of this many members (people behind one NAT): however many
+    # connections an address opens, its lines together get no more.
+    flood_address_share: int = 4
     # Connections at once from one address, and a connect rate (0: off).
     max_per_address: int = 50
 
@@ -129,7 +133,7 @@ class ChatServer:
         self.addresses = AddressGate(limits.max_per_address)
         # Either number at 0 turns flood control off.
         self.line_budgets = (
-            LineLedger(limits.flood_burst, limits.flood_rate)
+            LineLedger(limits.flood_burst, limits.flood_rate, limits.flood_address_share)
             if limits.flood_rate > 0 and limits.flood_burst > 0
             else None
         )

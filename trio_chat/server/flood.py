@@ -29,12 +29,23 @@ class TokenBucket:
     def take(self, now: float) -> float:
         """Take one token and return 0.0, or take nothing and return how many
         seconds until one is there."""
+        wait = self.wait(now)
+        if not wait:
+            self.tokens = max(self.tokens - 1.0, 0.0)
+        return wait
+
+    def wait(self, now: float) -> float:
+        """How many seconds until a token is there (0.0: one is); takes none."""
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= 1.0 - EPSILON:
-            self.tokens = max(self.tokens - 1.0, 0.0)
             return 0.0
         return (1.0 - self.tokens) / self.rate
+
+    def spend(self, now: float) -> None:
+        """A line that went without asking (another node's): a token less, if any."""
+        self.wait(now)
+        self.tokens = max(self.tokens - 1.0, 0.0)
 
     def full(self, now: float) -> bool:
         return self.level(now) >= self.burst
@@ -44,9 +55,26 @@ class TokenBucket:
         return min(self.burst, self.tokens + (now - self.stamp) * self.rate)
 
 
+def take_line(own: TokenBucket, shared: TokenBucket | None, now: float) -> float:
+    """A line from a member: a token from its own bucket and from its
+    address's shared one, both or neither; 0.0, or seconds to wait."""
+    wait = own.wait(now)
+    if shared is not None:
+        wait = max(wait, shared.wait(now))
+    if not wait:
+        own.take(now)
+        if shared is not None:
+            shared.take(now)
+    return wait
+
+
 class LineLedger:
     """Line budgets by what a peer cannot shed by reconnecting: its address
     (IPv6 by /64, admission.address_key) and its name.
+
+    Members from one address also share one more bucket, ``address_share``
+    members' budgets in size and rate: however many connections an address
+    holds at once, its lines together get that much (``share``).
 
     A member's bucket is opened here at its hello and closed when the rules
     are done with it (or it hangs up). A bucket opened starts from the lowest
@@ -60,12 +88,43 @@ class LineLedger:
     (README, "Flood control".)
     """
 
-    def __init__(self, burst: float, rate: float) -> None:
+    def __init__(self, burst: float, rate: float, address_share: float = 1.0) -> None:
         self.burst = burst
         self.rate = rate
+        self.address_share = address_share
         self._open: dict[str, list[TokenBucket]] = {}
         self._left: dict[str, tuple[float, float]] = {}  # key: (tokens, stamp)
         self._sweep_at = SWEEP_FIRST
+        # Each address's shared bucket, and how many members hold it.
+        self._shared: dict[str, TokenBucket] = {}
+        self._sharing: dict[str, int] = {}
+
+    def share(self, address: str, now: float) -> TokenBucket:
+        """The bucket the members from ``address`` share; ``unshare`` when done."""
+        bucket = self._shared.get(address)
+        if bucket is None:
+            share = self.address_share
+            bucket = self._shared[address] = TokenBucket(self.burst * share, self.rate * share, now)
+        self._sharing[address] = self._sharing.get(address, 0) + 1
+        return bucket
+
+    def unshare(self, address: str) -> None:
+        held = self._sharing[address] - 1
+        if held:
+            self._sharing[address] = held
+        else:
+            del self._sharing[address]  # the bucket stays until swept, refilled
+
+    def charge_address(self, address: str, now: float) -> None:
+        """A line from ``address`` that this process did not hold back (a
+        member on another node of a cluster): its members here share less."""
+        bucket = self._shared.get(address)
+        if bucket is None:
+            bucket = self.share(address, now)
+            self.unshare(address)
+        bucket.spend(now)
+        if len(self) >= self._sweep_at:
+            self._sweep(now)
 
     def open(self, keys: tuple[str, ...], now: float) -> TokenBucket:
         """The bucket of a member arriving with ``keys``."""
@@ -90,12 +149,12 @@ class LineLedger:
             return
         for key in keys:
             self._left[key] = (tokens, now)
-        if len(self._left) >= self._sweep_at:
+        if len(self) >= self._sweep_at:
             self._sweep(now)
 
     def __len__(self) -> int:
-        """Keys with a spent budget on file (open buckets aside)."""
-        return len(self._left)
+        """Budgets on file: spent ones, and addresses' shared buckets."""
+        return len(self._left) + len(self._shared)
 
     def _lowest(self, keys: tuple[str, ...], now: float, tokens: float, live: bool = True) -> float:
         for key in keys:
@@ -117,4 +176,9 @@ class LineLedger:
             for key, (tokens, stamp) in self._left.items()
             if tokens + (now - stamp) * self.rate < full
         }
-        self._sweep_at = max(SWEEP_FIRST, 2 * len(self._left))
+        self._shared = {
+            address: bucket
+            for address, bucket in self._shared.items()
+            if address in self._sharing or not bucket.full(now)
+        }
+        self._sweep_at = max(SWEEP_FIRST, 2 * (len(self._left) + len(self._shared)))

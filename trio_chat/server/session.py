@@ -30,9 +30,9 @@ from .. import wire
 from ..hub import Member
 from ..sanitize import clean
 from ..wire import FrameType, ProtocolError
-from .admission import budget_keys
+from .admission import address_key, budget_keys
 from .broadcast import Broadcast
-from .flood import TokenBucket
+from .flood import TokenBucket, take_line
 
 if TYPE_CHECKING:
     from .core import ChatServer
@@ -128,6 +128,13 @@ class Session:
         # what it is filed under in the server's ledger when the member goes.
         self._lines: TokenBucket | None = None
         self._budget_keys: tuple[str, ...] = ()
+        # The budget its address's members share, and that address's key.
+        self._address_lines: TokenBucket | None = None
+        self._budget_address = ""
+        # Set once the rules have answered the hello (joined or refused): in
+        # a cluster the budget the log knows of comes with the answer, so no
+        # line is let through before it.
+        self._answered = trio.Event()
         self._held_back_since: float | None = None
         # Text frames collect here until the end of the scheduling round
         # (ChatServer.want_flush). Plain TCP then writes them all with one
@@ -304,11 +311,13 @@ class Session:
     def joined(self, member: Member) -> None:
         """The rules took this connection in (a channel or its queue)."""
         self.member = member
+        self._answered.set()
         self.push(self.server.channel_names_frame)
 
     def _release_waiters(self) -> None:
         self.server.congested.discard(self)
         self.drained.set()
+        self._answered.set()
 
     # ----- backpressure -----
 
@@ -419,6 +428,10 @@ class Session:
             if rules.backlogged:
                 await rules.wait_for_room()
             if self._lines is not None and frame.type in LINE_FRAMES and self.greeted:
+                if not self._answered.is_set():
+                    await self._answered.wait()
+                    if self.closing or self._lines is None:
+                        return
                 await self._take_line_token()
                 if self.closing or self.flooded:
                     return
@@ -438,8 +451,12 @@ class Session:
         budgets = self.server.line_budgets
         if budgets is None:
             return
+        now = trio.current_time()
         self._budget_keys = budget_keys(username, self.address)
-        self._lines = budgets.open(self._budget_keys, trio.current_time())
+        self._lines = budgets.open(self._budget_keys, now)
+        if self.address is not None:
+            self._budget_address = address_key(self.address)
+            self._address_lines = budgets.share(self._budget_address, now)
 
     def lower_line_budget(self, tokens: float) -> None:
         """The cluster's ledger knows of a lower budget for this member's
@@ -456,14 +473,18 @@ class Session:
         if self._lines is not None and budgets is not None:
             budgets.close(self._budget_keys, self._lines, trio.current_time())
             self._lines = None
+            if self._address_lines is not None:
+                budgets.unshare(self._budget_address)
+                self._address_lines = None
 
     async def _take_line_token(self) -> None:
         """Wait until the member's line budget allows one more line; disconnect
         it when it has been held back for ``flood_patience`` without a break."""
         lines = self._lines  # (set to None if the member finishes meanwhile)
+        shared = self._address_lines
         assert lines is not None
         now = trio.current_time()
-        wait = lines.take(now)
+        wait = take_line(lines, shared, now)
         if not wait:
             self._held_back_since = None
             return
@@ -483,7 +504,7 @@ class Session:
         # Not reading meanwhile: TCP holds the flooder back, nothing piles up here.
         while wait:
             await trio.sleep(wait)
-            wait = lines.take(trio.current_time())
+            wait = take_line(lines, shared, trio.current_time())
 
     def _handle(self, frame: wire.Frame) -> None:
         server = self.server
