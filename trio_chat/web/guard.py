@@ -66,6 +66,7 @@ class GuardedStream(trio.abc.HalfCloseableStream):
         self._pending = b""  # read past the last request head (pipelined)
         self._upgraded: bool | None = None  # the handshake's answer was a 101
         self._sending = False  # hypercorn is writing
+        self._write_done = trio.Event()  # set (and replaced) when a write ends
         self._refusing = False  # a refusal is closing the connection
         self._closed = trio.Event()
         # Frames that came with the handshake: hypercorn gets them once it
@@ -89,8 +90,11 @@ class GuardedStream(trio.abc.HalfCloseableStream):
             # with it the whole connection handler.
             await self._answered.wait()
             if not self._upgraded:
-                self._phase = Phase.DONE  # refused: hypercorn closes it
-                return await self.receive_some(max_bytes)
+                # Refused (403): the end of the stream for hypercorn, which
+                # then closes the connection; nothing more is read.
+                self._phase = Phase.DONE
+                self._eof = True
+                return b""
             if self._early:
                 data, self._early = self._early, b""
                 return data
@@ -155,12 +159,14 @@ class GuardedStream(trio.abc.HalfCloseableStream):
         self._phase = Phase.DONE
         self._complain(f"closing a WebSocket from {self._peer()} that sent {refusal.reason}")
         self._refusing = True  # hypercorn's writes from now on find it closed
-        if self._upgraded and not self._sending:
-            # Between two of hypercorn's writes, so between two whole frames.
+        if self._upgraded:
             with (
                 trio.move_on_after(CLOSE_FRAME_GRACE),
-                contextlib.suppress(trio.BrokenResourceError),
+                contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
             ):
+                # After the write under way, if one is: between two whole frames.
+                while self._sending:
+                    await self._write_done.wait()
                 await self._stream.send_all(close_frame(refusal.code))
         await self.aclose()
 
@@ -187,6 +193,8 @@ class GuardedStream(trio.abc.HalfCloseableStream):
                 await self._stream.send_all(data)
         finally:
             self._sending = False
+            self._write_done.set()
+            self._write_done = trio.Event()
         if waited.cancelled_caught:
             self._complain(f"closing a web connection from {self._peer()} that does not read")
             self.close_now()

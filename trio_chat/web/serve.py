@@ -25,7 +25,7 @@ from ..server.admission import AddressGate
 from ..server.core import peer_address
 from .app import SECURITY_HEADERS, build_app
 from .guard import GuardedStream
-from .throttle import Throttle
+from .throttle import Throttle, throttled_logger
 
 if TYPE_CHECKING:
     from ..server.core import ChatServer
@@ -46,20 +46,16 @@ class WebConfig(Config):
 def web_config() -> WebConfig:
     config = WebConfig()
     config.accesslog = None  # stdout carries chat lines only
-    config.errorlog = "-"  # stderr
+    config.errorlog = "-"  # stderr (serve_web sends it through a Throttle)
     config.loglevel = "WARNING"  # problems still reach stderr
     config.websocket_max_message_size = MAX_MESSAGE  # the guard refuses first
-    # Messages hypercorn queues for one WebSocket before its session takes
-    # them: one, so a session that stops reading (flood control) holds
-    # hypercorn's reads back at once and TCP holds the peer's, instead of ten
-    # messages of up to MAX_MESSAGE waiting in the server for it.
-    config.max_app_queue_size = 1
     return config
 
 
 async def serve_web(server: ChatServer, sock: socket.socket, origins: KnownOrigins) -> None:
     config = web_config()
     complain = Throttle(server.log)
+    config.errorlog = throttled_logger(server.log)
     app = wrap_app(build_app(server, origins, complain), config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
     context = WorkerContext(None)
     # The port's connections from one address at once, WebSocket or not (a
