@@ -11,6 +11,8 @@ own flow control. (README, "Flood control".)
 
 from __future__ import annotations
 
+import heapq
+
 # Sleeping exactly the time a token needs must find it there, rounding aside.
 EPSILON = 1e-9
 # The ledger is first swept when it holds this many budgets.
@@ -94,6 +96,8 @@ class LineLedger:
         self.address_share = address_share
         self._open: dict[str, list[TokenBucket]] = {}
         self._left: dict[str, tuple[float, float]] = {}  # key: (tokens, stamp)
+        # When each spent budget will have refilled: (time, key), soonest first.
+        self._refilled: list[tuple[float, str]] = []
         self._sweep_at = SWEEP_FIRST
         # Each address's shared bucket, and how many members hold it.
         self._shared: dict[str, TokenBucket] = {}
@@ -128,6 +132,7 @@ class LineLedger:
 
     def open(self, keys: tuple[str, ...], now: float) -> TokenBucket:
         """The bucket of a member arriving with ``keys``."""
+        self._expire(now)
         bucket = TokenBucket(self.burst, self.rate, now)
         bucket.tokens = self._lowest(keys, now, self.burst)
         for key in keys:
@@ -142,15 +147,27 @@ class LineLedger:
                 buckets.remove(bucket)
                 if not buckets:
                     del self._open[key]
-        tokens = self._lowest(keys, now, bucket.level(now), live=False)
-        if tokens >= self.burst - EPSILON:
-            for key in keys:
-                self._left.pop(key, None)
-            return
+        self._expire(now)
+        level = bucket.level(now)
         for key in keys:
+            tokens = self._lowest((key,), now, level, live=False)
+            if tokens >= self.burst - EPSILON:
+                self._left.pop(key, None)
+                continue
             self._left[key] = (tokens, now)
+            heapq.heappush(self._refilled, (now + (self.burst - tokens) / self.rate, key))
         if len(self) >= self._sweep_at:
             self._sweep(now)
+
+    def _expire(self, now: float) -> None:
+        """Forget the spent budgets that have refilled by now."""
+        refilled = self._refilled
+        while refilled and refilled[0][0] <= now:
+            _, key = heapq.heappop(refilled)
+            left = self._left.get(key)
+            # (A key spent again since has a later entry of its own.)
+            if left is not None and left[0] + (now - left[1]) * self.rate >= self.burst - EPSILON:
+                del self._left[key]
 
     def __len__(self) -> int:
         """Budgets on file: spent ones, and addresses' shared buckets."""
@@ -168,14 +185,8 @@ class LineLedger:
         return tokens
 
     def _sweep(self, now: float) -> None:
-        """Forget the budgets that have refilled; amortised, the table is swept
-        whenever it has doubled since the last sweep."""
-        full = self.burst - EPSILON
-        self._left = {
-            key: (tokens, stamp)
-            for key, (tokens, stamp) in self._left.items()
-            if tokens + (now - stamp) * self.rate < full
-        }
+        """Forget the addresses' shared buckets that nobody holds and that have
+        refilled; amortised, swept whenever the table has doubled since."""
         self._shared = {
             address: bucket
             for address, bucket in self._shared.items()
