@@ -291,7 +291,7 @@ def test_ledger_forgets_refilled_budgets_as_it_grows() -> None:
         bucket = ledger.open(keys, now=float(n))
         bucket.take(float(n))
         ledger.close(keys, bucket, now=float(n))
-    assert len(ledger) <= 2  # only budgets not yet refilled are kept (the last second.s)
+    assert len(ledger) <= 2  # only budgets not yet refilled are kept (the last second's)
 
 
 @pytest.mark.parametrize(
