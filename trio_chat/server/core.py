@@ -248,17 +248,24 @@ class ChatServer:
                 await trio.lowlevel.checkpoint()
                 await trio.lowlevel.checkpoint()
             self._flush_due = trio.Event()
-            for broadcast in self._broadcasts.values():
-                broadcast.close()
-            self._broadcasts.clear()
-            dirty, self._dirty = self._dirty, []
-            for session in dirty:
-                session.flush()
+            self._flush_now()
+
+    def _flush_now(self) -> None:
+        for broadcast in self._broadcasts.values():
+            broadcast.close()
+        self._broadcasts.clear()
+        dirty, self._dirty = self._dirty, []
+        for session in dirty:
+            session.flush()
 
     def stop(self) -> None:
         """Shut down: close every connection, release every port."""
         self.hub.shutdown()
         self.stopped.set()
+        # What the rules handed out this round goes out first: a cluster's node
+        # may apply a chat line and the /shutdown behind it in one batch, and
+        # the flush at the end of the round would find every session closed.
+        self._flush_now()
         if self._root is not None:
             self._root.cancel()
 
