@@ -454,6 +454,11 @@ async def response_to(port: int, request: bytes) -> bytes:
     return await response_head(stream)
 
 
+def at_own_host(port: int, request: bytes) -> bytes:
+    """``request`` with its ``Host: H`` made the server's own name."""
+    return request.replace(b"Host: H", f"Host: 127.0.0.1:{port}".encode())
+
+
 async def exchange(port: int, request: bytes) -> bytes:
     """Send ``request``; all the server answers before it closes."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
@@ -475,9 +480,7 @@ async def test_the_http_layers_own_answers_carry_the_security_headers(
     served: tuple[Cluster, int], calm: Member, request_bytes: bytes, status: bytes
 ) -> None:
     port = served[1]
-    answer = await exchange(
-        port, request_bytes.replace(b"Host: H", f"Host: 127.0.0.1:{port}".encode())
-    )
+    answer = await exchange(port, at_own_host(port, request_bytes))
     assert answer.startswith(b"HTTP/1.1 " + status), answer
     assert SECURITY in answer.lower()
     await still_fine(calm)
@@ -515,9 +518,7 @@ async def test_http2_which_would_bypass_the_checks_is_not_spoken(
     served: tuple[Cluster, int], request_bytes: bytes
 ) -> None:
     port = served[1]
-    answer = await exchange(
-        port, request_bytes.replace(b"Host: H", f"Host: 127.0.0.1:{port}".encode())
-    )
+    answer = await exchange(port, at_own_host(port, request_bytes))
     assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer
 
 
@@ -587,9 +588,7 @@ async def test_a_connection_not_kept_alive_is_closed_after_the_page(
     served: tuple[Cluster, int], request_bytes: bytes
 ) -> None:
     port = served[1]
-    answer = await exchange(
-        port, request_bytes.replace(b"Host: H", f"Host: 127.0.0.1:{port}".encode())
-    )
+    answer = await exchange(port, at_own_host(port, request_bytes))
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"</html>\n")
 
 
