@@ -64,8 +64,9 @@ class Peer:
                 for frame_type, view, _ in decoder.feed(data):
                     payload = bytes(view)
                     if frame_type == FrameType.LINE:
-                        self.kinds.append(payload[0])
-                        self.lines.append(payload[1:].decode())
+                        kind, _, line = wire.decode_line(payload)
+                        self.kinds.append(kind)
+                        self.lines.append(line)
                     elif frame_type == FrameType.NOTICE:
                         self.notices.append(payload.decode())
                     elif frame_type == FrameType.BYE:
@@ -172,10 +173,12 @@ async def running_server(
     afk_timeout: float = 100.0,
     limits: Limits | None = None,
 ) -> AsyncIterator[Harness]:
-    hub = Hub(channels or CHANNELS, stamp=lambda: STAMP, afk_timeout=afk_timeout)
+    hub = Hub(channels or CHANNELS, afk_timeout=afk_timeout)
     async with trio.open_nursery() as nursery:
         printed: list[str] = []
-        server = ChatServer(hub, limits or Limits(), out=printed.append, log=lambda text: None)
+        server = ChatServer(
+            hub, limits or Limits(), out=printed.append, log=lambda text: None, stamp=lambda: STAMP
+        )
         harness = Harness(server, nursery)
         harness.printed = printed
         nursery.start_soon(server.transfers.expire_idle)
@@ -198,7 +201,7 @@ class RealClient:
         )
         self.status: int | None = None
 
-    def _print(self, line: str, kind: LineKind) -> None:
+    def _print(self, line: str, kind: LineKind, subject: str) -> None:
         self.printed.append(line)
         self._changed.set()
         self._changed = trio.Event()

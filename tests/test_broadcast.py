@@ -7,12 +7,14 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from trio_chat import wire
-from trio_chat.hub import Deliver, Member
+from trio_chat import effects, wire
+from trio_chat.hub import Member
 from trio_chat.server.core import Limits
-from trio_chat.wire import LineKind
 
-from .harness import Harness, Peer, running_server, settle
+from .harness import STAMP, Harness, Peer, running_server, settle
+
+SPEAKER = "op"
+SAID = f"[{SPEAKER} ({STAMP})] "
 
 
 async def joined(harness: Harness, *names: str, channel: str = "general") -> list[Peer]:
@@ -30,8 +32,14 @@ def member(harness: Harness, name: str) -> Member:
     raise KeyError(name)
 
 
-def say(recipients: tuple[Member, ...], line: str) -> Deliver:
-    return Deliver(recipients, LineKind.CHAT, line)
+def say(recipients: tuple[Member, ...], line: str) -> effects.Chat:
+    """A chat line for exactly these recipients, as the rules would decide it."""
+    return effects.Chat(STAMP, recipients, SPEAKER, line)
+
+
+def heard(peer: Peer) -> list[str]:
+    """The messages of the chat lines ``peer`` got since the last look."""
+    return [line.removeprefix(SAID) for line in peer.take()]
 
 
 async def test_private_lines_between_channel_lines_keep_their_place() -> None:
@@ -43,9 +51,9 @@ async def test_private_lines_between_channel_lines_keep_their_place() -> None:
         harness.server.apply([say((a, b, c), "two"), say((a, b), "three")])
         harness.server.apply([say((a, b, c), "four")])
         await settle()
-        assert alice.take() == ["one", "two", "three", "four"]
-        assert bob.take() == ["one", "two", "three", "four"]
-        assert carol.take() == ["one", "to carol alone", "two", "four"]
+        assert heard(alice) == ["one", "two", "three", "four"]
+        assert heard(bob) == ["one", "two", "three", "four"]
+        assert heard(carol) == ["one", "to carol alone", "two", "four"]
 
 
 async def test_a_member_in_two_audiences_in_one_round_gets_each_line_once() -> None:
@@ -59,9 +67,9 @@ async def test_a_member_in_two_audiences_in_one_round_gets_each_line_once() -> N
         harness.server.apply([say((a, b), "general 2"), say((d, b), "random 2")])
         harness.server.apply([say((d, b), "random 3")])
         await settle()
-        assert alice.take() == ["general 1", "general 2"]
-        assert bob.take() == ["general 1", "random 1", "general 2", "random 2", "random 3"]
-        assert dave.take() == ["random 1", "random 2", "random 3"]
+        assert heard(alice) == ["general 1", "general 2"]
+        assert heard(bob) == ["general 1", "random 1", "general 2", "random 2", "random 3"]
+        assert heard(dave) == ["random 1", "random 2", "random 3"]
 
 
 async def test_a_round_longer_than_a_broadcast_s_cap_arrives_whole_and_in_order() -> None:
@@ -74,7 +82,7 @@ async def test_a_round_longer_than_a_broadcast_s_cap_arrives_whole_and_in_order(
         harness.server.apply([say(everyone, line) for line in lines])
         await settle()
         for peer in peers:
-            assert peer.take() == lines
+            assert heard(peer) == lines
 
 
 async def test_a_round_over_the_outbox_limit_drops_its_recipients_as_before() -> None:
@@ -86,14 +94,14 @@ async def test_a_round_over_the_outbox_limit_drops_its_recipients_as_before() ->
         harness.server.apply([say(everyone, f"fits {i}") for i in range(40)])
         await settle()
         for peer in peers:
-            assert peer.take() == [f"fits {i}" for i in range(40)]
+            assert heard(peer) == [f"fits {i}" for i in range(40)]
         # More than the outbox holds in one round: not reading, as far as
         # the server can tell; each is dropped, and nothing else is written.
         harness.server.apply([say(everyone, f"over {i}") for i in range(200)])
         await settle()
         for peer in peers:
             assert peer.closed
-            assert peer.take() == []
+            assert heard(peer) == []
             assert peer.bye is None
         assert harness.server.sessions == set()
 
@@ -106,9 +114,9 @@ async def test_a_member_dropped_mid_round_leaves_the_others_their_lines() -> Non
         b.conn.abort("test: dropped")
         harness.server.apply([say((a, b, c), "two")])
         await settle()
-        assert alice.take() == ["one", "two"]
-        assert carol.take() == ["one", "two"]
-        assert bob.closed and bob.take() == []
+        assert heard(alice) == ["one", "two"]
+        assert heard(carol) == ["one", "two"]
+        assert bob.closed and heard(bob) == []
 
 
 async def test_sockets_get_the_same_lines_as_memory_streams() -> None:
@@ -145,6 +153,6 @@ async def _read_lines(stream: trio.SocketStream, done: object) -> list[str]:
             assert data, "the server closed the connection"
             for frame_type, payload, _ in decoder.feed(data):
                 if frame_type == wire.FrameType.LINE:
-                    got.append(bytes(payload[1:]).decode())
+                    got.append(wire.decode_line(payload)[2].removeprefix(SAID))
             if got and done(got):  # type: ignore[operator]
                 return got

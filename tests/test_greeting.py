@@ -16,8 +16,8 @@ from trio_chat.client.session import ClientConnection
 from trio_chat.wire import FrameType, LineKind
 
 
-def line(text: str) -> bytes:
-    return wire.encode_line(LineKind.SERVER, text)
+def line(text: str, kind: LineKind = LineKind.SERVER, subject: str = "") -> bytes:
+    return wire.encode_line(kind, text, subject)
 
 
 WELCOME = "[Server message (12:00:00)] Welcome to the general channel, alice."
@@ -30,13 +30,13 @@ async def test_lines_before_trio_then_the_rest_in_the_session(
     capfd: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     ours, theirs = socket.socketpair()
-    later = wire.encode_line(LineKind.CHAT, LATER)
+    later = wire.encode_line(LineKind.CHAT, LATER, "bob")
     theirs.sendall(
         wire.encode_json(FrameType.CHANNELS, {"channels": ["general"]})
         + line(WELCOME)
         + wire.encode_json(FrameType.ROSTER, {"names": ["bob", "alice"]})
-        + line(JOINED)
-        + wire.encode_line(LineKind.CHAT, CHAT)
+        + line(JOINED, LineKind.JOINED, "alice")
+        + wire.encode_line(LineKind.CHAT, CHAT, "bob")
         + later[:7]  # a frame cut in two: its rest comes after the hand-over
     )
     greeting = read_greeting(ours, "alice")
@@ -54,7 +54,7 @@ async def test_lines_before_trio_then_the_rest_in_the_session(
         stream,
         str(tmp_path),
         lines=typed,
-        out=lambda text, kind: printed.append(text),
+        out=lambda text, kind, subject: printed.append(text),
         note=lambda text: None,
         greeting=greeting,
     )
@@ -83,7 +83,7 @@ def test_a_queued_client_is_settled_by_its_queue_line(capfd: pytest.CaptureFixtu
         "[Server message (12:00:00)] You are in the waiting queue and there are "
         "2 user(s) ahead of you."
     )
-    theirs.sendall(line(WELCOME) + line(queued))
+    theirs.sendall(line(WELCOME) + line(queued, LineKind.QUEUED))
     greeting = read_greeting(ours, "alice")  # returns at once: no waiting for more
     assert capfd.readouterr().out == f"{WELCOME}\n{queued}\n"
     assert not greeting.closed

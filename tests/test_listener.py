@@ -59,7 +59,7 @@ async def test_clients_that_connected_together_join_in_the_order_they_connected(
     for _ in range(10):  # trio runs a round's tasks in either order: try both
         sock = listening_socket()
         port = sock.getsockname()[1]
-        hub = Hub([ChannelConfig("general", port, 2)], stamp=lambda: "12:34:56")
+        hub = Hub([ChannelConfig("general", port, 2)])
         server = ChatServer(hub, out=lambda line: None, log=lambda text: None)
         clients = connect_many(port, 5)
         for index, client in enumerate(clients):

@@ -30,7 +30,7 @@ from trio_chat.web.origins import KnownOrigins
 from trio_chat.web.serve import MAX_MESSAGE
 from trio_chat.web.throttle import Throttle, throttled_logger
 
-from .processes import Cluster, cluster, srv
+from .processes import Cluster, cluster
 from .programs import SERVER, free_ports, run_program
 from .test_web_protocol import Member, calm_member, still_fine
 
@@ -390,7 +390,7 @@ async def chatting(
     assert (await response_head(stream)).startswith(b"HTTP/1.1 101 ")
     await stream.send_all(frame(BINARY, wire.encode_hello("mallory")))
     if calm is not None:
-        await calm.expect(srv("mallory has joined the channel."))
+        await calm.expect("joined", user="mallory")
     return stream
 
 
@@ -619,7 +619,7 @@ async def test_a_hello_sent_before_the_handshake_is_answered_joins(
         await stream.send_all(hello)
     answer = await until_seen(stream, b"Welcome to the general channel, eager.")
     assert answer.startswith(b"HTTP/1.1 101 ")
-    await calm.expect(srv("eager has joined the channel."))
+    await calm.expect("joined", user="eager")
     await still_fine(calm)
 
 

@@ -4,6 +4,7 @@ connected beside it keeps chatting."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,10 +21,11 @@ from trio_websocket import (
 from trio_chat import wire
 from trio_chat.wire import FrameType
 
-from .processes import Cluster, cluster, normalise, srv
+from .processes import Cluster, cluster
 from .programs import SERVER, free_ports, run_program
 
 DEADLINE = 15
+STAMP = re.compile(r"\d\d:\d\d:\d\d")
 
 
 @pytest.fixture(params=[None, 1], ids=["one-server", "cluster-node"])
@@ -43,21 +45,26 @@ class Member:
     def __init__(self, socket: WebSocketConnection) -> None:
         self.socket = socket
         self.decoder = wire.FrameDecoder()
-        self.lines: list[str] = []
+        self.events: list[dict[str, object]] = []
 
-    async def next_line(self) -> str:
+    async def next_event(self) -> dict[str, object]:
+        """The next EVENT the page would render (a browser gets no LINE frames)."""
         with trio.fail_after(DEADLINE):
-            while not self.lines:
+            while not self.events:
                 message = await self.socket.get_message()
                 assert isinstance(message, bytes), message
                 for frame_type, payload, _ in self.decoder.feed(message):
-                    if frame_type == FrameType.LINE:
-                        self.lines.append(bytes(payload[1:]).decode())
-        return self.lines.pop(0)
+                    assert frame_type != FrameType.LINE, "a browser was sent a terminal's line"
+                    if frame_type == FrameType.EVENT:
+                        self.events.append(wire.decode_json(payload))
+        return self.events.pop(0)
 
-    async def expect(self, wanted: str) -> None:
-        line = await self.next_line()
-        assert normalise(line) == wanted, line
+    async def expect(self, event: str, **fields: object) -> None:
+        """The next event is ``event`` with these fields (and a stamp)."""
+        got = await self.next_event()
+        assert got.pop("event") == event, got
+        assert STAMP.fullmatch(str(got.pop("stamp"))), got
+        assert got == fields, got
 
 
 @asynccontextmanager
@@ -67,8 +74,8 @@ async def calm_member(port: int) -> AsyncIterator[Member]:
     async with open_websocket_url(url, extra_headers=origin(port)) as socket:
         member = Member(socket)
         await socket.send_message(wire.encode_hello("calm"))
-        await member.expect(srv("Welcome to the general channel, calm."))
-        await member.expect(srv("calm has joined the channel."))
+        await member.expect("welcome", channel="general", user="calm")
+        await member.expect("joined", user="calm")
         yield member
 
 
@@ -81,7 +88,7 @@ async def bystander(served: tuple[Cluster, int]) -> AsyncIterator[Member]:
 
 async def still_fine(member: Member) -> None:
     await member.socket.send_message(wire.encode_input("still here"))
-    await member.expect("[calm (<time>)] still here")
+    await member.expect("chat", sender="calm", message="still here")
 
 
 async def dropped(port: int, send: bytes | str, headers: bool = True) -> None:

@@ -1,39 +1,33 @@
 """The chat rules: channels, waiting queues, names, commands, mutes and AFK.
 
-Plain code that never awaits, so every call is atomic under trio and testable
-without I/O. Each call takes the current time (trio's clock, in seconds) and
-returns the effects it decided, in order; the server's trio layer carries them
-out. Wall-clock ``hh:mm:ss`` stamps come from the injected ``stamp`` function.
+Everything that affects who is where and who is told what lives here, in
+plain code that never awaits: every call is atomic under trio and testable
+without I/O. One entry point, ``Hub.handle(event, now, stamp)``, takes an
+input event (``events.py``) with the current time (trio's clock, in seconds;
+in a cluster, the time of the log entry) and the wall-clock ``hh:mm:ss``
+stamp of the moment, and returns what happened (``effects.py``), in order.
+Each event type has one rule, found in the ``_RULES`` table; docs/behaviour.md
+says what the rules are.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from . import text
-from .commands import (
-    Chat,
-    ClientCommand,
-    ConsoleCommand,
-    Empty,
-    Kick,
-    ListChannels,
-    Mute,
-    Quit,
-    Send,
-    Shutdown,
-    Switch,
-    Usage,
-    Whisper,
-)
+from . import commands as cmd
+from . import effects as fx
+from . import events as ev
 from .config import ChannelConfig
 from .names import username_problem
-from .text import Stamp
-from .wire import LineKind
+from .state import Channel, Member
+
+if TYPE_CHECKING:
+    from .server.connection import Connection
+
+__all__ = ["DEFAULT_AFK_TIMEOUT", "EXIT_OK", "EXIT_REFUSED", "Channel", "Hub", "Member"]
 
 DEFAULT_AFK_TIMEOUT = 100.0
 
@@ -41,314 +35,227 @@ DEFAULT_AFK_TIMEOUT = 100.0
 EXIT_OK = 0
 EXIT_REFUSED = 1
 
-
-@dataclass(eq=False)
-class Member:
-    """One connected client as the rules see it."""
-
-    name: str
-    conn: Any = None  # the I/O layer's handle for this client; never touched here
-    channel: Channel | None = None
-    admitted: bool = False
-    muted_until: float = -math.inf
-    afk_deadline: float = math.inf
-    transfers: int = 0  # files it is sending or receiving right now
-
-    def muted(self, now: float) -> bool:
-        return now < self.muted_until
-
-
-@dataclass(eq=False)
-class Channel:
-    config: ChannelConfig
-    members: dict[str, Member] = field(default_factory=dict)  # admitted, in join order
-    queue: list[Member] = field(default_factory=list)  # waiting, first come first
-    queued_names: set[str] = field(default_factory=set)
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    def has_name(self, name: str) -> bool:
-        return name in self.members or name in self.queued_names
-
-    def has_room(self) -> bool:
-        return len(self.members) < self.config.capacity
-
-
-@dataclass(frozen=True)
-class Deliver:
-    """Send one contract line to each recipient, in this order."""
-
-    recipients: Sequence[Member]
-    kind: LineKind
-    line: str
-
-
-@dataclass(frozen=True)
-class Print:
-    """Print one contract line on the server's stdout."""
-
-    line: str
-
-
-@dataclass(frozen=True)
-class Notice:
-    """Tell one client something on its stderr (not a contract line)."""
-
-    member: Member
-    text: str
-
-
-@dataclass(frozen=True)
-class Console:
-    """Tell the operator something on the server's stderr (not a contract line)."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Disconnect:
-    """Close a client's connection after what was already sent to it."""
-
-    member: Member
-    status: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class Reschedule:
-    """The member's AFK deadline changed; its timer must follow."""
-
-    member: Member
-
-
-@dataclass(frozen=True)
-class Roster:
-    """Tell a newly admitted member who is in its channel (for tab completion)."""
-
-    member: Member
-    names: Sequence[str]
-
-
-@dataclass(frozen=True)
-class StopServer:
-    pass
-
-
-Effect = Deliver | Print | Notice | Console | Disconnect | Reschedule | Roster | StopServer
-
 ROSTER_LIMIT = 1000
+
+Effects = list[fx.Effect]
 
 
 class Hub:
     def __init__(
         self,
         channels: Sequence[ChannelConfig],
-        stamp: Stamp = text.wall_clock_stamp,
         afk_timeout: float = DEFAULT_AFK_TIMEOUT,
+        connection_for: Callable[[str], Connection] | None = None,
     ) -> None:
+        """``connection_for`` gives the I/O handle of a connection by its
+        reference (its gateway sets it): the rules keep it in the member and
+        hand it on in their effects, nothing more."""
         self.channels: dict[str, Channel] = {c.name: Channel(c) for c in channels}
-        self.stamp = stamp
+        # Everyone in a channel or its queue, or told to go and not yet gone
+        # (until its connection's ``Drop``), by connection reference.
+        self.members: dict[str, Member] = {}
+        self.connection_for = connection_for or _no_connections
         self.afk_timeout = afk_timeout
         self.closed = False
+        self._stamp = ""  # the stamp of the event being handled
 
-    # ----- events from connections -----
-
-    def join(
-        self, channel_name: str, username: str, now: float, conn: Any = None
-    ) -> tuple[Member | None, list[Effect]]:
-        """A client said hello on ``channel_name``'s port."""
-        effects: list[Effect] = []
-        channel = self.channels[channel_name]
-        member = Member(username, conn)
+    def handle(self, event: ev.Event, now: float, stamp: str) -> Effects:
+        """Apply one event; what happened, in order."""
         if self.closed:
-            return None, effects
-        problem = username_problem(username)
-        if problem is not None:
-            effects.append(Disconnect(member, EXIT_REFUSED, f"refused: {problem}"))
-            return None, effects
-        if channel.has_name(username):
-            stamp = self.stamp()
-            effects.append(
-                Deliver((member,), LineKind.SERVER, text.cannot_connect(stamp, channel.name))
-            )
-            effects.append(
-                Disconnect(
-                    member, EXIT_REFUSED, f"the name {username} is already in {channel.name}"
-                )
-            )
-            return None, effects
-        self._enter(member, channel, now, effects)
-        return member, effects
-
-    def input(self, member: Member, command: ClientCommand, now: float) -> list[Effect]:
-        """A client sent one parsed stdin line."""
-        effects: list[Effect] = []
-        channel = member.channel
-        if self.closed or channel is None:
-            return effects
-        if member.admitted and not member.muted(now):
-            self._touch(member, now, effects)
-        if isinstance(command, Chat):
-            self._chat(member, channel, command.message, now, effects)
-        elif isinstance(command, Whisper):
-            self._whisper(member, channel, command, now, effects)
-        elif isinstance(command, Quit):
-            self._remove(member, channel, announce=True, now=now, effects=effects)
-            effects.append(Disconnect(member, EXIT_OK, "you left the chat"))
-        elif isinstance(command, ListChannels):
-            lines = [
-                text.channel_listing(c.name, len(c.members), c.config.capacity, len(c.queue))
-                for c in self.channels.values()
-            ]
-            effects.extend(Deliver((member,), LineKind.LISTING, line) for line in lines)
-        elif isinstance(command, Switch):
-            self._switch(member, channel, command.channel, now, effects)
-        elif isinstance(command, Usage):
-            effects.append(Notice(member, command.hint))
-        elif isinstance(command, Send):
-            # The client handles /send itself; a raw /send line is a client bug.
-            effects.append(Notice(member, "this client does not support /send"))
-        return effects
-
-    def drop(self, member: Member, now: float) -> list[Effect]:
-        """The connection was lost without /quit: remove silently (behaviour.md, "Chatting")."""
-        effects: list[Effect] = []
-        channel = member.channel
-        if self.closed or channel is None:
-            return effects
-        self._remove(member, channel, announce=False, now=now, effects=effects)
-        return effects
-
-    def flooded(self, member: Member, now: float, reason: str) -> list[Effect]:
-        """The member sent more than its line budget for too long: it leaves as a
-        kicked member does, without the kick line (README, "Flood control")."""
-        effects: list[Effect] = []
-        channel = member.channel
-        if self.closed or channel is None:
-            return effects
-        effects.append(Disconnect(member, EXIT_OK, reason))
-        effects.append(Console(f"disconnected {member.name} from {channel.name}: {reason}"))
-        self._remove(member, channel, announce=True, now=now, effects=effects, logged=False)
-        return effects
-
-    def afk_due(self, member: Member, now: float) -> list[Effect]:
-        """The member's AFK timer fired; act only if the deadline really passed."""
-        effects: list[Effect] = []
-        channel = member.channel
-        if self.closed or channel is None or not member.admitted:
-            return effects
-        if now < member.afk_deadline:
-            effects.append(Reschedule(member))
-            return effects
-        if member.transfers:
-            # Sending or receiving a file is activity; a transfer that stalls
-            # is called off by the server, and then the timer counts again.
-            self._touch(member, now, effects)
-            return effects
-        line = text.went_afk(self.stamp(), member.name)
-        self._take_out(member, channel)
-        effects.append(Print(line))
-        self._tell_channel(channel, LineKind.SERVER, line, effects)
-        effects.append(Disconnect(member, EXIT_OK, "disconnected for inactivity"))
-        self._advance(channel, now, effects)
-        return effects
-
-    def offer_file(
-        self, member: Member, target_name: str, path: str, readable: bool, now: float
-    ) -> tuple[Member | None, list[Effect]]:
-        """The member asked to /send ``path``; the target if the transfer may start.
-
-        The client checked the file itself (``readable``); the server checks the
-        target, so both error lines carry the server's stamp, in the documented order.
-        """
-        effects: list[Effect] = []
-        channel = member.channel
-        if self.closed or channel is None:
-            return None, effects
-        if member.admitted and not member.muted(now):
-            self._touch(member, now, effects)
-        target = channel.members.get(target_name) if member.admitted else None
-        stamp = self.stamp()
-        if target is None:
-            effects.append(Deliver((member,), LineKind.SERVER, text.not_here(stamp, target_name)))
-        if not readable:
-            effects.append(Deliver((member,), LineKind.SERVER, text.does_not_exist(stamp, path)))
-        if target is None or not readable:
-            return None, effects
-        return target, effects
-
-    def transfer_started(self, member: Member) -> list[Effect]:
-        """A file the member sends or receives began to move: while it does,
-        the member is not idle. Called once for each end."""
-        member.transfers += 1
-        return []
-
-    def transfer_ended(self, member: Member) -> list[Effect]:
-        member.transfers = max(0, member.transfers - 1)
-        return []
-
-    def not_idle(self, member: Member, now: float) -> list[Effect]:
-        """The member's AFK timer starts again (a mute still freezes it): a file
-        it sends or receives moved on (behaviour.md, "Inactivity (AFK)"), or it
-        could not have shown activity (its server lost the cluster's Redis)."""
-        effects: list[Effect] = []
-        if not self.closed and member.admitted and not member.muted(now):
-            self._touch(member, now, effects)
-        return effects
-
-    def file_delivered(self, sender: Member, target_name: str, path: str) -> list[Effect]:
-        """The target saved the whole file: tell the sender and the server."""
-        if self.closed:
+            # After /shutdown nothing changes and nothing is announced.
             return []
-        stamp = self.stamp()
-        return [
-            Deliver((sender,), LineKind.SERVER, text.you_sent(stamp, path, target_name)),
-            Print(text.file_sent(stamp, sender.name, path, target_name)),
-        ]
-
-    # ----- events from the server console -----
-
-    def console(self, command: ConsoleCommand, now: float) -> list[Effect]:
-        effects: list[Effect] = []
-        if self.closed:
-            return effects
-        if isinstance(command, Kick):
-            self._kick(command, now, effects)
-        elif isinstance(command, Mute):
-            self._mute(command, now, effects)
-        elif isinstance(command, Empty):
-            self._empty(command.channel, now, effects)
-        elif isinstance(command, Shutdown):
-            self.closed = True
-            effects.append(StopServer())
-        elif isinstance(command, Usage):
-            effects.append(Console(command.hint))
+        effects: Effects = []
+        self._stamp = stamp  # for the effects of this event
+        _RULES[type(event)](self, event, now, effects)
         return effects
 
     def shutdown(self) -> None:
         """From now on nothing changes and nothing is announced."""
         self.closed = True
 
-    # ----- the rules -----
+    # ----- the rules, one per event type -----
 
-    def _enter(self, member: Member, channel: Channel, now: float, effects: list[Effect]) -> None:
-        stamp = self.stamp()
+    def _join(self, event: ev.Join, now: float, effects: Effects) -> None:
+        channel = self.channels[event.channel]
+        username = event.username
+        member = Member(event.ref, username, self.connection_for(event.ref))
+        problem = username_problem(username)
+        if problem is not None:
+            effects.append(fx.Disconnect(member, EXIT_REFUSED, f"refused: {problem}"))
+            return
+        if channel.has_name(username):
+            effects.append(fx.CannotConnect(self._stamp, member, channel.name))
+            effects.append(
+                fx.Disconnect(
+                    member, EXIT_REFUSED, f"the name {username} is already in {channel.name}"
+                )
+            )
+            return
+        self.members[event.ref] = member
+        self._enter(member, channel, now, effects)
+
+    def _input(self, event: ev.Input, now: float, effects: Effects) -> None:
+        member = self.members.get(event.ref)
+        command = cmd.parse_client_line(event.line)
+        if member is None or command is None:
+            return
+        channel = member.channel
+        if channel is None:
+            return
+        if member.admitted and not member.muted(now):
+            self._touch(member, now, effects)
+        if isinstance(command, cmd.Chat):
+            self._chat(member, channel, command.message, now, effects)
+        elif isinstance(command, cmd.Whisper):
+            self._whisper(member, channel, command, now, effects)
+        elif isinstance(command, cmd.Quit):
+            self._remove(member, channel, announce=True, now=now, effects=effects)
+            effects.append(fx.Disconnect(member, EXIT_OK, "you left the chat"))
+        elif isinstance(command, cmd.ListChannels):
+            rows = [
+                fx.ChannelRow(c.name, len(c.members), c.config.capacity, len(c.queue))
+                for c in self.channels.values()
+            ]
+            effects.append(fx.Listing(self._stamp, member, rows))
+        elif isinstance(command, cmd.Switch):
+            self._switch(member, channel, command.channel, now, effects)
+        elif isinstance(command, cmd.Usage):
+            effects.append(fx.Notice(member, command.hint))
+        elif isinstance(command, cmd.Send):
+            # The client handles /send itself; a raw /send line is a client bug.
+            effects.append(fx.Notice(member, "this client does not support /send"))
+
+    def _drop(self, event: ev.Drop, now: float, effects: Effects) -> None:
+        """The connection was lost without /quit: remove silently (behaviour.md, "Chatting")."""
+        member = self.members.pop(event.ref, None)
+        if member is not None and member.channel is not None:
+            self._remove(member, member.channel, announce=False, now=now, effects=effects)
+
+    def _flooded(self, event: ev.Flooded, now: float, effects: Effects) -> None:
+        """The member sent more than its line budget for too long: it leaves as a
+        kicked member does, without the kick line (docs/security.md, "Flood control")."""
+        member = self.members.get(event.ref)
+        if member is None or member.channel is None:
+            return
+        channel = member.channel
+        effects.append(fx.Disconnect(member, EXIT_OK, event.reason))
+        effects.append(fx.Console(f"disconnected {member.name} from {channel.name}: {event.reason}"))
+        self._remove(member, channel, announce=True, now=now, effects=effects, logged=False)
+
+    def _afk_due(self, event: ev.AfkDue, now: float, effects: Effects) -> None:
+        """The member's AFK timer fired; act only if the deadline really passed."""
+        member = self.members.get(event.ref)
+        if member is None or member.channel is None or not member.admitted:
+            return
+        channel = member.channel
+        if now < member.afk_deadline:
+            effects.append(fx.Reschedule(member))
+            return
+        if member.transfers:
+            # Sending or receiving a file is activity; a transfer that stalls
+            # is called off by the server, and then the timer counts again.
+            self._touch(member, now, effects)
+            return
+        self._take_out(member, channel)
+        effects.append(fx.WentAfk(self._stamp, tuple(channel.members.values()), member.name))
+        effects.append(fx.Disconnect(member, EXIT_OK, "disconnected for inactivity"))
+        self._advance(channel, now, effects)
+
+    def _awake(self, event: ev.Awake, now: float, effects: Effects) -> None:
+        for ref in event.refs:
+            member = self.members.get(ref)
+            if member is None or not member.admitted:
+                continue
+            if member.muted(now):
+                # The timer stays frozen, but it must be set again.
+                effects.append(fx.Reschedule(member))
+            else:
+                self._touch(member, now, effects)
+
+    def _offer(self, event: ev.Offer, now: float, effects: Effects) -> None:
+        """The member asked to /send a file; the answer names the target if it may go.
+
+        The client checked the file itself (``readable``); the server checks the
+        target, so both error lines carry the server's stamp, in the documented order.
+        """
+        member = self.members.get(event.ref)
+        channel = member.channel if member is not None else None
+        if member is None or channel is None:
+            # Gone meanwhile: the offer is answered all the same (nobody hears it).
+            conn = member.conn if member is not None else self.connection_for(event.ref)
+            effects.append(fx.OfferDecided(conn, event.offer, None))
+            return
+        if member.admitted and not member.muted(now):
+            self._touch(member, now, effects)
+        target = channel.members.get(event.target) if member.admitted else None
+        if target is None:
+            effects.append(fx.NotHere(self._stamp, member, event.target))
+        if not event.readable:
+            effects.append(fx.NotFound(self._stamp, member, event.path))
+        allowed = target if event.readable else None
+        effects.append(fx.OfferDecided(member.conn, event.offer, allowed))
+
+    def _transfer_started(
+        self, event: ev.TransferStarted, now: float, effects: Effects
+    ) -> None:
+        """While a file moves, neither end is idle (behaviour.md, "Inactivity (AFK)")."""
+        for ref in (event.sender, event.receiver):
+            member = self.members.get(ref)
+            if member is not None:
+                member.transfers += 1
+
+    def _transfer_ended(
+        self, event: ev.TransferEnded, now: float, effects: Effects
+    ) -> None:
+        for ref in (event.sender, event.receiver):
+            member = self.members.get(ref)
+            if member is not None:
+                member.transfers = max(0, member.transfers - 1)
+
+    def _transfer_progress(
+        self, event: ev.TransferProgress, now: float, effects: Effects
+    ) -> None:
+        """The member's AFK timer starts again (a mute still freezes it)."""
+        member = self.members.get(event.ref)
+        if member is not None and member.admitted and not member.muted(now):
+            self._touch(member, now, effects)
+
+    def _file_delivered(
+        self, event: ev.FileDelivered, now: float, effects: Effects
+    ) -> None:
+        """The target saved the whole file: tell the sender and the server."""
+        member = self.members.get(event.sender)
+        if member is not None:
+            effects.append(fx.FileSent(self._stamp, member, event.target, event.path))
+
+    def _console(self, event: ev.ConsoleLine, now: float, effects: Effects) -> None:
+        command = cmd.parse_console_line(event.line)
+        if isinstance(command, cmd.Kick):
+            self._kick(command, now, effects)
+        elif isinstance(command, cmd.Mute):
+            self._mute(command, now, effects)
+        elif isinstance(command, cmd.Empty):
+            self._empty(command.channel, now, effects)
+        elif isinstance(command, cmd.Shutdown):
+            self.closed = True
+            effects.append(fx.StopServer())
+        elif isinstance(command, cmd.Usage):
+            effects.append(fx.Console(command.hint))
+
+    # ----- what the rules share -----
+
+    def _enter(self, member: Member, channel: Channel, now: float, effects: Effects) -> None:
         member.channel = channel
         member.admitted = False
-        effects.append(
-            Deliver((member,), LineKind.SERVER, text.welcome(stamp, channel.name, member.name))
-        )
+        effects.append(fx.Welcome(self._stamp, member, channel.name))
         channel.queue.append(member)
         channel.queued_names.add(member.name)
         self._advance(channel, now, effects)
         if not member.admitted:
             # The newcomer is the last in the queue: everyone else came first.
-            ahead = len(channel.queue) - 1
-            effects.append(Deliver((member,), LineKind.SERVER, text.queue_position(stamp, ahead)))
+            effects.append(fx.QueuePosition(self._stamp, member, len(channel.queue) - 1))
 
-    def _advance(self, channel: Channel, now: float, effects: list[Effect]) -> None:
+    def _advance(self, channel: Channel, now: float, effects: Effects) -> None:
         """Move the longest-waiting clients into free places, then tell the rest."""
         moved = 0
         while channel.queue and channel.has_room():
@@ -359,30 +266,18 @@ class Hub:
         if moved:
             self._tell_positions(channel, 0, effects)
 
-    def _admit(self, member: Member, channel: Channel, now: float, effects: list[Effect]) -> None:
-        stamp = self.stamp()
+    def _admit(self, member: Member, channel: Channel, now: float, effects: Effects) -> None:
         member.admitted = True
         channel.members[member.name] = member
         # Time spent queued does not count; a mute carried in freezes the timer.
         member.afk_deadline = max(now, member.muted_until) + self.afk_timeout
-        effects.append(Reschedule(member))
-        effects.append(Roster(member, list(itertools.islice(channel.members, ROSTER_LIMIT))))
-        self._tell_channel(
-            channel, LineKind.SERVER, text.joined_channel(stamp, member.name), effects
-        )
-        effects.append(Print(text.joined_named_channel(stamp, member.name, channel.name)))
+        effects.append(fx.Reschedule(member))
+        effects.append(fx.Roster(member, list(itertools.islice(channel.members, ROSTER_LIMIT))))
+        effects.append(fx.Joined(self._stamp, tuple(channel.members.values()), member.name, channel.name))
 
-    def _tell_positions(self, channel: Channel, start: int, effects: list[Effect]) -> None:
-        stamp = self.stamp()
+    def _tell_positions(self, channel: Channel, start: int, effects: Effects) -> None:
         for ahead in range(start, len(channel.queue)):
-            waiting = channel.queue[ahead]
-            effects.append(Deliver((waiting,), LineKind.SERVER, text.queue_position(stamp, ahead)))
-
-    def _tell_channel(
-        self, channel: Channel, kind: LineKind, line: str, effects: list[Effect]
-    ) -> None:
-        if channel.members:
-            effects.append(Deliver(tuple(channel.members.values()), kind, line))
+            effects.append(fx.QueuePosition(self._stamp, channel.queue[ahead], ahead))
 
     def _take_out(self, member: Member, channel: Channel) -> int | None:
         """Remove the member from its channel or queue; its queue index, if queued."""
@@ -403,7 +298,7 @@ class Hub:
         channel: Channel,
         announce: bool,
         now: float,
-        effects: list[Effect],
+        effects: Effects,
         logged: bool = True,
     ) -> None:
         """Take the member out; announce its leaving if asked (on the server's
@@ -411,49 +306,39 @@ class Hub:
         was_admitted = member.admitted
         index = self._take_out(member, channel)
         if announce:
-            line = text.left_channel(self.stamp(), member.name)
-            if logged:
-                effects.append(Print(line))
-            if was_admitted:
-                self._tell_channel(channel, LineKind.SERVER, line, effects)
+            audience = tuple(channel.members.values()) if was_admitted else ()
+            effects.append(fx.Left(self._stamp, audience, member.name, logged))
         if index is not None:
             self._tell_positions(channel, index, effects)
         else:
             self._advance(channel, now, effects)
 
-    def _touch(self, member: Member, now: float, effects: list[Effect]) -> None:
+    def _touch(self, member: Member, now: float, effects: Effects) -> None:
         member.afk_deadline = now + self.afk_timeout
-        effects.append(Reschedule(member))
+        effects.append(fx.Reschedule(member))
 
-    def _queue_reminder(self, member: Member, channel: Channel, effects: list[Effect]) -> None:
-        ahead = channel.queue.index(member)
-        effects.append(
-            Deliver((member,), LineKind.SERVER, text.queue_position(self.stamp(), ahead))
-        )
+    def _queue_reminder(self, member: Member, channel: Channel, effects: Effects) -> None:
+        effects.append(fx.QueuePosition(self._stamp, member, channel.queue.index(member)))
 
-    def _refuse_if_muted(self, member: Member, now: float, effects: list[Effect]) -> bool:
+    def _refuse_if_muted(self, member: Member, now: float, effects: Effects) -> bool:
         if not member.muted(now):
             return False
         remaining = max(1, math.floor(member.muted_until - now))
-        effects.append(
-            Deliver((member,), LineKind.SERVER, text.still_muted(self.stamp(), remaining))
-        )
+        effects.append(fx.StillMuted(self._stamp, member, remaining))
         return True
 
     def _chat(
-        self, member: Member, channel: Channel, message: str, now: float, effects: list[Effect]
+        self, member: Member, channel: Channel, message: str, now: float, effects: Effects
     ) -> None:
         if not member.admitted:
             self._queue_reminder(member, channel, effects)
             return
         if self._refuse_if_muted(member, now, effects):
             return
-        line = text.chat(self.stamp(), member.name, message)
-        self._tell_channel(channel, LineKind.CHAT, line, effects)
-        effects.append(Print(line))
+        effects.append(fx.Chat(self._stamp, tuple(channel.members.values()), member.name, message))
 
     def _whisper(
-        self, member: Member, channel: Channel, whisper: Whisper, now: float, effects: list[Effect]
+        self, member: Member, channel: Channel, whisper: cmd.Whisper, now: float, effects: Effects
     ) -> None:
         if not member.admitted:
             # A queued client cannot talk to anyone (behaviour.md, "Choices where the
@@ -462,67 +347,46 @@ class Hub:
             return
         if self._refuse_if_muted(member, now, effects):
             return
-        stamp = self.stamp()
         target = channel.members.get(whisper.target)
         if target is None:
-            effects.append(
-                Deliver((member,), LineKind.SERVER, text.not_here(stamp, whisper.target))
-            )
-        else:
-            effects.append(
-                Deliver(
-                    (target,),
-                    LineKind.WHISPER,
-                    text.whisper_received(stamp, member.name, whisper.message),
-                )
-            )
-        effects.append(
-            Print(text.whisper_logged(stamp, member.name, whisper.target, whisper.message))
-        )
+            effects.append(fx.NotHere(self._stamp, member, whisper.target))
+        effects.append(fx.Whisper(self._stamp, target, member.name, whisper.target, whisper.message))
 
     def _switch(
-        self, member: Member, channel: Channel, target_name: str, now: float, effects: list[Effect]
+        self, member: Member, channel: Channel, target_name: str, now: float, effects: Effects
     ) -> None:
         target = self.channels.get(target_name)
-        stamp = self.stamp()
         if target is None:
-            effects.append(
-                Deliver((member,), LineKind.SERVER, text.does_not_exist(stamp, target_name))
-            )
+            effects.append(fx.NotFound(self._stamp, member, target_name))
             return
         if target.has_name(member.name):
-            effects.append(
-                Deliver((member,), LineKind.SERVER, text.cannot_switch(stamp, target_name))
-            )
+            effects.append(fx.CannotSwitch(self._stamp, member, target_name))
             return
         self._remove(member, channel, announce=True, now=now, effects=effects)
         self._enter(member, target, now, effects)
 
-    def _kick(self, kick: Kick, now: float, effects: list[Effect]) -> None:
-        stamp = self.stamp()
+    def _kick(self, kick: cmd.Kick, now: float, effects: Effects) -> None:
         channel = self.channels.get(kick.channel)
         if channel is None:
-            effects.append(Print(text.does_not_exist(stamp, kick.channel)))
+            effects.append(fx.NotFound(self._stamp, None, kick.channel))
             return
         member = channel.members.get(kick.user)
         if member is None:
-            effects.append(Print(text.not_in_channel(stamp, kick.user, kick.channel)))
+            effects.append(fx.NotInChannel(self._stamp, kick.user, kick.channel))
             return
         self._take_out(member, channel)
-        effects.append(Disconnect(member, EXIT_OK, "kicked by the server operator"))
-        self._tell_channel(channel, LineKind.SERVER, text.left_channel(stamp, member.name), effects)
-        effects.append(Print(text.kicked(stamp, member.name)))
+        effects.append(fx.Disconnect(member, EXIT_OK, "kicked by the server operator"))
+        effects.append(fx.Kicked(self._stamp, tuple(channel.members.values()), member.name))
         self._advance(channel, now, effects)
 
-    def _mute(self, mute: Mute, now: float, effects: list[Effect]) -> None:
-        stamp = self.stamp()
+    def _mute(self, mute: cmd.Mute, now: float, effects: Effects) -> None:
         if mute.seconds is None:
-            effects.append(Print(text.invalid_mute_time(stamp)))
+            effects.append(fx.InvalidMuteTime(self._stamp))
             return
         channel = self.channels.get(mute.channel)
         member = channel.members.get(mute.user) if channel is not None else None
         if channel is None or member is None:
-            effects.append(Print(text.not_here(stamp, mute.user)))
+            effects.append(fx.NotHere(self._stamp, None, mute.user))
             return
         # The AFK timer is frozen while muted: keep what was left of it when the
         # (first) mute began and resume from there when the mute ends.
@@ -530,25 +394,40 @@ class Hub:
         left = member.afk_deadline - frozen_until
         member.muted_until = now + mute.seconds
         member.afk_deadline = member.muted_until + left
-        effects.append(Reschedule(member))
-        effects.append(Print(text.muted_log(stamp, member.name, mute.seconds)))
-        effects.append(Deliver((member,), LineKind.SERVER, text.you_are_muted(stamp, mute.seconds)))
+        effects.append(fx.Reschedule(member))
         others = tuple(m for m in channel.members.values() if m is not member)
-        if others:
-            effects.append(
-                Deliver(others, LineKind.SERVER, text.user_muted(stamp, member.name, mute.seconds))
-            )
+        effects.append(fx.Muted(self._stamp, member, others, mute.seconds))
 
-    def _empty(self, channel_name: str, now: float, effects: list[Effect]) -> None:
-        stamp = self.stamp()
+    def _empty(self, channel_name: str, now: float, effects: Effects) -> None:
         channel = self.channels.get(channel_name)
         if channel is None:
-            effects.append(Print(text.does_not_exist(stamp, channel_name)))
+            effects.append(fx.NotFound(self._stamp, None, channel_name))
             return
         for member in list(channel.members.values()):
             self._take_out(member, channel)
             effects.append(
-                Disconnect(member, EXIT_OK, f"{channel_name} was emptied by the operator")
+                fx.Disconnect(member, EXIT_OK, f"{channel_name} was emptied by the operator")
             )
-        effects.append(Print(text.emptied(stamp, channel_name)))
+        effects.append(fx.Emptied(self._stamp, channel_name))
         self._advance(channel, now, effects)
+
+
+def _no_connections(ref: str) -> Connection:
+    raise LookupError(f"no gateway has told the hub where connection {ref} is")
+
+
+# The rule for each event type: adding an event adds a line here.
+_RULES: dict[type[Any], Callable[[Hub, Any, float, Effects], None]] = {
+    ev.Join: Hub._join,
+    ev.Input: Hub._input,
+    ev.Drop: Hub._drop,
+    ev.AfkDue: Hub._afk_due,
+    ev.Awake: Hub._awake,
+    ev.Flooded: Hub._flooded,
+    ev.ConsoleLine: Hub._console,
+    ev.Offer: Hub._offer,
+    ev.TransferStarted: Hub._transfer_started,
+    ev.TransferEnded: Hub._transfer_ended,
+    ev.TransferProgress: Hub._transfer_progress,
+    ev.FileDelivered: Hub._file_delivered,
+}

@@ -21,7 +21,8 @@ T = TypeVar("T")
 # What frame payloads are: views into the received bytes, or bytes in tests.
 Payload = bytes | memoryview
 
-PROTOCOL = "trio-chat/1"
+# /2: LINE frames name what the line is about (LineKind, subject).
+PROTOCOL = "trio-chat/2"
 
 HEADER = struct.Struct("!IB")
 # A file chunk is at most CHUNK_SIZE bytes plus a small header, so this bounds
@@ -42,17 +43,18 @@ MAX_CONTROL_PAYLOAD = 64 * 1024
 
 class FrameType(IntEnum):
     # Client to server.
-    HELLO = 1  # "trio-chat/1 <username>"
+    HELLO = 1  # "trio-chat/2 <username>"
     INPUT = 2  # one stripped line of the client's stdin
     SEND_OFFER = 3  # JSON {"ref", "target", "path", "name", "size", "readable"}
     # Server to client.
-    LINE = 16  # one byte LineKind, then one contract stdout line (no newline)
+    LINE = 16  # one byte LineKind, the subject, "\n", one contract stdout line (no newline)
     NOTICE = 17  # text for the client's stderr
     BYE = 18  # one byte exit status, then a reason for stderr; the server closes next
     FILE_INCOMING = 19  # to the receiver: JSON {"id", "sender", "name", "size"}
     SEND_STATE = 20  # to the sender: id, one byte SendState, then a reason
     CHANNELS = 21  # after joining: JSON {"channels": [names in config order]}
     ROSTER = 22  # on admission: JSON {"names": [members of the channel, at most 1000]}
+    EVENT = 23  # to a browser, instead of LINE: JSON {"event", "stamp", ...} (render/browser.py)
     # File transfer. Every one of these carries the server's transfer id (the
     # sender learns it from SEND_STATE GO), so the server relays them unchanged.
     FILE_DATA = 32  # id, then up to CHUNK_SIZE bytes of the file
@@ -63,12 +65,20 @@ class FrameType(IntEnum):
 
 
 class LineKind(IntEnum):
-    """What a LINE frame is, so a terminal client can colour it."""
+    """What a LINE frame is about, so a client can colour it and follow who is
+    in its channel without reading the text; the frame's subject names whom."""
 
-    SERVER = 0
-    CHAT = 1
-    WHISPER = 2
-    LISTING = 3
+    SERVER = 0  # any other server message (no subject)
+    CHAT = 1  # subject: the sender
+    WHISPER = 2  # subject: the sender
+    LISTING = 3  # subject: the channel of the row
+    JOINED = 4  # subject: who joined; the first a newcomer gets is its own
+    LEFT = 5  # subject: who left, went AFK or was kicked
+    QUEUED = 6  # this client's place in the waiting queue (no subject)
+
+
+# LineKinds that are server messages, for colouring.
+SERVER_KINDS = frozenset({LineKind.SERVER, LineKind.JOINED, LineKind.LEFT, LineKind.QUEUED})
 
 
 class SendState(IntEnum):
@@ -104,8 +114,22 @@ def encode_input(line: str) -> bytes:
     return encode(FrameType.INPUT, line.encode())
 
 
-def encode_line(kind: LineKind, line: str) -> bytes:
-    return encode(FrameType.LINE, bytes((kind,)) + line.encode())
+def encode_line(kind: LineKind, line: str, subject: str = "") -> bytes:
+    return encode(FrameType.LINE, bytes((kind,)) + f"{subject}\n{line}".encode())
+
+
+def decode_line(payload: Payload) -> tuple[LineKind, str, str]:
+    """A LINE frame's kind, subject and line."""
+    if not payload:
+        raise ProtocolError("an empty LINE frame")
+    try:
+        kind = LineKind(payload[0])
+    except ValueError:
+        raise ProtocolError(f"unknown line kind {payload[0]}") from None
+    subject, newline, line = decode_text(payload[1:]).partition("\n")
+    if not newline:
+        raise ProtocolError("a LINE frame without its subject")
+    return kind, subject, line
 
 
 def encode_notice(text: str) -> bytes:

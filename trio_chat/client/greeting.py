@@ -38,7 +38,6 @@ class Greeting:
 def read_greeting(sock: socket.socket, username: str) -> Greeting:
     """Print the server's lines until this client is admitted, queued or refused."""
     greeting = Greeting()
-    joined = f" {username} has joined the channel."
     end = time.monotonic() + GREETING_DEADLINE
     previous_timeout = sock.gettimeout()
     try:
@@ -64,13 +63,12 @@ def read_greeting(sock: socket.socket, username: str) -> Greeting:
                 return greeting
             settled = False
             for frame_type, payload, _ in frames:
-                if frame_type == FrameType.LINE and payload:
-                    text = wire.decode_text(payload[1:])
+                if frame_type == FrameType.LINE:
+                    kind, subject, text = wire.decode_line(payload)
                     print_line(text)
                     greeting.printed += 1
-                    if payload[0] == LineKind.SERVER and (
-                        text.endswith(joined) or "You are in the waiting queue" in text
-                    ):
+                    # Admitted (its own join is the first JOINED it gets) or queued.
+                    if kind == LineKind.QUEUED or (kind == LineKind.JOINED and subject == username):
                         settled = True
                 elif frame_type == FrameType.BYE and payload:
                     greeting.bye = (payload[0], wire.decode_text(payload[1:]))

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT = 5.0
 
 
-def print_plain(line: str, kind: LineKind) -> None:
+def print_plain(line: str, kind: LineKind, subject: str) -> None:
     print_line(line)
 
 
@@ -51,7 +51,7 @@ class ClientConnection:
         stream: trio.abc.Stream,
         download_dir: str,
         lines: AsyncIterable[str] | None = None,
-        out: Callable[[str, LineKind], None] = print_plain,
+        out: Callable[[str, LineKind, str], None] = print_plain,
         terminal: TerminalHooks | None = None,
         note: Callable[[str], None] = note_on_stderr,
         greeting: Greeting | None = None,
@@ -154,9 +154,10 @@ class ClientConnection:
 
     async def _handle(self, frame_type: int, payload: wire.Payload) -> None:
         transfers = self.transfers
-        if frame_type == FrameType.LINE and payload:
+        if frame_type == FrameType.LINE:
             self.welcomed = True
-            self.out(wire.decode_text(payload[1:]), LineKind(payload[0]))
+            kind, subject, line = wire.decode_line(payload)
+            self.out(line, kind, subject)
         elif frame_type == FrameType.FILE_DATA:
             await transfers.on_data(payload)
         elif frame_type == FrameType.FILE_ACK:

@@ -70,6 +70,9 @@ STYLE = Style.from_dict(
 )
 _KIND_STYLE = {
     LineKind.SERVER: "class:server",
+    LineKind.JOINED: "class:server",
+    LineKind.LEFT: "class:server",
+    LineKind.QUEUED: "class:server",
     LineKind.WHISPER: "class:whisper",
     LineKind.LISTING: "class:listing",
 }
@@ -263,10 +266,11 @@ class TerminalUI:
 
     # ----- output, from the trio thread -----
 
-    def print_line(self, line: str, kind: LineKind) -> None:
+    def print_line(self, line: str, kind: LineKind, subject: str = "") -> None:
         line = clean(line)
-        self._learn_names(line, kind)
-        self._show(self._fragments(line, kind))
+        subject = clean(subject)
+        self._learn_names(kind, subject)
+        self._show(self._fragments(line, kind, subject))
 
     def note(self, text: str) -> None:
         """A notice for stderr: above the prompt when stderr is this terminal too,
@@ -284,31 +288,29 @@ class TerminalUI:
         queue = self._to_print
         self._call_in_loop(lambda: queue.put_nowait(text))
 
-    def _fragments(self, line: str, kind: LineKind) -> StyleAndTextTuples:
+    def _fragments(self, line: str, kind: LineKind, subject: str) -> StyleAndTextTuples:
         if self.output.get_default_color_depth() == ColorDepth.DEPTH_1_BIT:
             return [("", line)]  # NO_COLOR or a monochrome terminal: one plain run
         style = _KIND_STYLE.get(kind)
         if style is not None:
             return [(style, line)]
-        if kind == LineKind.CHAT and line.startswith("[") and " (" in line:
-            name, _, rest = line[1:].partition(" (")
-            colour = "class:own" if name == self.username else "class:name"
-            return [("", "["), (colour, name), ("", f" ({rest}")]
+        if kind == LineKind.CHAT and subject and line.startswith(f"[{subject} ("):
+            # The sender's name, where the line has it (the subject says whose).
+            colour = "class:own" if subject == self.username else "class:name"
+            rest = line[len(subject) + 1 :]
+            return [("", "["), (colour, subject), ("", rest)]
         return [("", line)]
 
-    def _learn_names(self, line: str, kind: LineKind) -> None:
-        if kind in (LineKind.CHAT, LineKind.WHISPER) and line.startswith("["):
-            self.names.add(line[1:].split(" ", 1)[0])
-        elif kind == LineKind.SERVER and "] " in line:
-            body = line.split("] ", 1)[1]
-            if body.endswith(" has joined the channel."):
-                self.names.add(body.split(" ", 1)[0])
-            elif body.endswith((" has left the channel.", " went AFK.")):
-                self.names.discard(body.split(" ", 1)[0])
-        if kind == LineKind.LISTING:
-            channel = line.split(" ")[1]
-            if channel not in self.channels:
-                self.channels.append(channel)
+    def _learn_names(self, kind: LineKind, subject: str) -> None:
+        """Follow who is in the channel (for Tab) from what each line is about."""
+        if not subject:
+            return
+        if kind in (LineKind.CHAT, LineKind.WHISPER, LineKind.JOINED):
+            self.names.add(subject)
+        elif kind == LineKind.LEFT:
+            self.names.discard(subject)
+        elif kind == LineKind.LISTING and subject not in self.channels:
+            self.channels.append(subject)
 
     def update(self, key: object, label: str, done: int, total: int) -> None:
         current = self.progress.get(key)

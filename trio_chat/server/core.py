@@ -14,31 +14,32 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from .. import effects as fx
 from .. import wire
-from ..hub import (
-    Console,
-    Deliver,
-    Disconnect,
-    Effect,
-    Hub,
-    Member,
-    Notice,
-    Print,
-    Reschedule,
-    Roster,
-    StopServer,
-)
+from ..events import ConsoleLine
+from ..hub import Hub, Member
+from ..render import browser, log, terminal
 from ..terminal_io import print_error, print_line, read_lines
+from ..text import Stamp, wall_clock_stamp
 from . import early_signals
 from .admission import AddressGate
 from .broadcast import Broadcast
+from .connection import ClientProtocol
 from .flood import LineLedger
+from .gateway import Gateway, LocalGateway
 from .listener import Backlog
-from .rules import LocalRules, Rules
 from .session import Session
 from .transfers import TransferRelay
 
 MAX_INCOMING_TRANSFERS = 16
+# What ChatServer.apply carries out itself; every other effect is rendered.
+_CONTROL = frozenset(
+    {fx.Notice, fx.Console, fx.Disconnect, fx.Reschedule, fx.Roster, fx.OfferDecided, fx.StopServer}
+)
+_RENDERERS = (
+    (terminal.frames, ClientProtocol.TERMINAL),
+    (browser.frames, ClientProtocol.BROWSER),
+)
 # Rounds a flush may wait for listeners to hand over connections that arrived
 # together (one listener's batch).
 FLUSH_PATIENCE = 64
@@ -122,10 +123,11 @@ class ChatServer:
         out: Callable[[str], None] = print_line,
         log: Callable[[str], None] = log_to_stderr,
         ssl_context: ssl.SSLContext | None = None,
+        stamp: Stamp = wall_clock_stamp,
     ) -> None:
         self.hub = hub
         # The cluster replaces this with its gateway to the shared log.
-        self.rules: Rules = LocalRules(self, hub)
+        self.gateway: Gateway = LocalGateway(self, hub, stamp)
         self.limits = limits
         self.out = out
         self.log = log
@@ -165,42 +167,73 @@ class ChatServer:
         self.backlog = Backlog()
         self.stopped = trio.Event()
         self._refused = 0
+        # Local connections spoken to in JSON (render/browser.py); while there
+        # are none, every member gets the terminal protocol's frames.
+        self._browsers = 0
 
-    def apply(self, effects: Iterable[Effect], speaking: bool = True) -> None:
+    def apply(self, effects: Iterable[fx.Effect], speaking: bool = True) -> None:
         """Carry out the hub's decisions, in order. Never awaits.
 
-        In a cluster every node applies every decision to its own connections
-        (another node's members have stand-ins that ignore them), and only the
-        node where the event began (``speaking``) prints its lines.
+        What a member is told goes out in its protocol's rendering (render/);
+        the server's own lines go to its stdout. In a cluster every node applies
+        every decision to its own connections (another node's members have
+        stand-ins that ignore them), and only the node where the event began
+        (``speaking``) prints its lines.
         """
         for effect in effects:
-            if isinstance(effect, Deliver):
-                self._deliver(effect.recipients, wire.encode_line(effect.kind, effect.line))
-            elif isinstance(effect, Print):
-                if speaking:
-                    self.out(effect.line)
-            elif isinstance(effect, Reschedule):
-                effect.member.conn.reschedule()
-            elif isinstance(effect, Disconnect):
-                effect.member.conn.finish(effect.status, effect.reason)
-            elif isinstance(effect, Notice):
-                effect.member.conn.push(wire.encode_notice(effect.text))
-            elif isinstance(effect, Roster):
-                effect.member.conn.push(
-                    wire.encode_json(wire.FrameType.ROSTER, {"names": list(effect.names)})
-                )
-            elif isinstance(effect, Console):
-                if speaking:
-                    self.log(effect.text)
-            elif isinstance(effect, StopServer):
-                self.stop()
+            kind = type(effect)
+            if kind in _CONTROL:
+                self._carry_out(effect, speaking)  # type: ignore[arg-type]
+                continue
+            said: fx.Said = effect  # type: ignore[assignment]
+            if kind is fx.Welcome:
+                # Its connection learns it is in before the first line arrives.
+                said.member.conn.joined(said.member)  # type: ignore[union-attr]
+            if speaking:
+                line = log.line(said)
+                if line is not None:
+                    self.out(line)
+            if self._browsers:
+                self._deliver_each_protocol(said)
+            else:
+                for audience, frame in terminal.frames(said):
+                    self._deliver(audience, frame, None)
 
-    def _deliver(self, recipients: Sequence[Member], frame: bytes) -> None:
+    def _carry_out(self, effect: fx.Control, speaking: bool) -> None:
+        if isinstance(effect, fx.Reschedule):
+            effect.member.conn.reschedule()
+        elif isinstance(effect, fx.Disconnect):
+            effect.member.conn.finish(effect.status, effect.reason)
+        elif isinstance(effect, fx.Notice):
+            effect.member.conn.push_line(wire.encode_notice(effect.text))
+        elif isinstance(effect, fx.Roster):
+            effect.member.conn.push_line(
+                wire.encode_json(wire.FrameType.ROSTER, {"names": list(effect.names)})
+            )
+        elif isinstance(effect, fx.OfferDecided):
+            effect.conn.offer_decided(effect.offer, effect.target)
+        elif isinstance(effect, fx.Console):
+            if speaking:
+                self.log(effect.text)
+        elif isinstance(effect, fx.StopServer):
+            self.stop()
+
+    def _deliver_each_protocol(self, effect: fx.Said) -> None:
+        """Some members are browsers: each member gets its own protocol's frames."""
+        for renderer, protocol in _RENDERERS:
+            for audience, frame in renderer(effect):
+                picked = tuple(m for m in audience if m.conn.protocol is protocol)
+                if picked:
+                    self._deliver(picked, frame, protocol)
+
+    def _deliver(
+        self, recipients: Sequence[Member], frame: bytes, protocol: ClientProtocol | None
+    ) -> None:
         if len(recipients) < 2:
             for member in recipients:
-                member.conn.push(frame)
+                member.conn.push_line(frame)
             return
-        key = recipients[0].channel
+        key = (recipients[0].channel, protocol)
         broadcast = self._broadcasts.get(key)
         if broadcast is not None and broadcast.open and broadcast.recipients == recipients:
             broadcast.add(frame)  # every recipient holds it already
@@ -270,7 +303,11 @@ class ChatServer:
             self._root.cancel()
 
     async def handle_connection(
-        self, stream: trio.abc.Stream, channel: str, address: str | None = None
+        self,
+        stream: trio.abc.Stream,
+        channel: str,
+        address: str | None = None,
+        protocol: ClientProtocol = ClientProtocol.TERMINAL,
     ) -> None:
         """One connection to ``channel``'s port, or a web page's WebSocket
         (already past its own handshake: ``address`` is the browser's)."""
@@ -283,30 +320,34 @@ class ChatServer:
                 )
             await stream.aclose()
             return
-        web = address is not None
-        if not web:
+        web = protocol is ClientProtocol.BROWSER
+        if address is None:
             address = peer_address(stream)
         admitted, complaint = self.addresses.admit(
-            address, trio.current_time(), self.rules.connected_elsewhere
+            address, trio.current_time(), self.gateway.connected_elsewhere
         )
         if complaint is not None:
             self.log(complaint)
         if not admitted:
             await stream.aclose()
             return
+        if web:
+            self._browsers += 1
         try:
             if self.ssl_context is not None and not web:
                 # The handshake happens on the session's first read, within the
                 # hello timeout; a peer that fails it is dropped silently.
                 stream = trio.SSLStream(stream, self.ssl_context, server_side=True)
-            session = Session(self, stream, channel, address)
+            session = Session(self, stream, channel, address, protocol)
             self.sessions.add(session)
             await session.run()
         finally:
+            if web:
+                self._browsers -= 1
             self.addresses.release(address)
 
     def console_line(self, line: str) -> None:
-        self.rules.console(line)
+        self.gateway.submit(ConsoleLine(line))
 
     async def serve(
         self,

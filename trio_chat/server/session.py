@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from .. import wire
+from .. import events, wire
 from ..hub import Member
 from ..sanitize import clean
 from ..wire import FrameType, ProtocolError
 from .admission import address_key, budget_keys
 from .broadcast import Broadcast
+from .connection import ClientProtocol
 from .flood import TokenBucket, take_line
 
 if TYPE_CHECKING:
@@ -91,15 +92,17 @@ class Session:
         stream: trio.abc.Stream,
         channel: str,
         address: str | None = None,
+        protocol: ClientProtocol = ClientProtocol.TERMINAL,
     ):
         self.server = server
+        self.protocol = protocol
         self.stream = stream
         self.channel = channel
         self.address = address  # the peer's IP address, where it has one
         self.member: Member | None = None
         # Said hello; in a cluster its member exists once the log has the join.
         self.greeted = False
-        self.conn_ref: str | None = None  # "NODE.NUMBER" in a cluster
+        self.conn_ref: str | None = None  # from its gateway at the hello
         # The AFK timer fired and the rules have not answered yet (cluster).
         self.timer_paused = False
         self.flooded = False  # disconnected for flooding, or about to be
@@ -147,6 +150,11 @@ class Session:
         self._pending_frames = 0  # frames in _pending, counting a broadcast's
         # Items in the outbox channel or being written; 0 means the writer is idle.
         self._in_outbox = 0
+
+    @property
+    def _ref(self) -> str:
+        assert self.conn_ref is not None, "only a connection past its hello causes events"
+        return self.conn_ref
 
     @property
     def name(self) -> str:
@@ -306,13 +314,23 @@ class Session:
     def reschedule(self) -> None:
         self.timer_paused = False
         if self.timer is not None and self.member is not None and not self.closing:
-            self.timer.deadline = self.server.rules.local_deadline(self.member.afk_deadline)
+            self.timer.deadline = self.server.gateway.local_deadline(self.member.afk_deadline)
 
     def joined(self, member: Member) -> None:
         """The rules took this connection in (a channel or its queue)."""
         self.member = member
         self._answered.set()
         self.push(self.server.channel_names_frame)
+
+    def offer_decided(self, offer: int, target: Member | None) -> None:
+        self.server.transfers.offer_decided(self, offer, target)
+
+    # (Until the outbox split lands: one push for both.)
+    def push_line(self, frame: bytes) -> None:
+        self.push(frame)
+
+    def push_chunk(self, frame: wire.Payload) -> None:
+        self.push(frame)
 
     def _release_waiters(self) -> None:
         self.server.congested.discard(self)
@@ -356,7 +374,8 @@ class Session:
                     nursery.cancel_scope.cancel()
         finally:
             self._close_line_budget()
-            self.server.rules.drop(self)
+            if self.conn_ref is not None:
+                self.server.gateway.release(self.conn_ref)
             self.closing = True
             self._release_waiters()
             self.server.transfers.connection_closed(self)
@@ -375,7 +394,7 @@ class Session:
             return self.hello_deadline
         if self.member is None:
             return math.inf  # said hello; the cluster's log has not answered yet
-        return self.server.rules.local_deadline(self.member.afk_deadline)
+        return self.server.gateway.local_deadline(self.member.afk_deadline)
 
     async def _read_loop(self) -> None:
         decoder = wire.FrameDecoder(max_control=wire.MAX_CONTROL_PAYLOAD)
@@ -405,7 +424,7 @@ class Session:
                     self.server.log(f"no hello within the time limit on {self.channel}")
                     return
                 self.timer_paused = True  # until the rules reschedule or disconnect
-                self.server.rules.afk_due(self)
+                self.server.gateway.submit(events.AfkDue(self._ref))
                 continue
             if not received:
                 return
@@ -421,12 +440,12 @@ class Session:
     async def _handle_all(self, frames: list[wire.Frame]) -> None:
         """Handle one read's frames, letting the writers keep up between them."""
         congested = self.server.congested
-        rules = self.server.rules
+        gateway = self.server.gateway
         for index, frame in enumerate(frames, start=1):
             if self.flooded:
                 return
-            if rules.backlogged:
-                await rules.wait_for_room()
+            if gateway.log_backlogged:
+                await gateway.wait_for_log_room()
             if self._lines is not None and frame.type in LINE_FRAMES and self.greeted:
                 if not self._answered.is_set():
                     await self._answered.wait()
@@ -496,7 +515,7 @@ class Session:
                 f"excess flood: more than {limits.flood_rate:g} lines a second "
                 f"for {limits.flood_patience:g} s"
             )
-            self.server.rules.flooded(self, reason)
+            self.server.gateway.submit(events.Flooded(self._ref, reason))
             # In a cluster the disconnect comes back through the log: until
             # then nothing more of this member's is passed on.
             self.flooded = True
@@ -515,12 +534,13 @@ class Session:
             username = wire.parse_hello(payload)
             self.greeted = True
             self._start_line_budget(username)
-            server.rules.join(self, username)
+            self.conn_ref = server.gateway.connect(self)
+            server.gateway.submit(events.Join(self.conn_ref, self.channel, username, self.address))
             return
         if frame_type == FrameType.INPUT:
             if len(payload) > wire.MAX_LINE_BYTES:
                 raise ProtocolError(f"input line of {len(payload)} bytes is over the limit")
-            server.rules.input(self, clean(wire.decode_text(payload)))
+            server.gateway.submit(events.Input(self._ref, clean(wire.decode_text(payload))))
             return
         if frame_type not in TRANSFER_FRAMES:
             raise ProtocolError(f"unexpected frame type {frame_type}")

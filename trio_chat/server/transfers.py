@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
-from .. import wire
+from .. import events, wire
 from ..hub import Member
 from ..sanitize import clean
 from ..wire import FrameType, ProtocolError, SendState
 
 if TYPE_CHECKING:
     from .core import ChatServer
-    from .rules import Peer
+    from .gateway import Peer
     from .session import Session
 
 
@@ -73,6 +73,10 @@ def _abort(ident: int, reason: str) -> bytes:
     return wire.encode_with_id(FrameType.FILE_ABORT, ident, reason.encode())
 
 
+def _ref(peer: Session | Peer) -> str:
+    return peer.conn_ref or "?"
+
+
 def _decrement(counts: dict[Key, int], key: Key) -> None:
     left = counts.get(key, 0) - 1
     if left > 0:
@@ -109,7 +113,8 @@ class TransferRelay:
         self._outgoing: dict[Session, int] = {}  # transfers each session sends
         self._incoming: dict[Peer, int] = {}  # transfers each peer receives
         self._between: dict[tuple[Session, Peer], int] = {}  # by (sender, receiver)
-        self._deciding: set[tuple[Session, int]] = set()  # offers the rules have not answered
+        # Offers the rules have not answered: target, path, file name, size.
+        self._deciding: dict[tuple[Session, int], tuple[str, str, str, int]] = {}
         self._next_id = 1
         self.id_base = 0
 
@@ -134,7 +139,7 @@ class TransferRelay:
             from .session import Session
 
             if isinstance(session, Session):
-                self.server.rules.foreign_transfer_frame(session, ident, frame)
+                self.server.gateway.foreign_transfer_frame(session, ident, frame)
             return
         if frame_type in (FrameType.FILE_ACK, FrameType.FILE_RESULT):
             if transfer.receiver is not session:
@@ -182,14 +187,15 @@ class TransferRelay:
             or max(len(target_name), len(path), len(name)) > wire.MAX_LINE_BYTES
         ):
             raise ProtocolError("malformed SEND_OFFER")
-        self._deciding.add((session, ref))
+        self._deciding[(session, ref)] = (target_name, path, name, size)
+        assert session.conn_ref is not None  # (it said hello: file frames come after)
+        self.server.gateway.submit(events.Offer(session.conn_ref, target_name, path, readable, ref))
 
-        def decided(target: Member | None) -> None:
-            self._deciding.discard((session, ref))
-            if not session.closing:
-                self._start(session, ref, target, target_name, path, name, size)
-
-        self.server.rules.offer(session, target_name, path, readable, decided)
+    def offer_decided(self, session: Session, ref: int, target: Member | None) -> None:
+        """The rules answered the offer ``ref`` of ``session``."""
+        offer = self._deciding.pop((session, ref), None)
+        if offer is not None and not session.closing:
+            self._start(session, ref, target, *offer)
 
     def _start(
         self,
@@ -205,7 +211,7 @@ class TransferRelay:
         if target is None:
             session.push(_send_state(ref, SendState.REFUSED))
             return
-        receiver = self.server.rules.peer(target)
+        receiver = self.server.gateway.peer(target)
         refusal = self._refusal(session, receiver, target_name, path, size)
         if refusal:
             session.push(_send_state(ref, SendState.REFUSED, refusal))
@@ -218,7 +224,7 @@ class TransferRelay:
         self._incoming[receiver] = self._incoming.get(receiver, 0) + 1
         pair = (session, receiver)
         self._between[pair] = self._between.get(pair, 0) + 1
-        self.server.rules.transfer_started(session, receiver)
+        self.server.gateway.submit(events.TransferStarted(_ref(session), _ref(receiver)))
         receiver.push(
             wire.encode_json(
                 FrameType.FILE_INCOMING,
@@ -276,7 +282,9 @@ class TransferRelay:
         self._forget(transfer)
         sender = transfer.sender
         if saved and sender.member is not None:
-            self.server.rules.file_delivered(sender, transfer.target_name, transfer.path)
+            self.server.gateway.submit(
+                events.FileDelivered(_ref(sender), transfer.target_name, transfer.path)
+            )
             sender.push(_send_state(transfer.ref, SendState.DONE))
         else:
             sender.push(
@@ -289,7 +297,7 @@ class TransferRelay:
 
     def _progress(self, transfer: Transfer, side: Peer) -> None:
         transfer.last_progress = trio.current_time()
-        self.server.rules.transfer_progress(side)
+        self.server.gateway.submit(events.TransferProgress(_ref(side)))
 
     def _fail_sender(self, transfer: Transfer, why: str) -> None:
         """The sender broke the protocol: the receiver is told, the sender dropped."""
@@ -324,7 +332,9 @@ class TransferRelay:
         _decrement(self._outgoing, transfer.sender)
         _decrement(self._incoming, transfer.receiver)
         _decrement(self._between, (transfer.sender, transfer.receiver))
-        self.server.rules.transfer_ended(transfer.sender, transfer.receiver)
+        self.server.gateway.submit(
+            events.TransferEnded(_ref(transfer.sender), _ref(transfer.receiver))
+        )
 
     def _call_off(self, transfer: Transfer, to_receiver: str, to_sender: str) -> None:
         self._forget(transfer)
@@ -333,6 +343,8 @@ class TransferRelay:
 
     def connection_closed(self, session: Session | Peer) -> None:
         """Call off every transfer ``session`` sends or receives."""
+        for offer in [o for o in self._deciding if o[0] is session]:
+            del self._deciding[offer]
         if session not in self._outgoing and session not in self._incoming:
             return
         for transfer in [t for t in self._by_id.values() if session in (t.sender, t.receiver)]:

@@ -22,6 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..server.connection import ClientProtocol
 from .guard import declares_body
 from .stream import WebSocketStream
 
@@ -98,7 +99,10 @@ def build_app(
         await send({"type": "websocket.accept"})
         client = scope.get("client")
         await server.handle_connection(
-            WebSocketStream(receive, send), channel, address=client[0] if client else "?"
+            WebSocketStream(receive, send),
+            channel,
+            address=client[0] if client else "?",
+            protocol=ClientProtocol.BROWSER,
         )
 
     app = Starlette(

@@ -1,0 +1,271 @@
+"""What the rules decided, as data: the hub's effects.
+
+An effect says what happened — who said what to whom, who joined or left,
+who waits at which place — never how it is shown. Each protocol renders the
+effects it cares about (``render/``): the terminal protocol's contract lines
+(``render/terminal.py`` with ``text.py``), the server's stdout log
+(``render/log.py``) and the browser's JSON (``render/browser.py``). The
+server's trio layer (``server/core.py``, ``ChatServer.apply``) carries out the
+rest (``CONTROL``): timers, disconnects, notices.
+
+Every effect that says something carries its ``stamp``: the server's
+wall-clock ``hh:mm:ss`` when it happened (in a cluster, when the log took
+it). ``audience`` fields are the members told, in order; ``to=None`` means
+the operator (the server's stdout), for what a console command answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .state import Member
+
+if TYPE_CHECKING:
+    from .server.connection import Connection
+
+
+# ----- said to members or the operator -----
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """The member's hello was taken: it is in the channel or its queue."""
+
+    stamp: str
+    member: Member
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class CannotConnect:
+    """The name is taken in the channel it asked for."""
+
+    stamp: str
+    member: Member
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePosition:
+    stamp: str
+    member: Member
+    ahead: int  # members queued before it
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """``user`` was admitted to ``channel``; ``audience`` is everyone now in it."""
+
+    stamp: str
+    audience: Sequence[Member]
+    user: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    """``user`` left (``/quit``, ``/switch``, flooding); ``logged``: on the
+    server's stdout too."""
+
+    stamp: str
+    audience: Sequence[Member]
+    user: str
+    logged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WentAfk:
+    stamp: str
+    audience: Sequence[Member]
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Kicked:
+    """The operator kicked ``user``; ``audience`` sees it leave."""
+
+    stamp: str
+    audience: Sequence[Member]
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    stamp: str
+    audience: Sequence[Member]
+    sender: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Whisper:
+    """``receiver`` is None when ``target`` is not in the channel (then only
+    the server's log has it)."""
+
+    stamp: str
+    receiver: Member | None
+    sender: str
+    target: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotHere:
+    stamp: str
+    to: Member | None
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotFound:
+    """A channel or file that does not exist."""
+
+    stamp: str
+    to: Member | None
+    thing: str
+
+
+@dataclass(frozen=True, slots=True)
+class CannotSwitch:
+    stamp: str
+    member: Member
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class StillMuted:
+    stamp: str
+    member: Member
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRow:
+    name: str
+    members: int
+    capacity: int
+    queued: int
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    stamp: str
+    member: Member
+    rows: Sequence[ChannelRow]
+
+
+@dataclass(frozen=True, slots=True)
+class Muted:
+    stamp: str
+    member: Member
+    others: Sequence[Member]  # the rest of its channel
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class NotInChannel:
+    stamp: str
+    user: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidMuteTime:
+    stamp: str
+
+
+@dataclass(frozen=True, slots=True)
+class Emptied:
+    stamp: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileSent:
+    stamp: str
+    sender: Member
+    target: str
+    path: str
+
+
+# ----- carried out by the server -----
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Tell one client something on its stderr (not a contract line)."""
+
+    member: Member
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Console:
+    """Tell the operator something on the server's stderr (not a contract line)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Close a client's connection after what was already sent to it."""
+
+    member: Member
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reschedule:
+    """The member's AFK deadline changed; its timer must follow."""
+
+    member: Member
+
+
+@dataclass(frozen=True, slots=True)
+class Roster:
+    """Tell a newly admitted member who is in its channel (for tab completion)."""
+
+    member: Member
+    names: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class OfferDecided:
+    """The answer to an ``events.Offer``: ``target`` if the file may go."""
+
+    conn: Connection  # the offering connection
+    offer: int
+    target: Member | None
+
+
+@dataclass(frozen=True, slots=True)
+class StopServer:
+    pass
+
+
+Said = (
+    Welcome
+    | CannotConnect
+    | QueuePosition
+    | Joined
+    | Left
+    | WentAfk
+    | Kicked
+    | Chat
+    | Whisper
+    | NotHere
+    | NotFound
+    | CannotSwitch
+    | StillMuted
+    | Listing
+    | Muted
+    | NotInChannel
+    | InvalidMuteTime
+    | Emptied
+    | FileSent
+)
+Control = Notice | Console | Disconnect | Reschedule | Roster | OfferDecided | StopServer
+Effect = Said | Control

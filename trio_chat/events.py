@@ -1,0 +1,149 @@
+"""Everything that can happen to the chat rules, as data: the hub's input events.
+
+Each event is a frozen, slotted dataclass naming what happened, with the
+fields the rules need and nothing of the I/O around it. A connection is named
+by its reference (``ref``), a string its gateway gives it at the hello
+("NODE.NUMBER" in a cluster), so an event can be written to the cluster's log
+and read back unchanged (``trio_chat.cluster.codec``). The hub takes every event
+through one entry point, ``Hub.handle(event, now, stamp)``; docs/behaviour.md
+says what each one does.
+
+Adding an event means: its dataclass here (and in ``EVENTS``), its rule in
+``hub.py``, and, if it says something new, its rendering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """A client said hello on a channel's port and asks to be let in."""
+
+    ref: str  # the connection, as its gateway names it
+    channel: str  # the channel whose port it connected to
+    username: str  # as the client sent it (the rules check it)
+    address: str | None = None  # the peer's IP address, where it has one
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """A member typed one line (chat or a command), already sanitized."""
+
+    ref: str
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """The connection ended without /quit (or ended after the rules closed it)."""
+
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class AfkDue:
+    """The member's AFK timer fired; the rules check the deadline really passed."""
+
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class Awake:
+    """The members could not have shown activity meanwhile (their server lost
+    the cluster's Redis): their AFK timers start again."""
+
+    refs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Flooded:
+    """The member sent past its line budget for too long."""
+
+    ref: str
+    reason: str  # what it is told, and the operator
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleLine:
+    """The operator typed one line on the server's console."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """The member asked to /send a file: the rules check the target is here and
+    say so (``effects.OfferDecided``)."""
+
+    ref: str
+    target: str  # the name the member gave
+    path: str  # the path as the member typed it (for the error lines)
+    readable: bool  # whether the member's client could read the file
+    offer: int  # the client's number for this offer, handed back with the answer
+
+
+@dataclass(frozen=True, slots=True)
+class TransferStarted:
+    """A file began to move from one member to another: while it does, neither is idle."""
+
+    sender: str
+    receiver: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferEnded:
+    """That file stopped moving (saved, refused, called off or either end gone)."""
+
+    sender: str
+    receiver: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferProgress:
+    """A file the member sends or receives moved on: it is not idle."""
+
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileDelivered:
+    """The receiver saved the whole file the member sent."""
+
+    sender: str
+    target: str  # the receiver's name
+    path: str  # as the sender typed it
+
+
+Event = (
+    Join
+    | Input
+    | Drop
+    | AfkDue
+    | Awake
+    | Flooded
+    | ConsoleLine
+    | Offer
+    | TransferStarted
+    | TransferEnded
+    | TransferProgress
+    | FileDelivered
+)
+
+# Every event type, for the tables keyed by type (the hub's rules, the
+# cluster's codec and replay).
+EVENTS: tuple[type[Event], ...] = (
+    Join,
+    Input,
+    Drop,
+    AfkDue,
+    Awake,
+    Flooded,
+    ConsoleLine,
+    Offer,
+    TransferStarted,
+    TransferEnded,
+    TransferProgress,
+    FileDelivered,
+)

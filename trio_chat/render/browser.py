@@ -1,0 +1,79 @@
+"""The web page's rendering: effects as EVENT frames of JSON, one per effect.
+
+The page (``web/static/app.js``) shows each event itself and follows the
+channel from the fields (who is in it, its place in the queue, a mute), so it
+never reads a contract line. Every event has ``event`` (its name here) and
+``stamp``; docs/web.md lists the fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .. import effects as fx
+from ..state import Member
+from ..wire import FrameType, encode_json
+
+Frames = list[tuple[Sequence[Member], bytes]]
+
+
+def _event(name: str, stamp: str, **fields: object) -> bytes:
+    return encode_json(FrameType.EVENT, {"event": name, "stamp": stamp, **fields})
+
+
+def _one(member: Member | None, frame: bytes) -> Frames:
+    return [] if member is None else [((member,), frame)]
+
+
+def _many(audience: Sequence[Member], frame: bytes) -> Frames:
+    return [(audience, frame)] if audience else []
+
+
+def _muted(e: fx.Muted) -> Frames:
+    # One event for all: the page tells "you" from the name.
+    return [((e.member, *e.others), _event("muted", e.stamp, user=e.member.name, seconds=e.seconds))]
+
+
+_RENDER: dict[type[Any], Callable[[Any], Frames]] = {
+    fx.Welcome: lambda e: _one(
+        e.member, _event("welcome", e.stamp, channel=e.channel, user=e.member.name)
+    ),
+    fx.CannotConnect: lambda e: _one(
+        e.member, _event("cannot_connect", e.stamp, channel=e.channel)
+    ),
+    fx.QueuePosition: lambda e: _one(e.member, _event("queued", e.stamp, ahead=e.ahead)),
+    fx.Joined: lambda e: _many(e.audience, _event("joined", e.stamp, user=e.user)),
+    fx.Left: lambda e: _many(e.audience, _event("left", e.stamp, user=e.user, why="left")),
+    fx.WentAfk: lambda e: _many(e.audience, _event("left", e.stamp, user=e.user, why="afk")),
+    fx.Kicked: lambda e: _many(e.audience, _event("left", e.stamp, user=e.user, why="kicked")),
+    fx.Chat: lambda e: _many(
+        e.audience, _event("chat", e.stamp, sender=e.sender, message=e.message)
+    ),
+    fx.Whisper: lambda e: _one(
+        e.receiver, _event("whisper", e.stamp, sender=e.sender, message=e.message)
+    ),
+    fx.NotHere: lambda e: _one(e.to, _event("not_here", e.stamp, user=e.user)),
+    fx.NotFound: lambda e: _one(e.to, _event("not_found", e.stamp, thing=e.thing)),
+    fx.CannotSwitch: lambda e: _one(e.member, _event("cannot_switch", e.stamp, channel=e.channel)),
+    fx.StillMuted: lambda e: _one(e.member, _event("still_muted", e.stamp, seconds=e.seconds)),
+    fx.Listing: lambda e: _one(
+        e.member,
+        _event(
+            "listing",
+            e.stamp,
+            channels=[
+                {"name": r.name, "members": r.members, "capacity": r.capacity, "queued": r.queued}
+                for r in e.rows
+            ],
+        ),
+    ),
+    fx.Muted: _muted,
+    fx.FileSent: lambda e: _one(e.sender, _event("sent", e.stamp, path=e.path, to=e.target)),
+}
+
+
+def frames(effect: fx.Said) -> Frames:
+    """The EVENT frames ``effect`` sends, each with its recipients, in order."""
+    render = _RENDER.get(type(effect))
+    return render(effect) if render is not None else []
