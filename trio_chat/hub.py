@@ -139,7 +139,9 @@ class Hub:
             return
         channel = member.channel
         effects.append(fx.Disconnect(member, EXIT_OK, event.reason))
-        effects.append(fx.Console(f"disconnected {member.name} from {channel.name}: {event.reason}"))
+        effects.append(
+            fx.Console(f"disconnected {member.name} from {channel.name}: {event.reason}")
+        )
         self._remove(member, channel, announce=True, now=now, effects=effects, logged=False)
 
     def _afk_due(self, event: ev.AfkDue, now: float, effects: Effects) -> None:
@@ -195,34 +197,26 @@ class Hub:
         allowed = target if event.readable else None
         effects.append(fx.OfferDecided(member.conn, event.offer, allowed))
 
-    def _transfer_started(
-        self, event: ev.TransferStarted, now: float, effects: Effects
-    ) -> None:
+    def _transfer_started(self, event: ev.TransferStarted, now: float, effects: Effects) -> None:
         """While a file moves, neither end is idle (behaviour.md, "Inactivity (AFK)")."""
         for ref in (event.sender, event.receiver):
             member = self.members.get(ref)
             if member is not None:
                 member.transfers += 1
 
-    def _transfer_ended(
-        self, event: ev.TransferEnded, now: float, effects: Effects
-    ) -> None:
+    def _transfer_ended(self, event: ev.TransferEnded, now: float, effects: Effects) -> None:
         for ref in (event.sender, event.receiver):
             member = self.members.get(ref)
             if member is not None:
                 member.transfers = max(0, member.transfers - 1)
 
-    def _transfer_progress(
-        self, event: ev.TransferProgress, now: float, effects: Effects
-    ) -> None:
+    def _transfer_progress(self, event: ev.TransferProgress, now: float, effects: Effects) -> None:
         """The member's AFK timer starts again (a mute still freezes it)."""
         member = self.members.get(event.ref)
         if member is not None and member.admitted and not member.muted(now):
             self._touch(member, now, effects)
 
-    def _file_delivered(
-        self, event: ev.FileDelivered, now: float, effects: Effects
-    ) -> None:
+    def _file_delivered(self, event: ev.FileDelivered, now: float, effects: Effects) -> None:
         """The target saved the whole file: tell the sender and the server."""
         member = self.members.get(event.sender)
         if member is not None:
@@ -273,7 +267,9 @@ class Hub:
         member.afk_deadline = max(now, member.muted_until) + self.afk_timeout
         effects.append(fx.Reschedule(member))
         effects.append(fx.Roster(member, list(itertools.islice(channel.members, ROSTER_LIMIT))))
-        effects.append(fx.Joined(self._stamp, tuple(channel.members.values()), member.name, channel.name))
+        effects.append(
+            fx.Joined(self._stamp, tuple(channel.members.values()), member.name, channel.name)
+        )
 
     def _tell_positions(self, channel: Channel, start: int, effects: Effects) -> None:
         for ahead in range(start, len(channel.queue)):
@@ -350,7 +346,9 @@ class Hub:
         target = channel.members.get(whisper.target)
         if target is None:
             effects.append(fx.NotHere(self._stamp, member, whisper.target))
-        effects.append(fx.Whisper(self._stamp, target, member.name, whisper.target, whisper.message))
+        effects.append(
+            fx.Whisper(self._stamp, target, member.name, whisper.target, whisper.message)
+        )
 
     def _switch(
         self, member: Member, channel: Channel, target_name: str, now: float, effects: Effects

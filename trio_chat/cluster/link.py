@@ -39,7 +39,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import coredis
 import coredis.exceptions
@@ -49,8 +49,34 @@ from . import keys, scripts
 from .boot import node_leases
 from .liveness import Liveness
 
-if TYPE_CHECKING:
-    from .node import ClusterRules
+
+class LinkHost(Protocol):
+    """The node this link serves (node.ClusterGateway): what the link reads
+    and applies, and whom it tells what happens to the cluster."""
+
+    @property
+    def applied_id(self) -> bytes: ...  # the last log entry applied
+    @property
+    def members(self) -> dict[str, Any]: ...  # the hub's, by reference
+    @property
+    def log_seq(self) -> dict[int, int]: ...
+    @property
+    def data_seq(self) -> dict[int, int]: ...
+    @property
+    def log_backlogged(self) -> bool: ...
+
+    unconfirmed: dict[int, bytes]  # its own entries not yet seen in the log
+    leaving: bool
+
+    def apply_log(self, entry_id: bytes, blob: bytes) -> None: ...
+    def apply_data(self, header: bytes, frame: bytes) -> None: ...
+    def dump(self) -> bytes: ...
+    def outage_over(self) -> None: ...
+    def cluster_lost(self, reason: str) -> None: ...
+    def fell_behind(self, reason: str) -> None: ...
+    def room_again(self) -> None: ...
+    def announce_gone(self, node: int) -> None: ...
+
 
 T = TypeVar("T")
 BATCH = 1000
@@ -101,6 +127,7 @@ class Link:
         log: Callable[[str], None],
         commands: coredis.Redis[bytes],
         reads: coredis.Redis[bytes],
+        host: LinkHost,
     ) -> None:
         self.url = url
         self.node = node
@@ -122,7 +149,7 @@ class Link:
         # Why this node stopped, if the log was trimmed past its position.
         self.behind: str | None = None
         self.data_id = b"0-0"
-        self.rules: ClusterRules | None = None
+        self.host = host
         self._last_snapshot = b""
         self._forgetting: list[int] = []  # nodes taken for dead, still in Redis's set
         self._seen_nodes: set[int] = set()  # every node a renewal saw
@@ -197,15 +224,13 @@ class Link:
         self.liveness.outage_over(now)
         self._recovered.set()
         self._recovered = trio.Event()
-        if self.rules is not None:
-            self.rules.outage_over()
+        self.host.outage_over()
 
     def _lose(self, reason: str) -> None:
         if self.lost is not None:
             return
         self.lost = reason
-        if self.rules is not None:
-            self.rules.cluster_lost(reason)
+        self.host.cluster_lost(reason)
 
     def _another_cluster(self) -> str:
         return (
@@ -222,15 +247,14 @@ class Link:
     # ----- Redis lost the cluster's state -----
 
     async def _take_place_again(self, current: bytes | None) -> None:
-        rules = self.rules
-        assert rules is not None
+        host = self.host
         self._restoring = True  # from now on the read loop applies nothing
         ident, generation = keys.epoch_parts(self.epoch)
         lost = f"Redis at {self.url} lost the cluster's state (it restarted without its data?)"
         while True:
             if current is None:
                 new = ident + b":" + str(generation + 1).encode()
-                applied = rules.applied_id
+                applied = host.applied_id
                 written = await self._retrying(partial(self._restore, new, applied))
                 if written == 1:
                     self._adopt(
@@ -270,21 +294,18 @@ class Link:
     def _owners(self) -> set[int]:
         """The nodes that lived at the last renewal or have members: each must
         re-register in time or be taken for dead."""
-        rules = self.rules
-        assert rules is not None
-        return self._last_alive | {int(ref.split(".")[0]) for ref in rules.members}
+        host = self.host
+        return self._last_alive | {int(ref.split(".")[0]) for ref in host.members}
 
     def _highest_node(self) -> int:
         """The highest node number this one knows of: from renewals, the log, the members."""
-        rules = self.rules
-        assert rules is not None
-        known = self._seen_nodes | set(rules.log_seq) | set(rules.data_seq) | self._owners()
+        host = self.host
+        known = self._seen_nodes | set(host.log_seq) | set(host.data_seq) | self._owners()
         return max(known | {self.node})
 
     async def _restore(self, epoch: bytes, applied: bytes) -> Any:
-        rules = self.rules
-        assert rules is not None
-        blob = json.dumps({"id": applied.decode(), "state": rules.dump().decode()}).encode()
+        host = self.host
+        blob = json.dumps({"id": applied.decode(), "state": host.dump().decode()}).encode()
         ms, seq = id_key(applied)
         return await self.redis.eval(
             scripts.RESTORE,
@@ -314,7 +335,6 @@ class Link:
         )
 
     async def _rejoin(self, epoch: bytes) -> Any:
-        assert self.rules is not None
         return await self.redis.eval(
             scripts.REJOIN,
             [
@@ -327,7 +347,7 @@ class Link:
             ],
             [
                 epoch,
-                self.rules.applied_id,
+                self.host.applied_id,
                 self._highest_node(),
                 keys.LEASE_MS,
                 self.node,
@@ -337,8 +357,7 @@ class Link:
 
     def _adopt(self, epoch: bytes, line: str) -> None:
         """This node has its place in the cluster again, under ``epoch``."""
-        rules = self.rules
-        assert rules is not None
+        host = self.host
         self.log(line)
         self.epoch = epoch
         self._restoring = False
@@ -346,7 +365,7 @@ class Link:
         self.liveness.outage_over(trio.current_time())
         # Redis may have lost what this node appended and had not seen in the log yet.
         again: list[tuple[str, dict[bytes, bytes]]] = [
-            (keys.LOG, {b"e": blob}) for blob in rules.unconfirmed.values()
+            (keys.LOG, {b"e": blob}) for blob in host.unconfirmed.values()
         ]
         self._out = again + [entry for entry in self._out if entry[0] != keys.LOG]
         self._out_version += 1
@@ -356,8 +375,7 @@ class Link:
 
     # ----- the tasks -----
 
-    async def run(self, rules: ClusterRules) -> None:
-        self.rules = rules
+    async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._write_loop)
             nursery.start_soon(self._read_loop)
@@ -365,7 +383,6 @@ class Link:
             nursery.start_soon(self._snapshot_loop)
 
     async def _write_loop(self) -> None:
-        assert self.rules is not None
         while True:
             await self._wake.wait()
             self._wake = trio.Event()
@@ -401,8 +418,8 @@ class Link:
                     continue
                 if version == self._out_version:  # (else the batch is queued again)
                     del self._out[: len(batch)]
-                if not self.rules.backlogged:
-                    self.rules.room_again()
+                if not self.host.log_backlogged:
+                    self.host.room_again()
 
     def _next_batch(self) -> list[tuple[str, dict[bytes, bytes] | None]]:
         """The first entries waiting: at most BATCH, and BATCH_BYTES unless one alone is more."""
@@ -415,12 +432,11 @@ class Link:
         return self._out[:BATCH]
 
     async def _read_loop(self) -> None:
-        rules = self.rules
-        assert rules is not None
+        host = self.host
         data_key = keys.data(self.node)
         while True:
             streams: dict[str | bytes, str | bytes] = {
-                keys.LOG: rules.applied_id,
+                keys.LOG: host.applied_id,
                 data_key: self.data_id,
             }
 
@@ -465,7 +481,7 @@ class Link:
                     for index, entry in enumerate(entries, start=1):
                         if not current():
                             break
-                        rules.apply_log(entry.identifier, entry.field_values.get(b"e", b""))
+                        host.apply_log(entry.identifier, entry.field_values.get(b"e", b""))
                         if index % APPLY_BETWEEN_YIELDS == 0:
                             # Let the flush write what is decided so far, and
                             # the sessions pass on what their members typed.
@@ -475,7 +491,7 @@ class Link:
                         if not current():
                             break
                         fields = entry.field_values
-                        rules.apply_data(fields.get(b"h", b"{}"), fields.get(b"f", b""))
+                        host.apply_data(fields.get(b"h", b"{}"), fields.get(b"f", b""))
                         self.data_id = entry.identifier
                         done.append(entry.identifier)
             if done:
@@ -505,8 +521,7 @@ class Link:
             "did not renew its lease (paused, or cut off from Redis?), and its replica "
             "can no longer follow the cluster's: stopping this node; start it again to rejoin"
         )
-        assert self.rules is not None
-        self.rules.fell_behind(self.behind)
+        self.host.fell_behind(self.behind)
         return True
 
     def _check_tag(self, tag: bytes | None, epoch: bytes) -> None:
@@ -520,8 +535,7 @@ class Link:
         raise StateLost(self._another_cluster())
 
     async def _lease_loop(self) -> None:
-        rules = self.rules
-        assert rules is not None
+        host = self.host
         renewed_at = trio.current_time()  # (boot.py took the lease just now)
         while True:
             try:
@@ -534,9 +548,9 @@ class Link:
             self._last_alive = {node for node, alive in leases.items() if alive}
             now = trio.current_time()
             self.liveness.renewed(now)
-            if self._trimmed_past(trimmed, rules.applied_id):
+            if self._trimmed_past(trimmed, host.applied_id):
                 await trio.sleep_forever()  # (the node stops)
-            if not joined and not rules.leaving:
+            if not joined and not host.leaving:
                 # Another node took this one for dead and forgot it, after
                 # appending a "gone" entry for it. Not trimmed past (just
                 # checked, and this renewal holds the trimming back from now
@@ -561,7 +575,7 @@ class Link:
                 if node == self.node or alive or not self.liveness.may_declare(node, now):
                     continue
                 self.log(f"node {node} stopped renewing its lease: its clients leave the chat")
-                rules.node_gone(node)
+                host.announce_gone(node)
                 # Forgotten in Redis by the next renewal: one call a renewal, so
                 # that this node renews on schedule while it declares others dead.
                 self._forgetting.append(node)
@@ -571,7 +585,6 @@ class Link:
         """Renew this node's lease; whether it was still there, whether this
         node was still joined, the last entry trimmed from the log, and every
         joined node's lease, alive or not, as Redis saw them in the same instant."""
-        assert self.rules is not None
         before = time.time()
         reply: list[Any] = await self.redis.eval(  # type: ignore[assignment]
             scripts.RENEW,
@@ -580,7 +593,7 @@ class Link:
                 self.epoch,
                 keys.LEASE_MS,
                 self.node,
-                self.rules.applied_id,
+                self.host.applied_id,
                 keys.LEASES,
                 self.token,
                 *self._forgetting,
@@ -613,14 +626,13 @@ class Link:
     async def _snapshot(self) -> None:
         """The lowest-numbered live node saves the state now and then, and trims
         the log up to what every joined node has applied (``scripts.SNAPSHOT``)."""
-        assert self.rules is not None
         if self.behind is not None:
             return
         live = await self._live_nodes()
-        applied_id = self.rules.applied_id
+        applied_id = self.host.applied_id
         if not live or live[0] != self.node or applied_id == self._last_snapshot:
             return
-        blob = json.dumps({"id": applied_id.decode(), "state": self.rules.dump().decode()}).encode()
+        blob = json.dumps({"id": applied_id.decode(), "state": self.host.dump().decode()}).encode()
         saved = await self.redis.eval(
             scripts.SNAPSHOT,
             [keys.EPOCH, keys.SNAPSHOT, keys.LOG, keys.NODES, keys.APPLIED, keys.TRIMMED],
@@ -635,8 +647,7 @@ class Link:
     async def leave(self) -> None:
         """This node stops: its members leave at once rather than when its lease
         lapses. (Also when it could not bind its ports: then run() never ran.)"""
-        if self.rules is not None:
-            self.rules.node_gone(self.node)
+        self.host.announce_gone(self.node)
         with trio.move_on_after(FLUSH_ON_LEAVE):
             await self.flush()
         if self.lost is not None:

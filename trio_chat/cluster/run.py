@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 import coredis
@@ -30,7 +31,7 @@ from ..server.run import (
 from . import keys
 from .boot import ClusterError, join_cluster
 from .link import FAILURES, Link, connect
-from .node import ClusterRules
+from .node import ClusterGateway
 
 if TYPE_CHECKING:
     import ssl
@@ -76,11 +77,24 @@ def run_node(
                 f"Redis at {url} did not answer within {keys.CALL_DEADLINE:g} s "
                 "while this node joined the cluster"
             )
-        link = Link(
-            url, joined.node, joined.token, joined.epoch, fingerprint, server.log, commands, reads
+        rules = ClusterGateway(
+            server,
+            hub,
+            joined.node,
+            partial(
+                Link,
+                url,
+                joined.node,
+                joined.token,
+                joined.epoch,
+                fingerprint,
+                server.log,
+                commands,
+                reads,
+            ),
         )
-        rules = ClusterRules(server, hub, joined.node, link)
-        server.rules = rules
+        link = rules.link
+        server.gateway = rules
         # Transfer ids from two nodes must not meet at one receiver.
         server.transfers.id_base = (joined.node % 255 + 1) << 24
         if joined.snapshot is not None:
@@ -94,7 +108,7 @@ def run_node(
             return fail(str(error))
         announce_listening(arguments, channels, ssl_context, f"node {joined.node}, ")
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(link.run, rules)
+            nursery.start_soon(link.run)
             await server.serve(
                 socket_listeners(sockets, server.backlog),
                 services=web_services(server, web, arguments),

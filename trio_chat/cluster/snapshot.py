@@ -1,13 +1,13 @@
 """The hub's state as JSON, so a node that joins later starts where the others are.
 
-A member's connection is written as its reference, ``"NODE.NUMBER"``; a
-restored hub's members all get stand-ins (the new node has no connections yet).
+A member is written with its connection's reference, ``"NODE.NUMBER"``; a
+restored hub's members get their connections from the hub's gateway
+(``Hub.connection_for``: stand-ins, as the new node has no connections yet).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from ..hub import Hub, Member
@@ -17,7 +17,7 @@ def dump(hub: Hub) -> bytes:
     def member(m: Member) -> dict[str, Any]:
         return {
             "name": m.name,
-            "conn": m.conn.conn_ref,
+            "ref": m.ref,
             "muted_until": m.muted_until,
             "afk_deadline": m.afk_deadline,
             "transfers": m.transfers,
@@ -37,30 +37,31 @@ def dump(hub: Hub) -> bytes:
     ).encode()
 
 
-def restore(hub: Hub, blob: bytes, stand_in: Callable[[str], Any]) -> dict[str, Member]:
-    """Load ``blob`` into a fresh ``hub``; every member by its connection reference."""
+def restore(hub: Hub, blob: bytes) -> None:
+    """Load ``blob`` into a fresh ``hub``."""
     state = json.loads(blob)
     hub.closed = bool(state["closed"])
-    members: dict[str, Member] = {}
+    members = hub.members
     for name, saved in state["channels"].items():
         channel = hub.channels.get(name)
         if channel is None:
             continue  # the configs were checked to be equal; nothing to put it in
         for admitted, key in ((True, "members"), (False, "queue")):
             for fields in saved[key]:
+                ref = str(fields["ref"])
                 member = Member(
+                    ref,
                     fields["name"],
-                    stand_in(fields["conn"]),
+                    hub.connection_for(ref),
                     channel=channel,
                     admitted=admitted,
                     muted_until=float(fields["muted_until"]),
                     afk_deadline=float(fields["afk_deadline"]),
                     transfers=int(fields["transfers"]),
                 )
-                members[fields["conn"]] = member
+                members[ref] = member
                 if admitted:
                     channel.members[member.name] = member
                 else:
                     channel.queue.append(member)
                     channel.queued_names.add(member.name)
-    return members

@@ -32,7 +32,9 @@ def _many(audience: Sequence[Member], frame: bytes) -> Frames:
 
 def _muted(e: fx.Muted) -> Frames:
     # One event for all: the page tells "you" from the name.
-    return [((e.member, *e.others), _event("muted", e.stamp, user=e.member.name, seconds=e.seconds))]
+    return [
+        ((e.member, *e.others), _event("muted", e.stamp, user=e.member.name, seconds=e.seconds))
+    ]
 
 
 _RENDER: dict[type[Any], Callable[[Any], Frames]] = {

@@ -10,6 +10,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from .. import wire
     from ..state import Member
     from .broadcast import Broadcast
 
@@ -24,7 +25,7 @@ class ClientProtocol(Enum):
 class Connection(Protocol):
     protocol: ClientProtocol
 
-    def push_line(self, frame: bytes) -> None:
+    def push_line(self, frame: wire.Payload) -> None:
         """Queue one frame that is not a file chunk, in order."""
 
     def hold(self, broadcast: Broadcast) -> None:

@@ -326,7 +326,7 @@ class Session:
         self.server.transfers.offer_decided(self, offer, target)
 
     # (Until the outbox split lands: one push for both.)
-    def push_line(self, frame: bytes) -> None:
+    def push_line(self, frame: wire.Payload) -> None:
         self.push(frame)
 
     def push_chunk(self, frame: wire.Payload) -> None:
