@@ -169,7 +169,7 @@ def wait_until_trimmed(chat: Cluster, kind: str) -> None:
     """Wait (polling Redis, with a deadline) until no entry of ``kind`` is left in the log."""
     assert chat.redis is not None
     end = time.monotonic() + DEADLINE
-    while f'"k": "{kind}"' in chat.redis.command("XRANGE", "trio-chat:log", "-", "+"):
+    while f'"type":"{kind}"' in chat.redis.command("XRANGE", "trio-chat:log", "-", "+"):
         assert time.monotonic() < end, "the log was not trimmed"
         time.sleep(0.1)
 
@@ -187,7 +187,7 @@ def test_a_frozen_node_whose_gone_entry_was_trimmed_stops(tmp_path: Path) -> Non
             # An entry after the "gone" one, so that the next snapshot trims it away.
             alice.type("while frozen")
             chat.server.expect("[alice (<time>)] while frozen")
-            wait_until_trimmed(chat, "gone")
+            wait_until_trimmed(chat, "node_gone")
         finally:
             node.process.send_signal(signal.SIGCONT)
         assert frozen.wait_exit() == 0

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from .state import Member
 
 if TYPE_CHECKING:
-    from .server.connection import Connection
+    from .state import Connection
 
 
 # ----- said to members or the operator -----

@@ -25,7 +25,7 @@ from .names import username_problem
 from .state import Channel, Member
 
 if TYPE_CHECKING:
-    from .server.connection import Connection
+    from .state import Connection
 
 __all__ = ["DEFAULT_AFK_TIMEOUT", "EXIT_OK", "EXIT_REFUSED", "Channel", "Hub", "Member"]
 

@@ -21,9 +21,9 @@ from .. import events as ev
 from .. import wire
 from ..effects import Effect
 from ..hub import Hub, Member
-from ..server.connection import Connection
 from ..server.flood import LineLedger
 from ..server.gateway import Peer
+from ..state import Connection
 from . import codec, keys
 from .replica import Replica
 from .routes import FileRoutes, RemoteConn

@@ -29,8 +29,8 @@ from .. import events as ev
 from ..effects import Effect
 from ..hub import Hub, Member
 from ..server.admission import address_key, budget_keys
-from ..server.connection import Connection
 from ..server.flood import LineLedger, TokenBucket
+from ..state import Connection
 from ..text import stamp_at
 from . import codec, snapshot
 from .routes import FileRoutes, node_of

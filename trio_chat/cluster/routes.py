@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import wire
 from ..hub import Member
-from ..server.connection import ClientProtocol
+from ..state import ClientProtocol
 from ..wire import FrameType
 
 if TYPE_CHECKING:

@@ -19,12 +19,12 @@ from .. import wire
 from ..events import ConsoleLine
 from ..hub import Hub, Member
 from ..render import browser, log, terminal
+from ..state import ClientProtocol
 from ..terminal_io import print_error, print_line, read_lines
 from ..text import Stamp, wall_clock_stamp
 from . import early_signals
 from .admission import AddressGate
 from .broadcast import Broadcast
-from .connection import ClientProtocol
 from .flood import LineLedger
 from .gateway import Gateway, LocalGateway
 from .listener import Backlog

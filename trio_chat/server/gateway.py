@@ -23,7 +23,7 @@ from ..hub import Hub, Member
 from ..text import Stamp, wall_clock_stamp
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from ..state import Connection
 
 
 class Peer(Protocol):

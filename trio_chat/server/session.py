@@ -29,10 +29,10 @@ import trio
 from .. import events, wire
 from ..hub import Member
 from ..sanitize import clean
+from ..state import ClientProtocol
 from ..wire import FrameType, ProtocolError
 from .admission import address_key, budget_keys
 from .broadcast import Broadcast
-from .connection import ClientProtocol
 from .flood import TokenBucket, take_line
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..server.connection import ClientProtocol
+from ..state import ClientProtocol
 from .guard import declares_body
 from .stream import WebSocketStream
 

@@ -1,14 +1,16 @@
-// The trio-chat browser client. It speaks the same frames as the terminal
-// client (docs/protocol.md) inside WebSocket binary messages. Every text from
-// the server is inserted with textContent, never as HTML.
+// The trio-chat browser client. It speaks the terminal client's frames
+// (docs/protocol.md) inside WebSocket binary messages, except that what
+// happens in the channel arrives as EVENT frames of JSON, which this page
+// renders itself. Every text from the server is inserted with textContent,
+// never as HTML.
 "use strict";
 
 const FRAME = {
   HELLO: 1, INPUT: 2, SEND_OFFER: 3, LINE: 16, NOTICE: 17, BYE: 18,
-  FILE_INCOMING: 19, SEND_STATE: 20, CHANNELS: 21, ROSTER: 22,
+  FILE_INCOMING: 19, SEND_STATE: 20, CHANNELS: 21, ROSTER: 22, EVENT: 23,
   FILE_DATA: 32, FILE_END: 33, FILE_ABORT: 34, FILE_ACK: 35, FILE_RESULT: 36,
 };
-const KIND_CLASS = ["server", "chat", "whisper", "listing"];
+const PROTOCOL = "trio-chat/2";
 const STATE = { GO: 0, DONE: 1, REFUSED: 2, ABORTED: 3 };
 const CHUNK = 256 * 1024;
 const WINDOW = 16 * CHUNK;
@@ -145,7 +147,7 @@ function connect(name, channelName) {
   socket.binaryType = "arraybuffer";
   const reader = new FrameReader();
   const mine = socket;
-  socket.onopen = () => send(frame(FRAME.HELLO, encoder.encode(`trio-chat/1 ${name}`)));
+  socket.onopen = () => send(frame(FRAME.HELLO, encoder.encode(`${PROTOCOL} ${name}`)));
   socket.onmessage = (event) => {
     if (mine !== socket) return;
     try {
@@ -177,7 +179,7 @@ function send(bytes) {
 
 function handle(type, payload) {
   switch (type) {
-    case FRAME.LINE: return showLine(payload[0], decoder.decode(payload.subarray(1)));
+    case FRAME.EVENT: return showEvent(JSON.parse(decoder.decode(payload)));
     case FRAME.NOTICE: return showNotice(decoder.decode(payload));
     case FRAME.BYE: return bye(payload[0], decoder.decode(payload.subarray(1)));
     case FRAME.CHANNELS: return showChannels(JSON.parse(decoder.decode(payload)).channels);
@@ -192,44 +194,85 @@ function handle(type, payload) {
   }
 }
 
-const SERVER_LINE = /^\[Server message \(\d\d:\d\d:\d\d\)\] (.*)$/u;
+// ----- what happened (EVENT frames: render/browser.py; docs/web.md) -----
 
-function showLine(kind, text) {
-  const server = SERVER_LINE.exec(text);
-  const body = server ? server[1] : "";
-  if (!joined) {
-    if (body.startsWith("Cannot connect to the ")) { refusal = text; return; }
-    if (body.startsWith("Welcome to the ")) enterChat();
+const serverSays = (stamp, body) => `[Server message (${stamp})] ${body}`;
+
+// How each event reads, in the words of the terminal (docs/behaviour.md).
+const SHOW = {
+  welcome: (e) => ["server", serverSays(e.stamp, `Welcome to the ${e.channel} channel, ${e.user}.`)],
+  cannot_connect: (e) => ["server", serverSays(e.stamp, `Cannot connect to the ${e.channel} channel.`)],
+  queued: (e) => ["server", serverSays(e.stamp,
+    `You are in the waiting queue and there are ${e.ahead} user(s) ahead of you.`)],
+  joined: (e) => ["server", serverSays(e.stamp, `${e.user} has joined the channel.`)],
+  left: (e) => ["server", serverSays(e.stamp,
+    e.why === "afk" ? `${e.user} went AFK.` : `${e.user} has left the channel.`)],
+  chat: (e) => ["chat", `[${e.sender} (${e.stamp})] ${e.message}`],
+  whisper: (e) => ["whisper", `[${e.sender} whispers to you: (${e.stamp})] ${e.message}`],
+  not_here: (e) => ["server", serverSays(e.stamp, `${e.user} is not here.`)],
+  not_found: (e) => ["server", serverSays(e.stamp, `${e.thing} does not exist.`)],
+  cannot_switch: (e) => ["server", serverSays(e.stamp, `Cannot switch to the ${e.channel} channel.`)],
+  still_muted: (e) => ["server", serverSays(e.stamp, `You are still muted for ${e.seconds} seconds.`)],
+  muted: (e) => ["server", serverSays(e.stamp, e.user === me
+    ? `You have been muted for ${e.seconds} seconds.`
+    : `${e.user} has been muted for ${e.seconds} seconds.`)],
+  sent: (e) => ["server", serverSays(e.stamp, `You sent ${e.path} to ${e.to}.`)],
+};
+
+function showEvent(event) {
+  if (event.event === "cannot_connect" && !joined) {
+    refusal = SHOW.cannot_connect(event)[1];
+    return;
   }
+  if (event.event === "welcome" && !joined) enterChat();
+  if (event.event === "listing") {
+    for (const c of event.channels) showItem("listing", `[Channel] ${c.name} ${c.members}/${c.capacity}/${c.queued}.`);
+  } else {
+    const show = SHOW[event.event];
+    if (!show) return; // an event newer than this page: nothing to show
+    const [kind, text] = show(event);
+    const item = showItem(kind, text);
+    if (event.event === "chat" && event.sender === me) item.classList.add("own");
+  }
+  follow(event);
+}
+
+function showItem(kind, text) {
   const item = document.createElement("li");
-  item.className = KIND_CLASS[kind] || "chat";
-  if (kind === 1 && text.startsWith(`[${me} (`)) item.classList.add("own");
+  item.className = kind;
   item.textContent = text;
   const lines = $("lines");
   const atBottom = lines.scrollHeight - lines.scrollTop - lines.clientHeight < 40;
   lines.append(item);
   if (atBottom) lines.scrollTop = lines.scrollHeight;
-  if (server) followServer(body);
+  return item;
 }
 
-function followServer(body) {
-  let match;
-  if ((match = /^Welcome to the (.+) channel, (.+)\.$/u.exec(body))) {
-    channel = match[1];
-    $("where").textContent = `${channel} as ${me}`;
-    $("switch").value = channel;
-    setMembers([]);
-  } else if ((match = /^You are in the waiting queue and there are (\d+) user\(s\) ahead of you\.$/u.exec(body))) {
-    status(`Waiting for a place in ${channel}: ${match[1]} ahead of you.`);
-  } else if ((match = /^(\S+) has joined the channel\.$/u.exec(body))) {
-    members.add(match[1]);
-    if (match[1] === me) status(`In ${channel}.`);
-    drawMembers();
-  } else if ((match = /^(\S+) (?:has left the channel|went AFK)\.$/u.exec(body))) {
-    members.delete(match[1]);
-    drawMembers();
-  } else if ((match = /^You have been muted for (\d+) seconds\.$/u.exec(body))) {
-    status(`You are muted for ${match[1]} seconds.`);
+function follow(event) {
+  switch (event.event) {
+    case "welcome":
+      channel = event.channel;
+      $("where").textContent = `${channel} as ${me}`;
+      $("switch").value = channel;
+      setMembers([]);
+      break;
+    case "queued":
+      status(`Waiting for a place in ${channel}: ${event.ahead} ahead of you.`);
+      break;
+    case "joined":
+      members.add(event.user);
+      if (event.user === me) status(`In ${channel}.`);
+      drawMembers();
+      break;
+    case "left":
+      members.delete(event.user);
+      drawMembers();
+      break;
+    case "muted":
+      if (event.user === me) status(`You are muted for ${event.seconds} seconds.`);
+      break;
+    default:
+      break;
   }
 }
 

@@ -1,0 +1,323 @@
+"""The rules, sans-I/O: events in, the exact list of effects out
+(docs/behaviour.md, each section in turn)."""
+
+from __future__ import annotations
+
+import math
+
+from trio_chat import effects as fx
+from trio_chat import events as ev
+from trio_chat.config import ChannelConfig
+from trio_chat.hub import EXIT_OK, EXIT_REFUSED, Hub, Member
+
+T = "12:00:00"  # every event's stamp here
+
+
+class Conn:
+    """A connection the rules only hand on."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+
+
+def hub(capacity: int = 2, afk: float = 100.0) -> Hub:
+    channels = [ChannelConfig("general", 1, capacity), ChannelConfig("random", 2, capacity)]
+    return Hub(channels, afk_timeout=afk, connection_for=Conn)  # type: ignore[arg-type]
+
+
+def run(h: Hub, event: ev.Event, now: float = 0.0) -> list[fx.Effect]:
+    return h.handle(event, now, T)
+
+
+def joined(h: Hub, *names: str, channel: str = "general", now: float = 0.0) -> list[Member]:
+    for name in names:
+        run(h, ev.Join(name, channel, name), now)
+    return [h.members[name] for name in names]
+
+
+# ----- joining and the waiting queue -----
+
+
+def test_the_first_members_are_admitted_and_told_who_is_there() -> None:
+    h = hub()
+    effects = run(h, ev.Join("a", "general", "alice"))
+    alice = h.members["a"]
+    assert effects == [
+        fx.Welcome(T, alice, "general"),
+        fx.Reschedule(alice),
+        fx.Roster(alice, ["alice"]),
+        fx.Joined(T, (alice,), "alice", "general"),
+    ]
+    assert alice.afk_deadline == 100.0
+
+
+def test_a_full_channel_queues_newcomers_first_come_first_served() -> None:
+    h = hub(capacity=1)
+    (alice,) = joined(h, "alice")
+    effects = run(h, ev.Join("bob", "general", "bob"))
+    bob = h.members["bob"]
+    assert effects == [fx.Welcome(T, bob, "general"), fx.QueuePosition(T, bob, 0)]
+    run(h, ev.Join("carol", "general", "carol"))
+    carol = h.members["carol"]
+    # alice leaves: bob is admitted, carol moves up.
+    effects = run(h, ev.Input("alice", "/quit"), now=5.0)
+    assert effects == [
+        fx.Reschedule(alice),
+        fx.Left(T, (), "alice", True),
+        fx.Reschedule(bob),
+        fx.Roster(bob, ["bob"]),
+        fx.Joined(T, (bob,), "bob", "general"),
+        fx.QueuePosition(T, carol, 0),
+        fx.Disconnect(alice, EXIT_OK, "you left the chat"),
+    ]
+    assert bob.admitted and bob.afk_deadline == 105.0  # time queued does not count
+
+
+def test_a_queued_member_who_leaves_moves_those_behind_it_up() -> None:
+    h = hub(capacity=1)
+    joined(h, "alice", "bob", "carol", "dave")
+    carol, dave = h.members["carol"], h.members["dave"]
+    assert run(h, ev.Drop("bob")) == [
+        fx.QueuePosition(T, carol, 0),
+        fx.QueuePosition(T, dave, 1),
+    ]
+    assert "bob" not in h.members
+
+
+def test_a_taken_name_is_refused_with_the_cannot_connect_line() -> None:
+    h = hub()
+    joined(h, "alice")
+    effects = run(h, ev.Join("x", "general", "alice"))
+    (refused,) = {e.member for e in effects if isinstance(e, fx.Disconnect)}
+    assert effects == [
+        fx.CannotConnect(T, refused, "general"),
+        fx.Disconnect(refused, EXIT_REFUSED, "the name alice is already in general"),
+    ]
+    assert "x" not in h.members
+
+
+def test_an_unacceptable_name_is_refused_without_a_line() -> None:
+    h = hub()
+    effects = run(h, ev.Join("x", "general", "a b"))
+    assert len(effects) == 1 and isinstance(effects[0], fx.Disconnect)
+    assert effects[0].reason == "refused: the username contains whitespace"
+
+
+# ----- chatting and client commands -----
+
+
+def test_chat_goes_to_the_whole_channel() -> None:
+    h = hub()
+    alice, bob = joined(h, "alice", "bob")
+    assert run(h, ev.Input("alice", "hello"), now=1.0) == [
+        fx.Reschedule(alice),
+        fx.Chat(T, (alice, bob), "alice", "hello"),
+    ]
+    assert alice.afk_deadline == 101.0
+
+
+def test_a_queued_member_is_reminded_of_its_place_instead() -> None:
+    h = hub(capacity=1)
+    joined(h, "alice", "bob")
+    bob = h.members["bob"]
+    assert run(h, ev.Input("bob", "hello")) == [fx.QueuePosition(T, bob, 0)]
+    assert run(h, ev.Input("bob", "/whisper alice hi")) == [fx.QueuePosition(T, bob, 0)]
+
+
+def test_whispers_reach_one_member_and_the_log() -> None:
+    h = hub()
+    alice, bob = joined(h, "alice", "bob")
+    assert run(h, ev.Input("alice", "/whisper bob psst")) == [
+        fx.Reschedule(alice),
+        fx.Whisper(T, bob, "alice", "bob", "psst"),
+    ]
+    assert run(h, ev.Input("alice", "/whisper zed psst")) == [
+        fx.Reschedule(alice),
+        fx.NotHere(T, alice, "zed"),
+        fx.Whisper(T, None, "alice", "zed", "psst"),
+    ]
+
+
+def test_list_gives_every_channel_s_counts() -> None:
+    h = hub(capacity=1)
+    joined(h, "alice", "bob")
+    alice = h.members["alice"]
+    assert run(h, ev.Input("alice", "/list")) == [
+        fx.Reschedule(alice),
+        fx.Listing(T, alice, [fx.ChannelRow("general", 1, 1, 1), fx.ChannelRow("random", 0, 1, 0)]),
+    ]
+
+
+def test_switch_leaves_one_channel_and_enters_the_other() -> None:
+    h = hub()
+    alice, bob = joined(h, "alice", "bob")
+    effects = run(h, ev.Input("alice", "/switch random"))
+    assert effects == [
+        fx.Reschedule(alice),
+        fx.Left(T, (bob,), "alice", True),
+        fx.Welcome(T, alice, "random"),
+        fx.Reschedule(alice),
+        fx.Roster(alice, ["alice"]),
+        fx.Joined(T, (alice,), "alice", "random"),
+    ]
+    assert run(h, ev.Input("alice", "/switch nowhere"))[1:] == [fx.NotFound(T, alice, "nowhere")]
+
+
+def test_switch_to_a_channel_with_the_name_is_refused_and_to_a_full_one_queues() -> None:
+    h = hub(capacity=1)
+    (alice,) = joined(h, "alice")
+    joined(h, "bob", channel="random")
+    run(h, ev.Join("alice2", "random", "alice"))  # queued in random as alice
+    assert run(h, ev.Input("alice", "/switch random"))[1:] == [fx.CannotSwitch(T, alice, "random")]
+    joined(h, "carol")  # queued in general
+    carol = h.members["carol"]
+    assert run(h, ev.Drop("alice2")) == []  # nobody waited behind it in random
+    assert run(h, ev.Input("alice", "/switch random"))[1:] == [
+        fx.Left(T, (), "alice", True),
+        fx.Reschedule(carol),
+        fx.Roster(carol, ["carol"]),
+        fx.Joined(T, (carol,), "carol", "general"),
+        fx.Welcome(T, alice, "random"),
+        fx.QueuePosition(T, alice, 0),
+    ]
+
+
+def test_usage_and_raw_send_lines_are_notices() -> None:
+    h = hub()
+    (alice,) = joined(h, "alice")
+    assert run(h, ev.Input("alice", "/whisper"))[1:] == [
+        fx.Notice(alice, "usage: /whisper <username> <message>")
+    ]
+    assert run(h, ev.Input("alice", "/send bob file"))[1:] == [
+        fx.Notice(alice, "this client does not support /send")
+    ]
+
+
+def test_a_lost_connection_leaves_silently() -> None:
+    h = hub()
+    joined(h, "alice", "bob")
+    assert run(h, ev.Drop("alice")) == []
+    assert list(h.channels["general"].members) == ["bob"]
+
+
+# ----- the server console -----
+
+
+def test_kick_tells_the_channel_and_the_log() -> None:
+    h = hub()
+    alice, bob = joined(h, "alice", "bob")
+    assert run(h, ev.ConsoleLine("/kick general:alice")) == [
+        fx.Disconnect(alice, EXIT_OK, "kicked by the server operator"),
+        fx.Kicked(T, (bob,), "alice"),
+    ]
+    assert run(h, ev.ConsoleLine("/kick nowhere:bob")) == [fx.NotFound(T, None, "nowhere")]
+    assert run(h, ev.ConsoleLine("/kick general:zed")) == [fx.NotInChannel(T, "zed", "general")]
+
+
+def test_mute_freezes_the_afk_timer_and_refuses_lines() -> None:
+    h = hub()
+    alice, bob = joined(h, "alice", "bob")
+    assert run(h, ev.ConsoleLine("/mute general:alice 30"), now=10.0) == [
+        fx.Reschedule(alice),
+        fx.Muted(T, alice, (bob,), 30),
+    ]
+    assert alice.afk_deadline == 130.0  # 90 s were left when the mute began
+    assert run(h, ev.Input("alice", "hi"), now=20.5) == [fx.StillMuted(T, alice, 19)]
+    assert run(h, ev.ConsoleLine("/mute general:alice x")) == [fx.InvalidMuteTime(T)]
+    assert run(h, ev.ConsoleLine("/mute general:zed 5")) == [fx.NotHere(T, None, "zed")]
+
+
+def test_empty_disconnects_every_member_and_admits_the_queue() -> None:
+    h = hub(capacity=1)
+    joined(h, "alice", "bob")
+    alice, bob = h.members["alice"], h.members["bob"]
+    assert run(h, ev.ConsoleLine("/empty general")) == [
+        fx.Disconnect(alice, EXIT_OK, "general was emptied by the operator"),
+        fx.Emptied(T, "general"),
+        fx.Reschedule(bob),
+        fx.Roster(bob, ["bob"]),
+        fx.Joined(T, (bob,), "bob", "general"),
+    ]
+
+
+def test_after_shutdown_nothing_happens() -> None:
+    h = hub()
+    joined(h, "alice")
+    assert run(h, ev.ConsoleLine("/shutdown")) == [fx.StopServer()]
+    assert run(h, ev.Input("alice", "hi")) == []
+    assert run(h, ev.Join("b", "general", "bob")) == []
+
+
+# ----- inactivity (AFK) -----
+
+
+def test_afk_removes_a_member_whose_deadline_passed() -> None:
+    h = hub()
+    alice, bob = joined(h, "alice", "bob")
+    assert run(h, ev.AfkDue("alice"), now=50.0) == [fx.Reschedule(alice)]  # not yet
+    assert run(h, ev.AfkDue("alice"), now=100.0) == [
+        fx.WentAfk(T, (bob,), "alice"),
+        fx.Disconnect(alice, EXIT_OK, "disconnected for inactivity"),
+    ]
+    assert alice.afk_deadline == math.inf
+
+
+def test_a_moving_file_keeps_both_ends_awake() -> None:
+    h = hub()
+    alice, bob = joined(h, "alice", "bob")
+    assert run(h, ev.TransferStarted("alice", "bob")) == []
+    assert run(h, ev.AfkDue("alice"), now=100.0) == [fx.Reschedule(alice)]
+    assert alice.afk_deadline == 200.0
+    assert run(h, ev.TransferProgress("bob"), now=150.0) == [fx.Reschedule(bob)]
+    assert run(h, ev.TransferEnded("alice", "bob")) == []
+    assert (alice.transfers, bob.transfers) == (0, 0)
+
+
+def test_awake_restarts_timers_and_keeps_a_mute_frozen() -> None:
+    h = hub()
+    alice, bob = joined(h, "alice", "bob")
+    run(h, ev.ConsoleLine("/mute general:bob 60"), now=0.0)
+    assert run(h, ev.Awake(("alice", "bob")), now=30.0) == [
+        fx.Reschedule(alice),
+        fx.Reschedule(bob),
+    ]
+    assert alice.afk_deadline == 130.0 and bob.afk_deadline == 160.0
+
+
+def test_flooding_removes_a_member_as_a_kick_does_without_the_log_line() -> None:
+    h = hub()
+    alice, bob = joined(h, "alice", "bob")
+    assert run(h, ev.Flooded("alice", "excess flood")) == [
+        fx.Disconnect(alice, EXIT_OK, "excess flood"),
+        fx.Console("disconnected alice from general: excess flood"),
+        fx.Left(T, (bob,), "alice", False),
+    ]
+
+
+# ----- sending a file -----
+
+
+def test_an_offer_names_its_target_or_says_why_not_in_order() -> None:
+    h = hub()
+    alice, bob = joined(h, "alice", "bob")
+    assert run(h, ev.Offer("alice", "bob", "f.txt", True, 7)) == [
+        fx.Reschedule(alice),
+        fx.OfferDecided(alice.conn, 7, bob),
+    ]
+    assert run(h, ev.Offer("alice", "zed", "nope.txt", False, 8)) == [
+        fx.Reschedule(alice),
+        fx.NotHere(T, alice, "zed"),
+        fx.NotFound(T, alice, "nope.txt"),
+        fx.OfferDecided(alice.conn, 8, None),
+    ]
+    # Gone meanwhile: answered all the same.
+    (decided,) = run(h, ev.Offer("ghost", "bob", "f", True, 9))
+    assert isinstance(decided, fx.OfferDecided) and decided.target is None
+
+
+def test_a_delivered_file_is_told_to_its_sender_and_the_log() -> None:
+    h = hub()
+    alice, _ = joined(h, "alice", "bob")
+    assert run(h, ev.FileDelivered("alice", "bob", "f.txt")) == [
+        fx.FileSent(T, alice, "bob", "f.txt")
+    ]

@@ -1,0 +1,158 @@
+"""The cluster's log without Redis: every event through the codec and back,
+one log fed to two replicas that must agree, and a snapshot taken mid-log
+that carries on as the replica it was taken from (docs/cluster.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from trio_chat import events as ev
+from trio_chat.cluster import codec
+
+from .test_cluster_replica import Log, busy, replica, snapshot_after
+
+ONE_OF_EACH: list[codec.LogEvent] = [
+    ev.Join("1.1", "general", "alice", "192.0.2.1"),
+    ev.Join("2.1", "general", "bob"),
+    ev.Input("1.1", "hello ✓"),
+    ev.Drop("1.1"),
+    ev.AfkDue("1.1"),
+    ev.Awake(("1.1", "2.1")),
+    ev.Flooded("1.1", "excess flood"),
+    ev.ConsoleLine("/kick general:bob"),
+    ev.Offer("1.1", "bob", "a file.txt", True, 3),
+    ev.TransferStarted("1.1", "2.1"),
+    ev.TransferEnded("1.1", "2.1"),
+    ev.TransferProgress("2.1"),
+    ev.FileDelivered("1.1", "bob", "a file.txt"),
+    codec.NodeGone(2),
+]
+
+
+def test_one_of_each_covers_every_event_type() -> None:
+    assert {type(e) for e in ONE_OF_EACH} == set(codec.LOG_EVENTS)
+
+
+@pytest.mark.parametrize("event", ONE_OF_EACH, ids=lambda e: type(e).__name__)
+def test_every_event_survives_the_log(event: codec.LogEvent) -> None:
+    entry = codec.decode(codec.encode(event, 4, 17))
+    assert entry == codec.Entry(4, 17, event)
+
+
+def test_entries_carry_field_names() -> None:
+    blob = codec.encode(ev.Offer("1.1", "bob", "f", False, 3), 1, 2)
+    assert json.loads(blob) == {
+        "type": "offer",
+        "origin": 1,
+        "seq": 2,
+        "ref": "1.1",
+        "target": "bob",
+        "path": "f",
+        "readable": False,
+        "offer": 3,
+    }
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b"not json",
+        b"[]",
+        b'{"type": "teleport", "origin": 1, "seq": 1}',
+        b'{"type": "drop", "origin": 1, "seq": 1}',
+        b'{"type": "drop", "origin": 1, "seq": 1, "ref": 5}',
+        b'{"type": "offer", "origin": 1, "seq": 1, "ref": "1.1", "target": "b",'
+        b' "path": "p", "readable": 1, "offer": 2}',
+        b'{"type": "awake", "origin": 1, "seq": 1, "refs": "1.1"}',
+        b'{"type": "drop", "origin": "1", "seq": 1, "ref": "1.1"}',
+    ],
+)
+def test_an_entry_this_node_cannot_read_is_refused(blob: bytes) -> None:
+    with pytest.raises(codec.EntryError):
+        codec.decode(blob)
+
+
+def story() -> Log:
+    """A busy log from three nodes: joins, a queue, chat, a file, a mute, a kick, a node gone."""
+    log = Log()
+    for ref, name in (("1.1", "alice"), ("2.1", "bob"), ("3.1", "carol"), ("1.2", "dave")):
+        log.add(int(ref[0]), ev.Join(ref, "general", name, f"198.51.100.{ref[0]}"))
+    log.add(2, ev.Join("2.2", "general", "erin"))
+    log.add(1, ev.Input("1.1", "hello all"))
+    log.add(2, ev.Input("2.1", "/whisper alice hi"))
+    log.add(1, ev.Offer("1.1", "bob", "f.txt", True, 1))
+    log.add(1, ev.TransferStarted("1.1", "2.1"))
+    log.add(3, ev.ConsoleLine("/mute general:carol 30"))
+    log.add(3, ev.Input("3.1", "still here?"))
+    log.add(1, ev.TransferProgress("2.1"))
+    log.add(2, ev.Input("2.1", "/switch random"))
+    log.add(1, ev.ConsoleLine("/kick general:alice"))
+    log.add(1, ev.TransferEnded("1.1", "2.1"))
+    log.add(1, ev.Drop("1.1"))
+    log.add(3, ev.AfkDue("3.1"))
+    log.add(2, codec.NodeGone(1))
+    log.add(3, ev.Input("3.1", "/list"))
+    return log
+
+
+def state(rules: object) -> object:
+    """What a replica holds, comparable across replicas."""
+    hub = rules.hub  # type: ignore[attr-defined]
+    return (
+        {
+            name: (
+                list(channel.members),
+                [m.name for m in channel.queue],
+                sorted(channel.queued_names),
+            )
+            for name, channel in hub.channels.items()
+        },
+        {
+            ref: (m.name, m.channel and m.channel.name, m.admitted, m.muted_until, m.transfers)
+            for ref, m in hub.members.items()
+        },
+        rules.replica.pairs,  # type: ignore[attr-defined]
+        rules.replica.log_seq,  # type: ignore[attr-defined]
+    )
+
+
+async def test_two_replicas_fed_one_log_agree_at_every_entry() -> None:
+    log = story()
+    first, second = replica(8), replica(9)
+    for index in range(len(log.entries)):
+        log.apply(first, index, index + 1)
+        log.apply(second, index, index + 1)
+        assert state(first) == state(second), f"after entry {index}"
+    assert busy(first) == {"bob": 0, "carol": 0, "erin": 0}
+
+
+async def test_a_retried_entry_is_applied_once() -> None:
+    log = story()
+    once, twice = replica(8), replica(9)
+    log.apply(once)
+    log.apply(twice, 0, 6)
+    twice.apply_log(b"999-0", log.entries[5][1])  # the same entry again, later
+    log.apply(twice, 6)
+    assert state(once) == state(twice)
+
+
+@pytest.mark.parametrize("count", [1, 5, 9, 13, 17])
+async def test_a_replica_from_a_snapshot_carries_on_as_its_source(count: int) -> None:
+    log = story()
+    source = replica(8)
+    log.apply(source, 0, count)
+    late = snapshot_after(log, count)
+    assert json.loads(late.dump()) == json.loads(source.dump())
+    log.apply(source, count)
+    log.apply(late, count)
+    assert state(late) == state(source)
+
+
+def test_every_event_field_is_a_json_value() -> None:
+    for event in ONE_OF_EACH:
+        for field in dataclasses.fields(event):
+            value = getattr(event, field.name)
+            assert isinstance(value, str | int | bool | tuple | type(None)), field
