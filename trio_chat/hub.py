@@ -31,11 +31,10 @@ from .commands import (
     Whisper,
 )
 from .config import ChannelConfig
+from .defaults import DEFAULT_AFK_TIMEOUT as DEFAULT_AFK_TIMEOUT  # re-exported
 from .names import username_problem
 from .text import Stamp
 from .wire import LineKind
-
-DEFAULT_AFK_TIMEOUT = 100.0
 
 # Exit statuses a client is told to use when the server closes its connection.
 EXIT_OK = 0
