@@ -85,7 +85,7 @@ def run_node(
             rules.load(saved["id"].encode(), saved["state"].encode())
         try:
             bound = bind_and_announce(
-                channels, arguments, ssl_context is not None, f"node {joined.node}, "
+                channels, arguments, tls=ssl_context is not None, who=f"node {joined.node}, "
             )
         except OSError as error:
             await link.leave()
