@@ -4,12 +4,15 @@ option, exits 1 at once with a reason on stderr."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from trio_chat.arguments import byte_size, count_at_least, positive_seconds
+from trio_chat.arguments import byte_size, count_at_least, positive_seconds, size_text
 
 from .programs import CLIENT, SERVER, free_ports, port_nobody_serves, run_program
 
@@ -159,8 +162,8 @@ def test_max_connections_must_be_a_plain_count() -> None:
 
 
 def test_server_option_defaults_are_the_documented_limits() -> None:
-    """The command line (which must not import trio) spells the defaults again:
-    they must match the limits the server runs with."""
+    """The command line (which must not import trio) takes its defaults from
+    trio-free modules: they must be the limits the server runs with."""
     from trio_chat.hub import DEFAULT_AFK_TIMEOUT
     from trio_chat.server.cli import parse_arguments
     from trio_chat.server.core import Limits
@@ -174,3 +177,50 @@ def test_server_option_defaults_are_the_documented_limits() -> None:
     assert arguments.flood_rate == limits.flood_rate
     assert arguments.max_per_address == limits.max_per_address
     assert arguments.afk_timeout == DEFAULT_AFK_TIMEOUT
+
+
+def test_limits_defaults_read_without_making_limits() -> None:
+    """The command line reads ``Limits.x`` (the class attribute a dataclass keeps
+    for each plain default); ``outbox_file_bytes`` has none, so that ``wire`` is
+    imported only when a server makes its limits."""
+    from trio_chat import wire
+    from trio_chat.server.limits import MAX_INCOMING_TRANSFERS, Limits
+
+    made = Limits()
+    for field in dataclasses.fields(Limits):
+        if field.name != "outbox_file_bytes":
+            assert getattr(Limits, field.name) == getattr(made, field.name)
+    assert made.outbox_file_bytes == MAX_INCOMING_TRANSFERS * wire.SEND_WINDOW + wire.MAX_PAYLOAD
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(4 * 1024**3, "4G"), (1536 * 1024, "1536K"), (1000, "1000"), (0, "0"), (2 * 1024**4, "2T")],
+)
+def test_size_text_is_what_byte_size_reads_back(size: int, text: str) -> None:
+    assert size_text(size) == text
+    assert byte_size(text) == size
+
+
+def test_help_gives_the_default_file_size_and_every_redis_scheme() -> None:
+    helped = run_program(SERVER, "--help").stdout
+    assert "--max-file-size BYTES" in helped
+    assert "(default: 4G)" in " ".join(helped.split())
+    for scheme in ("redis://", "rediss://", "unix://"):
+        assert scheme in helped
+
+
+def test_command_line_imports_neither_trio_nor_the_rules() -> None:
+    """Checking arguments and config, and binding, must not wait for trio (~0.1 s),
+    the hub or the wire protocol: the defaults come from trio-free modules."""
+    probe = (
+        "import sys\n"
+        "from trio_chat.server import cli\n"
+        "cli.parse_arguments(['configfile'])\n"
+        "print(sorted(m for m in ('trio', 'typing', 'trio_chat.hub', 'trio_chat.wire') "
+        "if m in sys.modules))\n"
+    )
+    imported = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert imported == "[]\n"

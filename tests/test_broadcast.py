@@ -10,6 +10,7 @@ import trio.testing
 from trio_chat import effects, wire
 from trio_chat.hub import Member
 from trio_chat.server.core import Limits
+from trio_chat.server.session import Session
 
 from .harness import STAMP, Harness, Peer, running_server, settle
 
@@ -111,6 +112,7 @@ async def test_a_member_dropped_mid_round_leaves_the_others_their_lines() -> Non
         alice, bob, carol = await joined(harness, "alice", "bob", "carol")
         a, b, c = (member(harness, name) for name in ("alice", "bob", "carol"))
         harness.server.apply([say((a, b, c), "one")])
+        assert isinstance(b.conn, Session)
         b.conn.abort("test: dropped")
         harness.server.apply([say((a, b, c), "two")])
         await settle()

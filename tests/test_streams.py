@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from trio_chat.config import ChannelConfig
-from trio_chat.server import cli
+from trio_chat.server import sockets
 from trio_chat.terminal_io import MAX_INPUT_LINE, read_lines
 
 
@@ -77,7 +77,7 @@ def test_host_with_two_addresses_listens_on_both(monkeypatch: pytest.MonkeyPatch
             picker.bind(("127.0.0.1", 0))
             port = picker.getsockname()[1]
         try:
-            bound = cli.bind_channels([ChannelConfig("a", port, 5)], "localhost")
+            bound = sockets.bind_channels([ChannelConfig("a", port, 5)], "localhost")
             break
         except OSError:
             continue

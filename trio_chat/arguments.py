@@ -22,6 +22,8 @@ _ORIGIN = re.compile(
     re.ASCII | re.IGNORECASE,
 )
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+# Where the server listens, and serves its web page, unless told otherwise.
+DEFAULT_HOST = "127.0.0.1"
 
 
 def parse_decimal(text: str) -> int | None:
@@ -82,6 +84,15 @@ def byte_size(text: str) -> int:
     return int(digits) * _SIZE_UNITS[(unit or "").upper()]
 
 
+def size_text(size: int) -> str:
+    """``size`` as ``byte_size`` reads it, in the largest unit it is a whole
+    number of: 4G for 4 * 1024**3, 1536K, 1000."""
+    for unit in ("T", "G", "M", "K"):
+        if size and size % _SIZE_UNITS[unit] == 0:
+            return f"{size // _SIZE_UNITS[unit]}{unit}"
+    return str(size)
+
+
 class ExitOneParser(argparse.ArgumentParser):
     """argparse, but bad arguments exit 1 as the behaviour document's "Starting the
     programs" section asks (argparse itself uses 2)."""
@@ -135,9 +146,9 @@ def web_origin(text: str) -> tuple[str, str, int]:
 
 
 def web_address(text: str) -> tuple[str, int]:
-    """``PORT`` (on 127.0.0.1), ``HOST:PORT`` or ``[IPV6]:PORT``."""
+    """``PORT`` (on DEFAULT_HOST), ``HOST:PORT`` or ``[IPV6]:PORT``."""
     host, _, port_text = text.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
+    host = host.strip("[]") or DEFAULT_HOST
     port = parse_decimal(port_text)
     if port is None or not 1 <= port <= 65535 or any(c.isspace() for c in host):
         raise argparse.ArgumentTypeError(

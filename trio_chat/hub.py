@@ -21,6 +21,7 @@ from . import commands as cmd
 from . import effects as fx
 from . import events as ev
 from .config import ChannelConfig
+from .defaults import DEFAULT_AFK_TIMEOUT as DEFAULT_AFK_TIMEOUT  # re-exported
 from .names import username_problem
 from .state import Channel, Member
 
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
     from .state import Connection
 
 __all__ = ["DEFAULT_AFK_TIMEOUT", "EXIT_OK", "EXIT_REFUSED", "Channel", "Hub", "Member"]
-
-DEFAULT_AFK_TIMEOUT = 100.0
 
 # Exit statuses a client is told to use when the server closes its connection.
 EXIT_OK = 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -20,14 +20,9 @@ import trio
 
 from ..config import ChannelConfig
 from ..hub import Hub
-from ..server.cli import announce_listening, bind_channels, bind_web
-from ..server.run import (
-    close_output,
-    make_server,
-    open_output,
-    socket_listeners,
-    web_services,
-)
+from ..server.core import ChatServer
+from ..server.run import run_until_stopped, serve_bound
+from ..server.sockets import bind_and_announce
 from . import keys
 from .boot import ClusterError, join_cluster
 from .link import FAILURES, Link, connect
@@ -44,18 +39,14 @@ def run_node(
     arguments: argparse.Namespace,
     ssl_context: ssl.SSLContext | None,
 ) -> int:
-    output, errors = open_output()
-    hub = Hub(channels, afk_timeout=arguments.afk_timeout)
-    server = make_server(hub, arguments, ssl_context, output, errors)
-
-    def fail(reason: str) -> int:
-        server.log(reason)
-        return 1
-
     url: str = arguments.redis
     fingerprint = keys.fingerprint(channels, arguments.afk_timeout)
 
-    async def node() -> int:
+    async def node(server: ChatServer, hub: Hub) -> int:
+        def fail(reason: str) -> int:
+            server.log(reason)
+            return 1
+
         commands, reads = connect(url), connect(url)
         async with commands, reads:
             try:
@@ -63,9 +54,15 @@ def run_node(
                     await commands.ping()
             except (trio.TooSlowError, *FAILURES) as error:
                 return fail(f"cannot reach Redis at {url}: {error or 'no answer in 5 s'}")
-            return await serve_node(commands, reads)
+            return await serve_node(server, hub, fail, commands, reads)
 
-    async def serve_node(commands: coredis.Redis[bytes], reads: coredis.Redis[bytes]) -> int:
+    async def serve_node(
+        server: ChatServer,
+        hub: Hub,
+        fail: Callable[[str], int],
+        commands: coredis.Redis[bytes],
+        reads: coredis.Redis[bytes],
+    ) -> int:
         try:
             joined = await join_cluster(commands, fingerprint)
         except ClusterError as error:
@@ -77,7 +74,7 @@ def run_node(
                 f"Redis at {url} did not answer within {keys.CALL_DEADLINE:g} s "
                 "while this node joined the cluster"
             )
-        rules = ClusterGateway(
+        gateway = ClusterGateway(
             server,
             hub,
             joined.node,
@@ -93,35 +90,27 @@ def run_node(
                 reads,
             ),
         )
-        link = rules.link
-        server.gateway = rules
+        link = gateway.link
+        server.gateway = gateway
         # Transfer ids from two nodes must not meet at one receiver.
         server.transfers.id_base = (joined.node % 255 + 1) << 24
         if joined.snapshot is not None:
             saved = json.loads(joined.snapshot)
-            rules.load(saved["id"].encode(), saved["state"].encode())
+            gateway.load(saved["id"].encode(), saved["state"].encode())
         try:
-            web = bind_web(arguments)
-            sockets = bind_channels(channels, arguments.host, reuse_port=arguments.reuse_port)
+            bound = bind_and_announce(
+                channels, arguments, tls=ssl_context is not None, who=f"node {joined.node}, "
+            )
         except OSError as error:
             await link.leave()
             return fail(str(error))
-        announce_listening(arguments, channels, ssl_context, f"node {joined.node}, ")
         async with trio.open_nursery() as nursery:
             nursery.start_soon(link.run)
-            await server.serve(
-                socket_listeners(sockets, server.backlog),
-                services=web_services(server, web, arguments),
-            )
+            await serve_bound(server, bound, arguments)
             await link.leave()
             nursery.cancel_scope.cancel()
         # Redis lost the cluster's state, or the log was trimmed past this
         # node: the reason is on stderr already.
         return 0 if link.lost is None and link.behind is None else 1
 
-    try:
-        return trio.run(node)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        close_output(output, errors)
+    return run_until_stopped(channels, arguments, ssl_context, node)

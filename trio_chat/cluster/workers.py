@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from ..server.cli import PROGRAM
+from ..server import PROGRAM
 from ..terminal_io import print_error
 from .embedded import EmbeddedRedis, RedisUnavailable
 from .lifeline import die_with_this_process

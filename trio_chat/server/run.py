@@ -1,4 +1,5 @@
-"""Start trio on sockets that ``cli`` already bound and serve until shutdown."""
+"""Start trio and serve until shutdown: the set-up a lone server and a cluster
+node share (cluster/run.py adds the node's parts)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import trio
 
 from ..config import ChannelConfig
 from ..hub import Hub
-from . import accept_log
-from .core import ChatServer, Limits
+from . import PROGRAM, accept_log
+from .core import ChatServer
+from .limits import Limits
 from .listener import Backlog, BacklogListener
 from .output import LineWriter
+from .sockets import BoundSockets
 
 if TYPE_CHECKING:
     import ssl
@@ -42,7 +45,7 @@ def close_output(output: LineWriter, errors: LineWriter) -> None:
 
 def log_to(errors: LineWriter) -> Callable[[str], None]:
     """The server's log: a line on stderr, named."""
-    return lambda text: errors.write(f"trio-chat-server: {text}")
+    return lambda text: errors.write(f"{PROGRAM}: {text}")
 
 
 def make_server(
@@ -83,29 +86,52 @@ def web_services(
 def socket_listeners(
     sockets: Mapping[str, Sequence[socket.socket]], backlog: Backlog
 ) -> dict[str, list[BacklogListener]]:
-    """trio listeners on the sockets ``cli`` bound, channel by channel, counting
-    what they have taken and not handed over in ``backlog`` (the server's)."""
+    """trio listeners on the bound sockets, channel by channel, counting what
+    they have taken and not handed over in ``backlog`` (the server's)."""
     return {
         name: [BacklogListener(sock, backlog) for sock in socks] for name, socks in sockets.items()
     }
 
 
-def run_server(
-    channels: Sequence[ChannelConfig],
-    sockets: Mapping[str, Sequence[socket.socket]],
-    arguments: argparse.Namespace,
-    ssl_context: ssl.SSLContext | None = None,
-    web: socket.socket | None = None,
+async def serve_bound(
+    server: ChatServer, bound: BoundSockets, arguments: argparse.Namespace
 ) -> None:
+    """Every channel on its bound sockets, and the web page if asked for, until shutdown."""
+    await server.serve(
+        socket_listeners(bound.channels, server.backlog),
+        services=web_services(server, bound.web, arguments),
+    )
+
+
+def run_until_stopped(
+    channels: Sequence[ChannelConfig],
+    arguments: argparse.Namespace,
+    ssl_context: ssl.SSLContext | None,
+    main: Callable[[ChatServer, Hub], Awaitable[int]],
+) -> int:
+    """The hub, output that never blocks the event loop and the server, then
+    trio running ``main`` with the server and its hub: ``main``'s exit status."""
     hub = Hub(channels, afk_timeout=arguments.afk_timeout)
     output, errors = open_output()
     server = make_server(hub, arguments, ssl_context, output, errors)
-    services = web_services(server, web, arguments)
-
-    async def serve() -> None:
-        await server.serve(socket_listeners(sockets, server.backlog), services=services)
-
     try:
-        trio.run(serve)
+        return trio.run(main, server, hub)
+    except KeyboardInterrupt:
+        return 0
     finally:
         close_output(output, errors)
+
+
+def run_server(
+    channels: Sequence[ChannelConfig],
+    bound: BoundSockets,
+    arguments: argparse.Namespace,
+    ssl_context: ssl.SSLContext | None = None,
+) -> int:
+    """A lone server, on the sockets ``cli`` bound before trio was imported."""
+
+    async def serve(server: ChatServer, hub: Hub) -> int:
+        await serve_bound(server, bound, arguments)
+        return 0
+
+    return run_until_stopped(channels, arguments, ssl_context, serve)
