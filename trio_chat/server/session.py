@@ -164,6 +164,9 @@ class Session:
         self._append(frame)
         self.count_held(1, len(frame))
 
+    push_line = push  # TEMP alias: the integrator splits push
+    push_chunk = push
+
     def hold(self, broadcast: Broadcast) -> None:
         """Take the lines of a channel broadcast, now and as long as it stays open."""
         if self.closing:
