@@ -132,7 +132,7 @@ async def test_forged_acknowledgement_drops_the_receiver_and_tells_the_sender(
     with trio.fail_after(10):
         await alice.connection.transfers.wait_sent()
     assert any("broke the protocol" in note and "not delivered" in note for note in alice.notes)
-    assert harness.server.transfers.active() == 0
+    assert not harness.server.transfers.table.running
     for session in harness.server.sessions:
         assert session.queued_file_bytes == 0
     assert alice.status is None  # the sender stays
@@ -146,7 +146,7 @@ async def test_receiver_cannot_hoard_file_data(
     _, mallory, ident = await sender_and_raw_receiver(harness, tmp_path, 8 * wire.SEND_WINDOW)
     for _ in range(40):
         session = next(s for s in harness.server.sessions if s.name == "mallory")
-        transfer = next(iter(harness.server.transfers._by_id.values()))
+        transfer = next(iter(harness.server.transfers.table.running.values()))
         await mallory.send_raw(wire.encode_ack(ident, transfer.delivered))
         await settle()
         assert session.queued_file_bytes <= wire.SEND_WINDOW + wire.MAX_PAYLOAD
@@ -262,7 +262,7 @@ async def test_a_stalled_transfer_is_called_off(autojump_clock: trio.testing.Moc
         aborted = frames_of(alice, FrameType.SEND_STATE)[1]
         assert aborted[4] == SendState.ABORTED and b"no progress" in aborted
         assert frames_of(bob, FrameType.FILE_ABORT)
-        assert harness.server.transfers.active() == 0
+        assert not harness.server.transfers.table.running
         assert not alice.closed and not bob.closed
 
 

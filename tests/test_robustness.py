@@ -127,7 +127,7 @@ async def test_churn_returns_to_baseline() -> None:
         assert list(hub.channels["help"].members) == ["anchor"]
         assert not hub.channels["general"].members
         assert all(not c.queue and not c.queued_names for c in hub.channels.values())
-        assert harness.server.transfers.active() == 0
+        assert not harness.server.transfers.table.running
         assert open_fds() == baseline
         harness.forget_printed()  # the test's own record of server stdout
         gc.collect()

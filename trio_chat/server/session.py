@@ -172,6 +172,7 @@ class Session:
         self._append(frame)
         self.count_held(1, len(frame))
 
+
     def hold(self, broadcast: Broadcast) -> None:
         """Take the lines of a channel broadcast, now and as long as it stays open."""
         if self.closing:

@@ -15,12 +15,14 @@ sends at most ``max_outgoing``, and at most ``max_between_two`` go from one
 sender to one receiver, so one sender cannot take all of someone's places;
 a transfer that moves no byte for
 ``idle_timeout`` seconds is called off.
+
+Those rules live in ``transfer_rules`` (no I/O, time passed in); this module
+reads the frames and the clock, and carries out what the rules decide.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -28,44 +30,34 @@ from .. import events, wire
 from ..hub import Member
 from ..sanitize import clean
 from ..wire import FrameType, ProtocolError, SendState
+from .transfer_rules import (
+    CallOff,
+    Drop,
+    ReceiverFailed,
+    Refused,
+    Relay,
+    SenderFailed,
+    TransferLimits,
+    TransferTable,
+    Verdict,
+    went_away,
+)
 
 if TYPE_CHECKING:
     from .core import ChatServer
     from .gateway import Peer
     from .session import Session
+    from .transfer_rules import Transfer as AnyTransfer
 
-
-Key = TypeVar("Key")
-# Transfer ids count within the low 24 bits.
-ID_SPAN = 2**24 - 1
-
-
-@dataclass(eq=False)
-class Transfer:
-    ident: int  # the server's id, used with the receiver
-    sender: Session
-    ref: int  # the sender's own id for it
-    receiver: Peer  # in a cluster, perhaps a member on another node
-    target_name: str
-    path: str  # as the sender typed it (cleaned), for the success lines
-    size: int
-    last_progress: float
-    relayed: int = 0  # data bytes taken from the sender
-    delivered: int = 0  # data bytes written to the receiver's socket
-    acked: int = 0  # data bytes the receiver says it has written to disk
-    ended: bool = False
+    # What the relay's table holds: local senders; receivers here or, in a
+    # cluster, on another node.
+    Transfer = AnyTransfer[Session, Peer]
 
 
 def _send_state(ref: int, state: SendState, detail: str | bytes = "") -> bytes:
     """To the sender: GO carries the transfer id, the others a reason."""
     body = detail.encode() if isinstance(detail, str) else detail
     return wire.encode_with_id(FrameType.SEND_STATE, ref, bytes((state,)) + body)
-
-
-def went_away(name: str) -> str:
-    """Why a file broke off when ``name``, one end of it, left: hung up, was
-    removed, or (in a cluster) its node went."""
-    return f"{name} went away before the whole file arrived"
 
 
 def _abort(ident: int, reason: str) -> bytes:
@@ -75,14 +67,6 @@ def _abort(ident: int, reason: str) -> bytes:
 
 def _ref(peer: Session | Peer) -> str:
     return peer.conn_ref or "?"
-
-
-def _decrement(counts: dict[Key, int], key: Key) -> None:
-    left = counts.get(key, 0) - 1
-    if left > 0:
-        counts[key] = left
-    else:
-        counts.pop(key, None)
 
 
 def _reason(body: wire.Payload) -> str:
@@ -103,20 +87,27 @@ class TransferRelay:
     ) -> None:
         # The values come from the server's Limits, where their defaults live.
         self.server = server
-        self.max_file_size = max_file_size
-        self.max_incoming = max_incoming
-        self.max_outgoing = max_outgoing
-        self.max_between_two = max_between_two
-        self.idle_timeout = idle_timeout
-        self._by_id: dict[int, Transfer] = {}
-        self._by_sender: dict[tuple[Session, int], Transfer] = {}
-        self._outgoing: dict[Session, int] = {}  # transfers each session sends
-        self._incoming: dict[Peer, int] = {}  # transfers each peer receives
-        self._between: dict[tuple[Session, Peer], int] = {}  # by (sender, receiver)
-        # Offers the rules have not answered: target, path, file name, size.
-        self._deciding: dict[tuple[Session, int], tuple[str, str, str, int]] = {}
-        self._next_id = 1
-        self.id_base = 0
+        limits = TransferLimits(
+            max_file_size=max_file_size,
+            max_incoming=max_incoming,
+            max_outgoing=max_outgoing,
+            max_between_two=max_between_two,
+            idle_timeout=idle_timeout,
+            window=wire.SEND_WINDOW,
+        )
+        # Every transfer under way (table.running) and the rules they follow.
+        self.table: TransferTable[Session, Peer] = TransferTable(limits)
+        # Offers the rules have not answered yet: target, path, file name, size.
+        self._offers: dict[tuple[Session, int], tuple[str, str, str, int]] = {}
+
+    @property
+    def id_base(self) -> int:
+        """Set by a cluster node: its number in the top byte of every id it gives out."""
+        return self.table.id_base
+
+    @id_base.setter
+    def id_base(self, base: int) -> None:
+        self.table.id_base = base
 
     def handle(self, session: Session | Peer, frame: wire.Frame) -> None:
         """One file frame from ``session``; ProtocolError drops that connection.
@@ -133,7 +124,8 @@ class TransferRelay:
             self._offer(session, payload)
             return
         ident, body = wire.split_id(payload)
-        transfer = self._by_id.get(ident)
+        table = self.table
+        transfer = table.running.get(ident)
         if transfer is None:
             # Relayed by another node, or already over (a side left, say).
             from .session import Session
@@ -141,28 +133,22 @@ class TransferRelay:
             if isinstance(session, Session):
                 self.server.gateway.foreign_transfer_frame(session, ident, frame)
             return
-        if frame_type in (FrameType.FILE_ACK, FrameType.FILE_RESULT):
-            if transfer.receiver is not session:
-                raise ProtocolError(f"frame type {frame_type} for someone else's transfer")
-            if frame_type == FrameType.FILE_ACK:
-                self._ack(transfer, payload, raw)
-            else:
-                self._result(transfer, body)
-            return
-        if transfer.sender is not session:
-            raise ProtocolError(f"frame type {frame_type} for someone else's transfer")
-        if frame_type == FrameType.FILE_DATA:
-            transfer.relayed += len(body)
-            if transfer.ended or transfer.relayed > transfer.size:
-                self._fail_sender(transfer, "more file data than the offer announced")
-            if transfer.relayed - transfer.acked > wire.SEND_WINDOW:
-                self._fail_sender(transfer, "file data beyond the flow-control window")
-            self._progress(transfer, transfer.sender)
+        misplaced = table.wrong_side(transfer, session, frame_type)
+        if misplaced is not None:
+            raise ProtocolError(misplaced.why)
+        if frame_type == FrameType.FILE_ACK:
+            _, total = wire.decode_ack(payload)
+            self._carry_out(transfer, table.ack(transfer, total, trio.current_time()))
+            self._progress(transfer.receiver)
+            transfer.sender.push_line(raw)
+        elif frame_type == FrameType.FILE_RESULT:
+            self._result(transfer, body)
+        elif frame_type == FrameType.FILE_DATA:
+            self._carry_out(transfer, table.data(transfer, len(body), trio.current_time()))
+            self._progress(transfer.sender)
             transfer.receiver.push_chunk(raw)
         elif frame_type == FrameType.FILE_END:
-            if transfer.ended or transfer.relayed != transfer.size or len(body) != 4:
-                self._fail_sender(transfer, "FILE_END does not match the offer")
-            transfer.ended = True
+            self._carry_out(transfer, table.end(transfer, len(body)))
             transfer.receiver.push_line(raw)
         elif frame_type == FrameType.FILE_ABORT:
             reason = _reason(body)
@@ -170,6 +156,28 @@ class TransferRelay:
             transfer.receiver.push_line(_abort(transfer.ident, reason))
         else:
             raise ProtocolError(f"unexpected frame type {frame_type}")
+
+    def _carry_out(self, transfer: Transfer, verdict: Verdict) -> None:
+        """Returns if the frame is to be relayed; otherwise ends the transfer as
+        the rules decided, tells the other side, and drops the culprit."""
+        if isinstance(verdict, Relay):
+            return
+        if isinstance(verdict, SenderFailed):
+            self._forget(transfer)
+            transfer.receiver.push_line(
+                _abort(transfer.ident, f"the sender's client failed: {verdict.why}")
+            )
+        elif isinstance(verdict, ReceiverFailed):
+            self._forget(transfer)
+            transfer.sender.push_line(
+                _send_state(
+                    transfer.ref,
+                    SendState.ABORTED,
+                    f"{transfer.target_name}'s client broke the protocol ({verdict.why}); "
+                    f"{transfer.path} was not delivered",
+                )
+            )
+        raise ProtocolError(verdict.why)
 
     def _offer(self, session: Session, payload: wire.Payload) -> None:
         fields = wire.decode_json(payload)
@@ -179,23 +187,26 @@ class TransferRelay:
         name = clean(wire.field(fields, "name", str))
         size = wire.field(fields, "size", int)
         readable = wire.field(fields, "readable", bool)
-        if (
-            not 0 <= ref < 2**32
-            or size < 0
-            or (session, ref) in self._by_sender
-            or (session, ref) in self._deciding
-            or max(len(target_name), len(path), len(name)) > wire.MAX_LINE_BYTES
-        ):
-            raise ProtocolError("malformed SEND_OFFER")
-        self._deciding[(session, ref)] = (target_name, path, name, size)
+        longest = max(len(target_name), len(path), len(name))
+        malformed = self.table.take_offer(session, ref, size, longest)
+        if malformed is not None:
+            raise ProtocolError(malformed.why)
+
+        self._offers[(session, ref)] = (target_name, path, name, size)
         assert session.conn_ref is not None  # (it said hello: file frames come after)
         self.server.gateway.submit(events.Offer(session.conn_ref, target_name, path, readable, ref))
 
     def offer_decided(self, session: Session, ref: int, target: Member | None) -> None:
-        """The rules answered the offer ``ref`` of ``session``."""
-        offer = self._deciding.pop((session, ref), None)
-        if offer is not None and not session.closing:
+        """The rules answered the offer ``ref`` of ``session`` (effects.OfferDecided)."""
+        offer = self._offers.pop((session, ref), None)
+        if offer is None:
+            return
+        self.table.answered(session, ref)
+        if not session.closing:
             self._start(session, ref, target, *offer)
+
+    def _progress(self, side: Session | Peer) -> None:
+        self.server.gateway.submit(events.TransferProgress(_ref(side)))
 
     def _start(
         self,
@@ -212,76 +223,31 @@ class TransferRelay:
             session.push_line(_send_state(ref, SendState.REFUSED))
             return
         receiver = self.server.gateway.peer(target)
-        refusal = self._refusal(session, receiver, target_name, path, size)
-        if refusal:
-            session.push_line(_send_state(ref, SendState.REFUSED, refusal))
+        started = self.table.start(
+            session, ref, receiver, target_name, path, size, trio.current_time()
+        )
+        if isinstance(started, Refused):
+            session.push_line(_send_state(ref, SendState.REFUSED, started.reason))
             return
-        now = trio.current_time()
-        transfer = Transfer(self._new_id(), session, ref, receiver, target_name, path, size, now)
-        self._by_id[transfer.ident] = transfer
-        self._by_sender[(session, ref)] = transfer
-        self._outgoing[session] = self._outgoing.get(session, 0) + 1
-        self._incoming[receiver] = self._incoming.get(receiver, 0) + 1
-        pair = (session, receiver)
-        self._between[pair] = self._between.get(pair, 0) + 1
         self.server.gateway.submit(events.TransferStarted(_ref(session), _ref(receiver)))
         receiver.push_line(
             wire.encode_json(
                 FrameType.FILE_INCOMING,
-                {"id": transfer.ident, "sender": session.name, "name": name, "size": size},
+                {"id": started.ident, "sender": session.name, "name": name, "size": size},
             )
         )
-        session.push_line(_send_state(ref, SendState.GO, wire.ID.pack(transfer.ident)))
-
-    def _new_id(self) -> int:
-        """A transfer id no running transfer has; in a cluster, the node's
-        number in the top byte keeps ids from two nodes apart at one receiver."""
-        while True:
-            ident = self.id_base | self._next_id
-            self._next_id = self._next_id % ID_SPAN + 1
-            if ident not in self._by_id:
-                return ident
-
-    def _refusal(
-        self, sender: Session, receiver: Peer, target_name: str, path: str, size: int
-    ) -> str:
-        """Why this offer cannot start now, or "" if it can."""
-        if size > self.max_file_size:
-            return (
-                f"{path} is {size} bytes; the server accepts files of at most "
-                f"{self.max_file_size} bytes"
-            )
-        if self._outgoing.get(sender, 0) >= self.max_outgoing:
-            return f"you are already sending {self.max_outgoing} files; wait for one to finish"
-        if self._between.get((sender, receiver), 0) >= self.max_between_two:
-            return (
-                f"you are already sending {self.max_between_two} files to {target_name}; "
-                "wait for one to finish"
-            )
-        if self._incoming.get(receiver, 0) >= self.max_incoming:
-            return f"{target_name} is already receiving {self.max_incoming} files; try again later"
-        return ""
-
-    def _ack(self, transfer: Transfer, payload: wire.Payload, raw: wire.Payload) -> None:
-        _, total = wire.decode_ack(payload)
-        if total < transfer.acked or total > transfer.delivered:
-            self._fail_receiver(
-                transfer,
-                f"acknowledged {total} bytes of which only {transfer.delivered} were sent to it",
-            )
-        transfer.acked = total
-        self._progress(transfer, transfer.receiver)
-        transfer.sender.push_line(raw)
+        session.push_line(_send_state(ref, SendState.GO, wire.ID.pack(started.ident)))
 
     def _result(self, transfer: Transfer, body: memoryview) -> None:
         if not body:
             raise ProtocolError("empty FILE_RESULT")
-        saved, detail = body[0] == 1, _reason(body[1:])
-        if saved and not transfer.ended:
-            raise ProtocolError("FILE_RESULT before FILE_END")
+        detail = _reason(body[1:])
+        finished = self.table.result(transfer, saved=body[0] == 1)
+        if isinstance(finished, Drop):
+            raise ProtocolError(finished.why)
         self._forget(transfer)
         sender = transfer.sender
-        if saved and sender.member is not None:
+        if finished.saved and sender.member is not None:
             self.server.gateway.submit(
                 events.FileDelivered(_ref(sender), transfer.target_name, transfer.path)
             )
@@ -295,62 +261,30 @@ class TransferRelay:
                 )
             )
 
-    def _progress(self, transfer: Transfer, side: Peer) -> None:
-        transfer.last_progress = trio.current_time()
-        self.server.gateway.submit(events.TransferProgress(_ref(side)))
-
-    def _fail_sender(self, transfer: Transfer, why: str) -> None:
-        """The sender broke the protocol: the receiver is told, the sender dropped."""
-        self._forget(transfer)
-        transfer.receiver.push_line(_abort(transfer.ident, f"the sender's client failed: {why}"))
-        raise ProtocolError(why)
-
-    def _fail_receiver(self, transfer: Transfer, why: str) -> None:
-        """The receiver broke the protocol: the sender is told, the receiver dropped."""
-        self._forget(transfer)
-        transfer.sender.push_line(
-            _send_state(
-                transfer.ref,
-                SendState.ABORTED,
-                f"{transfer.target_name}'s client broke the protocol ({why}); "
-                f"{transfer.path} was not delivered",
-            )
-        )
-        raise ProtocolError(why)
-
     def delivered(self, session: Session | Peer, frame: wire.Payload) -> None:
         """``session``'s writer has put this FILE_DATA frame on its socket."""
         ident = wire.ID.unpack_from(frame, wire.HEADER.size)[0]
-        transfer = self._by_id.get(ident)
-        if transfer is not None and transfer.receiver is session:
-            transfer.delivered += len(frame) - wire.HEADER.size - wire.ID.size
+        self.table.delivered(session, ident, len(frame) - wire.BODY_AFTER_ID)
 
     def _forget(self, transfer: Transfer) -> None:
-        if self._by_id.pop(transfer.ident, None) is None:
-            return
-        self._by_sender.pop((transfer.sender, transfer.ref), None)
-        _decrement(self._outgoing, transfer.sender)
-        _decrement(self._incoming, transfer.receiver)
-        _decrement(self._between, (transfer.sender, transfer.receiver))
-        self.server.gateway.submit(
-            events.TransferEnded(_ref(transfer.sender), _ref(transfer.receiver))
-        )
+        if self.table.forget(transfer):
+            self.server.gateway.submit(
+                events.TransferEnded(_ref(transfer.sender), _ref(transfer.receiver))
+            )
 
-    def _call_off(self, transfer: Transfer, to_receiver: str, to_sender: str) -> None:
+    def _call_off(self, call_off: CallOff[Session, Peer]) -> None:
+        transfer = call_off.transfer
         self._forget(transfer)
-        transfer.receiver.push_line(_abort(transfer.ident, to_receiver))
-        transfer.sender.push_line(_send_state(transfer.ref, SendState.ABORTED, to_sender))
+        transfer.receiver.push_line(_abort(transfer.ident, call_off.to_receiver))
+        transfer.sender.push_line(_send_state(transfer.ref, SendState.ABORTED, call_off.to_sender))
 
     def connection_closed(self, session: Session | Peer) -> None:
         """Call off every transfer ``session`` sends or receives."""
-        for offer in [o for o in self._deciding if o[0] is session]:
-            del self._deciding[offer]
-        if session not in self._outgoing and session not in self._incoming:
-            return
-        for transfer in [t for t in self._by_id.values() if session in (t.sender, t.receiver)]:
-            self._call_off(
-                transfer, went_away(transfer.sender.name), went_away(transfer.target_name)
-            )
+        for offer in [o for o in self._offers if o[0] is session]:
+            del self._offers[offer]
+            self.table.answered(*offer)
+        for call_off in self.table.gone(session):
+            self._call_off(call_off)
 
     def relay_gone(self, receiver: Session, ident: int, sender_name: str) -> None:
         """The node that relayed the file ``ident`` to ``receiver`` is gone, and
@@ -360,13 +294,8 @@ class TransferRelay:
 
     async def expire_idle(self) -> None:
         """Call off transfers that move no byte for ``idle_timeout`` seconds."""
+        limits = self.table.limits
         while True:
-            await trio.sleep(self.idle_timeout / 4)
-            now = trio.current_time()
-            for transfer in list(self._by_id.values()):
-                if now - transfer.last_progress >= self.idle_timeout:
-                    reason = f"no progress for {self.idle_timeout:g} s"
-                    self._call_off(transfer, reason, f"{transfer.path} not delivered: {reason}")
-
-    def active(self) -> int:
-        return len(self._by_id)
+            await trio.sleep(limits.idle_check_interval)
+            for call_off in self.table.overdue(trio.current_time()):
+                self._call_off(call_off)
