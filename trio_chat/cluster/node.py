@@ -84,7 +84,7 @@ class RemoteConn:
         self.number = int(number)
         self.peer: RemotePeer | None = None
 
-    def push(self, frame: wire.Payload) -> None:
+    def push_line(self, frame: wire.Payload) -> None:
         pass
 
     def hold(self, broadcast: Broadcast) -> None:
@@ -110,13 +110,17 @@ class RemotePeer:
     def name(self) -> str:
         return self.member.name if self.member is not None else "?"
 
-    def push(self, frame: wire.Payload) -> None:
+    def push_line(self, frame: wire.Payload) -> None:
         if self.member is None:
             return  # it left the chat (perhaps with its node): nothing more goes to it
         self.node.send_frame(self.conn.owner, {"c": self.conn.number}, frame)
-        if frame[4] == FILE_DATA:
-            # Handed on: as far as this node can know, delivered.
-            self.node.server.transfers.delivered(self, frame)
+
+    def push_chunk(self, frame: wire.Payload) -> None:
+        if self.member is None:
+            return
+        self.node.send_frame(self.conn.owner, {"c": self.conn.number}, frame)
+        # Handed on: as far as this node can know, delivered.
+        self.node.server.transfers.delivered(self, frame)
 
 
 class ClusterRules:
@@ -497,7 +501,7 @@ class ClusterRules:
                 self._effects(self.hub.drop(member, now), here)
             self.forget(ref)
         if gone != self.node:
-            # Nothing more goes to it (RemotePeer.push; the routes are gone):
+            # Nothing more goes to it (RemotePeer.push_line; the routes are gone):
             # its stream can go once what this node queued for it is written.
             # Every node does this, so whoever wrote to it last deletes it.
             self.link.delete(keys.data(gone))
@@ -588,7 +592,7 @@ class ClusterRules:
                     self.routes.pop((session, ident), None)
             except (wire.ProtocolError, ValueError, KeyError):
                 return
-        session.push(frame)
+        (session.push_chunk if frame_type == FILE_DATA else session.push_line)(frame)
 
     def _from_receiver(self, ref: str, raw: bytes) -> None:
         member = self.members.get(ref)

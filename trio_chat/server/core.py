@@ -184,9 +184,9 @@ class ChatServer:
             elif isinstance(effect, Disconnect):
                 effect.member.conn.finish(effect.status, effect.reason)
             elif isinstance(effect, Notice):
-                effect.member.conn.push(wire.encode_notice(effect.text))
+                effect.member.conn.push_line(wire.encode_notice(effect.text))
             elif isinstance(effect, Roster):
-                effect.member.conn.push(
+                effect.member.conn.push_line(
                     wire.encode_json(wire.FrameType.ROSTER, {"names": list(effect.names)})
                 )
             elif isinstance(effect, Console):
@@ -198,7 +198,7 @@ class ChatServer:
     def _deliver(self, recipients: Sequence[Member], frame: bytes) -> None:
         if len(recipients) < 2:
             for member in recipients:
-                member.conn.push(frame)
+                member.conn.push_line(frame)
             return
         key = recipients[0].channel
         broadcast = self._broadcasts.get(key)

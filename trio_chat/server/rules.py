@@ -36,7 +36,8 @@ class Peer(Protocol):
     @property
     def conn_ref(self) -> str | None: ...  # "NODE.NUMBER" in a cluster
 
-    def push(self, frame: wire.Payload) -> None: ...
+    def push_line(self, frame: wire.Payload) -> None: ...
+    def push_chunk(self, frame: wire.Payload) -> None: ...  # FILE_DATA only
 
 
 OfferDecided = Callable[[Member | None], None]

@@ -153,16 +153,16 @@ class TransferRelay:
             if transfer.relayed - transfer.acked > wire.SEND_WINDOW:
                 self._fail_sender(transfer, "file data beyond the flow-control window")
             self._progress(transfer, transfer.sender)
-            transfer.receiver.push(raw)
+            transfer.receiver.push_chunk(raw)
         elif frame_type == FrameType.FILE_END:
             if transfer.ended or transfer.relayed != transfer.size or len(body) != 4:
                 self._fail_sender(transfer, "FILE_END does not match the offer")
             transfer.ended = True
-            transfer.receiver.push(raw)
+            transfer.receiver.push_line(raw)
         elif frame_type == FrameType.FILE_ABORT:
             reason = _reason(body)
             self._forget(transfer)
-            transfer.receiver.push(_abort(transfer.ident, reason))
+            transfer.receiver.push_line(_abort(transfer.ident, reason))
         else:
             raise ProtocolError(f"unexpected frame type {frame_type}")
 
@@ -203,12 +203,12 @@ class TransferRelay:
     ) -> None:
         """The rules answered the offer: refuse it, or let the file move."""
         if target is None:
-            session.push(_send_state(ref, SendState.REFUSED))
+            session.push_line(_send_state(ref, SendState.REFUSED))
             return
         receiver = self.server.rules.peer(target)
         refusal = self._refusal(session, receiver, target_name, path, size)
         if refusal:
-            session.push(_send_state(ref, SendState.REFUSED, refusal))
+            session.push_line(_send_state(ref, SendState.REFUSED, refusal))
             return
         now = trio.current_time()
         transfer = Transfer(self._new_id(), session, ref, receiver, target_name, path, size, now)
@@ -219,13 +219,13 @@ class TransferRelay:
         pair = (session, receiver)
         self._between[pair] = self._between.get(pair, 0) + 1
         self.server.rules.transfer_started(session, receiver)
-        receiver.push(
+        receiver.push_line(
             wire.encode_json(
                 FrameType.FILE_INCOMING,
                 {"id": transfer.ident, "sender": session.name, "name": name, "size": size},
             )
         )
-        session.push(_send_state(ref, SendState.GO, wire.ID.pack(transfer.ident)))
+        session.push_line(_send_state(ref, SendState.GO, wire.ID.pack(transfer.ident)))
 
     def _new_id(self) -> int:
         """A transfer id no running transfer has; in a cluster, the node's
@@ -265,7 +265,7 @@ class TransferRelay:
             )
         transfer.acked = total
         self._progress(transfer, transfer.receiver)
-        transfer.sender.push(raw)
+        transfer.sender.push_line(raw)
 
     def _result(self, transfer: Transfer, body: memoryview) -> None:
         if not body:
@@ -277,9 +277,9 @@ class TransferRelay:
         sender = transfer.sender
         if saved and sender.member is not None:
             self.server.rules.file_delivered(sender, transfer.target_name, transfer.path)
-            sender.push(_send_state(transfer.ref, SendState.DONE))
+            sender.push_line(_send_state(transfer.ref, SendState.DONE))
         else:
-            sender.push(
+            sender.push_line(
                 _send_state(
                     transfer.ref,
                     SendState.ABORTED,
@@ -294,13 +294,13 @@ class TransferRelay:
     def _fail_sender(self, transfer: Transfer, why: str) -> None:
         """The sender broke the protocol: the receiver is told, the sender dropped."""
         self._forget(transfer)
-        transfer.receiver.push(_abort(transfer.ident, f"the sender's client failed: {why}"))
+        transfer.receiver.push_line(_abort(transfer.ident, f"the sender's client failed: {why}"))
         raise ProtocolError(why)
 
     def _fail_receiver(self, transfer: Transfer, why: str) -> None:
         """The receiver broke the protocol: the sender is told, the receiver dropped."""
         self._forget(transfer)
-        transfer.sender.push(
+        transfer.sender.push_line(
             _send_state(
                 transfer.ref,
                 SendState.ABORTED,
@@ -328,8 +328,8 @@ class TransferRelay:
 
     def _call_off(self, transfer: Transfer, to_receiver: str, to_sender: str) -> None:
         self._forget(transfer)
-        transfer.receiver.push(_abort(transfer.ident, to_receiver))
-        transfer.sender.push(_send_state(transfer.ref, SendState.ABORTED, to_sender))
+        transfer.receiver.push_line(_abort(transfer.ident, to_receiver))
+        transfer.sender.push_line(_send_state(transfer.ref, SendState.ABORTED, to_sender))
 
     def connection_closed(self, session: Session | Peer) -> None:
         """Call off every transfer ``session`` sends or receives."""
@@ -344,7 +344,7 @@ class TransferRelay:
         """The node that relayed the file ``ident`` to ``receiver`` is gone, and
         its sender with it (cluster): the receiver is told just as when a
         sender hangs up (``connection_closed``)."""
-        receiver.push(_abort(ident, went_away(sender_name)))
+        receiver.push_line(_abort(ident, went_away(sender_name)))
 
     async def expire_idle(self) -> None:
         """Call off transfers that move no byte for ``idle_timeout`` seconds."""
