@@ -5,10 +5,12 @@ it counts from queued to written, and what the counts call for (README,
 from __future__ import annotations
 
 from trio_chat import wire
+from trio_chat.cluster.node import RemoteConn
 from trio_chat.server.broadcast import Broadcast
+from trio_chat.server.connection import Connection
 from trio_chat.server.core import Limits
 from trio_chat.server.outbox import Backpressure, Outbox, WriterItem
-from trio_chat.server.session import CLOSED, FINISHING, MEMBER
+from trio_chat.server.session import CLOSED, FINISHING, MEMBER, Session
 
 from .harness import running_server, settle
 
@@ -16,6 +18,12 @@ from .harness import running_server, settle
 # water 4 frames, 256 bytes.
 LIMITS = Limits(outbox_frames=64, outbox_bytes=4096, writer_grace=0.25)
 CHUNK_LIMIT = LIMITS.outbox_file_bytes
+
+
+def _member_conns(session: Session, remote: RemoteConn) -> list[Connection]:
+    """What the hub's Member.conn may be: mypy checks that both are Connections
+    (tests/test_code_quality.py runs it)."""
+    return [session, remote]
 
 
 def line(size: int) -> bytes:
