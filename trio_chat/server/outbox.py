@@ -126,25 +126,29 @@ class Outbox:
 
     # ----- queueing -----
 
+    # add_line and hold run per line per member: the tail check is written
+    # out in both rather than called.
+
     def add_line(self, frame: wire.Payload) -> Backpressure:
         """One text frame for this round (anything but a file chunk)."""
-        self._close_tail()
-        self.pending.append(frame)
+        pending = self.pending
+        if pending:
+            tail = pending[-1]
+            if isinstance(tail, Broadcast) and tail.open:
+                # Whatever comes after a broadcast must not be overtaken by
+                # lines added to it later.
+                tail.close()
+        pending.append(frame)
         return self.count_held(1, len(frame))
 
     def hold(self, broadcast: Broadcast) -> None:
         """A channel broadcast for this round; its lines count when it closes."""
-        self._close_tail()
-        self.pending.append(broadcast)
-
-    def _close_tail(self) -> None:
-        # Whatever comes after a broadcast must not be overtaken by lines
-        # added to it later.
         pending = self.pending
         if pending:
             tail = pending[-1]
             if isinstance(tail, Broadcast) and tail.open:
                 tail.close()
+        pending.append(broadcast)
 
     def count_held(self, frames: int, size: int) -> Backpressure:
         """Text frames that joined the pending ones count against the limits."""
