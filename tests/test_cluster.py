@@ -1,5 +1,5 @@
 """Cluster mode end to end: real nodes, a real redis-server, real clients
-(README, "Several processes: a cluster"; behaviour.md, "A cluster of servers").
+(docs/cluster.md, "Several processes: a cluster"; behaviour.md, "A cluster of servers").
 
 Node i listens on 127.0.0.(2+i), so each test says which node a client reaches.
 """

@@ -1,6 +1,6 @@
 """Redis faults under a running cluster, end to end: a real redis-server that
 stalls (SIGSTOP, then SIGCONT) or crashes without its data (SIGKILL, then a
-new one on the same socket), real nodes and clients (README, "Several
+new one on the same socket), real nodes and clients (docs/cluster.md, "Several
 processes: a cluster"; behaviour.md, "A cluster of servers"). Also a node's
 registration when it cannot bind its ports."""
 

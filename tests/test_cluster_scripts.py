@@ -1,7 +1,7 @@
 """The cluster's Lua scripts (trio_chat/cluster/scripts.py) on a real
 redis-server: the log is trimmed past a node only once another node took it
 for dead and forgot it, the last entry trimmed is recorded, and a node behind
-it is neither renewed nor allowed to save a snapshot (README, "Faults" of the
+it is neither renewed nor allowed to save a snapshot (docs/cluster.md, "Faults" of the
 cluster section)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """End to end, the installed programs under faults: repeated signals, a stdout
 nobody reads, signals to clients in the middle of a transfer, a server that
-dies (README, "Faults"; behaviour.md, "The client's life")."""
+dies (docs/security.md, "Faults"; behaviour.md, "The client's life")."""
 
 from __future__ import annotations
 

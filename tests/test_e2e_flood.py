@@ -1,5 +1,5 @@
 """Flood control against a peer that reconnects, over real sockets, on one
-server and on a cluster whose nodes it alternates between (README, "Flood
+server and on a cluster whose nodes it alternates between (docs/security.md, "Flood
 control"): reconnecting, here or through another node, buys no new burst."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""TLS end to end with the installed programs and trustme certificates (README,
+"""TLS end to end with the installed programs and trustme certificates (docs/security.md,
 "TLS"): chat, whisper and /send over TLS; untrusted and expired certificates
 refused; plain and TLS peers that do not match fail clearly on the client and
 silently on the server."""

@@ -1,7 +1,7 @@
 """End to end, what ``--workers`` starts ends with it: the supervisor killed
 with SIGKILL takes its nodes, its private redis-server and their directory
 with it; the private redis-server killed stops the cluster with a reason
-(trio_chat/cluster/lifeline.py, workers.py; README, "Several processes: a
+(trio_chat/cluster/lifeline.py, workers.py; docs/cluster.md, "Several processes: a
 cluster")."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Flood control and per-address limits (README, "Flood control", "Per-address
+"""Flood control and per-address limits (docs/security.md, "Flood control", "Per-address
 limits"): on trio's MockClock in process, and over loopback sockets."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Hostile and unlucky peers, in process: one member's burst, forged
 acknowledgements, hostile text, offer spam and stalled transfers disturb no one
-else (README, "Limits and the slow-consumer policy"; docs/protocol.md, "What
+else (docs/security.md, "Limits and the slow-consumer policy"; docs/protocol.md, "What
 the server checks"; behaviour.md, "Text from peers")."""
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ async def test_forged_acknowledgement_drops_the_receiver_and_tells_the_sender(
     assert any("broke the protocol" in note and "not delivered" in note for note in alice.notes)
     assert not harness.server.transfers.table.running
     for session in harness.server.sessions:
-        assert session.queued_file_bytes == 0
+        assert session.outbox.file_bytes == 0
     assert alice.status is None  # the sender stays
 
 
@@ -149,7 +149,7 @@ async def test_receiver_cannot_hoard_file_data(
         transfer = next(iter(harness.server.transfers.table.running.values()))
         await mallory.send_raw(wire.encode_ack(ident, transfer.delivered))
         await settle()
-        assert session.queued_file_bytes <= wire.SEND_WINDOW + wire.MAX_PAYLOAD
+        assert session.outbox.file_bytes <= wire.SEND_WINDOW + wire.MAX_PAYLOAD
     assert not mallory.closed
 
 

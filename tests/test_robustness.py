@@ -1,4 +1,4 @@
-"""Slow consumers, connection limits and churn: the server holds up (README,
+"""Slow consumers, connection limits and churn: the server holds up (docs/security.md,
 "Limits and the slow-consumer policy")."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The browser client in a real headless Chromium, driven by Playwright, with
-terminal clients in the same channel (README, "In a browser").
+terminal clients in the same channel (docs/web.md).
 
 Without Chromium these tests are skipped (install it with
 `apt-get install chromium`); with TRIO_CHAT_REQUIRE_BROWSER=1 a missing

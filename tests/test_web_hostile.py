@@ -1,4 +1,4 @@
-"""The web port against hostile peers (README, "In a browser"): every length a
+"""The web port against hostile peers (docs/web.md): every length a
 peer declares is checked before a byte of its payload is read, nothing more is
 read after a refusal, only the server's own names are answered, and every
 response carries the security headers.

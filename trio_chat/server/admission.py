@@ -5,7 +5,7 @@ rate per address: a bucket of ``max_open`` connections that refills at a tenth
 of that each second (50 at once, then 5 a second, by default). Past either,
 new connections from that address are closed at once. Loopback counts like any
 other address. An address is one IPv4 address, or one IPv6 /64 prefix
-(``address_key``). (README, "Per-address limits".)
+(``address_key``). (docs/security.md, "Per-address limits".)
 """
 
 from __future__ import annotations

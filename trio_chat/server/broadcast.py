@@ -16,13 +16,19 @@ so the cap (the outboxes' low-water mark) bounds how far that count can lag.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .. import wire
-    from .session import Session
+
+
+class Holder(Protocol):
+    """What holds a broadcast among its pending frames: a session."""
+
+    def count_held(self, frames: int, size: int) -> None:
+        """The broadcast closed with ``frames`` frames of ``size`` bytes."""
 
 
 class Broadcast:
@@ -33,7 +39,7 @@ class Broadcast:
         self.recipients = recipients
         self.frames: list[wire.Payload] = [frame]
         self.size = len(frame)
-        self.holders: list[Session] = []
+        self.holders: list[Holder] = []
         self.open = True
         self._joined: bytes | None = None
 
@@ -47,8 +53,8 @@ class Broadcast:
             return
         self.open = False
         frames = len(self.frames)
-        for session in self.holders:
-            session.count_held(frames, self.size)
+        for holder in self.holders:
+            holder.count_held(frames, self.size)
         self.holders = []
 
     def joined(self) -> bytes:

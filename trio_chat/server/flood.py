@@ -6,7 +6,7 @@ offers — takes a token. A bucket holds at most ``burst`` tokens and gains
 ``rate`` tokens a second. When a member's bucket is empty the server stops
 reading its connection until a token is back: TCP then slows the sender alone,
 and nothing piles up in the server. File chunks take no tokens; they have their
-own flow control. (README, "Flood control".)
+own flow control. (docs/security.md, "Flood control".)
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class LineLedger:
     connections overlap. A closed budget is forgotten once it has refilled to
     a whole burst (``burst / rate`` seconds at most, 2 s by default), so the
     ledger holds only the open buckets and the recently spent ones.
-    (README, "Flood control".)
+    (docs/security.md, "Flood control".)
     """
 
     def __init__(self, burst: float, rate: float, address_share: float = 1.0) -> None:

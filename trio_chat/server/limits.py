@@ -1,5 +1,5 @@
 """The server's limits, and so the defaults of its command-line options
-(README, "Limits and the slow-consumer policy").
+(docs/security.md, "Limits and the slow-consumer policy").
 
 Imports no trio, and nothing the command line does not import already: the
 command line reads its defaults from ``Limits`` before any port is bound.

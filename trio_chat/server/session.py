@@ -7,7 +7,7 @@ the socket from outside. A client the rules disconnect (kick, /quit, AFK, empty)
 is "finished": it gets what was already queued for it plus a BYE, then a
 half-close, and the session waits briefly for the peer to hang up.
 
-Who waits and who is dropped when someone talks fast (README, "Limits and the
+Who waits and who is dropped when someone talks fast (docs/security.md, "Limits and the
 slow-consumer policy"): every frame a member sends may put lines into many
 outboxes. When an outbox passes its high-water mark, the reader that filled it
 stops reading its own socket until that outbox drains below the low-water mark,
@@ -20,9 +20,11 @@ their broadcast closes (broadcast.py), at most a low-water mark late.
 
 from __future__ import annotations
 
+import enum
 import math
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import trio
 
@@ -33,10 +35,9 @@ from ..state import ClientProtocol
 from ..wire import FrameType, ProtocolError
 from .admission import address_key, budget_keys
 from .broadcast import Broadcast
-from .flood import TokenBucket, take_line
-
-if TYPE_CHECKING:
-    from .core import ChatServer
+from .flood import LineLedger, TokenBucket, take_line
+from .gateway import Gateway
+from .outbox import OVER_LIMIT, Backpressure, Outbox, OutboxLimits, WriterItem
 
 RECEIVE_SIZE = 256 * 1024
 TRANSFER_FRAMES = frozenset(
@@ -49,7 +50,6 @@ TRANSFER_FRAMES = frozenset(
         FrameType.FILE_RESULT,
     }
 )
-FILE_DATA = int(FrameType.FILE_DATA)
 # Frames written in one send_all when the outbox has a backlog.
 WRITE_BATCH = 64
 # Frames at least this big are written on their own rather than copied into a batch.
@@ -61,25 +61,103 @@ LINE_FRAMES = frozenset({FrameType.INPUT, FrameType.SEND_OFFER})
 FRAMES_BETWEEN_YIELDS = 64
 
 
-class Unsent(bytes):
-    """Text frames joined, or the tail of them that a socket took only in part:
-    never a file chunk, whatever its fifth byte happens to be."""
+class SessionState(enum.IntEnum):
+    """Where a session is in its life; it only ever moves down this list.
+
+    Whether it said hello stays known after it closes (``Session.greeted``);
+    whether its AFK timer waits for the rules is apart from its state (it
+    may, in any state with a member).
+    """
+
+    # Connected; its first frame must be a HELLO, within the hello timeout.
+    AWAITING_HELLO = 0
+    # Said hello; the rules have not answered yet (in a cluster, until the log
+    # has its join). With flood control on, its lines wait for the answer.
+    JOINING = 1
+    # In a channel or its waiting queue: its lines go to the rules, the rules'
+    # frames go to it, and its AFK timer runs.
+    MEMBER = 2
+    # Held back by flood control for longer than its patience: nothing more
+    # of its input is passed on; the disconnect is on its way from the rules
+    # (in a cluster, through the log). Frames for it still go out.
+    FLOODED = 3
+    # The rules are done with it (``finish``): what was queued, then a BYE,
+    # then a half-close; nothing more is queued, input is discarded until the
+    # peer hangs up or the close grace runs out.
+    FINISHING = 4
+    # Over: dropped at once (``abort``: nothing more is sent), or its tasks
+    # have ended.
+    CLOSED = 5
 
 
-def coalesce(frames: list[wire.Payload]) -> list[wire.Payload]:
-    """Join runs of small frames into one write; leave large ones (file chunks) alone."""
-    if len(frames) == 1:
-        return frames
+AWAITING_HELLO = SessionState.AWAITING_HELLO
+JOINING = SessionState.JOINING
+MEMBER = SessionState.MEMBER
+FLOODED = SessionState.FLOODED
+FINISHING = SessionState.FINISHING
+CLOSED = SessionState.CLOSED
+
+
+class SessionLimits(OutboxLimits, Protocol):
+    """The server's limits a session goes by (core.Limits has the defaults)."""
+
+    @property
+    def hello_timeout(self) -> float: ...
+    @property
+    def close_grace(self) -> float: ...
+    @property
+    def flood_rate(self) -> float: ...
+    @property
+    def flood_patience(self) -> float: ...
+
+
+class SessionTransfers(Protocol):
+    """What a session tells the file relay (transfers.TransferRelay)."""
+
+    def handle(self, session: Session, frame: wire.Frame) -> None: ...
+    def delivered(self, session: Session, frame: wire.Payload) -> None: ...
+    def connection_closed(self, session: Session) -> None: ...
+    def offer_decided(self, session: Session, ref: int, target: Member | None) -> None: ...
+
+
+class SessionHost(Protocol):
+    """What a session uses of the server that runs it (core.ChatServer)."""
+
+    @property
+    def limits(self) -> SessionLimits: ...
+    @property
+    def log(self) -> Callable[[str], None]: ...
+    @property
+    def gateway(self) -> Gateway: ...
+    @property
+    def transfers(self) -> SessionTransfers: ...
+    @property
+    def line_budgets(self) -> LineLedger | None: ...  # None: flood control is off
+    @property
+    def congested(self) -> set[Session]: ...  # outboxes past their high-water mark
+    @property
+    def sessions(self) -> set[Session]: ...  # every open session
+    @property
+    def channel_names_frame(self) -> bytes: ...  # for clients' tab completion
+
+    def want_flush(self, session: Session) -> None:
+        """``session`` has text pending: call its ``flush`` when this round ends."""
+
+
+def coalesce(items: Sequence[WriterItem]) -> list[wire.Payload]:
+    """Join runs of small items into one write; leave large ones (file chunks) alone."""
+    if len(items) == 1:
+        return [items[0][0]]
     writes: list[wire.Payload] = []
     small: list[wire.Payload] = []
-    for frame in frames:
-        if len(frame) < COALESCE_BELOW:
-            small.append(frame)
+    for data, _ in items:
+        if len(data) < COALESCE_BELOW:
+            small.append(data)
             continue
         if small:
             writes.append(b"".join(small))
             small = []
-        writes.append(frame)
+        writes.append(data)
     if small:
         writes.append(b"".join(small))
     return writes
@@ -88,43 +166,33 @@ def coalesce(frames: list[wire.Payload]) -> list[wire.Payload]:
 class Session:
     def __init__(
         self,
-        server: ChatServer,
+        server: SessionHost,
         stream: trio.abc.Stream,
         channel: str,
         address: str | None = None,
         protocol: ClientProtocol = ClientProtocol.TERMINAL,
     ):
         self.server = server
-        self.protocol = protocol
+        self.protocol = protocol  # which renderer its lines come from (render/)
         self.stream = stream
         self.channel = channel
         self.address = address  # the peer's IP address, where it has one
+        self.state = AWAITING_HELLO
+        # The name it said hello with; None until then (and for good if it never did).
+        self.username: str | None = None
         self.member: Member | None = None
-        # Said hello; in a cluster its member exists once the log has the join.
-        self.greeted = False
-        self.conn_ref: str | None = None  # from its gateway at the hello
-        # The AFK timer fired and the rules have not answered yet (cluster).
-        self.timer_paused = False
-        self.flooded = False  # disconnected for flooding, or about to be
-        self.closing = False
+        self.conn_ref: str | None = None  # "NODE.NUMBER" in a cluster
+        # The AFK timer fired and the rules have not answered yet (a cluster's
+        # log takes a while): the timer waits for reschedule() or the finish.
+        self._afk_reported = False
         self.scope = trio.CancelScope()
         self.timer: trio.CancelScope | None = None
         self.hello_deadline = math.inf
-        # What waits in the outbox or is being written.
-        self.queued_frames = 0
-        self.queued_bytes = 0  # file chunks aside
-        self.queued_file_bytes = 0
-        # When the writer's current send_all began; None while it is not writing.
-        self.writing_since: float | None = None
-        self.drained = trio.Event()  # set (and replaced) when the backlog falls low
         limits = server.limits
-        self._max_frames = limits.outbox_frames
-        self._max_bytes = limits.outbox_bytes
-        self._high_frames = limits.outbox_frames // 4
-        self._high_bytes = limits.outbox_bytes // 4
-        self._low_frames = limits.low_water_frames
-        self._low_bytes = limits.low_water_bytes
-        self._outbox, self._outbox_out = trio.open_memory_channel[wire.Payload](
+        # What waits to be written, counted; this round's text frames.
+        self.outbox = Outbox(limits)
+        self.drained = trio.Event()  # set (and replaced) when the backlog falls low
+        self._writer_in, self._writer_out = trio.open_memory_channel[WriterItem](
             limits.outbox_frames
         )
         # The line budget, from the hello on (None: flood control is off), and
@@ -139,17 +207,12 @@ class Session:
         # line is let through before it.
         self._answered = trio.Event()
         self._held_back_since: float | None = None
-        # Text frames collect here until the end of the scheduling round
-        # (ChatServer.want_flush). Plain TCP then writes them all with one
+        # A round's text frames wait in the outbox until the end of the round
+        # (SessionHost.want_flush). Plain TCP then writes them all with one
         # write, without waking the writer task, which takes over whenever the
         # socket is full; other streams (TLS, WebSocket) hand them, joined, to
         # the writer: one write, or one WebSocket message, for the round.
         self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
-        # Frames of its own, and channel broadcasts (broadcast.py) it holds.
-        self._pending: list[wire.Payload | Broadcast] = []
-        self._pending_frames = 0  # frames in _pending, counting a broadcast's
-        # Items in the outbox channel or being written; 0 means the writer is idle.
-        self._in_outbox = 0
 
     @property
     def _ref(self) -> str:
@@ -160,145 +223,139 @@ class Session:
     def name(self) -> str:
         return self.member.name if self.member is not None else "?"
 
-    # ----- called by ChatServer.apply, never awaits -----
+    @property
+    def greeted(self) -> bool:
+        """It said hello (whatever happened since)."""
+        return self.username is not None
 
-    def push(self, frame: wire.Payload) -> None:
-        # On every delivery of every line: kept lean (ints, not enum lookups).
-        if self.closing:
-            return
-        if frame[4] == FILE_DATA:
-            self._push_file_chunk(frame)
-            return
-        self._append(frame)
-        self.count_held(1, len(frame))
+    @property
+    def closing(self) -> bool:
+        """Finishing or closed: nothing more is queued for it."""
+        return self.state >= FINISHING
 
+    def _become(self, state: SessionState) -> None:
+        # Only ever onwards: a later stage is never undone by an earlier one
+        # (flood control reporting a member the rules finished meanwhile).
+        if state > self.state:
+            self.state = state
+
+    # ----- called by ChatServer.apply and the file relay, never awaits -----
+
+    def push_line(self, frame: wire.Payload) -> None:
+        """Queue one frame that is not a file chunk: a line, a notice, JSON,
+        a file control frame. It goes out with the round's other text."""
+        # On every delivery of a line to one member: kept lean.
+        if self.state >= FINISHING:
+            return
+        outbox = self.outbox
+        if not outbox.pending:
+            self.server.want_flush(self)
+        pressure = outbox.add_line(frame)
+        if pressure:
+            self._under_pressure(pressure)
+
+    def push_chunk(self, frame: wire.Payload) -> None:
+        """Queue one file chunk (FILE_DATA): after the round's text so far,
+        straight to the writer."""
+        if self.state >= FINISHING:
+            return
+        outbox = self.outbox
+        if outbox.add_chunk(len(frame)):
+            self.abort(outbox.overflow)
+            return
+        self._hand_round_to_writer()
+        if self.state < FINISHING:
+            self._to_writer((frame, True))
 
     def hold(self, broadcast: Broadcast) -> None:
         """Take the lines of a channel broadcast, now and as long as it stays open."""
-        if self.closing:
+        if self.state >= FINISHING:
             return
-        self._append(broadcast)
+        outbox = self.outbox
+        if not outbox.pending:
+            self.server.want_flush(self)
+        outbox.hold(broadcast)
         broadcast.holders.append(self)
 
-    def _append(self, item: wire.Payload | Broadcast) -> None:
-        pending = self._pending
-        if pending:
-            tail = pending[-1]
-            if isinstance(tail, Broadcast) and tail.open:
-                tail.close()  # this session's lines must not grow past the item
-        else:
-            self.server.want_flush(self)
-        pending.append(item)
-
     def count_held(self, frames: int, size: int) -> None:
-        """Frames that joined the pending ones count against the outbox limits."""
-        if self.closing:
+        """A broadcast it holds closed: its frames count against the outbox limits."""
+        if self.state >= FINISHING:
             return
-        self._pending_frames += frames
-        self.queued_frames += frames
-        self.queued_bytes += size
-        if self.queued_bytes > self._max_bytes or self.queued_frames > self._max_frames:
-            self.abort(
-                f"{self.queued_frames} frames, {self.queued_bytes} bytes waiting: "
-                "the client is not reading"
-            )
-            return
-        if self.queued_frames > self._high_frames or self.queued_bytes > self._high_bytes:
+        pressure = self.outbox.count_held(frames, size)
+        if pressure:
+            self._under_pressure(pressure)
+
+    def _under_pressure(self, pressure: Backpressure) -> None:
+        if self.state >= FINISHING:
+            return  # (it was dropped while the outbox counted)
+        if pressure is OVER_LIMIT:
+            self.abort(self.outbox.overflow)
+        else:
             self.server.congested.add(self)
 
-    def _push_file_chunk(self, frame: wire.Payload) -> None:
-        # Bounded by the transfer windows; a receiver past this has
-        # acknowledged data it cannot have had.
-        self.queued_file_bytes += len(frame)
-        self.queued_frames += 1
-        if self.queued_file_bytes > self.server.limits.outbox_file_bytes:
-            self.abort(f"{self.queued_file_bytes} bytes of files waiting: not reading")
-            return
-        if self.queued_frames > self._max_frames:
-            self.abort("outbox full: the client is not reading")
-            return
-        self._hand_pending_to_writer()
-        if not self.closing:
-            self._to_writer(frame)
-
-    def _to_writer(self, item: wire.Payload) -> None:
+    def _to_writer(self, item: WriterItem) -> None:
         try:
-            self._outbox.send_nowait(item)
+            self._writer_in.send_nowait(item)
         except trio.WouldBlock:
             # The peer is not reading: drop it rather than slow anyone else.
             self.abort("outbox full: the client is not reading")
             return
-        self._in_outbox += 1
+        self.outbox.handed_to_writer()
 
-    def _take_pending(self) -> tuple[wire.Payload, int]:
-        """The collected text frames as one piece, and how many frames it holds."""
-        pending = self._pending
-        tail = pending[-1]
-        if isinstance(tail, Broadcast):
-            tail.close()  # counts its lines here too, before they are taken
-        frames = self._pending_frames
-        self._pending = []
-        self._pending_frames = 0
-        if len(pending) == 1:
-            return (tail.joined() if isinstance(tail, Broadcast) else tail), frames
-        pieces = [item.joined() if isinstance(item, Broadcast) else item for item in pending]
-        return b"".join(pieces), frames
-
-    def _hand_pending_to_writer(self) -> None:
-        """Put the collected text frames, joined, in the outbox (order kept)."""
-        if not self._pending:
+    def _hand_round_to_writer(self) -> None:
+        """Put the round's text frames, joined, in the writer's channel (order kept)."""
+        outbox = self.outbox
+        if not outbox.pending:
             return
-        data, frames = self._take_pending()
-        if self.closing:
-            return  # (closing the broadcast found the outbox over its limit)
-        self.queued_frames -= frames - 1  # one outbox item now
-        self._to_writer(Unsent(data))
+        data = outbox.take_round()
+        if self.state >= FINISHING:
+            return  # (closing a broadcast found the outbox over its limit)
+        self._to_writer((data, False))
 
     def flush(self) -> None:
-        """Write the collected text frames: at once if the writer is idle and
+        """Write the round's text frames: at once if the writer is idle and
         the socket takes them, else through the writer. Never blocks."""
-        if not self._pending or self.closing:
-            self._pending = []
+        outbox = self.outbox
+        if not outbox.pending or self.state >= FINISHING:
+            outbox.drop_round()
             return
-        if self._in_outbox or self._fd < 0:
+        if outbox.in_writer or self._fd < 0:
             # The writer owns the socket until it is done; and TLS and WebSocket
             # streams are always written by it (one write for the round's lines).
-            self._hand_pending_to_writer()
+            self._hand_round_to_writer()
             return
-        data, frames = self._take_pending()
-        if self.closing:
+        data = outbox.take_round()
+        if self.state >= FINISHING:
             return
         try:
             written = os.write(self._fd, data)
         except OSError:
             written = 0  # full (or broken: the writer will find out)
-        self.queued_bytes -= written
         if written == len(data):
-            self.queued_frames -= frames
-            self._after_write()
+            if outbox.wrote_round(written):
+                self._drained_now()
             return
-        self.queued_frames -= frames - 1
-        self._to_writer(Unsent(data[written:]))
+        outbox.wrote_part(written)
+        self._to_writer((data[written:], False))
 
     def finish(self, status: int, reason: str) -> None:
         """Send what is queued, then a BYE, then close; the rules are done with it."""
-        if self.closing:
+        if self.state >= FINISHING:
             return
         self._close_line_budget()
         bye = wire.encode_bye(status, reason)
-        self._hand_pending_to_writer()
-        if self.closing:
+        self._hand_round_to_writer()
+        if self.state >= FINISHING:
             return
         try:
-            self._outbox.send_nowait(bye)
+            self._writer_in.send_nowait((bye, False))
         except trio.WouldBlock:
             self.abort("outbox full at disconnect")
             return
-        self._in_outbox += 1
-        self.queued_frames += 1
-        self.queued_bytes += len(bye)
-        self.closing = True
-        self._outbox.close()
+        self.outbox.handed_to_writer()
+        self.outbox.add_last(len(bye))
+        self._become(FINISHING)
+        self._writer_in.close()
         self._release_waiters()
         self.server.transfers.connection_closed(self)
         self.scope.deadline = trio.current_time() + self.server.limits.close_grace
@@ -308,60 +365,53 @@ class Session:
     def abort(self, why: str) -> None:
         """End the session now, sending nothing more."""
         self.server.log(f"dropping connection on {self.channel}: {why}")
-        self.closing = True
+        self._become(CLOSED)
         self._release_waiters()
         self.scope.cancel()
 
     def reschedule(self) -> None:
-        self.timer_paused = False
-        if self.timer is not None and self.member is not None and not self.closing:
+        self._afk_reported = False
+        if self.timer is not None and self.member is not None and self.state < FINISHING:
             self.timer.deadline = self.server.gateway.local_deadline(self.member.afk_deadline)
 
     def joined(self, member: Member) -> None:
         """The rules took this connection in (a channel or its queue)."""
         self.member = member
+        self._become(MEMBER)
         self._answered.set()
-        self.push(self.server.channel_names_frame)
+        self.push_line(self.server.channel_names_frame)
 
     def offer_decided(self, offer: int, target: Member | None) -> None:
         self.server.transfers.offer_decided(self, offer, target)
-
-    # (Until the outbox split lands: one push for both.)
-    def push_line(self, frame: wire.Payload) -> None:
-        self.push(frame)
-
-    def push_chunk(self, frame: wire.Payload) -> None:
-        self.push(frame)
 
     def _release_waiters(self) -> None:
         self.server.congested.discard(self)
         self.drained.set()
         self._answered.set()
 
+    def _drained_now(self) -> None:
+        self.server.congested.discard(self)
+        self.drained.set()
+        self.drained = trio.Event()
+
     # ----- backpressure -----
 
     def keeping_up(self, now: float) -> bool:
         """Whether readers should wait for this outbox to drain: its writer is
         not stuck on a peer that stopped reading."""
-        if self.closing:
-            return False
-        since = self.writing_since
-        return since is None or now - since < self.server.limits.writer_grace
+        return self.state < FINISHING and self.outbox.keeping_up(now)
 
     async def _wait_for_room(self) -> None:
         """Wait while an outbox this server filled is above its high-water mark
         and its writer is keeping up; the peers that stopped reading are not
         waited for (they are dropped at their outbox's hard limit)."""
         congested = self.server.congested
-        grace = self.server.limits.writer_grace
         while congested:
             now = trio.current_time()
             waiting_for = next((s for s in congested if s.keeping_up(now)), None)
             if waiting_for is None:
                 return
-            since = waiting_for.writing_since
-            patience = grace if since is None else grace - (now - since)
-            with trio.move_on_after(max(patience, 0.0)):
+            with trio.move_on_after(waiting_for.outbox.patience(now)):
                 await waiting_for.drained.wait()
 
     # ----- the connection's tasks -----
@@ -377,7 +427,7 @@ class Session:
             self._close_line_budget()
             if self.conn_ref is not None:
                 self.server.gateway.release(self.conn_ref)
-            self.closing = True
+            self._become(CLOSED)
             self._release_waiters()
             self.server.transfers.connection_closed(self)
             self.server.sessions.discard(self)
@@ -389,9 +439,10 @@ class Session:
                 await trio.aclose_forcefully(self.stream)
 
     def _deadline(self) -> float:
-        if self.closing or self.timer_paused:
+        state = self.state
+        if state >= FINISHING or self._afk_reported:
             return math.inf
-        if not self.greeted:
+        if state is AWAITING_HELLO:
             return self.hello_deadline
         if self.member is None:
             return math.inf  # said hello; the cluster's log has not answered yet
@@ -421,15 +472,15 @@ class Session:
                     return
             self.timer = None
             if timer.cancelled_caught:
-                if not self.greeted:
+                if self.state is AWAITING_HELLO:
                     self.server.log(f"no hello within the time limit on {self.channel}")
                     return
-                self.timer_paused = True  # until the rules reschedule or disconnect
+                self._afk_reported = True  # until the rules reschedule or disconnect
                 self.server.gateway.submit(events.AfkDue(self._ref))
                 continue
             if not received:
                 return
-            if self.closing:
+            if self.state >= FINISHING:
                 continue  # finished: discard input until the peer hangs up
             try:
                 frames = decoder.feed(data) if space is None else decoder.filled(received)
@@ -443,26 +494,26 @@ class Session:
         congested = self.server.congested
         gateway = self.server.gateway
         for index, frame in enumerate(frames, start=1):
-            if self.flooded:
-                return
+            if self.state >= FLOODED:
+                return  # nothing more of a flooder's is passed on
             if gateway.log_backlogged:
                 await gateway.wait_for_log_room()
             if self._lines is not None and frame.type in LINE_FRAMES and self.greeted:
                 if not self._answered.is_set():
                     await self._answered.wait()
-                    if self.closing or self._lines is None:
+                    if self.state >= FINISHING or self._lines is None:
                         return
                 await self._take_line_token()
-                if self.closing or self.flooded:
+                if self.state >= FLOODED:
                     return
             self._handle(frame)
-            if self.closing:
+            if self.state >= FINISHING:
                 return
             if congested:
                 await self._wait_for_room()
             elif index % FRAMES_BETWEEN_YIELDS == 0:
                 await trio.lowlevel.checkpoint()
-            if self.closing:
+            if self.state >= FINISHING:
                 return
 
     def _start_line_budget(self, username: str) -> None:
@@ -519,7 +570,7 @@ class Session:
             self.server.gateway.submit(events.Flooded(self._ref, reason))
             # In a cluster the disconnect comes back through the log: until
             # then nothing more of this member's is passed on.
-            self.flooded = True
+            self._become(FLOODED)
             return
         # Not reading meanwhile: TCP holds the flooder back, nothing piles up here.
         while wait:
@@ -529,11 +580,12 @@ class Session:
     def _handle(self, frame: wire.Frame) -> None:
         server = self.server
         frame_type, payload, _ = frame
-        if not self.greeted:
+        if self.state is AWAITING_HELLO:
             if frame_type != FrameType.HELLO:
                 raise ProtocolError(f"expected HELLO, got frame type {frame_type}")
             username = wire.parse_hello(payload)
-            self.greeted = True
+            self.username = username
+            self._become(JOINING)
             self._start_line_budget(username)
             self.conn_ref = server.gateway.connect(self)
             server.gateway.submit(events.Join(self.conn_ref, self.channel, username, self.address))
@@ -548,52 +600,34 @@ class Session:
         server.transfers.handle(self, frame)
 
     async def _write_loop(self) -> None:
-        outbox = self._outbox_out
+        items = self._writer_out
+        outbox = self.outbox
         transfers = self.server.transfers
         try:
-            async for frame in outbox:
-                if self._fd < 0 and not self.closing:
+            async for item in items:
+                if self._fd < 0 and self.state < FINISHING:
                     # TLS and WebSocket pay per write (a record, a message):
                     # let one more round's lines join this one.
                     await trio.lowlevel.checkpoint()
-                batch = [frame]
+                batch = [item]
                 while len(batch) < WRITE_BATCH:
                     try:
-                        batch.append(outbox.receive_nowait())
+                        batch.append(items.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                 # File chunks count as delivered once handed to the socket: the
                 # receiver's acknowledgement may come back before send_all returns.
-                for sent in batch:
-                    if not isinstance(sent, Unsent) and sent[4] == FILE_DATA:
-                        transfers.delivered(self, sent)
-                self.writing_since = trio.current_time()
+                for data, chunk in batch:
+                    if chunk:
+                        transfers.delivered(self, data)
+                outbox.writing_since = trio.current_time()
                 for data in coalesce(batch):
                     await self.stream.send_all(data)
-                self.writing_since = None
-                self._written(batch)
+                outbox.writing_since = None
+                if outbox.written(batch):
+                    self._drained_now()
             if isinstance(self.stream, trio.abc.HalfCloseableStream):
                 await self.stream.send_eof()
             # (TLS has no half-close: the client hangs up when it reads the BYE.)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.scope.cancel()
-
-    def _written(self, batch: list[wire.Payload]) -> None:
-        self.queued_frames -= len(batch)
-        self._in_outbox -= len(batch)
-        for sent in batch:
-            if not isinstance(sent, Unsent) and sent[4] == FILE_DATA:
-                self.queued_file_bytes -= len(sent)
-            else:
-                self.queued_bytes -= len(sent)
-        self._after_write()
-
-    def _after_write(self) -> None:
-        if (
-            self in self.server.congested
-            and self.queued_frames <= self._low_frames
-            and self.queued_bytes <= self._low_bytes
-        ):
-            self.server.congested.discard(self)
-            self.drained.set()
-            self.drained = trio.Event()

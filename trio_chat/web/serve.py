@@ -39,7 +39,7 @@ class WebConfig(Config):
     def response_headers(self, protocol: str) -> list[tuple[bytes, bytes]]:
         """Every response hypercorn sends goes through here, its own answers
         too (400, 431, the 403 that refuses a WebSocket), so every one carries
-        the security headers (README, "In a browser")."""
+        the security headers (docs/web.md)."""
         return super().response_headers(protocol) + SECURITY_HEADERS
 
 
