@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import resource
 import statistics
@@ -81,6 +82,7 @@ def rss_kb(pid: int) -> int:
 Protocol = Literal["chat", "line", "irc"]
 HEADER_SIZE = wire.HEADER.size
 LINE = int(FrameType.LINE)
+EVENT = int(FrameType.EVENT)
 IRC_CHANNEL = "#bench"
 
 # Capacity runs measure the server, not its guards: one generator process sends
@@ -217,8 +219,15 @@ class Member:
             stop = start + HEADER_SIZE + length
             if stop > end:
                 break
-            if frame_type == LINE:
-                lines.append(buffer[start + HEADER_SIZE + 1 : stop].decode())
+            if frame_type == LINE:  # kind, subject, "\n", the line
+                text = buffer.index(b"\n", start + HEADER_SIZE + 1, stop) + 1
+                lines.append(buffer[text:stop].decode())
+            elif frame_type == EVENT:  # a browser's: what it would show
+                event = json.loads(buffer[start + HEADER_SIZE : stop])
+                if event["event"] == "chat":
+                    lines.append(f"[{event['sender']} ({event['stamp']})] {event['message']}")
+                elif event["event"] == "joined":
+                    lines.append(f"{event['user']} has joined the channel.")
             start = stop
         self.pending = buffer[start:]
         return lines

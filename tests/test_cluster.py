@@ -16,9 +16,9 @@ import pytest
 from trio_chat import wire
 from trio_chat.wire import FrameType
 
+from .peers import RawPeer
 from .processes import DEADLINE, Cluster, Program, cluster, srv
 from .programs import CLIENT, SERVER, free_ports, run_program
-from .test_e2e_faults import RawPeer
 
 LEASE_SECONDS = 3.0  # the documented bound on noticing a node that died
 

@@ -22,9 +22,9 @@ from trio_chat.client import files
 from trio_chat.cluster import keys
 from trio_chat.wire import FrameType, SendState
 
+from .peers import RawPeer
 from .processes import DEADLINE, Cluster, Program, cluster, srv
 from .redis_process import RedisProcess
-from .test_e2e_faults import RawPeer
 
 # Short, so that a member whose transfer was called off is seen to go AFK soon.
 AFK = ("--afk-timeout", "3")

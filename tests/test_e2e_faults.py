@@ -20,39 +20,9 @@ from trio_chat import wire
 from trio_chat.client.transfers import ACK_EVERY
 from trio_chat.wire import FrameType, SendState
 
+from .peers import RawPeer
 from .processes import DEADLINE, Program, cluster, srv
 from .programs import CLIENT, SERVER, free_ports
-
-
-class RawPeer:
-    """A client speaking the wire protocol from the test, frame by frame."""
-
-    def __init__(
-        self, port: int, name: str, host: str = "127.0.0.1", source: str | None = None
-    ) -> None:
-        """``source``: the address to connect from (the kernel's choice if None)."""
-        bind = None if source is None else (source, 0)
-        self.sock = socket.create_connection((host, port), timeout=DEADLINE, source_address=bind)
-        self.sock.sendall(wire.encode_hello(name))
-        self.decoder = wire.FrameDecoder()
-        self.pending: list[tuple[int, bytes]] = []
-
-    def next_frame(self, wanted: int) -> bytes:
-        """The payload of the next frame of type ``wanted`` (others are skipped)."""
-        while True:
-            while self.pending:
-                frame_type, payload = self.pending.pop(0)
-                if frame_type == wanted:
-                    return payload
-            data = self.sock.recv(1 << 20)
-            assert data, "the server closed the connection"
-            self.pending += [(t, bytes(p)) for t, p, _ in self.decoder.feed(data)]
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ import pytest
 from trio_chat import wire
 from trio_chat.wire import FrameType
 
+from .peers import RawPeer
 from .processes import DEADLINE, cluster
-from .test_e2e_faults import RawPeer
 
 BURST = 10  # the default --flood-burst
 RATE = 5.0  # the default --flood-rate

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
+from bench.common import sha256
+
 from .processes import cluster, srv
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while block := file.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def test_send_small_text_and_50_mb_random(tmp_path: Path, nodes: int | None) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import typing
 
 from trio_chat import effects as fx
 from trio_chat import events as ev
@@ -321,3 +322,16 @@ def test_a_delivered_file_is_told_to_its_sender_and_the_log() -> None:
     assert run(h, ev.FileDelivered("alice", "bob", "f.txt")) == [
         fx.FileSent(T, alice, "bob", "f.txt")
     ]
+
+
+def test_every_event_has_its_rule_and_every_effect_a_rendering() -> None:
+    from trio_chat import hub as hub_module
+    from trio_chat.render import browser, log, terminal
+
+    assert set(hub_module._RULES) == set(ev.EVENTS)
+    said = set(typing.get_args(fx.Said))
+    # Each effect that says something is rendered for a member or the log;
+    # whatever a terminal is told, a browser is told too.
+    assert said == set(terminal._RENDER) | set(log._LINE)
+    assert set(terminal._RENDER) == set(browser._RENDER)
+    assert not said & set(typing.get_args(fx.Control))

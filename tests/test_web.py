@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
+from bench.common import sha256
+
 from .processes import Cluster, cluster, srv
 from .programs import free_ports
-from .test_e2e_send import sha256
 
 STAMP = r"\(\d\d:\d\d:\d\d\)"
 SCREENSHOT = os.environ.get("TRIO_CHAT_SCREENSHOT")

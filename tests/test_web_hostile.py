@@ -30,9 +30,9 @@ from trio_chat.web.origins import KnownOrigins
 from trio_chat.web.serve import MAX_MESSAGE
 from trio_chat.web.throttle import Throttle, throttled_logger
 
+from .peers import WebMember, calm_member, still_fine
 from .processes import Cluster, cluster
 from .programs import SERVER, free_ports, run_program
-from .test_web_protocol import Member, calm_member, still_fine
 
 DEADLINE = 15
 MASK = bytes(4)  # a zero mask leaves the payload as it is
@@ -324,7 +324,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Cluster, int]]:
 
 
 @pytest.fixture
-async def calm(served: tuple[Cluster, int]) -> AsyncIterator[Member]:
+async def calm(served: tuple[Cluster, int]) -> AsyncIterator[WebMember]:
     """A member in the channel the whole time: it must never notice the attacks."""
     async with calm_member(served[1]) as member:
         yield member
@@ -382,7 +382,7 @@ async def sent_before_the_drop(stream: trio.SocketStream) -> int:
 
 
 async def chatting(
-    port: int, page: str | None = None, host: str | None = None, calm: Member | None = None
+    port: int, page: str | None = None, host: str | None = None, calm: WebMember | None = None
 ) -> trio.SocketStream:
     """A raw WebSocket that has said hello (and joined, as ``calm`` sees)."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
@@ -416,7 +416,7 @@ async def chatting(
     ids=["binary-2**62", "text-2**62", "one-past", "continuation", "many-fragments", "unmasked"],
 )
 async def test_an_oversize_frame_header_closes_the_connection_at_once(
-    served: tuple[Cluster, int], calm: Member, prefix: bytes, code: int
+    served: tuple[Cluster, int], calm: WebMember, prefix: bytes, code: int
 ) -> None:
     """The header alone, no payload sent: the server closes with a close frame."""
     stream = await chatting(served[1], calm=calm)
@@ -426,7 +426,7 @@ async def test_an_oversize_frame_header_closes_the_connection_at_once(
 
 
 async def test_streaming_past_a_refused_header_meets_a_closed_connection(
-    served: tuple[Cluster, int], calm: Member
+    served: tuple[Cluster, int], calm: WebMember
 ) -> None:
     stream = await chatting(served[1], calm=calm)
     await stream.send_all(header(BINARY, 2**62))
@@ -477,7 +477,7 @@ async def exchange(port: int, request: bytes) -> bytes:
     ids=["header-too-large", "two-content-lengths", "garbage", "websocket-refused"],
 )
 async def test_the_http_layers_own_answers_carry_the_security_headers(
-    served: tuple[Cluster, int], calm: Member, request_bytes: bytes, status: bytes
+    served: tuple[Cluster, int], calm: WebMember, request_bytes: bytes, status: bytes
 ) -> None:
     port = served[1]
     answer = await exchange(port, at_own_host(port, request_bytes))
@@ -492,7 +492,7 @@ async def test_the_http_layers_own_answers_carry_the_security_headers(
     ids=["content-length", "chunked"],
 )
 async def test_a_declared_body_is_refused_and_never_read(
-    served: tuple[Cluster, int], calm: Member, body_header: str
+    served: tuple[Cluster, int], calm: WebMember, body_header: str
 ) -> None:
     port = served[1]
     stream = await trio.open_tcp_stream("127.0.0.1", port)
@@ -522,7 +522,7 @@ async def test_http2_which_would_bypass_the_checks_is_not_spoken(
     assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer
 
 
-async def test_a_rebinding_domain_is_refused(served: tuple[Cluster, int], calm: Member) -> None:
+async def test_a_rebinding_domain_is_refused(served: tuple[Cluster, int], calm: WebMember) -> None:
     """A page on evil.example that resolves to this machine: its own name in both."""
     chat, port = served
     evil = f"evil.example:{port}"
@@ -605,7 +605,7 @@ async def until_seen(stream: trio.SocketStream, wanted: bytes) -> bytes:
 
 @pytest.mark.parametrize("together", [True, False], ids=["one-send", "before-the-answer"])
 async def test_a_hello_sent_before_the_handshake_is_answered_joins(
-    served: tuple[Cluster, int], calm: Member, together: bool
+    served: tuple[Cluster, int], calm: WebMember, together: bool
 ) -> None:
     """A client may send frames right behind its handshake (it used to crash
     the whole server: hypercorn's HTTP parser met them before it answered)."""
@@ -624,7 +624,7 @@ async def test_a_hello_sent_before_the_handshake_is_answered_joins(
 
 
 async def test_bytes_behind_a_refused_handshake_disturb_nobody(
-    served: tuple[Cluster, int], calm: Member
+    served: tuple[Cluster, int], calm: WebMember
 ) -> None:
     port = served[1]
     for host in ("evil.example", f"127.0.0.1:{port}"):
@@ -638,7 +638,7 @@ async def test_bytes_behind_a_refused_handshake_disturb_nobody(
 
 
 async def test_a_peer_that_does_not_read_does_not_hold_the_shutdown(
-    served: tuple[Cluster, int], calm: Member
+    served: tuple[Cluster, int], calm: WebMember
 ) -> None:
     """hypercorn shields its writes from cancellation: a peer that asks for
     pages and never reads them must not keep the server from stopping."""

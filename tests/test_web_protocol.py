@@ -4,9 +4,7 @@ connected beside it keeps chatting."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -14,18 +12,17 @@ import trio
 from trio_websocket import (
     ConnectionClosed,
     ConnectionRejected,
-    WebSocketConnection,
     open_websocket_url,
 )
 
 from trio_chat import wire
 from trio_chat.wire import FrameType
 
+from .peers import WebMember, calm_member, origin, still_fine
 from .processes import Cluster, cluster
 from .programs import SERVER, free_ports, run_program
 
 DEADLINE = 15
-STAMP = re.compile(r"\d\d:\d\d:\d\d")
 
 
 @pytest.fixture(params=[None, 1], ids=["one-server", "cluster-node"])
@@ -37,58 +34,11 @@ def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Clu
         yield chat, port
 
 
-def origin(port: int) -> list[tuple[bytes, bytes]]:
-    return [(b"Origin", f"http://127.0.0.1:{port}".encode())]
-
-
-class Member:
-    def __init__(self, socket: WebSocketConnection) -> None:
-        self.socket = socket
-        self.decoder = wire.FrameDecoder()
-        self.events: list[dict[str, object]] = []
-
-    async def next_event(self) -> dict[str, object]:
-        """The next EVENT the page would render (a browser gets no LINE frames)."""
-        with trio.fail_after(DEADLINE):
-            while not self.events:
-                message = await self.socket.get_message()
-                assert isinstance(message, bytes), message
-                for frame_type, payload, _ in self.decoder.feed(message):
-                    assert frame_type != FrameType.LINE, "a browser was sent a terminal's line"
-                    if frame_type == FrameType.EVENT:
-                        self.events.append(wire.decode_json(payload))
-        return self.events.pop(0)
-
-    async def expect(self, event: str, **fields: object) -> None:
-        """The next event is ``event`` with these fields (and a stamp)."""
-        got = await self.next_event()
-        assert got.pop("event") == event, got
-        assert STAMP.fullmatch(str(got.pop("stamp"))), got
-        assert got == fields, got
-
-
-@asynccontextmanager
-async def calm_member(port: int) -> AsyncIterator[Member]:
-    """A web member named calm, in the general channel for the whole block."""
-    url = f"ws://127.0.0.1:{port}/ws/general"
-    async with open_websocket_url(url, extra_headers=origin(port)) as socket:
-        member = Member(socket)
-        await socket.send_message(wire.encode_hello("calm"))
-        await member.expect("welcome", channel="general", user="calm")
-        await member.expect("joined", user="calm")
-        yield member
-
-
 @pytest.fixture
-async def bystander(served: tuple[Cluster, int]) -> AsyncIterator[Member]:
+async def bystander(served: tuple[Cluster, int]) -> AsyncIterator[WebMember]:
     """A member in the channel the whole time: it must never notice the bad peers."""
     async with calm_member(served[1]) as member:
         yield member
-
-
-async def still_fine(member: Member) -> None:
-    await member.socket.send_message(wire.encode_input("still here"))
-    await member.expect("chat", sender="calm", message="still here")
 
 
 async def dropped(port: int, send: bytes | str, headers: bool = True) -> None:
@@ -103,7 +53,7 @@ async def dropped(port: int, send: bytes | str, headers: bool = True) -> None:
                 await socket.get_message()
 
 
-async def test_wrong_origin_is_refused(served: tuple[Cluster, int], bystander: Member) -> None:
+async def test_wrong_origin_is_refused(served: tuple[Cluster, int], bystander: WebMember) -> None:
     _, port = served
     url = f"ws://127.0.0.1:{port}/ws/general"
     headers: list[tuple[bytes, bytes]]
@@ -134,20 +84,22 @@ async def test_unknown_channel_is_refused(served: tuple[Cluster, int]) -> None:
     ids=["input-before-hello", "huge-length", "bad-hello", "text-message"],
 )
 async def test_malformed_messages_drop_only_that_connection(
-    served: tuple[Cluster, int], bystander: Member, message: bytes | str
+    served: tuple[Cluster, int], bystander: WebMember, message: bytes | str
 ) -> None:
     await dropped(served[1], message)
     await still_fine(bystander)
 
 
 async def test_oversize_message_drops_only_that_connection(
-    served: tuple[Cluster, int], bystander: Member
+    served: tuple[Cluster, int], bystander: WebMember
 ) -> None:
     await dropped(served[1], b"\0" * (2 * 1024 * 1024))
     await still_fine(bystander)
 
 
-async def test_no_hello_in_time_is_dropped(served: tuple[Cluster, int], bystander: Member) -> None:
+async def test_no_hello_in_time_is_dropped(
+    served: tuple[Cluster, int], bystander: WebMember
+) -> None:
     await dropped(served[1], b"")
     await still_fine(bystander)
     served[0].server.wait_stderr("no hello within the time limit")

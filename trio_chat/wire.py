@@ -110,8 +110,9 @@ def encode_hello(username: str) -> bytes:
     return encode(FrameType.HELLO, f"{PROTOCOL} {username}".encode())
 
 
-def encode_input(line: str) -> bytes:
-    return encode(FrameType.INPUT, line.encode())
+def encode_input(line: str | bytes) -> bytes:
+    """One typed line (as text, or its UTF-8 when the caller measured it)."""
+    return encode(FrameType.INPUT, line.encode() if isinstance(line, str) else line)
 
 
 def encode_line(kind: LineKind, line: str, subject: str = "") -> bytes:

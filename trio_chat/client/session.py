@@ -215,7 +215,7 @@ class ClientConnection:
                     # Leave only once the files offered before /quit are through.
                     await self.transfers.wait_sent()
                     self.quitting = True
-                await self.send(wire.encode(FrameType.INPUT, encoded))
+                await self.send(wire.encode_input(encoded))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return
             if isinstance(command, Quit):

@@ -24,19 +24,15 @@ from . import files, note_on_stderr
 SendFrame = Callable[[bytes | memoryview], Awaitable[None]]
 ACK_EVERY = wire.SEND_WINDOW // 4
 # File chunks read per trip to a worker thread (a window's worth), and the
-# room each takes. Each trip wakes a thread and is woken back, which costs
-# more than it seems on a small VM: 16 alternating runs of bench/transfer.py's
-# /send gave 282 MB/s median reading 4 chunks a trip, 335 with 8, and 12 runs
-# 273 with 8, 319 with 16.
+# room each takes: each trip wakes a thread and is woken back, which costs
+# more than it seems on a small VM (docs/benchmarks.md, "File transfer").
 READ_AHEAD = wire.SEND_WINDOW // wire.CHUNK_SIZE
 FRAME_SPAN = wire.BODY_AFTER_ID + wire.CHUNK_SIZE
-# Received chunks go to disk in pieces of this size: on the Linux 6.18 VM
-# where bench/transfer.py was measured, 256 KiB writes made the kernel
-# allocate large page-cache folios that often came from memory the host had
-# taken back, and the receiver spent twice the CPU copying into them (bare
-# three-process pipeline, median of 6: 434 MB/s writing 256 KiB at a time,
-# 620 MB/s in 64 KiB pieces, 614 in 128 KiB, 571 in 32 KiB). Elsewhere it
-# only costs a few more writes.
+# Received chunks go to disk in pieces of this size: on the VM where
+# bench/transfer.py was measured, 256 KiB writes made the kernel allocate
+# large page-cache folios from memory the host had taken back, and the
+# receiver spent twice the CPU copying into them (docs/benchmarks.md, "File
+# transfer"). Elsewhere it only costs a few more writes.
 WRITE_PIECE = 64 * 1024
 
 

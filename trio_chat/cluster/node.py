@@ -152,9 +152,8 @@ class ClusterGateway:
     def log_backlogged(self) -> bool:
         return self.link.pending() > BACKLOG_LIMIT
 
-    async def wait_for_log_room(self) -> None:
-        while self.log_backlogged:
-            await self._room.wait()
+    def log_room(self) -> trio.Event | None:
+        return self._room if self.log_backlogged else None
 
     # ----- data frames to other nodes (routes.DataSender) -----
 

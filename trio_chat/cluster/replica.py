@@ -123,34 +123,35 @@ class Replica:
         if entry.seq <= self.log_seq.get(entry.node, 0):
             return  # a retried batch reached Redis twice
         self.log_seq[entry.node] = entry.seq
-        here = entry.node == self.host.number
-        if here:
+        # The node that appended the entry speaks its lines (ChatServer.apply).
+        speaking = entry.node == self.host.number
+        if speaking:
             self.host.confirmed(entry.seq)
         now = entry_time(entry_id)
         self._log_now = now
         handler = _REPLAY.get(type(entry.event), Replica._to_hub)
-        handler(self, entry.event, now, stamp_at(now), here)
+        handler(self, entry.event, now, stamp_at(now), speaking)
 
-    def _to_hub(self, event: ev.Event, now: float, stamp: str, here: bool) -> None:
-        self.host.apply(self.hub.handle(event, now, stamp), here)
+    def _to_hub(self, event: ev.Event, now: float, stamp: str, speaking: bool) -> None:
+        self.host.apply(self.hub.handle(event, now, stamp), speaking)
 
-    def _join(self, event: ev.Join, now: float, stamp: str, here: bool) -> None:
+    def _join(self, event: ev.Join, now: float, stamp: str, speaking: bool) -> None:
         ref = event.ref
         self.routes.gone_nodes.discard(node_of(ref))
         effects = self.hub.handle(event, now, stamp)
         if ref in self.hub.members:
             address = event.address
-            if address is not None and not here:
+            if address is not None and not speaking:
                 key = self._address_of[ref] = address_key(address)
                 self._elsewhere[key] = self._elsewhere.get(key, 0) + 1
             if self._budgets is not None:
                 keys = budget_keys(event.username, address)
                 bucket = self._budgets.open(keys, now)
                 self._budget_of[ref] = (keys, bucket)
-                if here:
+                if speaking:
                     # Before the join's answer lets its first line through.
                     self.host.lower_line_budget(ref, bucket.level(now))
-        self.host.apply(effects, here)
+        self.host.apply(effects, speaking)
 
     def _spend_line(self, ref: str, now: float) -> None:
         """A line of ``ref``'s, in the log's budget (its own node held it back
@@ -165,23 +166,23 @@ class Replica:
         if address is not None and local is not None:
             local.charge_address(address, trio.current_time())
 
-    def _input(self, event: ev.Input, now: float, stamp: str, here: bool) -> None:
+    def _input(self, event: ev.Input, now: float, stamp: str, speaking: bool) -> None:
         self._spend_line(event.ref, now)
-        self._to_hub(event, now, stamp, here)
+        self._to_hub(event, now, stamp, speaking)
 
-    def _offer(self, event: ev.Offer, now: float, stamp: str, here: bool) -> None:
+    def _offer(self, event: ev.Offer, now: float, stamp: str, speaking: bool) -> None:
         self._spend_line(event.ref, now)
-        self._to_hub(event, now, stamp, here)
+        self._to_hub(event, now, stamp, speaking)
 
-    def _drop(self, event: ev.Drop, now: float, stamp: str, here: bool) -> None:
+    def _drop(self, event: ev.Drop, now: float, stamp: str, speaking: bool) -> None:
         member = self.hub.members.get(event.ref)
         effects = self.hub.handle(event, now, stamp)
         if member is not None:
             self.forget(event.ref, member)
-        self.host.apply(effects, here)
+        self.host.apply(effects, speaking)
 
     def _transfer_started(
-        self, event: ev.TransferStarted, now: float, stamp: str, here: bool
+        self, event: ev.TransferStarted, now: float, stamp: str, speaking: bool
     ) -> None:
         pair = (event.sender, event.receiver)
         if not all(ref in self.hub.members for ref in pair):
@@ -189,9 +190,11 @@ class Replica:
             # transfer_ended finds nothing counted either.
             return
         self.pairs[pair] = self.pairs.get(pair, 0) + 1
-        self._to_hub(event, now, stamp, here)
+        self._to_hub(event, now, stamp, speaking)
 
-    def _transfer_ended(self, event: ev.TransferEnded, now: float, stamp: str, here: bool) -> None:
+    def _transfer_ended(
+        self, event: ev.TransferEnded, now: float, stamp: str, speaking: bool
+    ) -> None:
         pair = (event.sender, event.receiver)
         count = self.pairs.get(pair, 0)
         if count == 0:
@@ -200,19 +203,19 @@ class Replica:
             self.pairs[pair] = count - 1
         else:
             del self.pairs[pair]
-        self._to_hub(event, now, stamp, here)
+        self._to_hub(event, now, stamp, speaking)
 
-    def _node_gone(self, event: codec.NodeGone, now: float, stamp: str, here: bool) -> None:
+    def _node_gone(self, event: codec.NodeGone, now: float, stamp: str, speaking: bool) -> None:
         """A node left (or its lease lapsed): its members go, as if each hung
         up, and with them every file to or from them, wherever the other end is."""
         gone = event.node
         for pair in [p for p in self.pairs if gone in (node_of(p[0]), node_of(p[1]))]:
             ended = ev.TransferEnded(*pair)
             for _ in range(self.pairs.pop(pair)):
-                self._to_hub(ended, now, stamp, here)
+                self._to_hub(ended, now, stamp, speaking)
         self.routes.node_gone(gone)
         for ref in [r for r in self.hub.members if node_of(r) == gone]:
-            self._drop(ev.Drop(ref), now, stamp, here)
+            self._drop(ev.Drop(ref), now, stamp, speaking)
         self.host.node_gone(gone)
 
     def forget(self, ref: str, member: Member) -> None:

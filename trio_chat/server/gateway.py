@@ -72,11 +72,9 @@ class Gateway(Protocol):
     def foreign_transfer_frame(self, peer: Peer, ident: int, frame: wire.Frame) -> None:
         """A file frame for a transfer this process's relay does not run."""
 
-    @property
-    def log_backlogged(self) -> bool:
-        """Events wait to reach the cluster's log: readers pause."""
-
-    async def wait_for_log_room(self) -> None: ...
+    def log_room(self) -> trio.Event | None:
+        """None while events reach the rules as they come; else too many wait
+        for the cluster's log, and readers pause until this event is set."""
 
 
 class LocalGateway:
@@ -120,8 +118,5 @@ class LocalGateway:
     def foreign_transfer_frame(self, peer: Peer, ident: int, frame: wire.Frame) -> None:
         """A stale file frame (the transfer is over; both sides were told): ignored."""
 
-    log_backlogged = False
-
-    async def wait_for_log_room(self) -> None:
-        """One process has no log: never waits."""
-        await trio.lowlevel.checkpoint()
+    def log_room(self) -> None:
+        return None  # one process has no log to wait for

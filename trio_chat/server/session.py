@@ -496,8 +496,10 @@ class Session:
         for index, frame in enumerate(frames, start=1):
             if self.state >= FLOODED:
                 return  # nothing more of a flooder's is passed on
-            if gateway.log_backlogged:
-                await gateway.wait_for_log_room()
+            room = gateway.log_room()
+            while room is not None:
+                await room.wait()
+                room = gateway.log_room()
             if self._lines is not None and frame.type in LINE_FRAMES and self.greeted:
                 if not self._answered.is_set():
                     await self._answered.wait()

@@ -22,7 +22,7 @@ reads the frames and the clock, and carries out what the rules decide.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
@@ -44,8 +44,7 @@ from .transfer_rules import (
 )
 
 if TYPE_CHECKING:
-    from .core import ChatServer
-    from .gateway import Peer
+    from .gateway import Gateway, Peer
     from .session import Session
     from .transfer_rules import Transfer as AnyTransfer
 
@@ -74,10 +73,18 @@ def _reason(body: wire.Payload) -> str:
     return clean(wire.decode_text(body[: wire.MAX_LINE_BYTES]))
 
 
+class RelayHost(Protocol):
+    """What the relay uses of its server (core.ChatServer): the gateway of
+    the moment (a cluster node puts its own in place after start)."""
+
+    @property
+    def gateway(self) -> Gateway: ...
+
+
 class TransferRelay:
     def __init__(
         self,
-        server: ChatServer,
+        server: RelayHost,
         max_file_size: int,
         *,
         max_incoming: int,
