@@ -69,9 +69,9 @@ async def test_member_sending_garbage_is_dropped_silently(harness: Harness, case
         b"\x00\x00\x00\x05\x01hi",  # truncated, then EOF
         wire.encode(FrameType.INPUT, b"no hello first"),
         wire.encode(FrameType.HELLO, b"http/1.1 alice"),
-        wire.encode(FrameType.HELLO, b"trio-chat/1 "),
-        wire.encode(FrameType.HELLO, b"trio-chat/1 has space"),
-        wire.encode(FrameType.HELLO, b"trio-chat/1 a:b"),
+        wire.encode(FrameType.HELLO, wire.PROTOCOL.encode() + b" "),
+        wire.encode(FrameType.HELLO, wire.PROTOCOL.encode() + b" has space"),
+        wire.encode(FrameType.HELLO, wire.PROTOCOL.encode() + b" a:b"),
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
     ],
 )

@@ -617,7 +617,7 @@ async def test_a_hello_sent_before_the_handshake_is_answered_joins(
     else:
         await stream.send_all(handshake(port))
         await stream.send_all(hello)
-    answer = await until_seen(stream, b"Welcome to the general channel, eager.")
+    answer = await until_seen(stream, b'"event":"welcome"')
     assert answer.startswith(b"HTTP/1.1 101 ")
     await calm.expect("joined", user="eager")
     await still_fine(calm)

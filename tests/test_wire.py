@@ -23,7 +23,7 @@ def test_round_trip_in_arbitrary_pieces() -> None:
         decoder = FrameDecoder()
         got = [(t, bytes(p)) for t, p, _ in decoder.feed(data[:split]) + decoder.feed(data[split:])]
         assert got == [
-            (FrameType.HELLO, b"trio-chat/1 alice"),
+            (FrameType.HELLO, wire.PROTOCOL.encode() + b" alice"),
             (FrameType.INPUT, "hi ✓".encode()),
             (FrameType.INPUT, b""),
         ]
@@ -58,7 +58,7 @@ def test_a_servers_decoder_refuses_large_frames_but_file_chunks_at_the_header() 
 
 
 def test_hello_must_name_our_protocol() -> None:
-    assert wire.parse_hello(b"trio-chat/1 bob") == "bob"
+    assert wire.parse_hello(wire.PROTOCOL.encode() + b" bob") == "bob"
     with pytest.raises(ProtocolError):
         wire.parse_hello(b"trio-chat/9 bob")
     with pytest.raises(ProtocolError):

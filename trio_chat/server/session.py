@@ -401,7 +401,7 @@ class Session:
         not stuck on a peer that stopped reading."""
         return self.state < FINISHING and self.outbox.keeping_up(now)
 
-    async def _wait_for_room(self) -> None:
+    async def _wait_for_congested_outboxes(self) -> None:
         """Wait while an outbox this server filled is above its high-water mark
         and its writer is keeping up; the peers that stopped reading are not
         waited for (they are dropped at their outbox's hard limit)."""
@@ -512,7 +512,7 @@ class Session:
             if self.state >= FINISHING:
                 return
             if congested:
-                await self._wait_for_room()
+                await self._wait_for_congested_outboxes()
             elif index % FRAMES_BETWEEN_YIELDS == 0:
                 await trio.lowlevel.checkpoint()
             if self.state >= FINISHING:
