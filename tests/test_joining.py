@@ -3,7 +3,7 @@ joining, the waiting queue, chat, isolation, drops."""
 
 from __future__ import annotations
 
-from trio_chat.wire import LineKind
+from trio_chat.wire import FrameType, LineKind
 
 from .harness import Harness, Peer, chat, settle, srv
 
@@ -217,3 +217,19 @@ async def test_drop_from_queue_is_silent(harness: Harness) -> None:
     # The name is free again.
     again = await harness.join("waiting")
     assert again.take()[0] == srv("Welcome to the general channel, waiting.")
+
+
+async def test_the_channel_list_comes_once_after_the_hello_not_after_a_switch(
+    harness: Harness,
+) -> None:
+    alice = await harness.join("alice")
+    await alice.say("/switch random")
+    await settle()
+    assert alice.take()[-2:] == [
+        srv("Welcome to the random channel, alice."),
+        srv("alice has joined the channel."),
+    ]
+    channels = [frame for frame in alice.other_frames if frame[0] == FrameType.CHANNELS]
+    assert len(channels) == 1
+    # Each line says what it is about, for clients that follow the channel.
+    assert alice.kinds[-1] == LineKind.JOINED

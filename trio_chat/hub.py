@@ -165,13 +165,14 @@ class Hub:
     def _awake(self, event: ev.Awake, now: float, effects: Effects) -> None:
         for ref in event.refs:
             member = self.members.get(ref)
-            if member is None or not member.admitted:
+            if member is None:
                 continue
-            if member.muted(now):
-                # The timer stays frozen, but it must be set again.
-                effects.append(fx.Reschedule(member))
-            else:
+            if member.admitted and not member.muted(now):
                 self._touch(member, now, effects)
+            else:
+                # Muted, the timer stays frozen (queued, it does not run), but
+                # the connection's timer must be set again all the same.
+                effects.append(fx.Reschedule(member))
 
     def _offer(self, event: ev.Offer, now: float, effects: Effects) -> None:
         """The member asked to /send a file; the answer names the target if it may go.

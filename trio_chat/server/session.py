@@ -376,6 +376,8 @@ class Session:
 
     def joined(self, member: Member) -> None:
         """The rules took this connection in (a channel or its queue)."""
+        if self.member is not None:
+            return  # welcomed again: it switched channels
         self.member = member
         self._become(MEMBER)
         self._answered.set()
