@@ -211,13 +211,14 @@ def test_help_gives_the_default_file_size_and_every_redis_scheme() -> None:
 
 
 def test_command_line_imports_neither_trio_nor_the_rules() -> None:
-    """Checking arguments and config, and binding, must not wait for trio (~0.1 s),
-    the hub or the wire protocol: the defaults come from trio-free modules."""
+    """Checking arguments and config must not wait for trio (~0.1 s), the hub or
+    the wire protocol (the defaults come from trio-free modules), nor for socket:
+    a bad invocation exits within milliseconds."""
     probe = (
         "import sys\n"
         "from trio_chat.server import cli\n"
         "cli.parse_arguments(['configfile'])\n"
-        "print(sorted(m for m in ('trio', 'typing', 'trio_chat.hub', 'trio_chat.wire') "
+        "print(sorted(m for m in ('trio', 'typing', 'trio_chat.hub', 'trio_chat.wire', 'socket') "
         "if m in sys.modules))\n"
     )
     imported = subprocess.run(

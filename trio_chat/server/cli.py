@@ -31,7 +31,6 @@ from ..defaults import DEFAULT_AFK_TIMEOUT
 from ..terminal_io import open_standard_streams, print_error
 from . import PROGRAM, early_signals
 from .limits import Limits
-from .sockets import bind_and_announce, raise_open_file_limit
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs this path ~5 ms, and a
 # bad invocation must exit within milliseconds (mypy reads the same idiom).
@@ -173,6 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except TLSSetupError as error:
             print_error(PROGRAM, str(error))
             return 1
+    # Imported only now: socket and the module cost a bad invocation ~2 ms.
+    from .sockets import raise_open_file_limit
+
     # Before binding: a thousand channels need more than the common soft limit.
     raise_open_file_limit()
     if arguments.workers is not None:
@@ -197,6 +199,8 @@ def serve_alone(
     ssl_context: ssl.SSLContext | None,
 ) -> int:
     """One process serves every channel; its ports are bound before trio is imported."""
+    from .sockets import bind_and_announce
+
     try:
         bound = bind_and_announce(channels, arguments, tls=ssl_context is not None)
     except OSError as error:
