@@ -245,3 +245,38 @@ def test_every_event_field_is_a_json_value() -> None:
         for field in dataclasses.fields(event):
             value = getattr(event, field.name)
             assert isinstance(value, str | int | bool | tuple | type(None)), field
+
+
+async def test_a_file_to_someone_who_left_counts_on_no_replica() -> None:
+    """A member kicked (or gone) before its transfer's start reached the log is
+    known to the live replicas until its drop, but not to a snapshot: neither
+    counts the file, so their AFK decisions stay the same."""
+    log = Log()
+    log.add(1, ev.Join("1.1", "general", "alice"))
+    log.add(2, ev.Join("2.1", "general", "bob"))
+    log.add(1, ev.Offer("1.1", "bob", "f.txt", True, 1))
+    log.add(3, ev.ConsoleLine("/kick general:bob"))
+    late = snapshot_after(log, len(log.entries))
+    log.add(1, ev.TransferStarted("1.1", "2.1"))
+    log.add(1, ev.AfkDue("1.1"))
+    live = replica(8)
+    log.apply(live)
+    log.apply(late, len(log.entries) - 2)
+    assert state(live)[0] == state(late)[0]
+    assert live.hub.members["1.1"].transfers == late.hub.members["1.1"].transfers == 0
+
+
+async def test_an_entry_this_node_cannot_apply_is_skipped_and_the_log_goes_on() -> None:
+    rules = replica(8)
+    said: list[str] = []
+    rules.server.log = said.append
+    entries = [
+        codec.encode(ev.Join("1.1", "nowhere", "alice"), 1, 1),  # a channel this config lacks
+        codec.encode(ev.Join("x", "general", "bob"), 1, 2),  # not NODE.NUMBER
+        b'{"type": ["join"], "origin": 1, "seq": 3}',
+        codec.encode(ev.Join("1.4", "general", "carol"), 1, 4),
+    ]
+    for index, blob in enumerate(entries):
+        rules.apply_log(f"{1_000_000 + index}-0".encode(), blob)
+    assert [m.name for m in rules.hub.members.values()] == ["carol"]
+    assert len(said) == 3 and all("skipping a log entry" in line for line in said)

@@ -199,10 +199,12 @@ class Hub:
 
     def _transfer_started(self, event: ev.TransferStarted, now: float, effects: Effects) -> None:
         """While a file moves, neither end is idle (behaviour.md, "Inactivity (AFK)")."""
-        for ref in (event.sender, event.receiver):
-            member = self.members.get(ref)
-            if member is not None:
-                member.transfers += 1
+        ends = [self.members.get(ref) for ref in (event.sender, event.receiver)]
+        here = [m for m in ends if m is not None and m.channel is not None]
+        if len(here) < 2:
+            return  # one end left first: the file is being called off
+        for member in here:
+            member.transfers += 1
 
     def _transfer_ended(self, event: ev.TransferEnded, now: float, effects: Effects) -> None:
         for ref in (event.sender, event.receiver):

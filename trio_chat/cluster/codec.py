@@ -104,7 +104,8 @@ def decode(blob: bytes) -> Entry:
         raise EntryError(f"not JSON: {error}") from None
     if not isinstance(fields, dict):
         raise EntryError("not a JSON object")
-    cls = _BY_NAME.get(fields.get("type"))  # type: ignore[arg-type]
+    name = fields.get("type")
+    cls = _BY_NAME.get(name) if isinstance(name, str) else None
     if cls is None:
         raise EntryError(f"an event of unknown type {fields.get('type')!r}")
     try:

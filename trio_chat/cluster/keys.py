@@ -41,7 +41,8 @@ assert RENEW_EVERY + CALL_DEADLINE < LEASE_MS / 1000
 # Raised whenever log entries change shape or what applying one does.
 # 2: entries carry the epoch; a node's death ends the transfers of its
 # members' partners too; joins carry the member's address.
-# 3: entries are the hub's events by their field names (codec.py).
+# 3: entries are the hub's events by their field names (codec.py); data
+# headers name their fields too (origin, seq, to, from: routes.py).
 LOG_FORMAT = 3
 
 

@@ -128,8 +128,7 @@ class ClusterGateway:
         number = int(ref.split(".")[1])
         session = self.local.pop(number, None)
         if session is None:
-            # (Its routes went with the others when the node was taken for dead.)
-            return
+            return  # dropped with the others when the node was taken for dead
         self.routes.session_ended(session)
         self._append(ev.Drop(ref))
 
@@ -207,7 +206,7 @@ class ClusterGateway:
             # Another node thought this one dead: its clients are not in the
             # chat any more, so they must not stay connected as if they were.
             self.server.log("this node was taken for dead (its lease lapsed): dropping its clients")
-            self._drop_clients()
+            self._drop_clients("this node was taken for dead by the cluster")
 
     # ----- what happens to the cluster (the link's calls) -----
 
@@ -228,9 +227,11 @@ class ClusterGateway:
         self._room.set()
         self._room = trio.Event()
 
-    def _drop_clients(self) -> None:
+    def _drop_clients(self, why: str) -> None:
         for session in list(self.local.values()):
-            session.abort("this node was taken for dead by the cluster")
+            # Its routes go even though the log is done with it.
+            self.routes.session_ended(session)
+            session.abort(why)
         self.local.clear()  # (so their drops are not logged: they left with the node)
 
     def fell_behind(self, reason: str) -> None:
@@ -238,14 +239,12 @@ class ClusterGateway:
         replica can never catch up, so it stops; its clients go as when it is
         taken for dead, and it leaves the cluster as when it stops."""
         self.server.log(reason)
-        self._drop_clients()
+        self._drop_clients("this node was taken for dead by the cluster")
         self.server.stop()
 
     def cluster_lost(self, reason: str) -> None:
         """Redis no longer holds this node's cluster (see link.py): stop serving."""
         self.server.log(reason)
         self.leaving = True  # nothing more goes to a log that is not this cluster's
-        for session in list(self.local.values()):
-            session.abort("the cluster's Redis lost its state")
-        self.local.clear()
+        self._drop_clients("the cluster's Redis lost its state")
         self.server.stop()

@@ -8,6 +8,7 @@ shutdown: every session is inside it.
 from __future__ import annotations
 
 import signal
+import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -32,9 +33,7 @@ from .session import Session
 from .transfers import TransferRelay
 
 # What ChatServer.apply carries out itself; every other effect is rendered.
-_CONTROL = frozenset(
-    {fx.Notice, fx.Console, fx.Disconnect, fx.Reschedule, fx.Roster, fx.OfferDecided, fx.StopServer}
-)
+_CONTROL = frozenset(typing.get_args(fx.Control))
 _RENDERERS = (
     (terminal.frames, ClientProtocol.TERMINAL),
     (browser.frames, ClientProtocol.BROWSER),

@@ -3,7 +3,7 @@
 Sessions and the file relay never call the hub directly: they hand events
 (``events.py``) to a ``Gateway``. ``LocalGateway`` (one server process)
 gives each to the hub at once and applies its effects before returning. The
-cluster's gateway (``trio_chat.cluster.gateway``) appends the same events to
+cluster's gateway (``trio_chat.cluster.node.ClusterGateway``) appends them to
 the shared log in Redis, and every node's replica hands them to its hub when
 the log comes back, in the same order. Either way the rules live only in
 ``hub.py``.

@@ -1,11 +1,12 @@
 """One client connection on the server: a reader, a writer and a bounded outbox.
 
-The reader turns frames into hub calls; the writer drains the outbox onto the
-socket. The whole session lives in one cancel scope, so the server ends it
-(slow consumer, protocol error, shutdown) by cancelling rather than by poking
-the socket from outside. A client the rules disconnect (kick, /quit, AFK, empty)
-is "finished": it gets what was already queued for it plus a BYE, then a
-half-close, and the session waits briefly for the peer to hang up.
+The reader turns frames into events for the rules (through the server's
+gateway); the writer drains the outbox onto the socket. The whole session
+lives in one cancel scope, so the server ends it (slow consumer, protocol
+error, shutdown) by cancelling rather than by poking the socket from outside.
+A client the rules disconnect (kick, /quit, AFK, empty) is "finished": it
+gets what was already queued for it plus a BYE, then a half-close, and the
+session waits briefly for the peer to hang up.
 
 Who waits and who is dropped when someone talks fast (docs/security.md, "Limits and the
 slow-consumer policy"): every frame a member sends may put lines into many
