@@ -187,7 +187,7 @@ def story() -> Log:
     return log
 
 
-def state(rules: object) -> object:
+def state(rules: object) -> tuple[object, ...]:
     """What a replica holds, comparable across replicas."""
     hub = rules.hub  # type: ignore[attr-defined]
     return (
