@@ -8,6 +8,10 @@ effects it cares about (``render/``): the terminal protocol's contract lines
 server's trio layer (``server/core.py``, ``ChatServer.apply``) carries out the
 rest (``CONTROL``): timers, disconnects, notices.
 
+Effects are plain slotted dataclasses, not frozen ones: the hub makes
+several for every line and a frozen one costs twice as much to build;
+nothing changes an effect once the hub has returned it.
+
 Every effect that says something carries its ``stamp``: the server's
 wall-clock ``hh:mm:ss`` when it happened (in a cluster, when the log took
 it). ``audience`` fields are the members told, in order; ``to=None`` means
@@ -29,7 +33,7 @@ if TYPE_CHECKING:
 # ----- said to members or the operator -----
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Welcome:
     """The member's hello was taken: it is in the channel or its queue."""
 
@@ -38,7 +42,7 @@ class Welcome:
     channel: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CannotConnect:
     """The name is taken in the channel it asked for."""
 
@@ -47,14 +51,14 @@ class CannotConnect:
     channel: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueuePosition:
     stamp: str
     member: Member
     ahead: int  # members queued before it
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Joined:
     """``user`` was admitted to ``channel``; ``audience`` is everyone now in it."""
 
@@ -64,7 +68,7 @@ class Joined:
     channel: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Left:
     """``user`` left (``/quit``, ``/switch``, flooding); ``logged``: on the
     server's stdout too."""
@@ -75,14 +79,14 @@ class Left:
     logged: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WentAfk:
     stamp: str
     audience: Sequence[Member]
     user: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Kicked:
     """The operator kicked ``user``; ``audience`` sees it leave."""
 
@@ -91,7 +95,7 @@ class Kicked:
     user: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Chat:
     stamp: str
     audience: Sequence[Member]
@@ -99,7 +103,7 @@ class Chat:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Whisper:
     """``receiver`` is None when ``target`` is not in the channel (then only
     the server's log has it)."""
@@ -111,14 +115,14 @@ class Whisper:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NotHere:
     stamp: str
     to: Member | None
     user: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NotFound:
     """A channel or file that does not exist."""
 
@@ -127,21 +131,21 @@ class NotFound:
     thing: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CannotSwitch:
     stamp: str
     member: Member
     channel: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StillMuted:
     stamp: str
     member: Member
     seconds: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChannelRow:
     name: str
     members: int
@@ -149,14 +153,14 @@ class ChannelRow:
     queued: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Listing:
     stamp: str
     member: Member
     rows: Sequence[ChannelRow]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Muted:
     stamp: str
     member: Member
@@ -164,25 +168,25 @@ class Muted:
     seconds: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NotInChannel:
     stamp: str
     user: str
     channel: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InvalidMuteTime:
     stamp: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Emptied:
     stamp: str
     channel: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FileSent:
     stamp: str
     sender: Member
@@ -193,7 +197,7 @@ class FileSent:
 # ----- carried out by the server -----
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Notice:
     """Tell one client something on its stderr (not a contract line)."""
 
@@ -201,14 +205,14 @@ class Notice:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Console:
     """Tell the operator something on the server's stderr (not a contract line)."""
 
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Disconnect:
     """Close a client's connection after what was already sent to it."""
 
@@ -217,14 +221,14 @@ class Disconnect:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reschedule:
     """The member's AFK deadline changed; its timer must follow."""
 
     member: Member
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Roster:
     """Tell a newly admitted member who is in its channel (for tab completion)."""
 
@@ -232,7 +236,7 @@ class Roster:
     names: Sequence[str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OfferDecided:
     """The answer to an ``events.Offer``: ``target`` if the file may go."""
 
@@ -241,7 +245,7 @@ class OfferDecided:
     target: Member | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StopServer:
     pass
 

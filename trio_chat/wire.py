@@ -25,6 +25,7 @@ Payload = bytes | memoryview
 PROTOCOL = "trio-chat/2"
 
 HEADER = struct.Struct("!IB")
+_LINE_HEADER = struct.Struct("!IBB")  # the header and a LINE frame's kind
 # A file chunk is at most CHUNK_SIZE bytes plus a small header, so this bounds
 # what any peer can make the other side buffer for one frame.
 CHUNK_SIZE = 256 * 1024
@@ -62,6 +63,9 @@ class FrameType(IntEnum):
     FILE_ABORT = 34  # id, then a reason: the transfer is off
     FILE_ACK = 35  # id, then 8 bytes: how many bytes the receiver has written
     FILE_RESULT = 36  # receiver to server: id, one byte 1 saved / 0 failed, then text
+
+
+_LINE = int(FrameType.LINE)
 
 
 class LineKind(IntEnum):
@@ -115,8 +119,12 @@ def encode_input(line: str | bytes) -> bytes:
     return encode(FrameType.INPUT, line.encode() if isinstance(line, str) else line)
 
 
-def encode_line(kind: LineKind, line: str, subject: str = "") -> bytes:
-    return encode(FrameType.LINE, bytes((kind,)) + f"{subject}\n{line}".encode())
+def encode_line(kind: int, line: str, subject: str = "") -> bytes:
+    """A LINE frame (``kind`` a LineKind). Every line the server sends to every
+    member goes through here, so it packs the header and kind in one step; a
+    line is far below MAX_PAYLOAD (what a member types is at most MAX_LINE_BYTES)."""
+    payload = f"{subject}\n{line}".encode()
+    return _LINE_HEADER.pack(len(payload) + 1, _LINE, kind) + payload
 
 
 def decode_line(payload: Payload) -> tuple[LineKind, str, str]:
