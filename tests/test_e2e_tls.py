@@ -6,12 +6,13 @@ silently on the server."""
 from __future__ import annotations
 
 import datetime
-import hashlib
 import os
 from pathlib import Path
 
 import pytest
 import trustme
+
+from bench.common import sha256
 
 from .processes import cluster, srv
 from .programs import CLIENT, SERVER, run_program
@@ -37,10 +38,6 @@ def write_certificates(directory: Path, expired: bool = False) -> tuple[Path, Pa
         for blob in leaf.cert_chain_pems:
             chain.write(blob.bytes())
     return ca, cert, key
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_chat_whisper_and_send_over_tls(tmp_path: Path) -> None:
@@ -74,7 +71,7 @@ def test_chat_whisper_and_send_over_tls(tmp_path: Path) -> None:
         "[alice (<time>)] hello over tls",
         "[alice whispers to you: (<time>)] psst",
     ]
-    assert digest(downloads / "photo.bin") == digest(tmp_path / "photo.bin")
+    assert sha256(downloads / "photo.bin") == sha256(tmp_path / "photo.bin")
 
 
 @pytest.mark.parametrize("case", ["untrusted", "expired"])
