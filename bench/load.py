@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import resource
@@ -513,8 +514,16 @@ async def paced_chat_with_flooder(
     """``members`` chat in a closed loop, pausing ``pause`` s after each echo
     (under the flood limit); one more member, if ``flood``, writes lines as fast
     as the server takes them."""
-    group, _ = await connect_all([port], members, "chat")
-    flooder, _ = await connect(port, members, "chat")
+    # Each from its own loopback address, as people are: the members of one
+    # address share a line budget (docs/security.md, "Flood control").
+    addresses = itertools.count(2)
+
+    async def own_address(host: str, port: int) -> trio.abc.Stream:
+        source = f"127.0.0.{next(addresses)}"
+        return await trio.open_tcp_stream(host, port, local_address=source)
+
+    group, _ = await connect_all([port], members, "chat", opener=own_address)
+    flooder, _ = await connect(port, members, "chat", opener=own_address)
     flood_line = wire.encode_input("flood " + "x" * 40)
     async with trio.open_nursery() as background:
         for member in group:
