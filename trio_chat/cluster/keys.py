@@ -1,4 +1,5 @@
-"""Where the cluster keeps things in Redis, and what a node must agree on."""
+"""Where the cluster keeps things in Redis, what a node must agree on, and
+how the log names a connection."""
 
 from __future__ import annotations
 
@@ -6,6 +7,22 @@ import json
 from collections.abc import Sequence
 
 from ..config import ChannelConfig
+
+
+def connection_ref(node: int, number: int) -> str:
+    """How the log names connection ``number`` of ``node``: "NODE.NUMBER"."""
+    return f"{node}.{number}"
+
+
+def split_ref(ref: str) -> tuple[int, int]:
+    """A connection reference's node and number (ValueError if it is none)."""
+    node, number = ref.split(".")
+    return int(node), int(number)
+
+
+def node_of(ref: str) -> int:
+    return split_ref(ref)[0]
+
 
 PREFIX = "trio-chat:"
 LOG = PREFIX + "log"  # the events every node applies, in order

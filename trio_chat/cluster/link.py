@@ -295,7 +295,7 @@ class Link:
         """The nodes that lived at the last renewal or have members: each must
         re-register in time or be taken for dead."""
         host = self.host
-        return self._last_alive | {int(ref.split(".")[0]) for ref in host.members}
+        return self._last_alive | {keys.node_of(ref) for ref in host.members}
 
     def _highest_node(self) -> int:
         """The highest node number this one knows of: from renewals, the log, the members."""

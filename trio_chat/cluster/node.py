@@ -112,7 +112,7 @@ class ClusterGateway:
         self._next_conn += 1
         session: Session = conn  # type: ignore[assignment]
         self.local[number] = session
-        return f"{self.number}.{number}"
+        return keys.connection_ref(self.number, number)
 
     def submit(self, event: ev.Event) -> None:
         if isinstance(event, ev.AfkDue) and self.link.down_since is not None:
@@ -125,8 +125,7 @@ class ClusterGateway:
         self._append(event)
 
     def release(self, ref: str) -> None:
-        number = int(ref.split(".")[1])
-        session = self.local.pop(number, None)
+        session = self.local.pop(keys.split_ref(ref)[1], None)
         if session is None:
             return  # dropped with the others when the node was taken for dead
         self.routes.session_ended(session)
@@ -171,9 +170,9 @@ class ClusterGateway:
         self.server.log(text)
 
     def stand_in(self, ref: str) -> Connection:
-        owner, number = ref.split(".")
-        if int(owner) == self.number:
-            session = self.local.get(int(number))
+        owner, number = keys.split_ref(ref)
+        if owner == self.number:
+            session = self.local.get(number)
             if session is not None and not session.closing:
                 return session
         return RemoteConn(ref, self._forget)
@@ -188,7 +187,7 @@ class ClusterGateway:
             del self.unconfirmed[next(iter(self.unconfirmed))]
 
     def lower_line_budget(self, ref: str, tokens: float) -> None:
-        session = self.local.get(int(ref.split(".")[1]))
+        session = self.local.get(keys.split_ref(ref)[1])
         if session is not None:
             session.lower_line_budget(tokens)
 

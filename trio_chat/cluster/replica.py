@@ -33,7 +33,8 @@ from ..server.flood import LineLedger, TokenBucket
 from ..state import Connection
 from ..text import stamp_at
 from . import codec, snapshot
-from .routes import FileRoutes, node_of
+from .keys import node_of
+from .routes import FileRoutes
 
 
 class ReplicaHost(Protocol):

@@ -21,17 +21,13 @@ from .. import wire
 from ..hub import Member
 from ..state import ClientProtocol
 from ..wire import FrameType
+from .keys import split_ref
 
 if TYPE_CHECKING:
     from ..server.broadcast import Broadcast
     from ..server.gateway import Peer
     from ..server.session import Session
     from ..server.transfers import TransferRelay
-
-
-def node_of(ref: str) -> int:
-    """The node of a connection reference "NODE.NUMBER"."""
-    return int(ref.split(".", 1)[0])
 
 
 @dataclass(frozen=True)
@@ -53,9 +49,7 @@ class RemoteConn:
 
     def __init__(self, ref: str, forget: Callable[[str], None]) -> None:
         self.conn_ref = ref
-        owner, number = ref.split(".")
-        self.owner = int(owner)
-        self.number = int(number)
+        self.owner, self.number = split_ref(ref)
         self.peer: RemotePeer | None = None
         self._forget = forget
 
