@@ -4,7 +4,6 @@ without a browser (``WebMember``, docs/protocol.md, "In a browser")."""
 
 from __future__ import annotations
 
-import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,9 +14,7 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 from trio_chat import wire
 from trio_chat.wire import FrameType
 
-from .processes import DEADLINE
-
-STAMP = re.compile(r"\d\d:\d\d:\d\d")
+from .processes import DEADLINE, is_stamp
 
 
 class RawPeer:
@@ -77,7 +74,7 @@ class WebMember:
         """The next event is ``event`` with these fields (and a stamp)."""
         got = await self.next_event()
         assert got.pop("event") == event, got
-        assert STAMP.fullmatch(str(got.pop("stamp"))), got
+        assert is_stamp(str(got.pop("stamp"))), got
         assert got == fields, got
 
 

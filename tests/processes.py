@@ -22,12 +22,22 @@ DEADLINE = 15.0
 STAMP = re.compile(r"\((\d\d):(\d\d):(\d\d)\)")
 
 
+def is_stamp(text: str) -> bool:
+    """Whether ``text`` is a well-formed ``hh:mm:ss`` (as a browser's events carry it)."""
+    match = STAMP.fullmatch(f"({text})")
+    return match is not None and _in_range(match)
+
+
+def _in_range(match: re.Match[str]) -> bool:
+    hours, minutes, seconds = (int(part) for part in match.groups())
+    return hours < 24 and minutes < 60 and seconds < 60
+
+
 def normalise(line: str) -> str:
     """Check the ``(hh:mm:ss)`` stamp is well formed and replace it with <time>."""
     match = STAMP.search(line)
     if match:
-        hours, minutes, seconds = (int(part) for part in match.groups())
-        assert hours < 24 and minutes < 60 and seconds < 60, line
+        assert _in_range(match), line
     return STAMP.sub("(<time>)", line)
 
 
