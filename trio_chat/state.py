@@ -20,6 +20,20 @@ class ClientProtocol(Enum):
 
     TERMINAL = "terminal"  # LINE frames of contract lines (the terminal client)
     BROWSER = "browser"  # EVENT frames of JSON (the web page)
+    IRC = "irc"  # IRC messages (trio_chat/irc/render.py)
+
+
+class Cause(Enum):
+    """Why the rules are done with a member (``effects.Disconnect``): IRC shows
+    each differently (a PART, a KICK, an error), the terminal only says the reason."""
+
+    LEFT = "left"  # /quit, or an IRC PART
+    KICKED = "kicked"  # the operator's /kick
+    EMPTIED = "emptied"  # the operator's /empty
+    AFK = "afk"  # idle past the AFK timeout
+    FLOODED = "flooded"  # over its line budget for too long
+    REFUSED = "refused"  # a name the rules do not accept
+    NAME_TAKEN = "name_taken"  # the name is in the channel already
 
 
 class Connection(Protocol):
@@ -38,7 +52,7 @@ class Connection(Protocol):
     def reschedule(self) -> None:
         """The member's AFK deadline changed: follow it."""
 
-    def finish(self, status: int, reason: str) -> None:
+    def finish(self, status: int, reason: str, cause: Cause) -> None:
         """The rules are done with it: send what is queued, a BYE, and close."""
 
     def joined(self, member: Member) -> None:
@@ -46,6 +60,9 @@ class Connection(Protocol):
 
     def offer_decided(self, offer: int, target: Member | None) -> None:
         """The rules answered its file offer number ``offer``."""
+
+    def nick_decided(self, nick: str, accepted: bool) -> None:
+        """The rules answered its ``ClaimNick`` (only IRC connections ask)."""
 
 
 @dataclass(eq=False)

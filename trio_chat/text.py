@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from .events import ACTION
+
 Stamp = Callable[[], str]
 STAMP_FORMAT = "%H:%M:%S"
 
@@ -54,6 +56,14 @@ def cannot_connect(stamp: str, channel: str) -> str:
 # behaviour.md, "Chatting" and "Client commands".
 def chat(stamp: str, user: str, message: str) -> str:
     return f"[{user} ({stamp})] {message}"
+
+
+def chat_line(stamp: str, user: str, message: str, style: str) -> str:
+    """A chat line; an IRC user's action (``/me waves``) reads ``* user waves``
+    (docs/irc.md, "What maps to what"); a notice reads as chat."""
+    if style == ACTION:
+        return chat(stamp, user, f"* {user} {message}")
+    return chat(stamp, user, message)
 
 
 def whisper_received(stamp: str, sender: str, message: str) -> str:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import wire
 from ..hub import Member
-from ..state import ClientProtocol
+from ..state import Cause, ClientProtocol
 from ..wire import FrameType
 from .keys import split_ref
 
@@ -68,8 +68,11 @@ class RemoteConn:
     def offer_decided(self, offer: int, target: Member | None) -> None:
         pass  # its own node answers it
 
-    def finish(self, status: int, reason: str) -> None:
+    def finish(self, status: int, reason: str, cause: Cause) -> None:
         self._forget(self.conn_ref)
+
+    def nick_decided(self, nick: str, accepted: bool) -> None:
+        pass  # its own node answers it
 
 
 class RemotePeer:

@@ -150,7 +150,7 @@ class ChatServer:
         if isinstance(effect, fx.Reschedule):
             effect.member.conn.reschedule()
         elif isinstance(effect, fx.Disconnect):
-            effect.member.conn.finish(effect.status, effect.reason)
+            effect.member.conn.finish(effect.status, effect.reason, effect.cause)
         elif isinstance(effect, fx.Notice):
             effect.member.conn.push_line(wire.encode_notice(effect.text))
         elif isinstance(effect, fx.Roster):
@@ -159,6 +159,8 @@ class ChatServer:
             )
         elif isinstance(effect, fx.OfferDecided):
             effect.conn.offer_decided(effect.offer, effect.target)
+        elif isinstance(effect, fx.NickDecided):
+            effect.conn.nick_decided(effect.nick, effect.accepted)
         elif isinstance(effect, fx.Console):
             if speaking:
                 self.log(effect.text)

@@ -32,7 +32,7 @@ import trio
 from .. import events, wire
 from ..hub import Member
 from ..sanitize import clean
-from ..state import ClientProtocol
+from ..state import Cause, ClientProtocol
 from ..wire import FrameType, ProtocolError
 from .admission import address_key, budget_keys
 from .broadcast import Broadcast
@@ -339,8 +339,9 @@ class Session:
         outbox.wrote_part(written)
         self._to_writer((data[written:], False))
 
-    def finish(self, status: int, reason: str) -> None:
-        """Send what is queued, then a BYE, then close; the rules are done with it."""
+    def finish(self, status: int, reason: str, cause: Cause = Cause.LEFT) -> None:
+        """Send what is queued, then a BYE, then close; the rules are done with it
+        (the BYE says why in words: ``cause`` is for protocols that show it otherwise)."""
         if self.state >= FINISHING:
             return
         self._close_line_budget()
@@ -386,6 +387,9 @@ class Session:
 
     def offer_decided(self, offer: int, target: Member | None) -> None:
         self.server.transfers.offer_decided(self, offer, target)
+
+    def nick_decided(self, nick: str, accepted: bool) -> None:
+        """(Only IRC connections claim nicks.)"""
 
     def _release_waiters(self) -> None:
         self.server.congested.discard(self)
