@@ -392,7 +392,7 @@ def test_leave_is_quit_announced_to_the_channel() -> None:
 def test_an_irc_join_needs_a_name_free_in_every_ascii_case() -> None:
     h = hub()
     joined(h, "alice")
-    effects = run(h, ev.Join("irc", "general", "ALICE", fold_case=True))
+    effects = run(h, ev.Join("irc", "general", "ALICE", via_irc=True))
     assert [type(e) for e in effects] == [fx.CannotConnect, fx.Disconnect]
     assert typing.cast(fx.Disconnect, effects[1]).cause is Cause.NAME_TAKEN
     # A terminal's names are compared as they are (behaviour.md, "Usernames").
@@ -417,3 +417,14 @@ def test_nicks_are_first_come_first_served_without_ascii_case() -> None:
     run(h, ev.Drop("c1"))
     assert h.nick_of == {"c2": "alice"} and h.nicks == {"alice": "c2"}
     assert nick_answer(run(h, ev.ClaimNick("c3", "Alicia"))) == ("Alicia", True)
+
+
+def test_a_file_cannot_go_to_an_irc_member() -> None:
+    h = hub()
+    (alice,) = joined(h, "alice")
+    run(h, ev.Join("irc", "general", "bob", via_irc=True))
+    effects = run(h, ev.Offer("alice", "bob", "notes.txt", True, 1))
+    assert effects[1:] == [
+        fx.Notice(alice, "bob is on IRC, which cannot receive files"),
+        fx.OfferDecided(alice.conn, 1, None),
+    ]

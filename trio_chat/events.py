@@ -26,9 +26,10 @@ class Join:
     channel: str  # the channel whose port it connected to
     username: str  # as the client sent it (the rules check it)
     address: str | None = None  # the peer's IP address, where it has one
-    # IRC compares nicks without ASCII case (docs/irc.md, "Names"): an IRC
-    # member's name must differ from every name in the channel in more than case.
-    fold_case: bool = False
+    # Through the IRC port (docs/irc.md): IRC compares nicks without ASCII
+    # case, so its name must differ from every name in the channel in more
+    # than case; and IRC cannot receive files.
+    via_irc: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,14 +81,14 @@ class Hub:
     def _join(self, event: ev.Join, now: float, effects: Effects) -> None:
         channel = self.channels[event.channel]
         username = event.username
-        member = Member(event.ref, username, self.connection_for(event.ref))
+        member = Member(event.ref, username, self.connection_for(event.ref), via_irc=event.via_irc)
         problem = username_problem(username)
         if problem is not None:
             effects.append(
                 fx.Disconnect(member, EXIT_REFUSED, f"refused: {problem}", Cause.REFUSED)
             )
             return
-        if channel.has_name(username) or (event.fold_case and _clash(channel, username)):
+        if channel.has_name(username) or (event.via_irc and _clash(channel, username)):
             effects.append(fx.CannotConnect(self._stamp, member, channel.name))
             effects.append(
                 fx.Disconnect(
@@ -237,6 +237,10 @@ class Hub:
         target = channel.members.get(event.target) if member.admitted else None
         if target is None:
             effects.append(fx.NotHere(self._stamp, member, event.target))
+        elif target.via_irc:
+            effects.append(fx.Notice(member, f"{target.name} is on IRC, which cannot receive files"))
+            effects.append(fx.OfferDecided(member.conn, event.offer, None))
+            return
         if not event.readable:
             effects.append(fx.NotFound(self._stamp, member, event.path))
         allowed = target if event.readable else None

@@ -79,6 +79,7 @@ class Member:
     muted_until: float = -math.inf
     afk_deadline: float = math.inf
     transfers: int = 0  # files it is sending or receiving right now
+    via_irc: bool = False  # it came through the IRC port (events.Join)
 
     def muted(self, now: float) -> bool:
         return now < self.muted_until

@@ -21,6 +21,7 @@ def dump(hub: Hub) -> bytes:
             "muted_until": m.muted_until,
             "afk_deadline": m.afk_deadline,
             "transfers": m.transfers,
+            "via_irc": m.via_irc,
         }
 
     return json.dumps(
@@ -62,6 +63,7 @@ def restore(hub: Hub, blob: bytes) -> None:
                     muted_until=float(fields["muted_until"]),
                     afk_deadline=float(fields["afk_deadline"]),
                     transfers=int(fields["transfers"]),
+                    via_irc=bool(fields.get("via_irc", False)),
                 )
                 members[ref] = member
                 if admitted:
