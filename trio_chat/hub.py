@@ -202,9 +202,7 @@ class Hub:
             return
         self._take_out(member, channel)
         effects.append(fx.WentAfk(self._stamp, tuple(channel.members.values()), member.name))
-        effects.append(
-            fx.Disconnect(member, EXIT_OK, "disconnected for inactivity", Cause.AFK)
-        )
+        effects.append(fx.Disconnect(member, EXIT_OK, "disconnected for inactivity", Cause.AFK))
         self._advance(channel, now, effects)
 
     def _awake(self, event: ev.Awake, now: float, effects: Effects) -> None:
@@ -238,7 +236,9 @@ class Hub:
         if target is None:
             effects.append(fx.NotHere(self._stamp, member, event.target))
         elif target.via_irc:
-            effects.append(fx.Notice(member, f"{target.name} is on IRC, which cannot receive files"))
+            effects.append(
+                fx.Notice(member, f"{target.name} is on IRC, which cannot receive files")
+            )
             effects.append(fx.OfferDecided(member.conn, event.offer, None))
             return
         if not event.readable:

@@ -63,9 +63,11 @@ _RENDER: dict[type[Any], Callable[[Any], Frames]] = {
     fx.Joined: lambda e: _many(
         e.audience, LineKind.JOINED, text.joined_channel(e.stamp, e.user), e.user
     ),
-    fx.Left: lambda e: []
-    if e.quiet
-    else _many(e.audience, LineKind.LEFT, text.left_channel(e.stamp, e.user), e.user),
+    fx.Left: lambda e: (
+        []
+        if e.quiet
+        else _many(e.audience, LineKind.LEFT, text.left_channel(e.stamp, e.user), e.user)
+    ),
     fx.WentAfk: lambda e: _many(e.audience, LineKind.LEFT, text.went_afk(e.stamp, e.user), e.user),
     fx.Kicked: lambda e: _many(
         e.audience, LineKind.LEFT, text.left_channel(e.stamp, e.user), e.user

@@ -29,6 +29,7 @@ from .flood import LineLedger
 from .gateway import Gateway, LocalGateway
 from .limits import Limits as Limits  # re-exported: where callers have always found it
 from .listener import Backlog
+from .outlet import Outlet
 from .session import Session
 from .transfers import TransferRelay
 
@@ -88,9 +89,9 @@ class ChatServer:
         )
         self.sessions: set[Session] = set()
         # Sessions whose outbox is above its high-water mark (session.py).
-        self.congested: set[Session] = set()
-        # Sessions with text frames collected since the last flush.
-        self._dirty: list[Session] = []
+        self.congested: set[Outlet] = set()
+        # Connections with text frames collected since the last flush.
+        self._dirty: list[Outlet] = []
         # This round's open broadcast for each channel (broadcast.py), and the
         # size at which one closes: the outboxes' low-water mark.
         self._broadcasts: dict[object, Broadcast] = {}
@@ -199,13 +200,13 @@ class ChatServer:
         ):
             broadcast.close()
 
-    def want_flush(self, session: Session) -> None:
-        """``session`` collected text frames: write them when this task yields.
+    def want_flush(self, outlet: Outlet) -> None:
+        """``outlet`` collected text frames: write them when this task yields.
 
         One flush per scheduling round writes every such session's frames with
         one write each, instead of waking one writer task per line per member.
         """
-        self._dirty.append(session)
+        self._dirty.append(outlet)
         if self._flush_due is None:
             self._flush_due = trio.Event()
             trio.lowlevel.spawn_system_task(self._flush_loop, name="trio-chat flush")
