@@ -396,7 +396,7 @@ def test_an_irc_join_needs_a_name_free_in_every_ascii_case() -> None:
     assert [type(e) for e in effects] == [fx.CannotConnect, fx.Disconnect]
     assert typing.cast(fx.Disconnect, effects[1]).cause is Cause.NAME_TAKEN
     # A terminal's names are compared as they are (behaviour.md, "Usernames").
-    assert [type(e) for e in run(h, ev.Join("native", "general", "ALICE"))][0] is fx.Welcome
+    assert isinstance(run(h, ev.Join("native", "general", "ALICE"))[0], fx.Welcome)
 
 
 def nick_answer(effects: list[fx.Effect]) -> tuple[str, bool]:
@@ -428,3 +428,10 @@ def test_a_file_cannot_go_to_an_irc_member() -> None:
         fx.Notice(alice, "bob is on IRC, which cannot receive files"),
         fx.OfferDecided(alice.conn, 1, None),
     ]
+
+
+def test_leave_carries_an_irc_part_or_quit_message() -> None:
+    h = hub()
+    _, bob = joined(h, "alice", "bob")
+    effects = run(h, ev.Leave("alice", "bye everyone", quit=True))
+    assert effects[1] == fx.Left(T, (bob,), "alice", True, reason="bye everyone", quit=True)

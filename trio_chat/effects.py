@@ -81,6 +81,8 @@ class Left:
     user: str
     logged: bool
     quiet: bool = False
+    reason: str = ""  # what an IRC user gave as its PART or QUIT message
+    quit: bool = False  # it left every channel with its connection (an IRC QUIT)
 
 
 @dataclass(slots=True)

@@ -30,6 +30,7 @@ class Join:
     # case, so its name must differ from every name in the channel in more
     # than case; and IRC cannot receive files.
     via_irc: bool = False
+    ident: str = ""  # an IRC user's USER name, shown in its nick!user@host
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +62,12 @@ class Tell:
 
 @dataclass(frozen=True, slots=True)
 class Leave:
-    """The member leaves its channel, announced, as ``/quit`` does: an IRC PART."""
+    """The member leaves its channel, announced, as ``/quit`` does: an IRC PART,
+    or one of the channels an IRC QUIT leaves."""
 
     ref: str
+    reason: str = ""  # the PART or QUIT message (IRC shows it; the contract has no place)
+    quit: bool = False  # the whole connection goes (IRC shows a QUIT, not a PART)
 
 
 @dataclass(frozen=True, slots=True)

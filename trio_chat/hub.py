@@ -81,7 +81,13 @@ class Hub:
     def _join(self, event: ev.Join, now: float, effects: Effects) -> None:
         channel = self.channels[event.channel]
         username = event.username
-        member = Member(event.ref, username, self.connection_for(event.ref), via_irc=event.via_irc)
+        member = Member(
+            event.ref,
+            username,
+            self.connection_for(event.ref),
+            via_irc=event.via_irc,
+            ident=event.ident,
+        )
         problem = username_problem(username)
         if problem is not None:
             effects.append(
@@ -147,7 +153,7 @@ class Hub:
     def _leave(self, event: ev.Leave, now: float, effects: Effects) -> None:
         member = self._active(event.ref, now, effects)
         if member is not None and member.channel is not None:
-            self._quit(member, member.channel, now, effects)
+            self._quit(member, member.channel, now, effects, event.reason, event.quit)
 
     def _claim_nick(self, event: ev.ClaimNick, now: float, effects: Effects) -> None:
         """First come, first served, across the chat; a connection may take
@@ -297,8 +303,20 @@ class Hub:
             self._touch(member, now, effects)
         return member
 
-    def _quit(self, member: Member, channel: Channel, now: float, effects: Effects) -> None:
-        self._remove(member, channel, announce=True, now=now, effects=effects)
+    def _quit(
+        self,
+        member: Member,
+        channel: Channel,
+        now: float,
+        effects: Effects,
+        reason: str = "",
+        quit: bool = False,
+    ) -> None:
+        was_admitted = member.admitted
+        index = self._take_out(member, channel)
+        audience = tuple(channel.members.values()) if was_admitted else ()
+        effects.append(fx.Left(self._stamp, audience, member.name, True, reason=reason, quit=quit))
+        self._let_queue_move(channel, index, now, effects)
         effects.append(fx.Disconnect(member, EXIT_OK, "you left the chat", Cause.LEFT))
 
     def _enter(self, member: Member, channel: Channel, now: float, effects: Effects) -> None:
@@ -369,6 +387,13 @@ class Hub:
             effects.append(fx.Left(self._stamp, audience, member.name, logged))
         elif audience:
             effects.append(fx.Left(self._stamp, audience, member.name, False, quiet=True))
+        self._let_queue_move(channel, index, now, effects)
+
+    def _let_queue_move(
+        self, channel: Channel, index: int | None, now: float, effects: Effects
+    ) -> None:
+        """After a member left from place ``index`` of the queue (None: from the
+        channel), tell those behind it their places, or let the longest-waiting in."""
         if index is not None:
             self._tell_positions(channel, index, effects)
         else:

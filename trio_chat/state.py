@@ -4,6 +4,7 @@ them), and what a member's connection must offer the server (``Connection``)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
@@ -64,6 +65,12 @@ class Connection(Protocol):
     def nick_decided(self, nick: str, accepted: bool) -> None:
         """The rules answered its ``ClaimNick`` (only IRC connections ask)."""
 
+    def notice(self, text: str) -> None:
+        """Tell it something that is not a contract line (``effects.Notice``)."""
+
+    def roster(self, names: Sequence[str]) -> None:
+        """It was admitted: who is in its channel (``effects.Roster``)."""
+
 
 @dataclass(eq=False)
 class Member:
@@ -80,6 +87,7 @@ class Member:
     afk_deadline: float = math.inf
     transfers: int = 0  # files it is sending or receiving right now
     via_irc: bool = False  # it came through the IRC port (events.Join)
+    ident: str = ""  # and its USER name there
 
     def muted(self, now: float) -> bool:
         return now < self.muted_until

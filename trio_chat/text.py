@@ -36,9 +36,12 @@ def welcome(stamp: str, channel: str, user: str) -> str:
 
 
 def queue_position(stamp: str, ahead: int) -> str:
-    return server_message(
-        stamp, f"You are in the waiting queue and there are {ahead} user(s) ahead of you."
-    )
+    return server_message(stamp, queue_position_body(ahead))
+
+
+def queue_position_body(ahead: int) -> str:
+    """(Also what an IRC user is told, in a NOTICE.)"""
+    return f"You are in the waiting queue and there are {ahead} user(s) ahead of you."
 
 
 def joined_channel(stamp: str, user: str) -> str:
@@ -120,15 +123,28 @@ def muted_log(stamp: str, user: str, seconds: int) -> str:
 
 
 def you_are_muted(stamp: str, seconds: int) -> str:
-    return server_message(stamp, f"You have been muted for {seconds} seconds.")
+    return server_message(stamp, you_are_muted_body(seconds))
 
 
 def user_muted(stamp: str, user: str, seconds: int) -> str:
-    return server_message(stamp, f"{user} has been muted for {seconds} seconds.")
+    return server_message(stamp, user_muted_body(user, seconds))
 
 
 def still_muted(stamp: str, seconds: int) -> str:
-    return server_message(stamp, f"You are still muted for {seconds} seconds.")
+    return server_message(stamp, still_muted_body(seconds))
+
+
+# The bodies of those three lines, which IRC users get without the frame.
+def you_are_muted_body(seconds: int) -> str:
+    return f"You have been muted for {seconds} seconds."
+
+
+def user_muted_body(user: str, seconds: int) -> str:
+    return f"{user} has been muted for {seconds} seconds."
+
+
+def still_muted_body(seconds: int) -> str:
+    return f"You are still muted for {seconds} seconds."
 
 
 def emptied(stamp: str, channel: str) -> str:

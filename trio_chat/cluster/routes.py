@@ -13,7 +13,7 @@ relay) or ``kill`` (a connection number to drop, with ``why``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -73,6 +73,12 @@ class RemoteConn:
 
     def nick_decided(self, nick: str, accepted: bool) -> None:
         pass  # its own node answers it
+
+    def notice(self, text: str) -> None:
+        pass
+
+    def roster(self, names: Sequence[str]) -> None:
+        pass
 
 
 class RemotePeer:

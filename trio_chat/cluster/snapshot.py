@@ -22,6 +22,7 @@ def dump(hub: Hub) -> bytes:
             "afk_deadline": m.afk_deadline,
             "transfers": m.transfers,
             "via_irc": m.via_irc,
+            "ident": m.ident,
         }
 
     return json.dumps(
@@ -64,6 +65,7 @@ def restore(hub: Hub, blob: bytes) -> None:
                     afk_deadline=float(fields["afk_deadline"]),
                     transfers=int(fields["transfers"]),
                     via_irc=bool(fields.get("via_irc", False)),
+                    ident=str(fields.get("ident", "")),
                 )
                 members[ref] = member
                 if admitted:

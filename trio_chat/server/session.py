@@ -22,7 +22,7 @@ their broadcast closes (broadcast.py), at most a low-water mark late.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import trio
@@ -212,6 +212,12 @@ class Session(Outlet):
 
     def nick_decided(self, nick: str, accepted: bool) -> None:
         """(Only IRC connections claim nicks.)"""
+
+    def notice(self, text: str) -> None:
+        self.push_line(wire.encode_notice(text))
+
+    def roster(self, names: Sequence[str]) -> None:
+        self.push_line(wire.encode_json(FrameType.ROSTER, {"names": list(names)}))
 
     def _release_waiters(self) -> None:
         super()._release_waiters()
