@@ -37,7 +37,7 @@ from ..server.gateway import Gateway
 from ..server.outlet import CLOSED, FINISHING, MEMBER, Outlet, OutletHost
 from ..state import Cause, ClientProtocol, Member
 from . import numerics as n
-from .lines import LineReader, TooLong, encode, strip_formatting
+from .lines import LineReader, TooLong, encode, strip_formatting, word
 from .nicks import fold_nick, member_name, nick_problem, shown
 from .render import IrcRenderer, channel_target
 
@@ -456,7 +456,7 @@ class IrcClient(Outlet):
                 self._reply(n.ERR_NOTREGISTERED, "You have not registered")
             return
         if handler is None:
-            self._reply(n.ERR_UNKNOWNCOMMAND, command, "Unknown command")
+            self._reply(n.ERR_UNKNOWNCOMMAND, word(command), "Unknown command")
             return
         if self.registered and command not in FREE:
             room = self.server.gateway.log_room()
@@ -532,7 +532,7 @@ class IrcClient(Outlet):
                 f"excess flood: more than {limits.flood_rate:g} lines a second "
                 f"for {limits.flood_patience:g} s"
             )
-            for membership in self.memberships.values():
+            for membership in list(self.memberships.values()):
                 self.server.gateway.submit(ev.Flooded(membership.conn_ref, reason))
             self.close_link(f"Closing Link: {reason}")
             return False
@@ -568,12 +568,12 @@ class IrcClient(Outlet):
                         self.caps.discard(cap[1:])
                     else:
                         self.caps.add(cap)
-            self._send("CAP", [self.nick, "ACK" if known and wanted else "NAK", asked])
+            self._send("CAP", [self.nick, "ACK" if known and wanted else "NAK", clean(asked)])
         elif sub == "END":
             self.negotiating = False
             self._try_to_register()
         else:
-            self._reply(n.ERR_INVALIDCAPCMD, line.params[0], "Invalid CAP subcommand")
+            self._reply(n.ERR_INVALIDCAPCMD, word(line.params[0]), "Invalid CAP subcommand")
 
     def _pass(self, line: Line) -> None:
         if self.registered:
@@ -590,7 +590,7 @@ class IrcClient(Outlet):
         nick = line.params[0]
         problem = nick_problem(nick)
         if problem is not None:
-            self._reply(n.ERR_ERRONEUSNICKNAME, clean(nick), f"Erroneous nickname: {problem}")
+            self._reply(n.ERR_ERRONEUSNICKNAME, word(nick), f"Erroneous nickname: {problem}")
             return
         if nick == self.nick:
             return
@@ -655,7 +655,7 @@ class IrcClient(Outlet):
             self._reply(n.ERR_NOORIGIN, "No origin specified")
             return
         server = self.settings.server_name
-        self._send("PONG", [server, line.params[0]])
+        self._send("PONG", [server, clean(line.params[0])])
 
     def _quit(self, line: Line) -> None:
         reason = _text(line.params[0]) if line.params else ""
@@ -690,7 +690,7 @@ class IrcClient(Outlet):
         for target in line.params[0].split(","):
             name = self._channel(target)
             if name is None:
-                self._reply(n.ERR_NOSUCHCHANNEL, clean(target), "No such channel")
+                self._reply(n.ERR_NOSUCHCHANNEL, word(target), "No such channel")
                 continue
             if fold_nick(name) in self.memberships:
                 continue  # in it already, or waiting for it
@@ -717,7 +717,7 @@ class IrcClient(Outlet):
             name = self._channel(target)
             membership = self.memberships.get(fold_nick(name)) if name is not None else None
             if name is None:
-                self._reply(n.ERR_NOSUCHCHANNEL, clean(target), "No such channel")
+                self._reply(n.ERR_NOSUCHCHANNEL, word(target), "No such channel")
             elif membership is None:
                 self._reply(n.ERR_NOTONCHANNEL, channel_target(name), "You're not on that channel")
             else:
@@ -742,7 +742,7 @@ class IrcClient(Outlet):
             return
         target, raw = line.params[0], line.params[1]
         if "," in target:
-            reply(n.ERR_TOOMANYTARGETS, clean(target), "One target at a time")
+            reply(n.ERR_TOOMANYTARGETS, word(target), "One target at a time")
             return
         style = ev.NOTICE if notice else ev.CHAT
         if raw.startswith("\x01"):
@@ -761,7 +761,7 @@ class IrcClient(Outlet):
         if target.startswith("#"):
             name = self._channel(target)
             if name is None:
-                reply(n.ERR_NOSUCHCHANNEL, clean(target), "No such channel")
+                reply(n.ERR_NOSUCHCHANNEL, word(target), "No such channel")
                 return
             membership = self.memberships.get(fold_nick(name))
             if membership is None:
@@ -780,7 +780,7 @@ class IrcClient(Outlet):
                     self._reply(n.RPL_AWAY, shown(whom), away)
                 return
         # A whisper needs a channel they share (docs/irc.md, "Private messages").
-        reply(n.ERR_NOSUCHNICK, clean(target), "No such nick/channel (or no channel you share)")
+        reply(n.ERR_NOSUCHNICK, word(target), "No such nick/channel (or no channel you share)")
 
     # ----- queries: answered from the hub's state, no activity -----
 
@@ -822,7 +822,7 @@ class IrcClient(Outlet):
         for target in line.params[0].split(","):
             name = self._channel(target)
             if name is None:
-                self._reply(n.RPL_ENDOFNAMES, clean(target), "End of /NAMES list")
+                self._reply(n.RPL_ENDOFNAMES, word(target), "End of /NAMES list")
             else:
                 self._send_names(channel_target(name), list(self.server.hub.channels[name].members))
 
@@ -878,7 +878,7 @@ class IrcClient(Outlet):
             nick = shown(member.name)
             flag = "G" if _away_of(member) is not None else "H"
             self._reply(n.RPL_WHOREPLY, target, user, server, server, nick, flag, f"0 {realname}")
-        self._reply(n.RPL_ENDOFWHO, clean(mask), "End of /WHO list")
+        self._reply(n.RPL_ENDOFWHO, word(mask), "End of /WHO list")
 
     def _whois(self, line: Line) -> None:
         if not line.params:
@@ -893,8 +893,8 @@ class IrcClient(Outlet):
         else:
             found = self._member_anywhere(member_name(target))
             if found is None:
-                self._reply(n.ERR_NOSUCHNICK, clean(target), "No such nick")
-                self._reply(n.RPL_ENDOFWHOIS, clean(target), "End of /WHOIS list")
+                self._reply(n.ERR_NOSUCHNICK, word(target), "No such nick")
+                self._reply(n.RPL_ENDOFWHOIS, word(target), "End of /WHOIS list")
                 return
             member, names = found
             user, realname = self._realname(member)
@@ -924,7 +924,7 @@ class IrcClient(Outlet):
             if self._present(nick):
                 away = "-" if fold_nick(nick) == fold_nick(self.nick) and self.away else "+"
                 replies.append(
-                    f"{nick}={away}{self.renderer.mask(member_name(nick)).split('!')[1]}"
+                    f"{word(nick)}={away}{self.renderer.mask(member_name(nick)).split('!')[1]}"
                 )
         self._reply(n.RPL_USERHOST, " ".join(replies))
 
@@ -937,7 +937,7 @@ class IrcClient(Outlet):
         if target.startswith("#"):
             name = self._channel(target)
             if name is None:
-                self._reply(n.ERR_NOSUCHCHANNEL, clean(target), "No such channel")
+                self._reply(n.ERR_NOSUCHCHANNEL, word(target), "No such channel")
             elif not modes:
                 self._reply(n.RPL_CHANNELMODEIS, channel_target(name), f"+{n.CHANNEL_MODES}")
             elif modes.lstrip("+") == "b":
@@ -965,7 +965,7 @@ class IrcClient(Outlet):
             return
         name = self._channel(line.params[0])
         if name is None:
-            self._reply(n.ERR_NOSUCHCHANNEL, clean(line.params[0]), "No such channel")
+            self._reply(n.ERR_NOSUCHCHANNEL, word(line.params[0]), "No such channel")
         elif len(line.params) > 1:
             self._reply(n.ERR_CHANOPRIVSNEEDED, channel_target(name), "Topics cannot be set here")
         else:

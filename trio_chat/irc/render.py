@@ -18,7 +18,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .. import effects as fx
 from .. import text
@@ -28,8 +28,30 @@ from . import numerics as n
 from .lines import MAX_LINE, encode
 from .nicks import shown
 
-if TYPE_CHECKING:
-    from .client import IrcMembership
+
+class IrcClientView(Protocol):
+    """What rendering needs to know of an IRC connection (client.IrcClient)."""
+
+    @property
+    def nick(self) -> str: ...
+    @property
+    def echo(self) -> bool: ...  # echo-message
+    @property
+    def wants_time(self) -> bool: ...  # server-time
+    @property
+    def wants_msgid(self) -> bool: ...  # message-tags
+
+
+class IrcMembership(Protocol):
+    """A member's connection on IRC, as rendering sees it (client.IrcMembership)."""
+
+    @property
+    def client(self) -> IrcClientView: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def member(self) -> Member | None: ...
+
 
 Frames = list[tuple[Sequence[Member], bytes]]
 
