@@ -10,6 +10,8 @@ from trio_chat import effects as fx
 from trio_chat import events as ev
 from trio_chat.config import ChannelConfig
 from trio_chat.hub import EXIT_OK, EXIT_REFUSED, Hub, Member
+from trio_chat.render import browser, log, terminal
+from trio_chat.state import Cause
 
 T = "12:00:00"  # every event's stamp here
 
@@ -69,7 +71,7 @@ def test_a_full_channel_queues_newcomers_first_come_first_served() -> None:
         fx.Roster(bob, ["bob"]),
         fx.Joined(T, (bob,), "bob", "general"),
         fx.QueuePosition(T, carol, 0),
-        fx.Disconnect(alice, EXIT_OK, "you left the chat"),
+        fx.Disconnect(alice, EXIT_OK, "you left the chat", Cause.LEFT),
     ]
     assert bob.admitted and bob.afk_deadline == 105.0  # time queued does not count
 
@@ -92,7 +94,9 @@ def test_a_taken_name_is_refused_with_the_cannot_connect_line() -> None:
     (refused,) = {e.member for e in effects if isinstance(e, fx.Disconnect)}
     assert effects == [
         fx.CannotConnect(T, refused, "general"),
-        fx.Disconnect(refused, EXIT_REFUSED, "the name alice is already in general"),
+        fx.Disconnect(
+            refused, EXIT_REFUSED, "the name alice is already in general", Cause.NAME_TAKEN
+        ),
     ]
     assert "x" not in h.members
 
@@ -196,8 +200,12 @@ def test_usage_and_raw_send_lines_are_notices() -> None:
 
 def test_a_lost_connection_leaves_silently() -> None:
     h = hub()
-    joined(h, "alice", "bob")
-    assert run(h, ev.Drop("alice")) == []
+    _, bob = joined(h, "alice", "bob")
+    # Said as quiet: no contract line announces it (only IRC's member lists follow it).
+    (left,) = run(h, ev.Drop("alice"))
+    assert left == fx.Left(T, (bob,), "alice", False, quiet=True)
+    assert isinstance(left, fx.Left)
+    assert terminal.frames(left) == [] and log.line(left) is None and browser.frames(left) == []
     assert list(h.channels["general"].members) == ["bob"]
 
 
@@ -208,7 +216,7 @@ def test_kick_tells_the_channel_and_the_log() -> None:
     h = hub()
     alice, bob = joined(h, "alice", "bob")
     assert run(h, ev.ConsoleLine("/kick general:alice")) == [
-        fx.Disconnect(alice, EXIT_OK, "kicked by the server operator"),
+        fx.Disconnect(alice, EXIT_OK, "kicked by the server operator", Cause.KICKED),
         fx.Kicked(T, (bob,), "alice"),
     ]
     assert run(h, ev.ConsoleLine("/kick nowhere:bob")) == [fx.NotFound(T, None, "nowhere")]
@@ -233,7 +241,7 @@ def test_empty_disconnects_every_member_and_admits_the_queue() -> None:
     joined(h, "alice", "bob")
     alice, bob = h.members["alice"], h.members["bob"]
     assert run(h, ev.ConsoleLine("/empty general")) == [
-        fx.Disconnect(alice, EXIT_OK, "general was emptied by the operator"),
+        fx.Disconnect(alice, EXIT_OK, "general was emptied by the operator", Cause.EMPTIED),
         fx.Emptied(T, "general"),
         fx.Reschedule(bob),
         fx.Roster(bob, ["bob"]),
@@ -258,7 +266,7 @@ def test_afk_removes_a_member_whose_deadline_passed() -> None:
     assert run(h, ev.AfkDue("alice"), now=50.0) == [fx.Reschedule(alice)]  # not yet
     assert run(h, ev.AfkDue("alice"), now=100.0) == [
         fx.WentAfk(T, (bob,), "alice"),
-        fx.Disconnect(alice, EXIT_OK, "disconnected for inactivity"),
+        fx.Disconnect(alice, EXIT_OK, "disconnected for inactivity", Cause.AFK),
     ]
     assert alice.afk_deadline == math.inf
 
@@ -289,7 +297,7 @@ def test_flooding_removes_a_member_as_a_kick_does_without_the_log_line() -> None
     h = hub()
     alice, bob = joined(h, "alice", "bob")
     assert run(h, ev.Flooded("alice", "excess flood")) == [
-        fx.Disconnect(alice, EXIT_OK, "excess flood"),
+        fx.Disconnect(alice, EXIT_OK, "excess flood", Cause.FLOODED),
         fx.Console("disconnected alice from general: excess flood"),
         fx.Left(T, (bob,), "alice", False),
     ]
@@ -335,3 +343,95 @@ def test_every_event_has_its_rule_and_every_effect_a_rendering() -> None:
     assert said == set(terminal._RENDER) | set(log._LINE)
     assert set(terminal._RENDER) == set(browser._RENDER)
     assert not said & set(typing.get_args(fx.Control))
+
+
+# ----- what IRC connections ask for (events.Say, Tell, Leave, ClaimNick) -----
+
+
+def test_say_is_chat_taken_as_it_is_and_keeps_its_style() -> None:
+    h = hub()
+    alice, bob = joined(h, "alice", "bob")
+    # A line that looks like a command is still chat: IRC sends no commands as text.
+    assert run(h, ev.Say("alice", "/quit", ev.ACTION), now=7.0) == [
+        fx.Reschedule(alice),
+        fx.Chat(T, (alice, bob), "alice", "/quit", ev.ACTION),
+    ]
+    assert alice.afk_deadline == 107.0 and alice.channel is not None
+    effects = run(h, ev.Say("bob", "hi", "shouting"))
+    assert effects[-1] == fx.Chat(T, (alice, bob), "bob", "hi", ev.CHAT)  # unknown style: chat
+
+
+def test_a_muted_or_queued_member_cannot_say_or_tell() -> None:
+    h = hub(capacity=1)
+    alice, carol = joined(h, "alice", "carol")
+    run(h, ev.ConsoleLine("/mute general:alice 30"))
+    assert run(h, ev.Say("alice", "hi"), now=1.0) == [fx.StillMuted(T, alice, 29)]
+    assert run(h, ev.Tell("carol", "alice", "psst")) == [fx.QueuePosition(T, carol, 0)]
+
+
+def test_tell_is_a_whisper_in_the_members_channel() -> None:
+    h = hub()
+    alice, bob = joined(h, "alice", "bob")
+    assert run(h, ev.Tell("alice", "bob", "psst"))[-1] == fx.Whisper(T, bob, "alice", "bob", "psst")
+    assert run(h, ev.Tell("alice", "nobody", "psst"))[-2:] == [
+        fx.NotHere(T, alice, "nobody"),
+        fx.Whisper(T, None, "alice", "nobody", "psst"),
+    ]
+
+
+def test_leave_is_quit_announced_to_the_channel() -> None:
+    h = hub()
+    alice, bob = joined(h, "alice", "bob")
+    assert run(h, ev.Leave("alice")) == [
+        fx.Reschedule(alice),
+        fx.Left(T, (bob,), "alice", True),
+        fx.Disconnect(alice, EXIT_OK, "you left the chat", Cause.LEFT),
+    ]
+
+
+def test_an_irc_join_needs_a_name_free_in_every_ascii_case() -> None:
+    h = hub()
+    joined(h, "alice")
+    effects = run(h, ev.Join("irc", "general", "ALICE", via_irc=True))
+    assert [type(e) for e in effects] == [fx.CannotConnect, fx.Disconnect]
+    assert typing.cast(fx.Disconnect, effects[1]).cause is Cause.NAME_TAKEN
+    # A terminal's names are compared as they are (behaviour.md, "Usernames").
+    assert isinstance(run(h, ev.Join("native", "general", "ALICE"))[0], fx.Welcome)
+
+
+def nick_answer(effects: list[fx.Effect]) -> tuple[str, bool]:
+    (answer,) = effects
+    assert isinstance(answer, fx.NickDecided)
+    return answer.nick, answer.accepted
+
+
+def test_nicks_are_first_come_first_served_without_ascii_case() -> None:
+    h = hub()
+    assert nick_answer(run(h, ev.ClaimNick("c1", "Alice"))) == ("Alice", True)
+    assert nick_answer(run(h, ev.ClaimNick("c2", "aLICE"))) == ("aLICE", False)
+    # Its holder may change its case, or take another and free the first.
+    assert nick_answer(run(h, ev.ClaimNick("c1", "ALICE"))) == ("ALICE", True)
+    assert nick_answer(run(h, ev.ClaimNick("c1", "alicia"))) == ("alicia", True)
+    assert nick_answer(run(h, ev.ClaimNick("c2", "alice"))) == ("alice", True)
+    # A connection's nick is free again when it goes.
+    run(h, ev.Drop("c1"))
+    assert h.nick_of == {"c2": "alice"} and h.nicks == {"alice": "c2"}
+    assert nick_answer(run(h, ev.ClaimNick("c3", "Alicia"))) == ("Alicia", True)
+
+
+def test_a_file_cannot_go_to_an_irc_member() -> None:
+    h = hub()
+    (alice,) = joined(h, "alice")
+    run(h, ev.Join("irc", "general", "bob", via_irc=True))
+    effects = run(h, ev.Offer("alice", "bob", "notes.txt", True, 1))
+    assert effects[1:] == [
+        fx.Notice(alice, "bob is on IRC, which cannot receive files"),
+        fx.OfferDecided(alice.conn, 1, None),
+    ]
+
+
+def test_leave_carries_an_irc_part_or_quit_message() -> None:
+    h = hub()
+    _, bob = joined(h, "alice", "bob")
+    effects = run(h, ev.Leave("alice", "bye everyone", quit=True))
+    assert effects[1] == fx.Left(T, (bob,), "alice", True, reason="bye everyone", quit=True)

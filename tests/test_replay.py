@@ -106,7 +106,12 @@ async def test_a_gone_node_ends_its_members_transfers_on_every_replica() -> None
 ONE_OF_EACH: list[codec.LogEvent] = [
     ev.Join("1.1", "general", "alice", "192.0.2.1"),
     ev.Join("2.1", "general", "bob"),
+    ev.Join("2.2", "general", "Carol", via_irc=True, ident="carol"),
     ev.Input("1.1", "hello ✓"),
+    ev.Say("2.2", "waves", ev.ACTION),
+    ev.Tell("2.2", "alice", "psst"),
+    ev.Leave("2.2", "bye", quit=True),
+    ev.ClaimNick("2.3", "Carol"),
     ev.Drop("1.1"),
     ev.AfkDue("1.1"),
     ev.Awake(("1.1", "2.1")),

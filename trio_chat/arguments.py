@@ -145,13 +145,33 @@ def web_origin(text: str) -> tuple[str, str, int]:
     return scheme, host, port if port is not None else (443 if scheme == "https" else 80)
 
 
-def web_address(text: str) -> tuple[str, int]:
-    """``PORT`` (on DEFAULT_HOST), ``HOST:PORT`` or ``[IPV6]:PORT``."""
-    host, _, port_text = text.rpartition(":")
-    host = host.strip("[]") or DEFAULT_HOST
-    port = parse_decimal(port_text)
-    if port is None or not 1 <= port <= 65535 or any(c.isspace() for c in host):
+def listen_address(what: str) -> Callable[[str], tuple[str, int]]:
+    """A parser of ``PORT`` (on DEFAULT_HOST), ``HOST:PORT`` or ``[IPV6]:PORT``
+    for ``what`` listens there."""
+
+    def parse(text: str) -> tuple[str, int]:
+        host, _, port_text = text.rpartition(":")
+        host = host.strip("[]") or DEFAULT_HOST
+        port = parse_decimal(port_text)
+        if port is None or not 1 <= port <= 65535 or any(c.isspace() for c in host):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a port (1-65535) or HOST:PORT for {what}"
+            )
+        return host, port
+
+    return parse
+
+
+web_address = listen_address("the web page")
+irc_address = listen_address("the IRC port")
+
+# An IRC server's name: what a DNS name may hold (it is a prefix on IRC).
+_SERVER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,62}[A-Za-z0-9])?", re.ASCII)
+
+
+def irc_server_name(text: str) -> str:
+    if _SERVER_NAME.fullmatch(text) is None:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a port (1-65535) or HOST:PORT for the web page"
+            f"{text!r} is not a server name: letters, digits, '.' and '-', up to 64"
         )
-    return host, port
+    return text

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .events import CHAT
+from .state import Cause as Cause  # re-exported: what a Disconnect says
 from .state import Member
 
 if TYPE_CHECKING:
@@ -71,12 +73,16 @@ class Joined:
 @dataclass(slots=True)
 class Left:
     """``user`` left (``/quit``, ``/switch``, flooding); ``logged``: on the
-    server's stdout too."""
+    server's stdout too. ``quiet``: it hung up, which the contract does not
+    announce; only protocols that keep a member list (IRC) show it."""
 
     stamp: str
     audience: Sequence[Member]
     user: str
     logged: bool
+    quiet: bool = False
+    reason: str = ""  # what an IRC user gave as its PART or QUIT message
+    quit: bool = False  # it left every channel with its connection (an IRC QUIT)
 
 
 @dataclass(slots=True)
@@ -97,10 +103,13 @@ class Kicked:
 
 @dataclass(slots=True)
 class Chat:
+    """``audience`` is the whole channel, the sender included."""
+
     stamp: str
     audience: Sequence[Member]
     sender: str
     message: str
+    style: str = CHAT  # events.CHAT_STYLES: an IRC action or notice reads differently
 
 
 @dataclass(slots=True)
@@ -219,6 +228,7 @@ class Disconnect:
     member: Member
     status: int
     reason: str
+    cause: Cause
 
 
 @dataclass(slots=True)
@@ -243,6 +253,15 @@ class OfferDecided:
     conn: Connection  # the offering connection
     offer: int
     target: Member | None
+
+
+@dataclass(slots=True)
+class NickDecided:
+    """The answer to an ``events.ClaimNick``: the IRC connection has ``nick`` now, or not."""
+
+    conn: Connection
+    nick: str
+    accepted: bool
 
 
 @dataclass(slots=True)
@@ -271,5 +290,7 @@ Said = (
     | Emptied
     | FileSent
 )
-Control = Notice | Console | Disconnect | Reschedule | Roster | OfferDecided | StopServer
+Control = (
+    Notice | Console | Disconnect | Reschedule | Roster | OfferDecided | NickDecided | StopServer
+)
 Effect = Said | Control

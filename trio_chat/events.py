@@ -26,6 +26,11 @@ class Join:
     channel: str  # the channel whose port it connected to
     username: str  # as the client sent it (the rules check it)
     address: str | None = None  # the peer's IP address, where it has one
+    # Through the IRC port (docs/irc.md): IRC compares nicks without ASCII
+    # case, so its name must differ from every name in the channel in more
+    # than case; and IRC cannot receive files.
+    via_irc: bool = False
+    ident: str = ""  # an IRC user's USER name, shown in its nick!user@host
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,44 @@ class Input:
 
     ref: str
     line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    """A member said ``message`` to its channel, as it is (no command in it):
+    what an IRC user's PRIVMSG or NOTICE to a channel is."""
+
+    ref: str
+    message: str  # already sanitized
+    style: str = "chat"  # one of CHAT_STYLES: how it reads (effects.Chat)
+
+
+@dataclass(frozen=True, slots=True)
+class Tell:
+    """A member whispered ``message`` to ``target`` in its channel, as ``/whisper`` does."""
+
+    ref: str
+    target: str
+    message: str  # already sanitized
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """The member leaves its channel, announced, as ``/quit`` does: an IRC PART,
+    or one of the channels an IRC QUIT leaves."""
+
+    ref: str
+    reason: str = ""  # the PART or QUIT message (IRC shows it; the contract has no place)
+    quit: bool = False  # the whole connection goes (IRC shows a QUIT, not a PART)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimNick:
+    """An IRC connection asks for ``nick``: IRC nicks are unique across the
+    whole chat, without ASCII case (``effects.NickDecided`` answers)."""
+
+    ref: str  # the IRC connection's own reference, not one of its members'
+    nick: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +163,10 @@ class FileDelivered:
 Event = (
     Join
     | Input
+    | Say
+    | Tell
+    | Leave
+    | ClaimNick
     | Drop
     | AfkDue
     | Awake
@@ -131,6 +178,12 @@ Event = (
     | TransferProgress
     | FileDelivered
 )
+
+# How a ``Say`` reads: plain chat, an IRC action (``/me``), an IRC notice.
+CHAT = "chat"
+ACTION = "action"
+NOTICE = "notice"
+CHAT_STYLES = frozenset({CHAT, ACTION, NOTICE})
 
 # Every event type, for the tables keyed by type (the hub's rules, the
 # cluster's codec and replay).

@@ -23,7 +23,7 @@ from . import events as ev
 from .config import ChannelConfig
 from .defaults import DEFAULT_AFK_TIMEOUT as DEFAULT_AFK_TIMEOUT  # re-exported
 from .names import username_problem
-from .state import Channel, Member
+from .state import Cause, Channel, Member
 
 if TYPE_CHECKING:
     from .state import Connection
@@ -55,6 +55,10 @@ class Hub:
         self.members: dict[str, Member] = {}
         self.connection_for = connection_for or _no_connections
         self.afk_timeout = afk_timeout
+        # IRC connections' nicks (events.ClaimNick), by nick without ASCII
+        # case, and the other way round: each connection's reference -> its nick.
+        self.nicks: dict[str, str] = {}
+        self.nick_of: dict[str, str] = {}
         self.closed = False
         self._stamp = ""  # the stamp of the event being handled
 
@@ -77,16 +81,27 @@ class Hub:
     def _join(self, event: ev.Join, now: float, effects: Effects) -> None:
         channel = self.channels[event.channel]
         username = event.username
-        member = Member(event.ref, username, self.connection_for(event.ref))
+        member = Member(
+            event.ref,
+            username,
+            self.connection_for(event.ref),
+            via_irc=event.via_irc,
+            ident=event.ident,
+        )
         problem = username_problem(username)
         if problem is not None:
-            effects.append(fx.Disconnect(member, EXIT_REFUSED, f"refused: {problem}"))
+            effects.append(
+                fx.Disconnect(member, EXIT_REFUSED, f"refused: {problem}", Cause.REFUSED)
+            )
             return
-        if channel.has_name(username):
+        if channel.has_name(username) or (event.via_irc and _clash(channel, username)):
             effects.append(fx.CannotConnect(self._stamp, member, channel.name))
             effects.append(
                 fx.Disconnect(
-                    member, EXIT_REFUSED, f"the name {username} is already in {channel.name}"
+                    member,
+                    EXIT_REFUSED,
+                    f"the name {username} is already in {channel.name}",
+                    Cause.NAME_TAKEN,
                 )
             )
             return
@@ -108,8 +123,7 @@ class Hub:
         elif isinstance(command, cmd.Whisper):
             self._whisper(member, channel, command, now, effects)
         elif isinstance(command, cmd.Quit):
-            self._remove(member, channel, announce=True, now=now, effects=effects)
-            effects.append(fx.Disconnect(member, EXIT_OK, "you left the chat"))
+            self._quit(member, channel, now, effects)
         elif isinstance(command, cmd.ListChannels):
             rows = [
                 fx.ChannelRow(c.name, len(c.members), c.config.capacity, len(c.queue))
@@ -124,8 +138,43 @@ class Hub:
             # The client handles /send itself; a raw /send line is a client bug.
             effects.append(fx.Notice(member, "this client does not support /send"))
 
+    def _say(self, event: ev.Say, now: float, effects: Effects) -> None:
+        member = self._active(event.ref, now, effects)
+        if member is not None and member.channel is not None:
+            style = event.style if event.style in ev.CHAT_STYLES else ev.CHAT
+            self._chat(member, member.channel, event.message, now, effects, style)
+
+    def _tell(self, event: ev.Tell, now: float, effects: Effects) -> None:
+        member = self._active(event.ref, now, effects)
+        if member is not None and member.channel is not None:
+            whisper = cmd.Whisper(event.target, event.message)
+            self._whisper(member, member.channel, whisper, now, effects)
+
+    def _leave(self, event: ev.Leave, now: float, effects: Effects) -> None:
+        member = self._active(event.ref, now, effects)
+        if member is not None and member.channel is not None:
+            self._quit(member, member.channel, now, effects, event.reason, event.quit)
+
+    def _claim_nick(self, event: ev.ClaimNick, now: float, effects: Effects) -> None:
+        """First come, first served, across the chat; a connection may take
+        back its own nick in another case."""
+        folded = fold_nick(event.nick)
+        holder = self.nicks.get(folded)
+        accepted = holder is None or holder == event.ref
+        if accepted:
+            self._release_nick(event.ref)
+            self.nicks[folded] = event.ref
+            self.nick_of[event.ref] = event.nick
+        effects.append(fx.NickDecided(self.connection_for(event.ref), event.nick, accepted))
+
+    def _release_nick(self, ref: str) -> None:
+        nick = self.nick_of.pop(ref, None)
+        if nick is not None:
+            del self.nicks[fold_nick(nick)]
+
     def _drop(self, event: ev.Drop, now: float, effects: Effects) -> None:
         """The connection was lost without /quit: remove silently (behaviour.md, "Chatting")."""
+        self._release_nick(event.ref)
         member = self.members.pop(event.ref, None)
         if member is not None and member.channel is not None:
             self._remove(member, member.channel, announce=False, now=now, effects=effects)
@@ -137,7 +186,7 @@ class Hub:
         if member is None or member.channel is None:
             return
         channel = member.channel
-        effects.append(fx.Disconnect(member, EXIT_OK, event.reason))
+        effects.append(fx.Disconnect(member, EXIT_OK, event.reason, Cause.FLOODED))
         effects.append(
             fx.Console(f"disconnected {member.name} from {channel.name}: {event.reason}")
         )
@@ -159,7 +208,7 @@ class Hub:
             return
         self._take_out(member, channel)
         effects.append(fx.WentAfk(self._stamp, tuple(channel.members.values()), member.name))
-        effects.append(fx.Disconnect(member, EXIT_OK, "disconnected for inactivity"))
+        effects.append(fx.Disconnect(member, EXIT_OK, "disconnected for inactivity", Cause.AFK))
         self._advance(channel, now, effects)
 
     def _awake(self, event: ev.Awake, now: float, effects: Effects) -> None:
@@ -192,6 +241,12 @@ class Hub:
         target = channel.members.get(event.target) if member.admitted else None
         if target is None:
             effects.append(fx.NotHere(self._stamp, member, event.target))
+        elif target.via_irc:
+            effects.append(
+                fx.Notice(member, f"{target.name} is on IRC, which cannot receive files")
+            )
+            effects.append(fx.OfferDecided(member.conn, event.offer, None))
+            return
         if not event.readable:
             effects.append(fx.NotFound(self._stamp, member, event.path))
         allowed = target if event.readable else None
@@ -239,6 +294,30 @@ class Hub:
             effects.append(fx.Console(command.hint))
 
     # ----- what the rules share -----
+
+    def _active(self, ref: str, now: float, effects: Effects) -> Member | None:
+        """The member behind ``ref``, which just did something a person does:
+        its AFK timer starts again (unless it is queued or muted)."""
+        member = self.members.get(ref)
+        if member is not None and member.admitted and not member.muted(now):
+            self._touch(member, now, effects)
+        return member
+
+    def _quit(
+        self,
+        member: Member,
+        channel: Channel,
+        now: float,
+        effects: Effects,
+        reason: str = "",
+        quit: bool = False,
+    ) -> None:
+        was_admitted = member.admitted
+        index = self._take_out(member, channel)
+        audience = tuple(channel.members.values()) if was_admitted else ()
+        effects.append(fx.Left(self._stamp, audience, member.name, True, reason=reason, quit=quit))
+        self._let_queue_move(channel, index, now, effects)
+        effects.append(fx.Disconnect(member, EXIT_OK, "you left the chat", Cause.LEFT))
 
     def _enter(self, member: Member, channel: Channel, now: float, effects: Effects) -> None:
         member.channel = channel
@@ -303,9 +382,18 @@ class Hub:
         stdout too unless not ``logged``); let the queue move."""
         was_admitted = member.admitted
         index = self._take_out(member, channel)
+        audience = tuple(channel.members.values()) if was_admitted else ()
         if announce:
-            audience = tuple(channel.members.values()) if was_admitted else ()
             effects.append(fx.Left(self._stamp, audience, member.name, logged))
+        elif audience:
+            effects.append(fx.Left(self._stamp, audience, member.name, False, quiet=True))
+        self._let_queue_move(channel, index, now, effects)
+
+    def _let_queue_move(
+        self, channel: Channel, index: int | None, now: float, effects: Effects
+    ) -> None:
+        """After a member left from place ``index`` of the queue (None: from the
+        channel), tell those behind it their places, or let the longest-waiting in."""
         if index is not None:
             self._tell_positions(channel, index, effects)
         else:
@@ -326,14 +414,22 @@ class Hub:
         return True
 
     def _chat(
-        self, member: Member, channel: Channel, message: str, now: float, effects: Effects
+        self,
+        member: Member,
+        channel: Channel,
+        message: str,
+        now: float,
+        effects: Effects,
+        style: str = ev.CHAT,
     ) -> None:
         if not member.admitted:
             self._queue_reminder(member, channel, effects)
             return
         if self._refuse_if_muted(member, now, effects):
             return
-        effects.append(fx.Chat(self._stamp, tuple(channel.members.values()), member.name, message))
+        effects.append(
+            fx.Chat(self._stamp, tuple(channel.members.values()), member.name, message, style)
+        )
 
     def _whisper(
         self, member: Member, channel: Channel, whisper: cmd.Whisper, now: float, effects: Effects
@@ -375,7 +471,9 @@ class Hub:
             effects.append(fx.NotInChannel(self._stamp, kick.user, kick.channel))
             return
         self._take_out(member, channel)
-        effects.append(fx.Disconnect(member, EXIT_OK, "kicked by the server operator"))
+        effects.append(
+            fx.Disconnect(member, EXIT_OK, "kicked by the server operator", Cause.KICKED)
+        )
         effects.append(fx.Kicked(self._stamp, tuple(channel.members.values()), member.name))
         self._advance(channel, now, effects)
 
@@ -406,10 +504,26 @@ class Hub:
         for member in list(channel.members.values()):
             self._take_out(member, channel)
             effects.append(
-                fx.Disconnect(member, EXIT_OK, f"{channel_name} was emptied by the operator")
+                fx.Disconnect(
+                    member, EXIT_OK, f"{channel_name} was emptied by the operator", Cause.EMPTIED
+                )
             )
         effects.append(fx.Emptied(self._stamp, channel_name))
         self._advance(channel, now, effects)
+
+
+def fold_nick(nick: str) -> str:
+    """IRC's ``CASEMAPPING=ascii``: A-Z and a-z are the same, nothing else is."""
+    return nick.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _clash(channel: Channel, name: str) -> bool:
+    """Whether a name in the channel or its queue is ``name`` but for ASCII case."""
+    folded = fold_nick(name)
+    return any(fold_nick(other) == folded for other in (*channel.members, *channel.queued_names))
 
 
 def _no_connections(ref: str) -> Connection:
@@ -420,6 +534,10 @@ def _no_connections(ref: str) -> Connection:
 _RULES: dict[type[Any], Callable[[Hub, Any, float, Effects], None]] = {
     ev.Join: Hub._join,
     ev.Input: Hub._input,
+    ev.Say: Hub._say,
+    ev.Tell: Hub._tell,
+    ev.Leave: Hub._leave,
+    ev.ClaimNick: Hub._claim_nick,
     ev.Drop: Hub._drop,
     ev.AfkDue: Hub._afk_due,
     ev.Awake: Hub._awake,

@@ -4,6 +4,7 @@ them), and what a member's connection must offer the server (``Connection``)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
@@ -20,6 +21,20 @@ class ClientProtocol(Enum):
 
     TERMINAL = "terminal"  # LINE frames of contract lines (the terminal client)
     BROWSER = "browser"  # EVENT frames of JSON (the web page)
+    IRC = "irc"  # IRC messages (trio_chat/irc/render.py)
+
+
+class Cause(Enum):
+    """Why the rules are done with a member (``effects.Disconnect``): IRC shows
+    each differently (a PART, a KICK, an error), the terminal only says the reason."""
+
+    LEFT = "left"  # /quit, or an IRC PART
+    KICKED = "kicked"  # the operator's /kick
+    EMPTIED = "emptied"  # the operator's /empty
+    AFK = "afk"  # idle past the AFK timeout
+    FLOODED = "flooded"  # over its line budget for too long
+    REFUSED = "refused"  # a name the rules do not accept
+    NAME_TAKEN = "name_taken"  # the name is in the channel already
 
 
 class Connection(Protocol):
@@ -38,7 +53,7 @@ class Connection(Protocol):
     def reschedule(self) -> None:
         """The member's AFK deadline changed: follow it."""
 
-    def finish(self, status: int, reason: str) -> None:
+    def finish(self, status: int, reason: str, cause: Cause) -> None:
         """The rules are done with it: send what is queued, a BYE, and close."""
 
     def joined(self, member: Member) -> None:
@@ -46,6 +61,15 @@ class Connection(Protocol):
 
     def offer_decided(self, offer: int, target: Member | None) -> None:
         """The rules answered its file offer number ``offer``."""
+
+    def nick_decided(self, nick: str, accepted: bool) -> None:
+        """The rules answered its ``ClaimNick`` (only IRC connections ask)."""
+
+    def notice(self, text: str) -> None:
+        """Tell it something that is not a contract line (``effects.Notice``)."""
+
+    def roster(self, names: Sequence[str]) -> None:
+        """It was admitted: who is in its channel (``effects.Roster``)."""
 
 
 @dataclass(eq=False)
@@ -62,6 +86,8 @@ class Member:
     muted_until: float = -math.inf
     afk_deadline: float = math.inf
     transfers: int = 0  # files it is sending or receiving right now
+    via_irc: bool = False  # it came through the IRC port (events.Join)
+    ident: str = ""  # and its USER name there
 
     def muted(self, now: float) -> bool:
         return now < self.muted_until

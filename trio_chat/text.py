@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from .events import ACTION
+
 Stamp = Callable[[], str]
 STAMP_FORMAT = "%H:%M:%S"
 
@@ -34,9 +36,12 @@ def welcome(stamp: str, channel: str, user: str) -> str:
 
 
 def queue_position(stamp: str, ahead: int) -> str:
-    return server_message(
-        stamp, f"You are in the waiting queue and there are {ahead} user(s) ahead of you."
-    )
+    return server_message(stamp, queue_position_body(ahead))
+
+
+def queue_position_body(ahead: int) -> str:
+    """(Also what an IRC user is told, in a NOTICE.)"""
+    return f"You are in the waiting queue and there are {ahead} user(s) ahead of you."
 
 
 def joined_channel(stamp: str, user: str) -> str:
@@ -54,6 +59,14 @@ def cannot_connect(stamp: str, channel: str) -> str:
 # behaviour.md, "Chatting" and "Client commands".
 def chat(stamp: str, user: str, message: str) -> str:
     return f"[{user} ({stamp})] {message}"
+
+
+def chat_line(stamp: str, user: str, message: str, style: str) -> str:
+    """A chat line; an IRC user's action (``/me waves``) reads ``* user waves``
+    (docs/irc.md, "What maps to what"); a notice reads as chat."""
+    if style == ACTION:
+        return chat(stamp, user, f"* {user} {message}")
+    return chat(stamp, user, message)
 
 
 def whisper_received(stamp: str, sender: str, message: str) -> str:
@@ -110,15 +123,28 @@ def muted_log(stamp: str, user: str, seconds: int) -> str:
 
 
 def you_are_muted(stamp: str, seconds: int) -> str:
-    return server_message(stamp, f"You have been muted for {seconds} seconds.")
+    return server_message(stamp, you_are_muted_body(seconds))
 
 
 def user_muted(stamp: str, user: str, seconds: int) -> str:
-    return server_message(stamp, f"{user} has been muted for {seconds} seconds.")
+    return server_message(stamp, user_muted_body(user, seconds))
 
 
 def still_muted(stamp: str, seconds: int) -> str:
-    return server_message(stamp, f"You are still muted for {seconds} seconds.")
+    return server_message(stamp, still_muted_body(seconds))
+
+
+# The bodies of those three lines, which IRC users get without the frame.
+def you_are_muted_body(seconds: int) -> str:
+    return f"You have been muted for {seconds} seconds."
+
+
+def user_muted_body(user: str, seconds: int) -> str:
+    return f"{user} has been muted for {seconds} seconds."
+
+
+def still_muted_body(seconds: int) -> str:
+    return f"You are still muted for {seconds} seconds."
 
 
 def emptied(stamp: str, channel: str) -> str:

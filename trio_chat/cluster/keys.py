@@ -60,7 +60,9 @@ assert RENEW_EVERY + CALL_DEADLINE < LEASE_MS / 1000
 # members' partners too; joins carry the member's address.
 # 3: entries are the hub's events by their field names (codec.py); data
 # headers name their fields too (origin, seq, to, from: routes.py).
-LOG_FORMAT = 3
+# 4: IRC's events (say, tell, leave, claim_nick; join's via_irc) and the
+# hub's nicks in snapshots.
+LOG_FORMAT = 4
 
 
 LEASES = PREFIX + "lease:"  # + a node's number

@@ -232,6 +232,9 @@ class Replica:
         self.routes.node_gone(gone)
         for ref in [r for r in self.hub.members if node_of(r) == gone]:
             self._drop_gone(ref, now, stamp, speaking)
+        # Its IRC connections' nicks are free again.
+        for ref in [r for r in self.hub.nick_of if node_of(r) == gone]:
+            self._to_hub(ev.Drop(ref), now, stamp, speaking)
         self.host.node_gone(gone)
 
     def forget(self, ref: str, member: Member) -> None:

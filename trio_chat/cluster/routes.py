@@ -13,13 +13,13 @@ relay) or ``kill`` (a connection number to drop, with ``why``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import wire
 from ..hub import Member
-from ..state import ClientProtocol
+from ..state import Cause, ClientProtocol
 from ..wire import FrameType
 from .keys import split_ref
 
@@ -68,8 +68,17 @@ class RemoteConn:
     def offer_decided(self, offer: int, target: Member | None) -> None:
         pass  # its own node answers it
 
-    def finish(self, status: int, reason: str) -> None:
+    def finish(self, status: int, reason: str, cause: Cause) -> None:
         self._forget(self.conn_ref)
+
+    def nick_decided(self, nick: str, accepted: bool) -> None:
+        pass  # its own node answers it
+
+    def notice(self, text: str) -> None:
+        pass
+
+    def roster(self, names: Sequence[str]) -> None:
+        pass
 
 
 class RemotePeer:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..hub import Hub, Member
+from ..hub import Hub, Member, fold_nick
 
 
 def dump(hub: Hub) -> bytes:
@@ -21,11 +21,14 @@ def dump(hub: Hub) -> bytes:
             "muted_until": m.muted_until,
             "afk_deadline": m.afk_deadline,
             "transfers": m.transfers,
+            "via_irc": m.via_irc,
+            "ident": m.ident,
         }
 
     return json.dumps(
         {
             "closed": hub.closed,
+            "nicks": hub.nick_of,
             "channels": {
                 name: {
                     "members": [member(m) for m in channel.members.values()],
@@ -41,6 +44,9 @@ def restore(hub: Hub, blob: bytes) -> None:
     """Load ``blob`` into a fresh ``hub``."""
     state = json.loads(blob)
     hub.closed = bool(state["closed"])
+    for ref, nick in state.get("nicks", {}).items():
+        hub.nick_of[str(ref)] = str(nick)
+        hub.nicks[fold_nick(str(nick))] = str(ref)
     members = hub.members
     for name, saved in state["channels"].items():
         channel = hub.channels.get(name)
@@ -58,6 +64,8 @@ def restore(hub: Hub, blob: bytes) -> None:
                     muted_until=float(fields["muted_until"]),
                     afk_deadline=float(fields["afk_deadline"]),
                     transfers=int(fields["transfers"]),
+                    via_irc=bool(fields.get("via_irc", False)),
+                    ident=str(fields.get("ident", "")),
                 )
                 members[ref] = member
                 if admitted:

@@ -46,11 +46,13 @@ _RENDER: dict[type[Any], Callable[[Any], Frames]] = {
     ),
     fx.QueuePosition: lambda e: _one(e.member, _event("queued", e.stamp, ahead=e.ahead)),
     fx.Joined: lambda e: _many(e.audience, _event("joined", e.stamp, user=e.user)),
-    fx.Left: lambda e: _many(e.audience, _event("left", e.stamp, user=e.user, why="left")),
+    fx.Left: lambda e: (
+        [] if e.quiet else _many(e.audience, _event("left", e.stamp, user=e.user, why="left"))
+    ),
     fx.WentAfk: lambda e: _many(e.audience, _event("left", e.stamp, user=e.user, why="afk")),
     fx.Kicked: lambda e: _many(e.audience, _event("left", e.stamp, user=e.user, why="kicked")),
     fx.Chat: lambda e: _many(
-        e.audience, _event("chat", e.stamp, sender=e.sender, message=e.message)
+        e.audience, _event("chat", e.stamp, sender=e.sender, message=e.message, style=e.style)
     ),
     fx.Whisper: lambda e: _one(
         e.receiver, _event("whisper", e.stamp, sender=e.sender, message=e.message)

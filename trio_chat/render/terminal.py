@@ -63,13 +63,17 @@ _RENDER: dict[type[Any], Callable[[Any], Frames]] = {
     fx.Joined: lambda e: _many(
         e.audience, LineKind.JOINED, text.joined_channel(e.stamp, e.user), e.user
     ),
-    fx.Left: lambda e: _many(e.audience, LineKind.LEFT, text.left_channel(e.stamp, e.user), e.user),
+    fx.Left: lambda e: (
+        []
+        if e.quiet
+        else _many(e.audience, LineKind.LEFT, text.left_channel(e.stamp, e.user), e.user)
+    ),
     fx.WentAfk: lambda e: _many(e.audience, LineKind.LEFT, text.went_afk(e.stamp, e.user), e.user),
     fx.Kicked: lambda e: _many(
         e.audience, LineKind.LEFT, text.left_channel(e.stamp, e.user), e.user
     ),
     fx.Chat: lambda e: _many(
-        e.audience, LineKind.CHAT, text.chat(e.stamp, e.sender, e.message), e.sender
+        e.audience, LineKind.CHAT, text.chat_line(e.stamp, e.sender, e.message, e.style), e.sender
     ),
     fx.Whisper: lambda e: _one(
         e.receiver,

@@ -19,6 +19,8 @@ from ..arguments import (
     ExitOneParser,
     byte_size,
     count_at_least,
+    irc_address,
+    irc_server_name,
     non_negative_number,
     positive_seconds,
     redis_url,
@@ -138,6 +140,24 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         help="another name the page is reached by, such as a proxy's "
         "https://chat.example.org (repeatable); the page answers only its own names",
     )
+    parser.add_argument(
+        "--irc",
+        type=irc_address,
+        metavar="[HOST:]PORT",
+        help=f"also serve IRC clients on this port (HOST defaults to {DEFAULT_HOST}); "
+        "with --tls-cert it speaks TLS, as every port does",
+    )
+    parser.add_argument(
+        "--irc-server-name",
+        type=irc_server_name,
+        metavar="NAME",
+        help="the server's name in IRC replies (default: this machine's host name)",
+    )
+    parser.add_argument(
+        "--irc-password-file",
+        metavar="FILE",
+        help="IRC clients must give the password in FILE (its first line) with PASS",
+    )
     # Set by --workers for the processes it starts: bind ports another process holds.
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
@@ -146,6 +166,10 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("--tls-cert and --tls-key go together")
     if arguments.web_origin and arguments.web is None:
         parser.error("--web-origin goes with --web")
+    if arguments.irc is None and (
+        arguments.irc_server_name is not None or arguments.irc_password_file is not None
+    ):
+        parser.error("--irc-server-name and --irc-password-file go with --irc")
     if arguments.reuse_port and arguments.redis is None:
         parser.error("--reuse-port is for the processes --workers starts")
     return arguments
@@ -163,6 +187,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print_error(PROGRAM, str(error))
         return 1
+    if arguments.irc is not None:
+        problem = irc_problem(channels, arguments)
+        if problem is not None:
+            print_error(PROGRAM, problem)
+            return 1
     ssl_context = None
     if arguments.tls_cert is not None:
         from ..tls import TLSSetupError, server_context
@@ -191,6 +220,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
+
+
+def irc_problem(channels: Sequence[ChannelConfig], arguments: argparse.Namespace) -> str | None:
+    """Why the IRC port cannot serve this config, or None; reads the
+    password file into ``arguments.irc_password``."""
+    seen: dict[str, str] = {}
+    for channel in channels:
+        name = channel.name
+        if "," in name or not name.isprintable():
+            return f"channel {name!r} cannot be an IRC channel: IRC names hold no ',' or controls"
+        folded = "".join(c.lower() if "A" <= c <= "Z" else c for c in name)
+        if folded in seen:
+            return f"channels {seen[folded]!r} and {name!r} are one channel on IRC (ASCII case)"
+        seen[folded] = name
+    arguments.irc_password = None
+    if arguments.irc_password_file is not None:
+        try:
+            with open(arguments.irc_password_file, encoding="utf-8") as file:
+                password = file.readline().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            return f"cannot read the IRC password file {arguments.irc_password_file}: {reason}"
+        if not password or " " in password:
+            return f"the IRC password file {arguments.irc_password_file} holds no password"
+        arguments.irc_password = password
+    return None
 
 
 def serve_alone(

@@ -29,15 +29,13 @@ from .flood import LineLedger
 from .gateway import Gateway, LocalGateway
 from .limits import Limits as Limits  # re-exported: where callers have always found it
 from .listener import Backlog
+from .outlet import Outlet
 from .session import Session
 from .transfers import TransferRelay
 
 # What ChatServer.apply carries out itself; every other effect is rendered.
 _CONTROL = frozenset(typing.get_args(fx.Control))
-_RENDERERS = (
-    (terminal.frames, ClientProtocol.TERMINAL),
-    (browser.frames, ClientProtocol.BROWSER),
-)
+Renderer = Callable[[fx.Said], list[tuple[Sequence[Member], bytes]]]
 # Rounds a flush may wait for listeners to hand over connections that arrived
 # together (one listener's batch).
 FLUSH_PATIENCE = 64
@@ -87,10 +85,12 @@ class ChatServer:
             else None
         )
         self.sessions: set[Session] = set()
+        # The IRC port's connections (trio_chat/irc/client.py), when it is open.
+        self.irc_clients: set[Outlet] = set()
         # Sessions whose outbox is above its high-water mark (session.py).
-        self.congested: set[Session] = set()
-        # Sessions with text frames collected since the last flush.
-        self._dirty: list[Session] = []
+        self.congested: set[Outlet] = set()
+        # Connections with text frames collected since the last flush.
+        self._dirty: list[Outlet] = []
         # This round's open broadcast for each channel (broadcast.py), and the
         # size at which one closes: the outboxes' low-water mark.
         self._broadcasts: dict[object, Broadcast] = {}
@@ -114,9 +114,14 @@ class ChatServer:
         self.backlog = Backlog()
         self.stopped = trio.Event()
         self._refused = 0
-        # Local connections spoken to in JSON (render/browser.py); while there
-        # are none, every member gets the terminal protocol's frames.
-        self._browsers = 0
+        # Each protocol's renderer (render/); the IRC port adds its own.
+        self.renderers: list[tuple[Renderer, ClientProtocol]] = [
+            (terminal.frames, ClientProtocol.TERMINAL),
+            (browser.frames, ClientProtocol.BROWSER),
+        ]
+        # Local connections of another protocol than the terminal's (browsers,
+        # IRC); while there are none, every member gets the terminal's frames.
+        self.other_protocols = 0
 
     def apply(self, effects: Iterable[fx.Effect], speaking: bool = True) -> None:
         """Carry out the hub's decisions, in order. Never awaits.
@@ -140,7 +145,7 @@ class ChatServer:
                 line = log.line(said)
                 if line is not None:
                     self.out(line)
-            if self._browsers:
+            if self.other_protocols:
                 self._deliver_each_protocol(said)
             else:
                 for audience, frame in terminal.frames(said):
@@ -150,15 +155,15 @@ class ChatServer:
         if isinstance(effect, fx.Reschedule):
             effect.member.conn.reschedule()
         elif isinstance(effect, fx.Disconnect):
-            effect.member.conn.finish(effect.status, effect.reason)
+            effect.member.conn.finish(effect.status, effect.reason, effect.cause)
         elif isinstance(effect, fx.Notice):
-            effect.member.conn.push_line(wire.encode_notice(effect.text))
+            effect.member.conn.notice(effect.text)
         elif isinstance(effect, fx.Roster):
-            effect.member.conn.push_line(
-                wire.encode_json(wire.FrameType.ROSTER, {"names": list(effect.names)})
-            )
+            effect.member.conn.roster(effect.names)
         elif isinstance(effect, fx.OfferDecided):
             effect.conn.offer_decided(effect.offer, effect.target)
+        elif isinstance(effect, fx.NickDecided):
+            effect.conn.nick_decided(effect.nick, effect.accepted)
         elif isinstance(effect, fx.Console):
             if speaking:
                 self.log(effect.text)
@@ -166,8 +171,8 @@ class ChatServer:
             self.stop()
 
     def _deliver_each_protocol(self, effect: fx.Said) -> None:
-        """Some members are browsers: each member gets its own protocol's frames."""
-        for renderer, protocol in _RENDERERS:
+        """Some members are browsers or on IRC: each gets its own protocol's frames."""
+        for renderer, protocol in self.renderers:
             for audience, frame in renderer(effect):
                 picked = tuple(m for m in audience if m.conn.protocol is protocol)
                 if picked:
@@ -197,13 +202,13 @@ class ChatServer:
         ):
             broadcast.close()
 
-    def want_flush(self, session: Session) -> None:
-        """``session`` collected text frames: write them when this task yields.
+    def want_flush(self, outlet: Outlet) -> None:
+        """``outlet`` collected text frames: write them when this task yields.
 
         One flush per scheduling round writes every such session's frames with
         one write each, instead of waking one writer task per line per member.
         """
-        self._dirty.append(session)
+        self._dirty.append(outlet)
         if self._flush_due is None:
             self._flush_due = trio.Event()
             trio.lowlevel.spawn_system_task(self._flush_loop, name="trio-chat flush")
@@ -258,28 +263,14 @@ class ChatServer:
     ) -> None:
         """One connection to ``channel``'s port, or a web page's WebSocket
         (already past its own handshake: ``address`` is the browser's)."""
-        if len(self.sessions) >= self.limits.max_connections:
-            self._refused += 1
-            if self._refused == 1 or self._refused % 1000 == 0:
-                self.log(
-                    f"refusing connections: {len(self.sessions)} open, the limit is "
-                    f"{self.limits.max_connections} ({self._refused} refused so far)"
-                )
-            await stream.aclose()
-            return
         web = protocol is ClientProtocol.BROWSER
         if address is None:
             address = peer_address(stream)
-        admitted, complaint = self.addresses.admit(
-            address, trio.current_time(), self.gateway.connected_elsewhere
-        )
-        if complaint is not None:
-            self.log(complaint)
-        if not admitted:
+        if not self.admit(address):
             await stream.aclose()
             return
         if web:
-            self._browsers += 1
+            self.other_protocols += 1
         try:
             if self.ssl_context is not None and not web:
                 # The handshake happens on the session's first read, within the
@@ -290,8 +281,29 @@ class ChatServer:
             await session.run()
         finally:
             if web:
-                self._browsers -= 1
+                self.other_protocols -= 1
             self.addresses.release(address)
+
+    def admit(self, address: str | None) -> bool:
+        """Whether a new connection from ``address`` may stay: within the
+        connection limit and its address's (``addresses.release`` when it ends)."""
+        if self.open_connections() >= self.limits.max_connections:
+            self._refused += 1
+            if self._refused == 1 or self._refused % 1000 == 0:
+                self.log(
+                    f"refusing connections: {self.open_connections()} open, the limit is "
+                    f"{self.limits.max_connections} ({self._refused} refused so far)"
+                )
+            return False
+        admitted, complaint = self.addresses.admit(
+            address, trio.current_time(), self.gateway.connected_elsewhere
+        )
+        if complaint is not None:
+            self.log(complaint)
+        return admitted
+
+    def open_connections(self) -> int:
+        return len(self.sessions) + len(self.irc_clients)
 
     def console_line(self, line: str) -> None:
         self.gateway.submit(ConsoleLine(line))

@@ -93,13 +93,46 @@ def socket_listeners(
     }
 
 
+def irc_services(
+    server: ChatServer, irc: Sequence[socket.socket], arguments: argparse.Namespace
+) -> list[Callable[[], Awaitable[None]]]:
+    """The IRC port, when --irc asked for it (imported only then)."""
+    if not irc:
+        return []
+    from ..defaults import IRC_PING_INTERVAL, IRC_PING_TIMEOUT
+    from ..irc.client import IrcSettings
+    from ..irc.port import serve_irc
+
+    settings = IrcSettings(
+        server_name=arguments.irc_server_name or default_server_name(),
+        password=getattr(arguments, "irc_password", None),
+        ping_interval=IRC_PING_INTERVAL,
+        ping_timeout=IRC_PING_TIMEOUT,
+    )
+    return [partial(serve_irc, server, irc, settings)]
+
+
+def default_server_name() -> str:
+    """This machine's host name, where it makes a server name."""
+    from ..arguments import irc_server_name
+
+    try:
+        return irc_server_name(socket.gethostname())
+    except (OSError, argparse.ArgumentTypeError):
+        return "trio-chat"
+
+
 async def serve_bound(
     server: ChatServer, bound: BoundSockets, arguments: argparse.Namespace
 ) -> None:
-    """Every channel on its bound sockets, and the web page if asked for, until shutdown."""
+    """Every channel on its bound sockets, and the web page and IRC port if
+    asked for, until shutdown."""
     await server.serve(
         socket_listeners(bound.channels, server.backlog),
-        services=web_services(server, bound.web, arguments),
+        services=[
+            *web_services(server, bound.web, arguments),
+            *irc_services(server, bound.irc, arguments),
+        ],
     )
 
 

@@ -21,9 +21,7 @@ their broadcast closes (broadcast.py), at most a low-water mark late.
 
 from __future__ import annotations
 
-import enum
 import math
-import os
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -32,13 +30,25 @@ import trio
 from .. import events, wire
 from ..hub import Member
 from ..sanitize import clean
-from ..state import ClientProtocol
+from ..state import Cause, ClientProtocol
 from ..wire import FrameType, ProtocolError
 from .admission import address_key, budget_keys
-from .broadcast import Broadcast
 from .flood import LineLedger, TokenBucket, take_line
 from .gateway import Gateway
-from .outbox import OVER_LIMIT, Backpressure, Outbox, OutboxLimits, WriterItem
+from .outlet import (
+    AWAITING_HELLO,
+    CLOSED,
+    FINISHING,
+    FLOODED,
+    JOINING,
+    MEMBER,
+    Outlet,
+    OutletLimits,
+    SessionState,
+)
+
+__all__ = ["AWAITING_HELLO", "CLOSED", "FINISHING", "FLOODED", "JOINING", "MEMBER"]
+__all__ += ["Session", "SessionHost", "SessionState"]
 
 RECEIVE_SIZE = 256 * 1024
 TRANSFER_FRAMES = frozenset(
@@ -51,10 +61,6 @@ TRANSFER_FRAMES = frozenset(
         FrameType.FILE_RESULT,
     }
 )
-# Frames written in one send_all when the outbox has a backlog.
-WRITE_BATCH = 64
-# Frames at least this big are written on their own rather than copied into a batch.
-COALESCE_BELOW = 16 * 1024
 # The frames that count as lines for flood control: what a person types.
 LINE_FRAMES = frozenset({FrameType.INPUT, FrameType.SEND_OFFER})
 # A reader handles at most this many frames of one read before it lets the
@@ -62,50 +68,11 @@ LINE_FRAMES = frozenset({FrameType.INPUT, FrameType.SEND_OFFER})
 FRAMES_BETWEEN_YIELDS = 64
 
 
-class SessionState(enum.IntEnum):
-    """Where a session is in its life; it only ever moves down this list.
-
-    Whether it said hello stays known after it closes (``Session.greeted``);
-    whether its AFK timer waits for the rules is apart from its state (it
-    may, in any state with a member).
-    """
-
-    # Connected; its first frame must be a HELLO, within the hello timeout.
-    AWAITING_HELLO = 0
-    # Said hello; the rules have not answered yet (in a cluster, until the log
-    # has its join). With flood control on, its lines wait for the answer.
-    JOINING = 1
-    # In a channel or its waiting queue: its lines go to the rules, the rules'
-    # frames go to it, and its AFK timer runs.
-    MEMBER = 2
-    # Held back by flood control for longer than its patience: nothing more
-    # of its input is passed on; the disconnect is on its way from the rules
-    # (in a cluster, through the log). Frames for it still go out.
-    FLOODED = 3
-    # The rules are done with it (``finish``): what was queued, then a BYE,
-    # then a half-close; nothing more is queued, input is discarded until the
-    # peer hangs up or the close grace runs out.
-    FINISHING = 4
-    # Over: dropped at once (``abort``: nothing more is sent), or its tasks
-    # have ended.
-    CLOSED = 5
-
-
-AWAITING_HELLO = SessionState.AWAITING_HELLO
-JOINING = SessionState.JOINING
-MEMBER = SessionState.MEMBER
-FLOODED = SessionState.FLOODED
-FINISHING = SessionState.FINISHING
-CLOSED = SessionState.CLOSED
-
-
-class SessionLimits(OutboxLimits, Protocol):
+class SessionLimits(OutletLimits, Protocol):
     """The server's limits a session goes by (core.Limits has the defaults)."""
 
     @property
     def hello_timeout(self) -> float: ...
-    @property
-    def close_grace(self) -> float: ...
     @property
     def flood_rate(self) -> float: ...
     @property
@@ -135,36 +102,22 @@ class SessionHost(Protocol):
     @property
     def line_budgets(self) -> LineLedger | None: ...  # None: flood control is off
     @property
-    def congested(self) -> set[Session]: ...  # outboxes past their high-water mark
+    def congested(self) -> set[Outlet]: ...  # outboxes past their high-water mark
     @property
     def sessions(self) -> set[Session]: ...  # every open session
     @property
     def channel_names_frame(self) -> bytes: ...  # for clients' tab completion
 
-    def want_flush(self, session: Session) -> None:
-        """``session`` has text pending: call its ``flush`` when this round ends."""
+    def want_flush(self, outlet: Outlet) -> None:
+        """``outlet`` has text pending: call its ``flush`` when this round ends."""
 
 
-def coalesce(items: Sequence[WriterItem]) -> list[wire.Payload]:
-    """Join runs of small items into one write; leave large ones (file chunks) alone."""
-    if len(items) == 1:
-        return [items[0][0]]
-    writes: list[wire.Payload] = []
-    small: list[wire.Payload] = []
-    for data, _ in items:
-        if len(data) < COALESCE_BELOW:
-            small.append(data)
-            continue
-        if small:
-            writes.append(b"".join(small))
-            small = []
-        writes.append(data)
-    if small:
-        writes.append(b"".join(small))
-    return writes
+class Session(Outlet):
+    """A connection of the native protocol (wire.py): a terminal client, or a
+    web page's WebSocket."""
 
+    server: SessionHost
 
-class Session:
     def __init__(
         self,
         server: SessionHost,
@@ -173,12 +126,10 @@ class Session:
         address: str | None = None,
         protocol: ClientProtocol = ClientProtocol.TERMINAL,
     ):
-        self.server = server
+        super().__init__(server, stream, server.limits, channel)
         self.protocol = protocol  # which renderer its lines come from (render/)
-        self.stream = stream
         self.channel = channel
         self.address = address  # the peer's IP address, where it has one
-        self.state = AWAITING_HELLO
         # The name it said hello with; None until then (and for good if it never did).
         self.username: str | None = None
         self.member: Member | None = None
@@ -186,16 +137,8 @@ class Session:
         # The AFK timer fired and the rules have not answered yet (a cluster's
         # log takes a while): the timer waits for reschedule() or the finish.
         self._afk_reported = False
-        self.scope = trio.CancelScope()
         self.timer: trio.CancelScope | None = None
         self.hello_deadline = math.inf
-        limits = server.limits
-        # What waits to be written, counted; this round's text frames.
-        self.outbox = Outbox(limits)
-        self.drained = trio.Event()  # set (and replaced) when the backlog falls low
-        self._writer_in, self._writer_out = trio.open_memory_channel[WriterItem](
-            limits.outbox_frames
-        )
         # The line budget, from the hello on (None: flood control is off), and
         # what it is filed under in the server's ledger when the member goes.
         self._lines: TokenBucket | None = None
@@ -208,12 +151,6 @@ class Session:
         # line is let through before it.
         self._answered = trio.Event()
         self._held_back_since: float | None = None
-        # A round's text frames wait in the outbox until the end of the round
-        # (SessionHost.want_flush). Plain TCP then writes them all with one
-        # write, without waking the writer task, which takes over whenever the
-        # socket is full; other streams (TLS, WebSocket) hand them, joined, to
-        # the writer: one write, or one WebSocket message, for the round.
-        self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
 
     @property
     def _ref(self) -> str:
@@ -229,31 +166,7 @@ class Session:
         """It said hello (whatever happened since)."""
         return self.username is not None
 
-    @property
-    def closing(self) -> bool:
-        """Finishing or closed: nothing more is queued for it."""
-        return self.state >= FINISHING
-
-    def _become(self, state: SessionState) -> None:
-        # Only ever onwards: a later stage is never undone by an earlier one
-        # (flood control reporting a member the rules finished meanwhile).
-        if state > self.state:
-            self.state = state
-
     # ----- called by ChatServer.apply and the file relay, never awaits -----
-
-    def push_line(self, frame: wire.Payload) -> None:
-        """Queue one frame that is not a file chunk: a line, a notice, JSON,
-        a file control frame. It goes out with the round's other text."""
-        # On every delivery of a line to one member: kept lean.
-        if self.state >= FINISHING:
-            return
-        outbox = self.outbox
-        if not outbox.pending:
-            self.server.want_flush(self)
-        pressure = outbox.add_line(frame)
-        if pressure:
-            self._under_pressure(pressure)
 
     def push_chunk(self, frame: wire.Payload) -> None:
         """Queue one file chunk (FILE_DATA): after the round's text so far,
@@ -268,107 +181,17 @@ class Session:
         if self.state < FINISHING:
             self._to_writer((frame, True))
 
-    def hold(self, broadcast: Broadcast) -> None:
-        """Take the lines of a channel broadcast, now and as long as it stays open."""
-        if self.state >= FINISHING:
-            return
-        outbox = self.outbox
-        if not outbox.pending:
-            self.server.want_flush(self)
-        outbox.hold(broadcast)
-        broadcast.holders.append(self)
-
-    def count_held(self, frames: int, size: int) -> None:
-        """A broadcast it holds closed: its frames count against the outbox limits."""
-        if self.state >= FINISHING:
-            return
-        pressure = self.outbox.count_held(frames, size)
-        if pressure:
-            self._under_pressure(pressure)
-
-    def _under_pressure(self, pressure: Backpressure) -> None:
-        if self.state >= FINISHING:
-            return  # (it was dropped while the outbox counted)
-        if pressure is OVER_LIMIT:
-            self.abort(self.outbox.overflow)
-        else:
-            self.server.congested.add(self)
-
-    def _to_writer(self, item: WriterItem) -> None:
-        try:
-            self._writer_in.send_nowait(item)
-        except trio.WouldBlock:
-            # The peer is not reading: drop it rather than slow anyone else.
-            self.abort("outbox full: the client is not reading")
-            return
-        self.outbox.handed_to_writer()
-
-    def _hand_round_to_writer(self) -> None:
-        """Put the round's text frames, joined, in the writer's channel (order kept)."""
-        outbox = self.outbox
-        if not outbox.pending:
-            return
-        data = outbox.take_round()
-        if self.state >= FINISHING:
-            return  # (closing a broadcast found the outbox over its limit)
-        self._to_writer((data, False))
-
-    def flush(self) -> None:
-        """Write the round's text frames: at once if the writer is idle and
-        the socket takes them, else through the writer. Never blocks."""
-        outbox = self.outbox
-        if not outbox.pending or self.state >= FINISHING:
-            outbox.drop_round()
-            return
-        if outbox.in_writer or self._fd < 0:
-            # The writer owns the socket until it is done; and TLS and WebSocket
-            # streams are always written by it (one write for the round's lines).
-            self._hand_round_to_writer()
-            return
-        data = outbox.take_round()
-        if self.state >= FINISHING:
-            return
-        try:
-            written = os.write(self._fd, data)
-        except OSError:
-            written = 0  # full (or broken: the writer will find out)
-        if written == len(data):
-            if outbox.wrote_round(written):
-                self._drained_now()
-            return
-        outbox.wrote_part(written)
-        self._to_writer((data[written:], False))
-
-    def finish(self, status: int, reason: str) -> None:
-        """Send what is queued, then a BYE, then close; the rules are done with it."""
+    def finish(self, status: int, reason: str, cause: Cause = Cause.LEFT) -> None:
+        """Send what is queued, then a BYE, then close; the rules are done with it
+        (the BYE says why in words: ``cause`` is for protocols that show it otherwise)."""
         if self.state >= FINISHING:
             return
         self._close_line_budget()
-        bye = wire.encode_bye(status, reason)
-        self._hand_round_to_writer()
-        if self.state >= FINISHING:
+        if not self._finish_with(wire.encode_bye(status, reason)):
             return
-        try:
-            self._writer_in.send_nowait((bye, False))
-        except trio.WouldBlock:
-            self.abort("outbox full at disconnect")
-            return
-        self.outbox.handed_to_writer()
-        self.outbox.add_last(len(bye))
-        self._become(FINISHING)
-        self._writer_in.close()
-        self._release_waiters()
         self.server.transfers.connection_closed(self)
-        self.scope.deadline = trio.current_time() + self.server.limits.close_grace
         if self.timer is not None:
             self.timer.deadline = math.inf
-
-    def abort(self, why: str) -> None:
-        """End the session now, sending nothing more."""
-        self.server.log(f"dropping connection on {self.channel}: {why}")
-        self._become(CLOSED)
-        self._release_waiters()
-        self.scope.cancel()
 
     def reschedule(self) -> None:
         self._afk_reported = False
@@ -387,35 +210,21 @@ class Session:
     def offer_decided(self, offer: int, target: Member | None) -> None:
         self.server.transfers.offer_decided(self, offer, target)
 
+    def nick_decided(self, nick: str, accepted: bool) -> None:
+        """(Only IRC connections claim nicks.)"""
+
+    def notice(self, text: str) -> None:
+        self.push_line(wire.encode_notice(text))
+
+    def roster(self, names: Sequence[str]) -> None:
+        self.push_line(wire.encode_json(FrameType.ROSTER, {"names": list(names)}))
+
     def _release_waiters(self) -> None:
-        self.server.congested.discard(self)
-        self.drained.set()
+        super()._release_waiters()
         self._answered.set()
 
-    def _drained_now(self) -> None:
-        self.server.congested.discard(self)
-        self.drained.set()
-        self.drained = trio.Event()
-
-    # ----- backpressure -----
-
-    def keeping_up(self, now: float) -> bool:
-        """Whether readers should wait for this outbox to drain: its writer is
-        not stuck on a peer that stopped reading."""
-        return self.state < FINISHING and self.outbox.keeping_up(now)
-
-    async def _wait_for_congested_outboxes(self) -> None:
-        """Wait while an outbox this server filled is above its high-water mark
-        and its writer is keeping up; the peers that stopped reading are not
-        waited for (they are dropped at their outbox's hard limit)."""
-        congested = self.server.congested
-        while congested:
-            now = trio.current_time()
-            waiting_for = next((s for s in congested if s.keeping_up(now)), None)
-            if waiting_for is None:
-                return
-            with trio.move_on_after(waiting_for.outbox.patience(now)):
-                await waiting_for.drained.wait()
+    def _chunk_written(self, data: wire.Payload) -> None:
+        self.server.transfers.delivered(self, data)
 
     # ----- the connection's tasks -----
 
@@ -515,7 +324,7 @@ class Session:
             if self.state >= FINISHING:
                 return
             if congested:
-                await self._wait_for_congested_outboxes()
+                await self.wait_for_congested_outboxes()
             elif index % FRAMES_BETWEEN_YIELDS == 0:
                 await trio.lowlevel.checkpoint()
             if self.state >= FINISHING:
@@ -603,36 +412,3 @@ class Session:
         if frame_type not in TRANSFER_FRAMES:
             raise ProtocolError(f"unexpected frame type {frame_type}")
         server.transfers.handle(self, frame)
-
-    async def _write_loop(self) -> None:
-        items = self._writer_out
-        outbox = self.outbox
-        transfers = self.server.transfers
-        try:
-            async for item in items:
-                if self._fd < 0 and self.state < FINISHING:
-                    # TLS and WebSocket pay per write (a record, a message):
-                    # let one more round's lines join this one.
-                    await trio.lowlevel.checkpoint()
-                batch = [item]
-                while len(batch) < WRITE_BATCH:
-                    try:
-                        batch.append(items.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                # File chunks count as delivered once handed to the socket: the
-                # receiver's acknowledgement may come back before send_all returns.
-                for data, chunk in batch:
-                    if chunk:
-                        transfers.delivered(self, data)
-                outbox.writing_since = trio.current_time()
-                for data in coalesce(batch):
-                    await self.stream.send_all(data)
-                outbox.writing_since = None
-                if outbox.written(batch):
-                    self._drained_now()
-            if isinstance(self.stream, trio.abc.HalfCloseableStream):
-                await self.stream.send_eof()
-            # (TLS has no half-close: the client hangs up when it reads the BYE.)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.scope.cancel()

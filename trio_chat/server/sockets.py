@@ -23,11 +23,17 @@ class BoundSockets:
     """Every listening socket of one server process."""
 
     # Not a dataclass: making one costs this path ~0.3 ms.
-    __slots__ = ("channels", "web")
+    __slots__ = ("channels", "irc", "web")
 
-    def __init__(self, channels: dict[str, list[socket.socket]], web: socket.socket | None) -> None:
+    def __init__(
+        self,
+        channels: dict[str, list[socket.socket]],
+        web: socket.socket | None,
+        irc: list[socket.socket] | None = None,
+    ) -> None:
         self.channels = channels
         self.web = web
+        self.irc = irc or []  # the IRC port's, on every address of its host
 
 
 def listening_addresses(host: str, port: int) -> list[tuple[int, int, int, tuple[object, ...]]]:
@@ -77,6 +83,24 @@ def bind_web(web: tuple[str, int] | None, reuse_port: bool = False) -> socket.so
         raise OSError(f"cannot listen for the web page on {host}:{port}: {reason}") from None
 
 
+def bind_irc(irc: tuple[str, int] | None, reuse_port: bool = False) -> list[socket.socket]:
+    """The IRC port (``--irc``) on every address of its host, if asked for;
+    OSError with a readable reason (and none left bound)."""
+    if irc is None:
+        return []
+    host, port = irc
+    bound: list[socket.socket] = []
+    try:
+        for family, kind, proto, address in listening_addresses(host, port):
+            bound.append(_listen(family, kind, proto, address, reuse_port))
+    except OSError as error:
+        for sock in bound:
+            sock.close()
+        reason = error.strerror or str(error)
+        raise OSError(f"cannot listen for IRC on {host}:{port}: {reason}") from None
+    return bound
+
+
 def bind_channels(
     channels: Sequence[ChannelConfig], host: str, reuse_port: bool = False
 ) -> dict[str, list[socket.socket]]:
@@ -107,15 +131,20 @@ def bind_all(
     host: str,
     web: tuple[str, int] | None,
     reuse_port: bool = False,
+    irc: tuple[str, int] | None = None,
 ) -> BoundSockets:
-    """The web page's port, then every channel's; or none of them bound and
-    OSError with a readable reason."""
+    """The web page's port, the IRC port, then every channel's; or none of
+    them bound and OSError with a readable reason."""
     web_socket = bind_web(web, reuse_port)
+    irc_sockets: list[socket.socket] = []
     try:
-        return BoundSockets(bind_channels(channels, host, reuse_port), web_socket)
+        irc_sockets = bind_irc(irc, reuse_port)
+        return BoundSockets(bind_channels(channels, host, reuse_port), web_socket, irc_sockets)
     except OSError:
         if web_socket is not None:
             web_socket.close()
+        for sock in irc_sockets:
+            sock.close()
         raise
 
 
@@ -125,12 +154,16 @@ def announce_listening(
     web: tuple[str, int] | None,
     tls: bool,
     who: str = "",
+    irc: tuple[str, int] | None = None,
 ) -> None:
     """Once every port is bound (tests and scripts wait for this on stderr)."""
     web_page = ""
+    if irc is not None:
+        irc_host, irc_port = irc
+        web_page += f"; IRC on {irc_host if ':' not in irc_host else f'[{irc_host}]'}:{irc_port}"
     if web is not None:
         web_host, web_port = web
-        web_page = (
+        web_page += (
             f"; web page on http://{web_host if ':' not in web_host else f'[{web_host}]'}"
             f":{web_port}/"
         )
@@ -147,8 +180,9 @@ def bind_and_announce(
 ) -> BoundSockets:
     """Every port the config, ``--host`` and ``--web`` ask for, announced; or
     none bound and OSError with a readable reason."""
-    bound = bind_all(channels, arguments.host, arguments.web, arguments.reuse_port)
-    announce_listening(channels, arguments.host, arguments.web, tls, who)
+    irc = getattr(arguments, "irc", None)
+    bound = bind_all(channels, arguments.host, arguments.web, arguments.reuse_port, irc)
+    announce_listening(channels, arguments.host, arguments.web, tls, who, irc)
     return bound
 
 

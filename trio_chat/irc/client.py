@@ -1,0 +1,1013 @@
+"""One IRC connection on the server, and its memberships.
+
+An IRC connection registers (CAP, PASS, NICK, USER), then joins channels.
+Each channel it is in, or waits for, is one member of that channel as the
+rules see it: an ``IrcMembership``, with its own connection reference, AFK
+timer and place in the queue, all sharing the connection's outbox. So one
+nick in three channels is three members, and everything the rules decide
+for a member (a kick, AFK, /empty) affects that channel only.
+
+What the connection's commands mean to the rules goes to the hub as events
+through the server's gateway (docs/irc.md, "What maps to what"): PRIVMSG
+and NOTICE to a channel are ``Say``, to a nick ``Tell``, JOIN is ``Join``,
+PART ``Leave``, NICK ``ClaimNick``. Queries (NAMES, LIST, WHO, WHOIS, ISON,
+USERHOST, MODE, TOPIC) are answered from the hub's state and change
+nothing, so they are no activity for the AFK timer; neither are PING and
+PONG, which keep the connection alive (the ping timeout) and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import trio
+from irctokens.line import Line
+
+from .. import events as ev
+from .. import wire
+from ..hub import Hub
+from ..sanitize import clean
+from ..server.admission import address_key, budget_keys
+from ..server.flood import LineLedger, TokenBucket, take_line
+from ..server.gateway import Gateway
+from ..server.outlet import CLOSED, FINISHING, MEMBER, Outlet, OutletHost
+from ..state import Cause, ClientProtocol, Member
+from . import numerics as n
+from .lines import LineReader, TooLong, encode, strip_formatting
+from .nicks import fold_nick, member_name, nick_problem, shown
+from .render import IrcRenderer, channel_target
+
+if TYPE_CHECKING:
+    from ..server.broadcast import Broadcast
+    from ..server.session import SessionLimits
+
+RECEIVE_SIZE = 64 * 1024
+IRC = ClientProtocol.IRC
+# Capabilities this port has (CAP LS); any other is NAKed.
+CAPABILITIES = (
+    "batch",
+    "echo-message",
+    "message-tags",
+    "multi-prefix",
+    "server-time",
+    "userhost-in-names",
+)
+# Commands a connection may send before it is registered.
+BEFORE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"})
+# Commands that cost nothing of the flood budget: the client's keepalive.
+FREE = frozenset({"PING", "PONG"})
+# What a person does: these count as activity for the AFK timer.
+ACTIVITY = frozenset({"PRIVMSG", "NOTICE", "JOIN", "PART"})
+
+
+@dataclass(frozen=True, slots=True)
+class IrcSettings:
+    """How the IRC port was asked to run (``--irc`` and its options)."""
+
+    server_name: str
+    password: str | None  # None: no server password (PASS is ignored)
+    ping_interval: float  # seconds of silence before the server sends PING
+    ping_timeout: float  # seconds after that PING before the connection is dropped
+    network: str = "trio-chat"
+
+
+class IrcHost(OutletHost, Protocol):
+    """What an IRC connection uses of the server (core.ChatServer)."""
+
+    @property
+    def limits(self) -> SessionLimits: ...
+    @property
+    def gateway(self) -> Gateway: ...
+    @property
+    def hub(self) -> Hub: ...
+    @property
+    def line_budgets(self) -> LineLedger | None: ...
+    @property
+    def stopped(self) -> trio.Event: ...
+
+
+class IrcMembership:
+    """One channel an IRC connection is in or waits for: one member of it."""
+
+    protocol = IRC
+
+    def __init__(self, client: IrcClient, channel: str) -> None:
+        self.client = client
+        self.channel = channel  # the configured name (no '#')
+        self.conn_ref = ""  # its gateway gives it one (IrcClient._join)
+        self.member: Member | None = None  # once the rules took it in
+        self.admitted = False  # it got its JOIN (not only a place in the queue)
+        self.part_reason = ""  # what its PART said, for the PART it gets back
+        self.quitting = False  # it leaves with the connection (QUIT)
+        self.done = False  # the rules are done with it
+        self.afk_reported = False  # its AFK timer fired; the rules have not answered
+
+    @property
+    def closing(self) -> bool:
+        return self.done or self.client.closing
+
+    # ----- what ChatServer.apply calls (state.Connection) -----
+
+    def push_line(self, frame: wire.Payload) -> None:
+        self.client.push_line(frame)
+
+    def hold(self, broadcast: Broadcast) -> None:
+        self.client.hold(broadcast)
+
+    def reschedule(self) -> None:
+        self.client.afk_changed(self)
+
+    def finish(self, status: int, reason: str, cause: Cause) -> None:
+        self.client.membership_over(self, reason, cause)
+
+    def joined(self, member: Member) -> None:
+        self.member = member
+
+    def roster(self, names: Sequence[str]) -> None:
+        self.client.admitted(self, names)
+
+    def notice(self, text: str) -> None:
+        self.client.server_notice(text)
+
+    def offer_decided(self, offer: int, target: Member | None) -> None:
+        """(An IRC connection offers no files.)"""
+
+    def nick_decided(self, nick: str, accepted: bool) -> None:
+        """(The connection claims nicks, not its memberships.)"""
+
+    # ----- what a cluster's node calls of its local connections -----
+
+    def abort(self, why: str) -> None:
+        self.client.abort(why)
+
+    def lower_line_budget(self, tokens: float) -> None:
+        self.client.lower_line_budget(tokens)
+
+
+class IrcClient(Outlet):
+    """One IRC connection: registration, commands, and its memberships."""
+
+    server: IrcHost
+    protocol = IRC
+
+    def __init__(
+        self,
+        server: IrcHost,
+        stream: trio.abc.Stream,
+        address: str | None,
+        settings: IrcSettings,
+        renderer: IrcRenderer,
+    ) -> None:
+        super().__init__(server, stream, server.limits, "the IRC port")
+        self.settings = settings
+        self.renderer = renderer
+        self.address = address
+        self.nick = "*"  # until the rules give it one
+        self.user: str | None = None
+        self.realname = ""
+        self.password: str | None = None
+        self.registered = False
+        self.negotiating = False  # CAP LS or REQ came, CAP END not yet
+        self.caps: set[str] = set()
+        self.away: str | None = None
+        self.user_modes = ""
+        # The channels it is in or waits for, by name without ASCII case.
+        self.memberships: dict[str, IrcMembership] = {}
+        self.conn_ref: str | None = None  # its own, for its nick (ClaimNick)
+        self.member: Member | None = None  # (never one itself: its memberships are)
+        self._nick_answer: trio.Event | None = None
+        self._nick_accepted = False
+        self._to_release: list[str] = []
+        self._release_due = trio.Event()
+        self._afk_scope: trio.CancelScope | None = None
+        self._last_heard = 0.0
+        self._ping_sent: float | None = None
+        self._lines: TokenBucket | None = None
+        self._budget_keys: tuple[str, ...] = ()
+        self._address_lines: TokenBucket | None = None
+        self._budget_address = ""
+        self._held_back_since: float | None = None
+        self._commands: dict[str, Callable[[Line], Awaitable[None] | None]] = {
+            "CAP": self._cap,
+            "PASS": self._pass,
+            "NICK": self._nick,
+            "USER": self._user,
+            "PING": self._ping,
+            "PONG": _nothing,
+            "QUIT": self._quit,
+            "JOIN": self._join,
+            "PART": self._part,
+            "PRIVMSG": self._message,
+            "NOTICE": self._message,
+            "NAMES": self._names,
+            "LIST": self._list,
+            "WHO": self._who,
+            "WHOIS": self._whois,
+            "ISON": self._ison,
+            "USERHOST": self._userhost,
+            "MODE": self._mode,
+            "TOPIC": self._topic,
+            "AWAY": self._away,
+            "MOTD": self._motd,
+            "KICK": self._no_operators,
+            "INVITE": self._no_operators,
+        }
+
+    # ----- what its capabilities ask for (render.py reads these) -----
+
+    @property
+    def echo(self) -> bool:
+        return "echo-message" in self.caps
+
+    @property
+    def wants_time(self) -> bool:
+        return "server-time" in self.caps
+
+    @property
+    def wants_msgid(self) -> bool:
+        return "message-tags" in self.caps
+
+    # ----- replies -----
+
+    def _send(self, command: str, params: list[str], source: str | None = None) -> None:
+        self.push_line(encode(command, params, source or self.settings.server_name))
+
+    def _reply(self, code: str, *params: str) -> None:
+        self.push_line(n.numeric(self.settings.server_name, code, self.nick, *params))
+
+    def server_notice(self, text: str) -> None:
+        self._send("NOTICE", [self.nick, clean(text)])
+
+    @property
+    def mask(self) -> str:
+        return self.renderer.mask(self.nick)
+
+    # ----- what the rules tell it (through ChatServer.apply) -----
+
+    def reschedule(self) -> None:
+        """(Its memberships have the AFK timers.)"""
+
+    def joined(self, member: Member) -> None:
+        """(Its memberships join.)"""
+
+    def roster(self, names: Sequence[str]) -> None:
+        """(Its memberships are told who is in.)"""
+
+    def notice(self, text: str) -> None:
+        self.server_notice(text)
+
+    def offer_decided(self, offer: int, target: Member | None) -> None:
+        """(An IRC connection offers no files.)"""
+
+    def finish(self, status: int, reason: str, cause: Cause) -> None:
+        """(The rules finish memberships, never the connection itself.)"""
+
+    def nick_decided(self, nick: str, accepted: bool) -> None:
+        self._nick_accepted = accepted
+        if self._nick_answer is not None:
+            self._nick_answer.set()
+
+    def admitted(self, membership: IrcMembership, names: Sequence[str]) -> None:
+        """The rules let ``membership`` into its channel: its JOIN, then NAMES."""
+        if membership.done:
+            return
+        membership.admitted = True
+        target = channel_target(membership.channel)
+        self._send("JOIN", [target], self.mask)
+        self._send_names(target, names)
+
+    def membership_over(self, membership: IrcMembership, reason: str, cause: Cause) -> None:
+        """The rules are done with one of its channels (docs/irc.md, "Leaving")."""
+        if membership.done:
+            return
+        membership.done = True
+        key = fold_nick(membership.channel)
+        if self.memberships.get(key) is membership:
+            del self.memberships[key]
+        self._release(membership.conn_ref)
+        if self.closing or membership.quitting:
+            return
+        target = channel_target(membership.channel)
+        if cause is Cause.LEFT:
+            if membership.admitted:
+                part = [target, membership.part_reason] if membership.part_reason else [target]
+                self._send("PART", part, self.mask)
+            else:
+                self.server_notice(f"{target}: you left its waiting queue")
+        elif cause in (Cause.KICKED, Cause.EMPTIED):
+            self._send("KICK", [target, self.nick, reason])
+        elif cause is Cause.AFK:
+            self._send("PART", [target, reason], self.mask)
+        elif cause is Cause.REFUSED:
+            self.server_notice(f"{target}: {reason}")
+        # NAME_TAKEN: 437 said so (render.py); FLOODED: the connection closes.
+
+    def afk_changed(self, membership: IrcMembership) -> None:
+        membership.afk_reported = False
+        member = membership.member
+        scope = self._afk_scope
+        if member is None or scope is None or self.state >= FINISHING:
+            return
+        when = self.server.gateway.local_deadline(member.afk_deadline)
+        if when < scope.deadline:
+            scope.deadline = when
+
+    def lower_line_budget(self, tokens: float) -> None:
+        if self._lines is not None:
+            now = trio.current_time()
+            self._lines.tokens = min(self._lines.level(now), tokens)
+            self._lines.stamp = now
+
+    # ----- its tasks -----
+
+    async def run(self) -> None:
+        try:
+            with self.scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._write_loop)
+                    nursery.start_soon(self._afk_loop)
+                    nursery.start_soon(self._release_loop)
+                    await self._read_loop()
+                    nursery.cancel_scope.cancel()
+        finally:
+            if self.server.stopped.is_set() and self.state < FINISHING:
+                await self._say_goodbye("Closing Link: server shutting down")
+            self._close_line_budget()
+            self._become(CLOSED)
+            self._release_waiters()
+            for membership in list(self.memberships.values()):
+                membership.done = True
+                self._release(membership.conn_ref)
+            self.memberships.clear()
+            if self.conn_ref is not None:
+                self._release(self.conn_ref)
+            for ref in self._to_release:
+                self.server.gateway.release(ref)
+            self._to_release.clear()
+            with trio.move_on_after(self.close_grace) as goodbye:
+                await self.stream.aclose()
+            if goodbye.cancelled_caught:
+                await trio.aclose_forcefully(self.stream)
+
+    async def _say_goodbye(self, message: str) -> None:
+        """The server is stopping: the ERROR line, straight to the socket."""
+        broken = (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError)
+        deadline = trio.current_time() + 1.0
+        with trio.CancelScope(shield=True, deadline=deadline), contextlib.suppress(*broken):
+            await self.stream.send_all(encode("ERROR", [message]))
+
+    def _release(self, ref: str) -> None:
+        """``ref`` is done: the rules hear of it (``Drop``) from the release
+        task, never from inside the rules' own call."""
+        if ref and ref not in self._to_release:
+            self._to_release.append(ref)
+            self._release_due.set()
+
+    async def _release_loop(self) -> None:
+        while True:
+            await self._release_due.wait()
+            self._release_due = trio.Event()
+            refs, self._to_release = self._to_release, []
+            for ref in refs:
+                if ref != self.conn_ref or self.state >= FINISHING:
+                    self.server.gateway.release(ref)
+                else:
+                    self._to_release.append(ref)  # its nick stays until it goes
+
+    async def _afk_loop(self) -> None:
+        gateway = self.server.gateway
+        while True:
+            deadlines = [
+                gateway.local_deadline(m.member.afk_deadline)
+                for m in self.memberships.values()
+                if m.member is not None and m.admitted and not m.afk_reported
+            ]
+            with trio.CancelScope(deadline=min(deadlines, default=math.inf)) as scope:
+                self._afk_scope = scope
+                await trio.sleep_forever()
+            self._afk_scope = None
+            now = trio.current_time()
+            for membership in list(self.memberships.values()):
+                member = membership.member
+                if (
+                    member is not None
+                    and membership.admitted
+                    and not membership.afk_reported
+                    and gateway.local_deadline(member.afk_deadline) <= now
+                ):
+                    membership.afk_reported = True
+                    gateway.submit(ev.AfkDue(membership.conn_ref))
+
+    def _read_deadline(self) -> float:
+        if self.state >= FINISHING:
+            return math.inf
+        if not self.registered:
+            return self._last_heard + self.server.limits.hello_timeout
+        if self._ping_sent is not None:
+            return self._ping_sent + self.settings.ping_timeout
+        return self._last_heard + self.settings.ping_interval
+
+    async def _read_loop(self) -> None:
+        reader = LineReader()
+        self._last_heard = trio.current_time()
+        while True:
+            with trio.CancelScope(deadline=self._read_deadline()) as timer:
+                try:
+                    data = await self.stream.receive_some(RECEIVE_SIZE)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    return
+            if timer.cancelled_caught:
+                if not self.registered:
+                    self.server.log("an IRC connection did not register within the time limit")
+                    self.close_link("Closing Link: registration timed out")
+                elif self._ping_sent is None:
+                    self._ping_sent = trio.current_time()
+                    self._send("PING", [self.settings.server_name])
+                else:
+                    self.close_link(
+                        f"Closing Link: Ping timeout: {self.settings.ping_timeout:g} seconds"
+                    )
+                continue
+            if not data:
+                return
+            self._last_heard = trio.current_time()
+            self._ping_sent = None
+            if self.state >= FINISHING:
+                continue  # closing: input is discarded until the peer hangs up
+            for item in reader.feed(data):
+                if isinstance(item, TooLong):
+                    self._reply(n.ERR_INPUTTOOLONG, "Input line was too long")
+                else:
+                    await self._handle(item)
+                if self.state >= FINISHING:
+                    break
+                if self.server.congested:
+                    await self.wait_for_congested_outboxes()
+
+    async def _handle(self, line: Line) -> None:
+        command = line.command.upper()
+        handler = self._commands.get(command)
+        if not self.registered and command not in BEFORE_REGISTRATION:
+            if handler is not None or not command.isdigit():
+                self._reply(n.ERR_NOTREGISTERED, "You have not registered")
+            return
+        if handler is None:
+            self._reply(n.ERR_UNKNOWNCOMMAND, command, "Unknown command")
+            return
+        if self.registered and command not in FREE:
+            room = self.server.gateway.log_room()
+            while room is not None:
+                await room.wait()
+                room = self.server.gateway.log_room()
+            if self._lines is not None and not await self._take_line_token():
+                return
+        result = handler(line)
+        if result is not None:
+            await result
+        if command in ACTIVITY and len(self.memberships) > 1:
+            self._awake_all()
+
+    def _awake_all(self) -> None:
+        """A person did something: none of its channels is idle (docs/irc.md, "AFK")."""
+        refs = tuple(
+            m.conn_ref for m in self.memberships.values() if m.member is not None and m.admitted
+        )
+        if refs:
+            self.server.gateway.submit(ev.Awake(refs))
+
+    def close_link(self, message: str) -> None:
+        """End the connection with an ERROR line, as IRC servers do; its
+        channels are left at once (others see it part)."""
+        if self.state >= FINISHING:
+            return
+        for membership in list(self.memberships.values()):
+            membership.done = True
+            self._release(membership.conn_ref)
+        self.memberships.clear()
+        self._close_line_budget()
+        if self._finish_with(encode("ERROR", [message])):
+            self._release_due.set()
+
+    # ----- flood control (docs/security.md, "Flood control") -----
+
+    def _start_line_budget(self) -> None:
+        budgets = self.server.line_budgets
+        if budgets is None:
+            return
+        now = trio.current_time()
+        self._budget_keys = budget_keys(self.nick, self.address)
+        self._lines = budgets.open(self._budget_keys, now)
+        if self.address is not None:
+            self._budget_address = address_key(self.address)
+            self._address_lines = budgets.share(self._budget_address, now)
+
+    def _close_line_budget(self) -> None:
+        budgets = self.server.line_budgets
+        if self._lines is not None and budgets is not None:
+            budgets.close(self._budget_keys, self._lines, trio.current_time())
+            self._lines = None
+            if self._address_lines is not None:
+                budgets.unshare(self._budget_address)
+                self._address_lines = None
+
+    async def _take_line_token(self) -> bool:
+        """Wait for the budget to allow one more line; False when the
+        connection was held back too long and is being closed for flooding."""
+        lines = self._lines
+        assert lines is not None
+        now = trio.current_time()
+        wait = take_line(lines, self._address_lines, now)
+        if not wait:
+            self._held_back_since = None
+            return True
+        if self._held_back_since is None:
+            self._held_back_since = now
+        limits = self.server.limits
+        if now + wait - self._held_back_since > limits.flood_patience:
+            reason = (
+                f"excess flood: more than {limits.flood_rate:g} lines a second "
+                f"for {limits.flood_patience:g} s"
+            )
+            for membership in self.memberships.values():
+                self.server.gateway.submit(ev.Flooded(membership.conn_ref, reason))
+            self.close_link(f"Closing Link: {reason}")
+            return False
+        while wait:
+            await trio.sleep(wait)
+            if self._lines is None:
+                return False
+            wait = take_line(lines, self._address_lines, trio.current_time())
+        return True
+
+    # ----- registration -----
+
+    def _cap(self, line: Line) -> None:
+        if not line.params:
+            self._reply(n.ERR_NEEDMOREPARAMS, "CAP", "Not enough parameters")
+            return
+        sub = line.params[0].upper()
+        if sub == "LS":
+            if not self.registered:
+                self.negotiating = True
+            self._send("CAP", [self.nick, "LS", " ".join(CAPABILITIES)])
+        elif sub == "LIST":
+            self._send("CAP", [self.nick, "LIST", " ".join(sorted(self.caps))])
+        elif sub == "REQ":
+            if not self.registered:
+                self.negotiating = True
+            asked = line.params[1] if len(line.params) > 1 else ""
+            wanted = asked.split()
+            known = all(cap.removeprefix("-") in CAPABILITIES for cap in wanted)
+            if known and wanted:
+                for cap in wanted:
+                    if cap.startswith("-"):
+                        self.caps.discard(cap[1:])
+                    else:
+                        self.caps.add(cap)
+            self._send("CAP", [self.nick, "ACK" if known and wanted else "NAK", asked])
+        elif sub == "END":
+            self.negotiating = False
+            self._try_to_register()
+        else:
+            self._reply(n.ERR_INVALIDCAPCMD, line.params[0], "Invalid CAP subcommand")
+
+    def _pass(self, line: Line) -> None:
+        if self.registered:
+            self._reply(n.ERR_ALREADYREGISTERED, "You may not reregister")
+        elif not line.params:
+            self._reply(n.ERR_NEEDMOREPARAMS, "PASS", "Not enough parameters")
+        else:
+            self.password = line.params[0]
+
+    async def _nick(self, line: Line) -> None:
+        if not line.params or not line.params[0]:
+            self._reply(n.ERR_NONICKNAMEGIVEN, "No nickname given")
+            return
+        nick = line.params[0]
+        problem = nick_problem(nick)
+        if problem is not None:
+            self._reply(n.ERR_ERRONEUSNICKNAME, clean(nick), f"Erroneous nickname: {problem}")
+            return
+        if nick == self.nick:
+            return
+        if self.memberships:
+            # Our members keep one name in a channel (docs/irc.md, "Names").
+            self._reply(
+                n.ERR_NONICKCHANGE, "Cannot change nickname while in channels (part them first)"
+            )
+            return
+        if self.conn_ref is None:
+            self.conn_ref = self.server.gateway.connect(self)
+        self._nick_answer = trio.Event()
+        self.server.gateway.submit(ev.ClaimNick(self.conn_ref, nick))
+        await self._nick_answer.wait()
+        self._nick_answer = None
+        if self.state >= FINISHING:
+            return
+        if not self._nick_accepted:
+            self._reply(n.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
+            return
+        old_mask = self.mask
+        self.nick = nick
+        if self.registered:
+            self._send("NICK", [nick], old_mask)
+        else:
+            self._try_to_register()
+
+    def _user(self, line: Line) -> None:
+        if self.registered or self.user is not None:
+            self._reply(n.ERR_ALREADYREGISTERED, "You may not reregister")
+            return
+        if len(line.params) < 4 or not line.params[0] or not line.params[3]:
+            self._reply(n.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
+            return
+        user = line.params[0]
+        if not user.isascii() or not user.isprintable() or any(c in user for c in " !@:"):
+            self._reply(n.ERR_INVALIDUSERNAME, "USER", "Your username is not valid")
+            return
+        self.user = user[: n.USERLEN]
+        self.realname = strip_formatting(clean(line.params[3]))
+        self._try_to_register()
+
+    def _try_to_register(self) -> None:
+        if self.registered or self.negotiating or self.nick == "*" or self.user is None:
+            return
+        expected = self.settings.password
+        if expected is not None and self.password != expected:
+            self._reply(n.ERR_PASSWDMISMATCH, "Password incorrect")
+            self.close_link("Closing Link: bad password")
+            return
+        self.registered = True
+        self._become(MEMBER)
+        self._start_line_budget()
+        channels = list(self.server.hub.channels)
+        for frame in n.registration_burst(
+            self.settings.server_name, self.nick, self.mask, channels, self.settings.network
+        ):
+            self.push_line(frame)
+
+    def _ping(self, line: Line) -> None:
+        if not line.params:
+            self._reply(n.ERR_NOORIGIN, "No origin specified")
+            return
+        server = self.settings.server_name
+        self._send("PONG", [server, line.params[0]])
+
+    def _quit(self, line: Line) -> None:
+        reason = _text(line.params[0]) if line.params else ""
+        quit_message = f"Quit: {reason}" if reason else "Quit"
+        for membership in list(self.memberships.values()):
+            membership.quitting = True
+            self.server.gateway.submit(ev.Leave(membership.conn_ref, quit_message, quit=True))
+        host = self.address or "unknown"
+        self.close_link(f"Closing Link: {self.user or self.nick}@{host} ({quit_message})")
+
+    # ----- channels -----
+
+    def _channel(self, target: str) -> str | None:
+        """The configured channel ``#name`` names, without ASCII case."""
+        if not target.startswith("#"):
+            return None
+        wanted = fold_nick(target[1:])
+        for name in self.server.hub.channels:
+            if fold_nick(name) == wanted:
+                return name
+        return None
+
+    def _join(self, line: Line) -> None:
+        if not line.params:
+            self._reply(n.ERR_NEEDMOREPARAMS, "JOIN", "Not enough parameters")
+            return
+        if line.params[0] == "0":
+            for membership in list(self.memberships.values()):
+                self._leave(membership, "")
+            return
+        # Keys (the second parameter) are ignored: no channel has one.
+        for target in line.params[0].split(","):
+            name = self._channel(target)
+            if name is None:
+                self._reply(n.ERR_NOSUCHCHANNEL, clean(target), "No such channel")
+                continue
+            if fold_nick(name) in self.memberships:
+                continue  # in it already, or waiting for it
+            membership = IrcMembership(self, name)
+            membership.conn_ref = self.server.gateway.connect(membership)
+            self.memberships[fold_nick(name)] = membership
+            self.server.gateway.submit(
+                ev.Join(
+                    membership.conn_ref,
+                    name,
+                    self.nick,
+                    self.address,
+                    via_irc=True,
+                    ident=self.user or "",
+                )
+            )
+
+    def _part(self, line: Line) -> None:
+        if not line.params:
+            self._reply(n.ERR_NEEDMOREPARAMS, "PART", "Not enough parameters")
+            return
+        reason = _text(line.params[1]) if len(line.params) > 1 else ""
+        for target in line.params[0].split(","):
+            name = self._channel(target)
+            membership = self.memberships.get(fold_nick(name)) if name is not None else None
+            if name is None:
+                self._reply(n.ERR_NOSUCHCHANNEL, clean(target), "No such channel")
+            elif membership is None:
+                self._reply(n.ERR_NOTONCHANNEL, channel_target(name), "You're not on that channel")
+            else:
+                self._leave(membership, reason)
+
+    def _leave(self, membership: IrcMembership, reason: str) -> None:
+        membership.part_reason = reason
+        del self.memberships[fold_nick(membership.channel)]
+        self.server.gateway.submit(ev.Leave(membership.conn_ref, reason))
+
+    # ----- messages -----
+
+    def _message(self, line: Line) -> None:
+        notice = line.command.upper() == "NOTICE"
+        # Nothing ever answers a NOTICE, not even an error (RFC 2812, 3.3.2).
+        reply = _nothing_to_say if notice else self._reply
+        if not line.params or not line.params[0]:
+            reply(n.ERR_NORECIPIENT, f"No recipient given ({line.command.upper()})")
+            return
+        if len(line.params) < 2 or not line.params[1]:
+            reply(n.ERR_NOTEXTTOSEND, "No text to send")
+            return
+        target, raw = line.params[0], line.params[1]
+        if "," in target:
+            reply(n.ERR_TOOMANYTARGETS, clean(target), "One target at a time")
+            return
+        style = ev.NOTICE if notice else ev.CHAT
+        if raw.startswith("\x01"):
+            ctcp, _, rest = raw.strip("\x01").partition(" ")
+            if ctcp.upper() != "ACTION":
+                if ctcp.upper() == "DCC" and not notice:
+                    self.server_notice(
+                        "DCC is not relayed here: files cannot be sent over this IRC port"
+                    )
+                return  # other CTCP queries and replies are not relayed (docs/irc.md)
+            raw, style = rest, ev.ACTION
+        message = _text(raw)
+        if not message:
+            reply(n.ERR_NOTEXTTOSEND, "No text to send")
+            return
+        if target.startswith("#"):
+            name = self._channel(target)
+            if name is None:
+                reply(n.ERR_NOSUCHCHANNEL, clean(target), "No such channel")
+                return
+            membership = self.memberships.get(fold_nick(name))
+            if membership is None:
+                reply(n.ERR_CANNOTSENDTOCHAN, channel_target(name), "You are not in the channel")
+                return
+            self.server.gateway.submit(ev.Say(membership.conn_ref, message, style))
+            return
+        whom = member_name(target)
+        for membership in self.memberships.values():
+            channel = self.server.hub.channels[membership.channel]
+            receiver = channel.members.get(whom)
+            if membership.admitted and receiver is not None:
+                self.server.gateway.submit(ev.Tell(membership.conn_ref, whom, message))
+                away = _away_of(receiver)
+                if away is not None and not notice:
+                    self._reply(n.RPL_AWAY, shown(whom), away)
+                return
+        # A whisper needs a channel they share (docs/irc.md, "Private messages").
+        reply(n.ERR_NOSUCHNICK, clean(target), "No such nick/channel (or no channel you share)")
+
+    # ----- queries: answered from the hub's state, no activity -----
+
+    def _names_of(self, channel: str) -> list[str]:
+        members = self.server.hub.channels[channel].members
+        if "userhost-in-names" in self.caps:
+            return [self.renderer.mask(name) for name in members]
+        return [shown(name) for name in members]
+
+    def _send_names(self, target: str, names: Sequence[str]) -> None:
+        if "userhost-in-names" in self.caps:
+            shown_names = [self.renderer.mask(name) for name in names]
+        else:
+            shown_names = [shown(name) for name in names]
+        # As many names to a 353 line as fit in 512 bytes.
+        room = 400 - len(target) - len(self.nick)
+        line: list[str] = []
+        size = 0
+        for name in shown_names:
+            if line and size + len(name) + 1 > room:
+                self._reply(n.RPL_NAMREPLY, "=", target, " ".join(line))
+                line, size = [], 0
+            line.append(name)
+            size += len(name) + 1
+        if line:
+            self._reply(n.RPL_NAMREPLY, "=", target, " ".join(line))
+        self._reply(n.RPL_ENDOFNAMES, target, "End of /NAMES list")
+
+    def _names(self, line: Line) -> None:
+        if not line.params:
+            for membership in self.memberships.values():
+                if membership.admitted:
+                    target = channel_target(membership.channel)
+                    self._send_names(
+                        target, list(self.server.hub.channels[membership.channel].members)
+                    )
+            self._reply(n.RPL_ENDOFNAMES, "*", "End of /NAMES list")
+            return
+        for target in line.params[0].split(","):
+            name = self._channel(target)
+            if name is None:
+                self._reply(n.RPL_ENDOFNAMES, clean(target), "End of /NAMES list")
+            else:
+                self._send_names(channel_target(name), list(self.server.hub.channels[name].members))
+
+    def _list(self, line: Line) -> None:
+        hub = self.server.hub
+        names = list(hub.channels)
+        if line.params and line.params[0]:
+            names = [c for t in line.params[0].split(",") if (c := self._channel(t)) is not None]
+        self._reply(n.RPL_LISTSTART, "Channel", "Users  Name")
+        for name in names:
+            channel = hub.channels[name]
+            members, capacity = len(channel.members), channel.config.capacity
+            topic = f"[{members}/{capacity} members, {len(channel.queue)} waiting]"
+            self._reply(n.RPL_LIST, channel_target(name), str(members), topic)
+        self._reply(n.RPL_LISTEND, "End of /LIST")
+
+    def _member_anywhere(self, name: str) -> tuple[Member, list[str]] | None:
+        """A member named ``name`` (the first found), and every channel where
+        someone of that name is."""
+        found: Member | None = None
+        channels: list[str] = []
+        for channel in self.server.hub.channels.values():
+            member = channel.members.get(name)
+            if member is not None:
+                found = found or member
+                channels.append(channel.name)
+        return (found, channels) if found is not None else None
+
+    def _realname(self, member: Member) -> tuple[str, str]:
+        """The user and real name WHO and WHOIS show for ``member``."""
+        conn = member.conn
+        if isinstance(conn, IrcMembership):
+            return conn.client.user or shown(member.name), conn.client.realname
+        if member.via_irc:
+            return member.ident or shown(member.name), "on IRC through another node"
+        return shown(member.name)[: n.USERLEN], "a trio-chat member"
+
+    def _who(self, line: Line) -> None:
+        mask = line.params[0] if line.params else "*"
+        server = self.settings.server_name
+        rows: list[tuple[str, Member]] = []
+        name = self._channel(mask)
+        if name is not None:
+            rows = [
+                (channel_target(name), m) for m in self.server.hub.channels[name].members.values()
+            ]
+        else:
+            found = self._member_anywhere(member_name(mask))
+            if found is not None:
+                rows = [("*", found[0])]
+        for target, member in rows:
+            user, realname = self._realname(member)
+            nick = shown(member.name)
+            flag = "G" if _away_of(member) is not None else "H"
+            self._reply(n.RPL_WHOREPLY, target, user, server, server, nick, flag, f"0 {realname}")
+        self._reply(n.RPL_ENDOFWHO, clean(mask), "End of /WHO list")
+
+    def _whois(self, line: Line) -> None:
+        if not line.params:
+            self._reply(n.ERR_NONICKNAMEGIVEN, "No nickname given")
+            return
+        target = line.params[-1].split(",")[0]
+        server = self.settings.server_name
+        if fold_nick(target) == fold_nick(self.nick) and self.registered:
+            user, realname = self.user or self.nick, self.realname
+            channels = [channel_target(m.channel) for m in self.memberships.values() if m.admitted]
+            away = self.away
+        else:
+            found = self._member_anywhere(member_name(target))
+            if found is None:
+                self._reply(n.ERR_NOSUCHNICK, clean(target), "No such nick")
+                self._reply(n.RPL_ENDOFWHOIS, clean(target), "End of /WHOIS list")
+                return
+            member, names = found
+            user, realname = self._realname(member)
+            channels = [channel_target(c) for c in names]
+            away = _away_of(member)
+        nick = shown(member_name(target)) if target != self.nick else self.nick
+        self._reply(n.RPL_WHOISUSER, nick, user, server, "*", realname)
+        if channels:
+            self._reply(n.RPL_WHOISCHANNELS, nick, " ".join(channels))
+        self._reply(n.RPL_WHOISSERVER, nick, server, "trio-chat")
+        if away is not None:
+            self._reply(n.RPL_AWAY, nick, away)
+        self._reply(n.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
+
+    def _present(self, nick: str) -> bool:
+        if fold_nick(nick) in self.server.hub.nicks:
+            return True
+        return self._member_anywhere(member_name(nick)) is not None
+
+    def _ison(self, line: Line) -> None:
+        asked = " ".join(line.params).split()
+        self._reply(n.RPL_ISON, " ".join(nick for nick in asked if self._present(nick)))
+
+    def _userhost(self, line: Line) -> None:
+        replies = []
+        for nick in line.params[:5]:
+            if self._present(nick):
+                away = "-" if fold_nick(nick) == fold_nick(self.nick) and self.away else "+"
+                replies.append(
+                    f"{nick}={away}{self.renderer.mask(member_name(nick)).split('!')[1]}"
+                )
+        self._reply(n.RPL_USERHOST, " ".join(replies))
+
+    def _mode(self, line: Line) -> None:
+        if not line.params:
+            self._reply(n.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
+            return
+        target = line.params[0]
+        modes = line.params[1] if len(line.params) > 1 else ""
+        if target.startswith("#"):
+            name = self._channel(target)
+            if name is None:
+                self._reply(n.ERR_NOSUCHCHANNEL, clean(target), "No such channel")
+            elif not modes:
+                self._reply(n.RPL_CHANNELMODEIS, channel_target(name), f"+{n.CHANNEL_MODES}")
+            elif modes.lstrip("+") == "b":
+                self._reply(n.RPL_ENDOFBANLIST, channel_target(name), "End of channel ban list")
+            else:
+                self._reply(
+                    n.ERR_CHANOPRIVSNEEDED,
+                    channel_target(name),
+                    "You're not a channel operator (channels here have none)",
+                )
+            return
+        if fold_nick(target) != fold_nick(self.nick):
+            self._reply(n.ERR_USERSDONTMATCH, "Cannot change mode for other users")
+        elif not modes:
+            self._reply(n.RPL_UMODEIS, f"+{self.user_modes}")
+        elif modes.strip("+-") and set(modes.strip("+-")) <= set(n.USER_MODES):
+            self.user_modes = "" if modes.startswith("-") else n.USER_MODES
+            self._send("MODE", [self.nick, modes], self.mask)
+        else:
+            self._reply(n.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+
+    def _topic(self, line: Line) -> None:
+        if not line.params:
+            self._reply(n.ERR_NEEDMOREPARAMS, "TOPIC", "Not enough parameters")
+            return
+        name = self._channel(line.params[0])
+        if name is None:
+            self._reply(n.ERR_NOSUCHCHANNEL, clean(line.params[0]), "No such channel")
+        elif len(line.params) > 1:
+            self._reply(n.ERR_CHANOPRIVSNEEDED, channel_target(name), "Topics cannot be set here")
+        else:
+            self._reply(n.RPL_NOTOPIC, channel_target(name), "No topic is set")
+
+    def _away(self, line: Line) -> None:
+        message = _text(line.params[0]) if line.params else ""
+        if message:
+            self.away = message
+            self._reply(n.RPL_NOWAWAY, "You have been marked as being away")
+        else:
+            self.away = None
+            self._reply(n.RPL_UNAWAY, "You are no longer marked as being away")
+
+    def _motd(self, line: Line) -> None:
+        self._reply(n.ERR_NOMOTD, "There is no message of the day")
+
+    def _no_operators(self, line: Line) -> None:
+        target = (
+            channel_target(name) if line.params and (name := self._channel(line.params[0])) else "*"
+        )
+        self._reply(
+            n.ERR_CHANOPRIVSNEEDED,
+            target,
+            "You're not a channel operator (channels here have none)",
+        )
+
+
+def _text(raw: str) -> str:
+    """What an IRC user typed, as the rules take it: formatting codes out,
+    then the one sanitizer (sanitize.py)."""
+    return clean(strip_formatting(raw))
+
+
+def _away_of(member: Member) -> str | None:
+    conn = member.conn
+    return conn.client.away if isinstance(conn, IrcMembership) else None
+
+
+def _nothing(line: Line) -> None:
+    """PONG: that the peer is alive is all it says (the read loop noted it)."""
+
+
+def _nothing_to_say(code: str, *params: str) -> None:
+    """A NOTICE's errors go unanswered."""
