@@ -9,6 +9,7 @@ missing client fails it instead, as in CI.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ def test_weechat_and_a_terminal_chat_both_ways(tmp_path: Path) -> None:
         term = chat.join("term")
         with weechat(tmp_path / "weechat", chat.irc_port, "wee") as wee:
             wee.join("#general")
+            general = wee.buffer("#general")
             chat.server.expect(srv("wee has joined the general channel."))
             term.expect(srv("wee has joined the channel."))
 
@@ -44,6 +46,17 @@ def test_weechat_and_a_terminal_chat_both_ways(tmp_path: Path) -> None:
             term.expect("[term (<time>)] hello from the terminal")
             chat.server.expect("[term (<time>)] hello from the terminal")
             wee.wait_message("#general", "term", "hello from the terminal")
+
+            # A terminal client's coming and going, as an IRC client sees them.
+            late = chat.join("late")
+            term.expect(srv("late has joined the channel."))
+            wee.wait_line(general, re.compile(r"\t-->\tlate \([^)]*\) has joined"))
+            late.type("/quit")
+            assert late.wait_exit() == 0
+            term.expect(srv("late has left the channel."))
+            chat.server.expect(srv("late has left the channel."))
+            # A PART or a QUIT: either is the IRC way to say it.
+            wee.wait_line(general, re.compile(r"\t<--\tlate \([^)]*\) has (left|quit)"))
 
             wee.part("#general")
             term.expect(srv("wee has left the channel."))
