@@ -215,9 +215,14 @@ class Cluster:
         server_options: tuple[str, ...] = (),
         nodes: int | None = None,
         redis_keeps_data: bool = True,
+        irc: bool = False,
     ):
         self.workdir = workdir
         self.programs: list[Program] = []
+        # With ``irc``, the server's IRC port (--irc 127.0.0.1:PORT), picked with
+        # the channels' ports so that a port taken meanwhile is picked again too.
+        self.irc = irc
+        self.irc_port: int | None = None
         self.redis: RedisProcess | None = None
         self.hosts = ["localhost"]
         self._turn = 0
@@ -255,16 +260,20 @@ class Cluster:
         """Spawn the server on ports the kernel reported free, until it binds them:
         another process may take a port between our probe and the server's bind."""
         for _ in range(10):
-            ports = dict(zip(["general", "random", "help"], free_ports(3), strict=True))
+            *channel_ports, irc_port = free_ports(4)
+            ports = dict(zip(["general", "random", "help"], channel_ports, strict=True))
             (self.workdir / "configfile").write_text(
                 "".join(f"channel {name} {port} {capacity}\n" for name, port in ports.items())
             )
+            irc = ("--irc", f"127.0.0.1:{irc_port}") if self.irc else ()
             server = Program(
-                "server", [SERVER, "configfile", *server_options], self.workdir, also=merged
+                "server", [SERVER, "configfile", *server_options, *irc], self.workdir, also=merged
             )
             # The server says so on stderr once every port is bound and listening.
             if server.wait_stderr("listening"):
                 self.programs.append(server)
+                if self.irc:
+                    self.irc_port = irc_port
                 return ports, server
             server.wait_exit()
             if "Address already in use" not in server.stderr:
@@ -316,8 +325,9 @@ def cluster(
     server_options: tuple[str, ...] = (),
     nodes: int | None = None,
     redis_keeps_data: bool = True,
+    irc: bool = False,
 ) -> Iterator[Cluster]:
-    running = Cluster(workdir, capacity, server_options, nodes, redis_keeps_data)
+    running = Cluster(workdir, capacity, server_options, nodes, redis_keeps_data, irc)
     try:
         yield running
     finally:
