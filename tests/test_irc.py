@@ -3,6 +3,7 @@ one ChatServer, over memory streams, timers on trio's MockClock."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -373,3 +374,17 @@ async def test_flooding_closes_the_link_and_spares_the_others(autojump_clock: Cl
         await alice.say("fine")
         await settle()
         assert alice.take() == [chat("alice", "fine")]
+
+
+async def test_registration_must_finish_in_time_however_slowly_bytes_trickle(
+    irc: IrcHarness, autojump_clock: Clock
+) -> None:
+    slow = await irc.connect("slow")
+    start = trio.current_time()
+    with trio.move_on_after(60), contextlib.suppress(trio.BrokenResourceError):
+        for char in "NICK slow\r\n":
+            await slow.send_raw(char.encode())  # (until the server hangs up)
+            await trio.sleep(3)
+    await slow.wait_closed()
+    assert [m.command for m in slow.messages] == ["ERROR"]
+    assert trio.current_time() - start <= 10.5

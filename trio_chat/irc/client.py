@@ -184,7 +184,7 @@ class IrcClient(Outlet):
         self._to_release: list[str] = []
         self._release_due = trio.Event()
         self._afk_scope: trio.CancelScope | None = None
-        self._last_heard = 0.0
+        self._connected_at = self._last_heard = 0.0
         self._ping_sent: float | None = None
         self._lines: TokenBucket | None = None
         self._budget_keys: tuple[str, ...] = ()
@@ -406,14 +406,15 @@ class IrcClient(Outlet):
         if self.state >= FINISHING:
             return math.inf
         if not self.registered:
-            return self._last_heard + self.server.limits.hello_timeout
+            # From the connection's start: a trickle of bytes does not extend it.
+            return self._connected_at + self.server.limits.hello_timeout
         if self._ping_sent is not None:
             return self._ping_sent + self.settings.ping_timeout
         return self._last_heard + self.settings.ping_interval
 
     async def _read_loop(self) -> None:
         reader = LineReader()
-        self._last_heard = trio.current_time()
+        self._last_heard = self._connected_at = trio.current_time()
         while True:
             with trio.CancelScope(deadline=self._read_deadline()) as timer:
                 try:
