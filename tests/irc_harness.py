@@ -34,6 +34,7 @@ class IrcPeer:
         self.messages: list[Line] = []
         self.raw: list[bytes] = []
         self.closed = False
+        self.closed_at: float | None = None
         self._cursor = 0
         self._changed = trio.Event()
 
@@ -53,6 +54,7 @@ class IrcPeer:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         self.closed = True
+        self.closed_at = trio.current_time()
         self._wake()
 
     def _wake(self) -> None:
