@@ -231,3 +231,12 @@ def test_natives_get_nothing_from_the_irc_renderer() -> None:
     _, (alice,) = members(("alice", None))
     assert RENDERER.frames(fx.Chat("t", (alice,), "alice", "hi")) == []
     assert RENDERER.frames(fx.Joined("t", (alice,), "alice", "general")) == []
+
+
+def test_an_irc_action_reaches_the_browser_marked_as_one() -> None:
+    from trio_chat.render import browser
+
+    _, (alice,) = members(("alice", None))
+    (plain,) = browser.frames(fx.Chat("t", (alice,), "bob", "hi"))
+    (action,) = browser.frames(fx.Chat("t", (alice,), "bob", "waves", ACTION))
+    assert b'"action"' not in plain[1] and b'"action": true' in action[1]
