@@ -239,4 +239,4 @@ def test_an_irc_action_reaches_the_browser_marked_as_one() -> None:
     _, (alice,) = members(("alice", None))
     (plain,) = browser.frames(fx.Chat("t", (alice,), "bob", "hi"))
     (action,) = browser.frames(fx.Chat("t", (alice,), "bob", "waves", ACTION))
-    assert b'"action"' not in plain[1] and b'"action": true' in action[1]
+    assert b'"action"' not in plain[1] and b'"action":true' in action[1]
