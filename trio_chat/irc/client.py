@@ -373,10 +373,7 @@ class IrcClient(Outlet):
             self._release_due = trio.Event()
             refs, self._to_release = self._to_release, []
             for ref in refs:
-                if ref != self.conn_ref or self.state >= FINISHING:
-                    self.server.gateway.release(ref)
-                else:
-                    self._to_release.append(ref)  # its nick stays until it goes
+                self.server.gateway.release(ref)
 
     async def _afk_loop(self) -> None:
         gateway = self.server.gateway
