@@ -8,8 +8,8 @@ its copy carries ``time`` and ``msgid`` tags. docs/irc.md, "What maps to
 what", lists every rendering.
 
 Every name is shown as IRC can carry it (``nicks.shown``); every member's
-mask is ``nick!user@host`` with the user made from the nick and the host the
-server's name, the same on every node of a cluster, and no one's address.
+mask is ``nick!user@host`` with the user made from the nick and the host this
+server's name, never anyone's address.
 """
 
 from __future__ import annotations
