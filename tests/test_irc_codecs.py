@@ -15,7 +15,7 @@ from trio_chat.config import ChannelConfig
 from trio_chat.events import ACTION, NOTICE
 from trio_chat.irc.lines import MAX_LINE, LineReader, TooLong, encode, strip_formatting, word
 from trio_chat.irc.nicks import member_name, nick_problem, shown
-from trio_chat.irc.render import IrcRenderer, split_text
+from trio_chat.irc.render import WANTS_MSGID, WANTS_TIME, IrcRenderer, split_text
 from trio_chat.state import Channel, ClientProtocol, Member
 
 # ----- lines -----
@@ -117,6 +117,10 @@ class FakeClient:
     echo: bool = False
     wants_time: bool = False
     wants_msgid: bool = False
+
+    @property
+    def tags(self) -> int:
+        return (WANTS_TIME if self.wants_time else 0) | (WANTS_MSGID if self.wants_msgid else 0)
 
 
 @dataclass

@@ -39,7 +39,7 @@ from ..state import Cause, ClientProtocol, Member
 from . import numerics as n
 from .lines import LineReader, TooLong, encode, strip_formatting, word
 from .nicks import fold_nick, member_name, nick_problem, shown
-from .render import IrcRenderer, channel_target
+from .render import WANTS_MSGID, WANTS_TIME, IrcRenderer, channel_target
 
 if TYPE_CHECKING:
     from ..server.broadcast import Broadcast
@@ -173,6 +173,8 @@ class IrcClient(Outlet):
         self.registered = False
         self.negotiating = False  # CAP LS or REQ came, CAP END not yet
         self.caps: set[str] = set()
+        self.echo = False  # echo-message
+        self.tags = 0  # render.WANTS_TIME | WANTS_MSGID
         self.away: str | None = None
         self.user_modes = ""
         # The channels it is in or waits for, by name without ASCII case.
@@ -182,6 +184,7 @@ class IrcClient(Outlet):
         self._nick_answer: trio.Event | None = None
         self._nick_accepted = False
         self._to_release: list[str] = []
+        self._released: set[str] = set()  # (each reference is released once)
         self._release_due = trio.Event()
         self._afk_scope: trio.CancelScope | None = None
         self._connected_at = self._last_heard = 0.0
@@ -217,19 +220,13 @@ class IrcClient(Outlet):
             "INVITE": self._no_operators,
         }
 
-    # ----- what its capabilities ask for (render.py reads these) -----
-
-    @property
-    def echo(self) -> bool:
-        return "echo-message" in self.caps
-
-    @property
-    def wants_time(self) -> bool:
-        return "server-time" in self.caps
-
-    @property
-    def wants_msgid(self) -> bool:
-        return "message-tags" in self.caps
+    def _caps_changed(self) -> None:
+        """What its capabilities ask of its copies, as the renderer reads it
+        (plain attributes: it looks at them for every line to every member)."""
+        self.echo = "echo-message" in self.caps
+        self.tags = (WANTS_TIME if "server-time" in self.caps else 0) | (
+            WANTS_MSGID if "message-tags" in self.caps else 0
+        )
 
     # ----- replies -----
 
@@ -339,15 +336,7 @@ class IrcClient(Outlet):
             self._close_line_budget()
             self._become(CLOSED)
             self._release_waiters()
-            for membership in list(self.memberships.values()):
-                membership.done = True
-                self._release(membership.conn_ref)
-            self.memberships.clear()
-            if self.conn_ref is not None:
-                self._release(self.conn_ref)
-            for ref in self._to_release:
-                self.server.gateway.release(ref)
-            self._to_release.clear()
+            self._release_everything()
             with trio.move_on_after(self.close_grace) as goodbye:
                 await self.stream.aclose()
             if goodbye.cancelled_caught:
@@ -363,9 +352,14 @@ class IrcClient(Outlet):
     def _release(self, ref: str) -> None:
         """``ref`` is done: the rules hear of it (``Drop``) from the release
         task, never from inside the rules' own call."""
-        if ref and ref not in self._to_release:
+        if ref and ref not in self._to_release and ref not in self._released:
             self._to_release.append(ref)
             self._release_due.set()
+
+    def _release_now(self, ref: str) -> None:
+        if ref and ref not in self._released:
+            self._released.add(ref)
+            self.server.gateway.release(ref)
 
     async def _release_loop(self) -> None:
         while True:
@@ -373,7 +367,7 @@ class IrcClient(Outlet):
             self._release_due = trio.Event()
             refs, self._to_release = self._to_release, []
             for ref in refs:
-                self.server.gateway.release(ref)
+                self._release_now(ref)
 
     async def _afk_loop(self) -> None:
         gateway = self.server.gateway
@@ -478,17 +472,26 @@ class IrcClient(Outlet):
             self.server.gateway.submit(ev.Awake(refs))
 
     def close_link(self, message: str) -> None:
-        """End the connection with an ERROR line, as IRC servers do; its
-        channels are left at once (others see it part)."""
+        """End the connection with an ERROR line, as IRC servers do. Its
+        channels are left and its nick is free before the line goes out: a
+        client that reconnects at once may take the nick again, on any node.
+        (Called from the read loop only, never from inside the rules' call.)"""
         if self.state >= FINISHING:
             return
+        self._release_everything()
+        self._close_line_budget()
+        self._finish_with(encode("ERROR", [message]))
+
+    def _release_everything(self) -> None:
         for membership in list(self.memberships.values()):
             membership.done = True
-            self._release(membership.conn_ref)
+            self._release_now(membership.conn_ref)
         self.memberships.clear()
-        self._close_line_budget()
-        if self._finish_with(encode("ERROR", [message])):
-            self._release_due.set()
+        for ref in self._to_release:
+            self._release_now(ref)
+        self._to_release.clear()
+        if self.conn_ref is not None:
+            self._release_now(self.conn_ref)
 
     # ----- flood control (docs/security.md, "Flood control") -----
 
@@ -566,6 +569,7 @@ class IrcClient(Outlet):
                         self.caps.discard(cap[1:])
                     else:
                         self.caps.add(cap)
+                self._caps_changed()
             self._send("CAP", [self.nick, "ACK" if known and wanted else "NAK", clean(asked)])
         elif sub == "END":
             self.negotiating = False
