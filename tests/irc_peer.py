@@ -27,8 +27,13 @@ BURST = frozenset({"002", "003", "004", "005"})
 class IrcPeer:
     """One IRC connection to the server's IRC port."""
 
-    def __init__(self, port: int, name: str = "irc", host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, port: int, name: str = "irc", host: str = "127.0.0.1", hang_up: bool = True
+    ) -> None:
+        """``hang_up``: close the socket as soon as the server closes its side
+        (as clients do); False keeps it open until ``close``."""
         self.name = name
+        self.hang_up = hang_up
         self.nick = "*"
         self.sock = socket.create_connection((host, port), timeout=DEADLINE)
         self.sock.settimeout(None)  # the reader blocks; waits have their own deadlines
@@ -54,7 +59,8 @@ class IrcPeer:
             pass  # closed by close(), or reset: the connection is over either way
         # The server hung up (at the latest when the test's processes are
         # killed): the socket goes with the connection, whatever the test did.
-        self.sock.close()
+        if self.hang_up:
+            self.sock.close()
         with self._changed:
             self.closed = True
             self._changed.notify_all()
@@ -81,8 +87,11 @@ class IrcPeer:
         self.welcome(nick)
 
     def welcome(self, nick: str) -> None:
-        """Wait for the registration burst (001 to 422) as ``nick``, and take it."""
-        self.expect("001", nick, where=anything)
+        """The registration burst (001 to 422) as ``nick`` is what comes next: take it."""
+        first = self.next_message()
+        assert first.command == "001" and first.params[:1] == [nick], (
+            f"{self.name}: not registered as {nick}: {first.format()!r}"
+        )
         while (line := self.next_message()).command != "422":
             assert line.command in BURST, f"{self.name}: {line.format()!r} in the burst"
         self.nick = nick
@@ -172,14 +181,10 @@ class IrcPeer:
         return rest
 
     def close(self) -> None:
-        """Hang up (the reader thread sees the end, closes the socket and stops)."""
+        """Hang up (the reader thread sees the end and stops)."""
         with contextlib.suppress(OSError):  # the server hung up first
             self.sock.shutdown(socket.SHUT_RDWR)
-
-
-def anything(line: Line) -> bool:
-    """For ``expect(..., where=anything)``: the parameters given are a prefix."""
-    return True
+        self.sock.close()
 
 
 SERVER_NAME = "irc.test"  # what the tests' servers are named (--irc-server-name)
