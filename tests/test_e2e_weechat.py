@@ -30,9 +30,8 @@ def irc_client() -> None:
 @pytest.mark.usefixtures("irc_client")
 def test_weechat_and_a_terminal_chat_both_ways(tmp_path: Path) -> None:
     with cluster(tmp_path, irc=True) as chat:
-        assert chat.irc_port is not None
         term = chat.join("term")
-        with weechat(tmp_path / "weechat", chat.irc_port, "wee") as wee:
+        with weechat(tmp_path / "weechat", chat.irc_port(0), "wee") as wee:
             wee.join("#general")
             general = wee.buffer("#general")
             chat.server.expect(srv("wee has joined the general channel."))
