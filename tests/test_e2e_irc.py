@@ -35,6 +35,14 @@ WHO = (
 )
 
 
+@pytest.fixture(params=[None, 2], ids=["one-server", "2-nodes"])
+def nodes(request: pytest.FixtureRequest) -> int | None:
+    """One server, and two nodes sharing a real Redis (the IRC member on one,
+    the native members on the other); three nodes add nothing IRC's own."""
+    node_count: int | None = request.param
+    return node_count
+
+
 @pytest.fixture
 def chat(tmp_path: Path, nodes: int | None) -> Iterator[Cluster]:
     """A server (or nodes) serving IRC, with channels of capacity 5."""
