@@ -23,7 +23,8 @@ NICKLEN = MAX_USERNAME_LENGTH
 _SPECIAL = "[]`_^{|}"
 _FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" + _SPECIAL)
 _REST = _FIRST | frozenset("0123456789-")
-_ESCAPE = re.compile(r"\\([0-9a-f]{2})")
+# (A client that folds case may send the hex digits in capitals.)
+_ESCAPE = re.compile(r"\\([0-9a-fA-F]{2})")
 
 
 def nick_problem(nick: str) -> str | None:
