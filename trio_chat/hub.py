@@ -22,7 +22,7 @@ from . import effects as fx
 from . import events as ev
 from .config import ChannelConfig
 from .defaults import DEFAULT_AFK_TIMEOUT as DEFAULT_AFK_TIMEOUT  # re-exported
-from .names import username_problem
+from .names import fold_nick, username_problem
 from .state import Cause, Channel, Member
 
 if TYPE_CHECKING:
@@ -530,14 +530,6 @@ class Hub:
             )
         effects.append(fx.Emptied(self._stamp, channel_name))
         self._advance(channel, now, effects)
-
-
-def fold_nick(nick: str) -> str:
-    """IRC's ``CASEMAPPING=ascii``: A-Z and a-z are the same, nothing else is."""
-    return nick.translate(_ASCII_LOWER)
-
-
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def _clash(channel: Channel, name: str) -> bool:
