@@ -85,7 +85,8 @@ def test_an_option_whose_extra_is_missing_exits_1_before_binding(tmp_path: Path)
     probe = (
         "import sys, importlib.util\n"
         "real = importlib.util.find_spec\n"
-        "importlib.util.find_spec = lambda name, *a: None if name == 'irctokens' else real(name, *a)\n"
+        "importlib.util.find_spec = (\n"
+        "    lambda name, *a: None if name == 'irctokens' else real(name, *a))\n"
         "from trio_chat.server import cli\n"
         f"sys.exit(cli.main([{str(config(tmp_path))!r}, '--irc', '6667']))\n"
     )
