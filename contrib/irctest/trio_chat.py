@@ -55,11 +55,11 @@ class TrioChatController(BaseServerController, DirectoryBasedController):
         }
     )
     optional_behaviors = frozenset({OptionalBehaviors.CAP_REQ_MINUS})
-    # ISUPPORT values isupport.testValues checks in the 005 lines.
-    isupport = {"CASEMAPPING": "ascii", "CHANTYPES": "#", "NICKLEN": "32", "PREFIX": ""}
 
     def __init__(self, test_config: TestCaseControllerConfig) -> None:
         super().__init__(test_config)
+        # ISUPPORT values isupport.testValues checks in the 005 lines.
+        self.isupport = {"CASEMAPPING": "ascii", "CHANTYPES": "#", "NICKLEN": "32", "PREFIX": ""}
         # No SASL mechanism: tests needing one skip instead of failing.
         self.supported_sasl_mechanisms: set[str] = set()
 
