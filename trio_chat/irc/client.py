@@ -303,7 +303,8 @@ class IrcClient(Outlet):
         self.scope.deadline = min(self.scope.deadline, trio.current_time() + STOP_GRACE)
 
     def membership_over(self, membership: IrcMembership, reason: str, cause: Cause) -> None:
-        """The rules are done with one of its channels (docs/irc.md, "Leaving")."""
+        """The rules are done with one of its channels (docs/irc.md, "What
+        maps to what")."""
         if membership.done:
             return
         membership.done = True
@@ -697,11 +698,7 @@ class IrcClient(Outlet):
         """The configured channel ``#name`` names, without ASCII case."""
         if not target.startswith("#"):
             return None
-        wanted = fold_nick(target[1:])
-        for name in self.server.hub.channels:
-            if fold_nick(name) == wanted:
-                return name
-        return None
+        return self.renderer.channels.get(fold_nick(target[1:]))
 
     def _join(self, line: Line) -> None:
         if not line.params:

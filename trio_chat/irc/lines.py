@@ -2,7 +2,7 @@
 
 In: bytes from a peer become ``Line`` objects, one per line ended
 by LF (CR LF, or a lone LF as many clients send). What the specifications
-limit is checked before anything is parsed (docs/irc.md, "Limits"): a line
+limit is checked before anything is parsed (docs/irc.md, "Limits and hostile peers"): a line
 is at most 512 bytes with its CR LF, not counting its tags, and its tags at
 most 4094 bytes (the message-tags specification); a line over either is
 refused with 417 (ERR_INPUTTOOLONG) and the connection goes on. A peer that

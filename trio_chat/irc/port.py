@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def open_irc(server: ChatServer, settings: IrcSettings) -> IrcRenderer:
     """Teach the server to speak IRC: its renderer joins the others."""
-    renderer = IrcRenderer(settings.server_name)
+    renderer = IrcRenderer(settings.server_name, server.hub.channels)
     server.renderers.append((renderer.frames, ClientProtocol.IRC))
     return renderer
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from .. import effects as fx
@@ -26,7 +26,7 @@ from ..events import ACTION, NOTICE
 from ..state import ClientProtocol, Member
 from . import numerics as n
 from .lines import MAX_LINE, encode
-from .nicks import shown
+from .nicks import fold_nick, shown
 
 
 class IrcClientView(Protocol):
@@ -114,8 +114,11 @@ def _channel_of(audience: Sequence[Member]) -> str:
 class IrcRenderer:
     """Renders effects for the IRC members of this server."""
 
-    def __init__(self, server_name: str) -> None:
+    def __init__(self, server_name: str, channels: Iterable[str] = ()) -> None:
         self.server_name = server_name
+        # The configured channels by their name without ASCII case, as IRC
+        # compares them: one table for every connection (client._channel).
+        self.channels = {fold_nick(name): name for name in channels}
         # msgid tags: unique on this server (and on every node of a cluster:
         # each process starts its own series).
         self._msgids = itertools.count(1)
