@@ -10,11 +10,12 @@ generator (bench/load.py's Member) runs against:
 
 - trio-chat's native port, and its IRC port (``--irc``), one server with both;
 - InspIRCd, flood limits off, where it is installed (bench/load.py's config);
-- two bare trio relays, the floor of what Python and trio cost here: the
-  native one of bench/load.py (a line in, the line to everyone) and an IRC
-  one (registration answered with 001 and JOIN with 366; a PRIVMSG to
-  everyone with the sender's mask in front; what piled up for a member goes
-  out in one write).
+- two bare trio relays: bench/load.py's (a line in, the line to everyone,
+  one write per line: at 100 members it costs more than trio-chat, whose
+  writes carry a round's lines) and an IRC one, the floor of what Python and
+  trio cost for this load (registration answered with 001 and JOIN with
+  366; a PRIVMSG to everyone with the sender's mask in front; what piled up
+  for a member goes out in one write).
 
 Runs alternate between the servers and each column is the median of
 ``--runs`` (a closed loop's batching, and so its CPU per delivery, varies
@@ -23,9 +24,12 @@ connecting and registering included. Targets (issue 24): IRC members get at
 least 70% of the native members' rate, and trio-chat's CPU per delivery
 through IRC is at most 1.5x InspIRCd's, at 100 members.
 
-``--profile`` runs the IRC load once against trio-chat under py-spy (which
-must be installed: ``pip install py-spy``) and prints where the server's
-time went: per function, its own samples and the samples below it.
+``--profile irc`` (or ``chat``) runs the IRC (or native) load once against
+trio-chat under py-spy (which must be installed: ``pip install py-spy``) and
+prints where the server's time went: by part of the path (CATEGORIES), by
+file, and per function, its own samples and the samples below it. py-spy
+costs the server time too (on 2 cores it competes with the server and the
+generator): the shares count, the microseconds are higher than without it.
 """
 
 from __future__ import annotations
@@ -305,6 +309,41 @@ def profile(
     ]
 
 
+# Where a sample's time goes: the first of these with a function on its stack
+# (the renderers and the hub run inside the read loop's handling of a line, so
+# they come first).
+CATEGORIES = [
+    ("IRC renderer (irc/render.py)", ("irc/render.py:IrcRenderer.frames",)),
+    ("terminal renderer", ("render/terminal.py:frames",)),
+    ("browser renderer (JSON)", ("render/browser.py:frames",)),
+    (
+        "apply: picking each protocol's members",
+        ("server/core.py:ChatServer._deliver_each_protocol.<locals>.<genexpr>",),
+    ),
+    ("apply: _deliver, broadcasts, holds", ("server/core.py:ChatServer._deliver",)),
+    ("hub rules", ("trio_chat/hub.py:Hub.handle",)),
+    (
+        "apply: the rest (_deliver_each_protocol's own: its tuples)",
+        ("server/core.py:ChatServer.apply",),
+    ),
+    ("IRC input: LineReader, irctokens.tokenise", ("irc/lines.py:LineReader.feed",)),
+    ("IRC input: _handle, _message", ("irc/client.py:IrcClient._handle",)),
+    ("native input: frames, lines", ("server/session.py:Session._handle_all",)),
+    ("flush: writes to the sockets", ("server/core.py:ChatServer._flush_now",)),
+    ("socket reads (receive_some)", ("trio/_highlevel_socket.py:SocketStream.receive_some",)),
+    ("IRC read loop itself", ("irc/client.py:IrcClient._read_loop",)),
+    ("native read loop itself", ("server/session.py:Session._read_loop",)),
+]
+
+
+def category(frames: list[str]) -> str:
+    on_stack = set(frames)
+    for label, markers in CATEGORIES:
+        if any(marker in on_stack for marker in markers):
+            return label
+    return "trio's scheduler, epoll, other"
+
+
 def summarise(raw: str, deliveries: float, rate: int, top: int = 50) -> list[str]:
     """py-spy's collapsed stacks ("a (file:line);b (file:line) count"): per
     function, its own samples and those with it on the stack, as a share of
@@ -313,6 +352,7 @@ def summarise(raw: str, deliveries: float, rate: int, top: int = 50) -> list[str
     own: collections.Counter[str] = collections.Counter()
     below: collections.Counter[str] = collections.Counter()
     files: collections.Counter[str] = collections.Counter()
+    categories: collections.Counter[str] = collections.Counter()
     busy = 0
     for line in raw.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -323,6 +363,7 @@ def summarise(raw: str, deliveries: float, rate: int, top: int = 50) -> list[str
         busy += count
         own[frames[-1]] += count
         files[frames[-1].rsplit(":", 1)[0]] += count
+        categories[category(frames)] += count
         for function in set(frames):
             below[function] += count
     per = 1_000_000 / rate / deliveries  # microseconds of one sample, per delivery
@@ -330,6 +371,15 @@ def summarise(raw: str, deliveries: float, rate: int, top: int = 50) -> list[str
         f"Busy samples: {busy:,} at {rate}/s = {busy / rate:.2f} s of CPU, "
         f"{busy * per:.2f} us per delivery (time in C and in system calls counts "
         "to the Python function that called them)",
+        "",
+        "Where the time goes:",
+        "",
+        "| part | share | us/delivery |",
+        "|---|---|---|",
+        *(
+            f"| {label} | {count / busy:.1%} | {count * per:.3f} |"
+            for label, count in categories.most_common()
+        ),
         "",
         "Own time of each file:",
         "",
