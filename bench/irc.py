@@ -71,6 +71,7 @@ from bench.load import (
 )
 
 SERVER_NAME = "bench.local"
+TARGET_MEMBERS = 100  # where the issue sets its two targets
 
 # The IRC twin of bench/load.py's BARE_RELAY: as little as a relay can do and
 # still be IRC to the generator. No parsing beyond the command, no tags. Unlike
@@ -219,17 +220,18 @@ def size_table(directory: Path, members: int, messages: int, runs: int, bare: bo
             f"{m['generator_per_100k']:.3f} |"
         )
     native, irc = medians["trio-chat, native"], medians["trio-chat, IRC"]
+    # The issue's targets are for 100 members; other sizes show the ratios.
+    targeted = members == TARGET_MEMBERS
     rate = irc["deliveries"] / native["deliveries"]
-    notes = [
-        f"| {members} | | IRC rate / native rate | {rate:.0%} "
-        f"(target >= 70%: {verdict(rate >= 0.7)}) | | | | |"
-    ]
+    verdict_of_rate = f" (target >= 70%: {verdict(rate >= 0.7)})" if targeted else ""
+    notes = [f"| {members} | | IRC rate / native rate | {rate:.0%}{verdict_of_rate} | | | | |"]
     inspircd = medians.get("InspIRCd, IRC")
     if inspircd is not None:
         cpu = irc["cpu_per_100k"] / inspircd["cpu_per_100k"]
+        verdict_of_cpu = f" (target <= 1.5x: {verdict(cpu <= 1.5)})" if targeted else ""
         notes.append(
-            f"| {members} | | trio-chat IRC CPU / InspIRCd CPU | | | | {cpu:.2f}x "
-            f"(target <= 1.5x: {verdict(cpu <= 1.5)}) | |"
+            f"| {members} | | trio-chat IRC CPU / InspIRCd CPU | | | | "
+            f"{cpu:.2f}x{verdict_of_cpu} | |"
         )
     bare_irc = medians.get("bare relay, IRC, batched")
     if bare_irc is not None:
@@ -460,6 +462,12 @@ def main() -> None:
         for members, messages in sizes:
             for row in size_table(directory, members, messages, runs, not arguments.no_bare):
                 print(row, flush=True)
+        if INSPIRCD.exists():
+            print(
+                "\nInspIRCd leaves Nagle's algorithm on (no TCP_NODELAY): with few "
+                "members its replies wait for the generator's delayed ACKs (p99 near "
+                "40 ms), which caps its rate and batches its writes"
+            )
 
 
 if __name__ == "__main__":
