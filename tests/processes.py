@@ -206,6 +206,10 @@ class Cluster:
 
     Node ``i`` listens on 127.0.0.(2+i) with the same ports, so a test decides
     which node each client reaches; by default clients go round the nodes.
+
+    With ``irc``, each server or node also serves IRC (``--irc``) on a port
+    of its own on 127.0.0.1: ``irc_port(node)``; with ``web``, the browser
+    client (``--web``) likewise: ``web_url(node)``.
     """
 
     def __init__(
@@ -215,8 +219,15 @@ class Cluster:
         server_options: tuple[str, ...] = (),
         nodes: int | None = None,
         redis_keeps_data: bool = True,
+        irc: bool = False,
+        web: bool = False,
     ):
         self.workdir = workdir
+        self.irc = irc
+        self.web = web
+        # Node i's own ports, in the order the nodes started.
+        self.irc_ports: list[int] = []
+        self.web_ports: list[int] = []
         self.programs: list[Program] = []
         self.redis: RedisProcess | None = None
         self.hosts = ["localhost"]
@@ -239,15 +250,55 @@ class Cluster:
     def start_node(self, host: str, server_options: tuple[str, ...] = ()) -> Program:
         """One more node of the cluster, listening on ``host``."""
         assert self.redis is not None and isinstance(self.server, Nodes)
-        node = Program(
-            f"node@{host}",
-            [SERVER, "configfile", "--redis", self.redis.url, "--host", host, *server_options],
-            self.workdir,
-            also=self.server,
+        # Its channel ports are the cluster's, on its own host; only its IRC or
+        # web port (on 127.0.0.1) may be taken meanwhile, and then we try others.
+        for _ in range(10):
+            own = self._own_ports()
+            node = Program(
+                f"node@{host}",
+                [
+                    SERVER,
+                    "configfile",
+                    "--redis",
+                    self.redis.url,
+                    "--host",
+                    host,
+                    *own,
+                    *server_options,
+                ],
+                self.workdir,
+                also=self.server,
+            )
+            if node.wait_stderr("listening"):
+                self.programs.append(node)
+                self._own_ports_taken(own)
+                return node
+            node.wait_exit()
+            if not own or "Address already in use" not in node.stderr:
+                raise AssertionError(f"the node did not start: {node.stderr!r}")
+        raise AssertionError("no free IRC or web port for the node in 10 tries")
+
+    def _own_ports(self) -> tuple[str, ...]:
+        """``--irc 127.0.0.1:PORT`` and ``--web 127.0.0.1:PORT`` on ports free
+        right now, for what the cluster serves."""
+        irc, web = free_ports(2)
+        return (
+            *(("--irc", f"127.0.0.1:{irc}") if self.irc else ()),
+            *(("--web", f"127.0.0.1:{web}") if self.web else ()),
         )
-        self.programs.append(node)
-        assert node.wait_stderr("listening"), node.stderr
-        return node
+
+    def _own_ports_taken(self, own: tuple[str, ...]) -> None:
+        for option, address in zip(own[::2], own[1::2], strict=True):
+            port = int(address.rpartition(":")[2])
+            (self.irc_ports if option == "--irc" else self.web_ports).append(port)
+
+    def irc_port(self, node: int = 0) -> int:
+        """The IRC port of the server, or of node ``node`` of a cluster."""
+        return self.irc_ports[node]
+
+    def web_url(self, node: int = 0) -> str:
+        """The browser client's page on the server, or on node ``node``."""
+        return f"http://127.0.0.1:{self.web_ports[node]}/"
 
     def _start_server(
         self, capacity: int, server_options: tuple[str, ...], merged: Nodes | None = None
@@ -259,12 +310,14 @@ class Cluster:
             (self.workdir / "configfile").write_text(
                 "".join(f"channel {name} {port} {capacity}\n" for name, port in ports.items())
             )
+            own = self._own_ports()
             server = Program(
-                "server", [SERVER, "configfile", *server_options], self.workdir, also=merged
+                "server", [SERVER, "configfile", *own, *server_options], self.workdir, also=merged
             )
             # The server says so on stderr once every port is bound and listening.
             if server.wait_stderr("listening"):
                 self.programs.append(server)
+                self._own_ports_taken(own)
                 return ports, server
             server.wait_exit()
             if "Address already in use" not in server.stderr:
@@ -316,8 +369,10 @@ def cluster(
     server_options: tuple[str, ...] = (),
     nodes: int | None = None,
     redis_keeps_data: bool = True,
+    irc: bool = False,
+    web: bool = False,
 ) -> Iterator[Cluster]:
-    running = Cluster(workdir, capacity, server_options, nodes, redis_keeps_data)
+    running = Cluster(workdir, capacity, server_options, nodes, redis_keeps_data, irc, web)
     try:
         yield running
     finally:

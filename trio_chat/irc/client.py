@@ -37,9 +37,9 @@ from ..server.gateway import Gateway
 from ..server.outlet import CLOSED, FINISHING, MEMBER, Outlet, OutletHost
 from ..state import Cause, ClientProtocol, Member
 from . import numerics as n
-from .lines import LineReader, TooLong, encode, strip_formatting
+from .lines import LineReader, TooLong, encode, strip_formatting, word
 from .nicks import fold_nick, member_name, nick_problem, shown
-from .render import IrcRenderer, channel_target
+from .render import WANTS_MSGID, WANTS_TIME, IrcRenderer, channel_target
 
 if TYPE_CHECKING:
     from ..server.broadcast import Broadcast
@@ -173,6 +173,8 @@ class IrcClient(Outlet):
         self.registered = False
         self.negotiating = False  # CAP LS or REQ came, CAP END not yet
         self.caps: set[str] = set()
+        self.echo = False  # echo-message
+        self.tags = 0  # render.WANTS_TIME | WANTS_MSGID
         self.away: str | None = None
         self.user_modes = ""
         # The channels it is in or waits for, by name without ASCII case.
@@ -182,9 +184,10 @@ class IrcClient(Outlet):
         self._nick_answer: trio.Event | None = None
         self._nick_accepted = False
         self._to_release: list[str] = []
+        self._released: set[str] = set()  # (each reference is released once)
         self._release_due = trio.Event()
         self._afk_scope: trio.CancelScope | None = None
-        self._last_heard = 0.0
+        self._connected_at = self._last_heard = 0.0
         self._ping_sent: float | None = None
         self._lines: TokenBucket | None = None
         self._budget_keys: tuple[str, ...] = ()
@@ -217,19 +220,13 @@ class IrcClient(Outlet):
             "INVITE": self._no_operators,
         }
 
-    # ----- what its capabilities ask for (render.py reads these) -----
-
-    @property
-    def echo(self) -> bool:
-        return "echo-message" in self.caps
-
-    @property
-    def wants_time(self) -> bool:
-        return "server-time" in self.caps
-
-    @property
-    def wants_msgid(self) -> bool:
-        return "message-tags" in self.caps
+    def _caps_changed(self) -> None:
+        """What its capabilities ask of its copies, as the renderer reads it
+        (plain attributes: it looks at them for every line to every member)."""
+        self.echo = "echo-message" in self.caps
+        self.tags = (WANTS_TIME if "server-time" in self.caps else 0) | (
+            WANTS_MSGID if "message-tags" in self.caps else 0
+        )
 
     # ----- replies -----
 
@@ -339,15 +336,7 @@ class IrcClient(Outlet):
             self._close_line_budget()
             self._become(CLOSED)
             self._release_waiters()
-            for membership in list(self.memberships.values()):
-                membership.done = True
-                self._release(membership.conn_ref)
-            self.memberships.clear()
-            if self.conn_ref is not None:
-                self._release(self.conn_ref)
-            for ref in self._to_release:
-                self.server.gateway.release(ref)
-            self._to_release.clear()
+            self._release_everything()
             with trio.move_on_after(self.close_grace) as goodbye:
                 await self.stream.aclose()
             if goodbye.cancelled_caught:
@@ -363,9 +352,14 @@ class IrcClient(Outlet):
     def _release(self, ref: str) -> None:
         """``ref`` is done: the rules hear of it (``Drop``) from the release
         task, never from inside the rules' own call."""
-        if ref and ref not in self._to_release:
+        if ref and ref not in self._to_release and ref not in self._released:
             self._to_release.append(ref)
             self._release_due.set()
+
+    def _release_now(self, ref: str) -> None:
+        if ref and ref not in self._released:
+            self._released.add(ref)
+            self.server.gateway.release(ref)
 
     async def _release_loop(self) -> None:
         while True:
@@ -373,10 +367,7 @@ class IrcClient(Outlet):
             self._release_due = trio.Event()
             refs, self._to_release = self._to_release, []
             for ref in refs:
-                if ref != self.conn_ref or self.state >= FINISHING:
-                    self.server.gateway.release(ref)
-                else:
-                    self._to_release.append(ref)  # its nick stays until it goes
+                self._release_now(ref)
 
     async def _afk_loop(self) -> None:
         gateway = self.server.gateway
@@ -406,14 +397,15 @@ class IrcClient(Outlet):
         if self.state >= FINISHING:
             return math.inf
         if not self.registered:
-            return self._last_heard + self.server.limits.hello_timeout
+            # From the connection's start: a trickle of bytes does not extend it.
+            return self._connected_at + self.server.limits.hello_timeout
         if self._ping_sent is not None:
             return self._ping_sent + self.settings.ping_timeout
         return self._last_heard + self.settings.ping_interval
 
     async def _read_loop(self) -> None:
         reader = LineReader()
-        self._last_heard = trio.current_time()
+        self._last_heard = self._connected_at = trio.current_time()
         while True:
             with trio.CancelScope(deadline=self._read_deadline()) as timer:
                 try:
@@ -456,7 +448,7 @@ class IrcClient(Outlet):
                 self._reply(n.ERR_NOTREGISTERED, "You have not registered")
             return
         if handler is None:
-            self._reply(n.ERR_UNKNOWNCOMMAND, command, "Unknown command")
+            self._reply(n.ERR_UNKNOWNCOMMAND, word(command), "Unknown command")
             return
         if self.registered and command not in FREE:
             room = self.server.gateway.log_room()
@@ -480,17 +472,26 @@ class IrcClient(Outlet):
             self.server.gateway.submit(ev.Awake(refs))
 
     def close_link(self, message: str) -> None:
-        """End the connection with an ERROR line, as IRC servers do; its
-        channels are left at once (others see it part)."""
+        """End the connection with an ERROR line, as IRC servers do. Its
+        channels are left and its nick is free before the line goes out: a
+        client that reconnects at once may take the nick again, on any node.
+        (Called from the read loop only, never from inside the rules' call.)"""
         if self.state >= FINISHING:
             return
+        self._release_everything()
+        self._close_line_budget()
+        self._finish_with(encode("ERROR", [message]))
+
+    def _release_everything(self) -> None:
         for membership in list(self.memberships.values()):
             membership.done = True
-            self._release(membership.conn_ref)
+            self._release_now(membership.conn_ref)
         self.memberships.clear()
-        self._close_line_budget()
-        if self._finish_with(encode("ERROR", [message])):
-            self._release_due.set()
+        for ref in self._to_release:
+            self._release_now(ref)
+        self._to_release.clear()
+        if self.conn_ref is not None:
+            self._release_now(self.conn_ref)
 
     # ----- flood control (docs/security.md, "Flood control") -----
 
@@ -532,7 +533,7 @@ class IrcClient(Outlet):
                 f"excess flood: more than {limits.flood_rate:g} lines a second "
                 f"for {limits.flood_patience:g} s"
             )
-            for membership in self.memberships.values():
+            for membership in list(self.memberships.values()):
                 self.server.gateway.submit(ev.Flooded(membership.conn_ref, reason))
             self.close_link(f"Closing Link: {reason}")
             return False
@@ -568,12 +569,13 @@ class IrcClient(Outlet):
                         self.caps.discard(cap[1:])
                     else:
                         self.caps.add(cap)
-            self._send("CAP", [self.nick, "ACK" if known and wanted else "NAK", asked])
+                self._caps_changed()
+            self._send("CAP", [self.nick, "ACK" if known and wanted else "NAK", clean(asked)])
         elif sub == "END":
             self.negotiating = False
             self._try_to_register()
         else:
-            self._reply(n.ERR_INVALIDCAPCMD, line.params[0], "Invalid CAP subcommand")
+            self._reply(n.ERR_INVALIDCAPCMD, word(line.params[0]), "Invalid CAP subcommand")
 
     def _pass(self, line: Line) -> None:
         if self.registered:
@@ -590,7 +592,7 @@ class IrcClient(Outlet):
         nick = line.params[0]
         problem = nick_problem(nick)
         if problem is not None:
-            self._reply(n.ERR_ERRONEUSNICKNAME, clean(nick), f"Erroneous nickname: {problem}")
+            self._reply(n.ERR_ERRONEUSNICKNAME, word(nick), f"Erroneous nickname: {problem}")
             return
         if nick == self.nick:
             return
@@ -655,7 +657,7 @@ class IrcClient(Outlet):
             self._reply(n.ERR_NOORIGIN, "No origin specified")
             return
         server = self.settings.server_name
-        self._send("PONG", [server, line.params[0]])
+        self._send("PONG", [server, clean(line.params[0])])
 
     def _quit(self, line: Line) -> None:
         reason = _text(line.params[0]) if line.params else ""
@@ -690,7 +692,7 @@ class IrcClient(Outlet):
         for target in line.params[0].split(","):
             name = self._channel(target)
             if name is None:
-                self._reply(n.ERR_NOSUCHCHANNEL, clean(target), "No such channel")
+                self._reply(n.ERR_NOSUCHCHANNEL, word(target), "No such channel")
                 continue
             if fold_nick(name) in self.memberships:
                 continue  # in it already, or waiting for it
@@ -717,7 +719,7 @@ class IrcClient(Outlet):
             name = self._channel(target)
             membership = self.memberships.get(fold_nick(name)) if name is not None else None
             if name is None:
-                self._reply(n.ERR_NOSUCHCHANNEL, clean(target), "No such channel")
+                self._reply(n.ERR_NOSUCHCHANNEL, word(target), "No such channel")
             elif membership is None:
                 self._reply(n.ERR_NOTONCHANNEL, channel_target(name), "You're not on that channel")
             else:
@@ -742,7 +744,7 @@ class IrcClient(Outlet):
             return
         target, raw = line.params[0], line.params[1]
         if "," in target:
-            reply(n.ERR_TOOMANYTARGETS, clean(target), "One target at a time")
+            reply(n.ERR_TOOMANYTARGETS, word(target), "One target at a time")
             return
         style = ev.NOTICE if notice else ev.CHAT
         if raw.startswith("\x01"):
@@ -761,7 +763,7 @@ class IrcClient(Outlet):
         if target.startswith("#"):
             name = self._channel(target)
             if name is None:
-                reply(n.ERR_NOSUCHCHANNEL, clean(target), "No such channel")
+                reply(n.ERR_NOSUCHCHANNEL, word(target), "No such channel")
                 return
             membership = self.memberships.get(fold_nick(name))
             if membership is None:
@@ -780,7 +782,7 @@ class IrcClient(Outlet):
                     self._reply(n.RPL_AWAY, shown(whom), away)
                 return
         # A whisper needs a channel they share (docs/irc.md, "Private messages").
-        reply(n.ERR_NOSUCHNICK, clean(target), "No such nick/channel (or no channel you share)")
+        reply(n.ERR_NOSUCHNICK, word(target), "No such nick/channel (or no channel you share)")
 
     # ----- queries: answered from the hub's state, no activity -----
 
@@ -822,7 +824,7 @@ class IrcClient(Outlet):
         for target in line.params[0].split(","):
             name = self._channel(target)
             if name is None:
-                self._reply(n.RPL_ENDOFNAMES, clean(target), "End of /NAMES list")
+                self._reply(n.RPL_ENDOFNAMES, word(target), "End of /NAMES list")
             else:
                 self._send_names(channel_target(name), list(self.server.hub.channels[name].members))
 
@@ -878,7 +880,7 @@ class IrcClient(Outlet):
             nick = shown(member.name)
             flag = "G" if _away_of(member) is not None else "H"
             self._reply(n.RPL_WHOREPLY, target, user, server, server, nick, flag, f"0 {realname}")
-        self._reply(n.RPL_ENDOFWHO, clean(mask), "End of /WHO list")
+        self._reply(n.RPL_ENDOFWHO, word(mask), "End of /WHO list")
 
     def _whois(self, line: Line) -> None:
         if not line.params:
@@ -893,8 +895,8 @@ class IrcClient(Outlet):
         else:
             found = self._member_anywhere(member_name(target))
             if found is None:
-                self._reply(n.ERR_NOSUCHNICK, clean(target), "No such nick")
-                self._reply(n.RPL_ENDOFWHOIS, clean(target), "End of /WHOIS list")
+                self._reply(n.ERR_NOSUCHNICK, word(target), "No such nick")
+                self._reply(n.RPL_ENDOFWHOIS, word(target), "End of /WHOIS list")
                 return
             member, names = found
             user, realname = self._realname(member)
@@ -924,7 +926,7 @@ class IrcClient(Outlet):
             if self._present(nick):
                 away = "-" if fold_nick(nick) == fold_nick(self.nick) and self.away else "+"
                 replies.append(
-                    f"{nick}={away}{self.renderer.mask(member_name(nick)).split('!')[1]}"
+                    f"{word(nick)}={away}{self.renderer.mask(member_name(nick)).split('!')[1]}"
                 )
         self._reply(n.RPL_USERHOST, " ".join(replies))
 
@@ -937,7 +939,7 @@ class IrcClient(Outlet):
         if target.startswith("#"):
             name = self._channel(target)
             if name is None:
-                self._reply(n.ERR_NOSUCHCHANNEL, clean(target), "No such channel")
+                self._reply(n.ERR_NOSUCHCHANNEL, word(target), "No such channel")
             elif not modes:
                 self._reply(n.RPL_CHANNELMODEIS, channel_target(name), f"+{n.CHANNEL_MODES}")
             elif modes.lstrip("+") == "b":
@@ -965,7 +967,7 @@ class IrcClient(Outlet):
             return
         name = self._channel(line.params[0])
         if name is None:
-            self._reply(n.ERR_NOSUCHCHANNEL, clean(line.params[0]), "No such channel")
+            self._reply(n.ERR_NOSUCHCHANNEL, word(line.params[0]), "No such channel")
         elif len(line.params) > 1:
             self._reply(n.ERR_CHANOPRIVSNEEDED, channel_target(name), "Topics cannot be set here")
         else:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from irctokens.line import Line, build, tokenise
 
+from ..sanitize import clean
+
 MAX_LINE = 512  # bytes, CR LF included, tags not (RFC 1459, 2.3)
 MAX_CLIENT_TAGS = 4094  # bytes of tag data after the '@' (message-tags)
 # The most a line may take up in the buffer before it is known to be over.
@@ -109,6 +111,14 @@ def strip_formatting(text: str) -> str:
     if not any(code in text for code in "\x02\x03\x04\x0f\x11\x16\x1d\x1e\x1f"):
         return text
     return _FORMATTING.sub("", text)
+
+
+def word(text: str) -> str:
+    """What a peer sent, made fit to be a middle parameter of a reply (a
+    numeric echoes the nick or channel it is about): cleaned, up to its first
+    space, no leading ':', never empty, at most 64 characters."""
+    cleaned = clean(text).split(" ", 1)[0].lstrip(":")[:64]
+    return cleaned or "*"
 
 
 def encode(

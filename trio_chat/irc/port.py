@@ -49,7 +49,7 @@ async def serve_connection(
     if not server.admit(address):
         await trio.aclose_forcefully(stream)
         return
-    server.other_protocols += 1
+    server.opened(ClientProtocol.IRC)
     try:
         if server.ssl_context is not None:
             # The handshake happens on the first read, within the registration
@@ -62,5 +62,5 @@ async def serve_connection(
         finally:
             server.irc_clients.discard(client)
     finally:
-        server.other_protocols -= 1
+        server.closed(ClientProtocol.IRC)
         server.addresses.release(address)

@@ -8,8 +8,8 @@ its copy carries ``time`` and ``msgid`` tags. docs/irc.md, "What maps to
 what", lists every rendering.
 
 Every name is shown as IRC can carry it (``nicks.shown``); every member's
-mask is ``nick!user@host`` with the user made from the nick and the host the
-server's name, the same on every node of a cluster, and no one's address.
+mask is ``nick!user@host`` with the user made from the nick and the host this
+server's name, never anyone's address.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .. import effects as fx
 from .. import text
@@ -28,8 +28,28 @@ from . import numerics as n
 from .lines import MAX_LINE, encode
 from .nicks import shown
 
-if TYPE_CHECKING:
-    from .client import IrcMembership
+
+class IrcClientView(Protocol):
+    """What rendering needs to know of an IRC connection (client.IrcClient)."""
+
+    @property
+    def nick(self) -> str: ...
+    @property
+    def echo(self) -> bool: ...  # echo-message
+    @property
+    def tags(self) -> int: ...  # WANTS_TIME | WANTS_MSGID, as its caps ask
+
+
+class IrcMembership(Protocol):
+    """A member's connection on IRC, as rendering sees it (client.IrcMembership)."""
+
+    @property
+    def client(self) -> IrcClientView: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def member(self) -> Member | None: ...
+
 
 Frames = list[tuple[Sequence[Member], bytes]]
 
@@ -61,8 +81,22 @@ def split_text(message: str, room: int) -> list[str]:
     return pieces
 
 
+# What tags a client wants on its copies (``IrcClientView.tags``), as bits.
+WANTS_TIME = 1  # server-time
+WANTS_MSGID = 2  # message-tags
+
+
 def _irc_members(audience: Sequence[Member]) -> list[IrcMembership]:
     return [m.conn for m in audience if m.conn.protocol is IRC]  # type: ignore[misc]
+
+
+def _channel_of(audience: Sequence[Member]) -> str:
+    """The channel of the IRC members among ``audience`` (all are in one)."""
+    for member in audience:
+        conn = member.conn
+        if conn.protocol is IRC:
+            return channel_target(conn.channel)  # type: ignore[attr-defined]
+    return ""
 
 
 class IrcRenderer:
@@ -87,176 +121,162 @@ class IrcRenderer:
 
     def _to_each(
         self,
-        members: Sequence[IrcMembership],
+        audience: Sequence[Member],
         command: str,
         params: list[str],
         source: str,
-        skip_echo_of: IrcMembership | None = None,
+        sender: str | None = None,
+        leaving_out: str | None = None,
     ) -> Frames:
-        """The message, split if too long, with tags for those who want them;
-        ``skip_echo_of``: the sender, which gets it only with ``echo-message``."""
-        groups: dict[tuple[bool, bool], list[Member]] = {}
-        for membership in members:
-            client = membership.client
-            if membership is skip_echo_of and not client.echo:
+        """The message to the IRC members of ``audience``, split if too long,
+        with tags for those who want them. ``sender``: the member of that name
+        gets it only with ``echo-message``; ``leaving_out``: that one never.
+
+        On every chat line to every IRC member of a channel: one pass, plain
+        attributes, and one group of recipients per kind of copy."""
+        groups: dict[int, list[Member]] = {}
+        for member in audience:
+            conn = member.conn
+            if conn.protocol is not IRC:
                 continue
-            if membership.member is not None:
-                groups.setdefault((client.wants_time, client.wants_msgid), []).append(
-                    membership.member
-                )
+            client = conn.client  # type: ignore[attr-defined]
+            name = member.name
+            if (name == sender and not client.echo) or name == leaving_out:
+                continue
+            group = groups.get(client.tags)
+            if group is None:
+                groups[client.tags] = [member]
+            else:
+                group.append(member)
         if not groups:
             return []
         *head, message = params
         room = MAX_LINE - len(source) - len(command) - sum(len(p) + 1 for p in head) - 8
-        pieces = split_text(message, max(room, 64))
+        pieces = split_text(message, max(room, 64)) if len(message) > room // 4 else [message]
         frames: Frames = []
-        stamp = server_time() if any(wants for wants, _ in groups) else ""
+        stamp = server_time() if any(wanted & WANTS_TIME for wanted in groups) else ""
         for piece in pieces:
-            msgid = f"{self._msgid_prefix}-{next(self._msgids)}"
-            for (wants_time, wants_msgid), recipients in groups.items():
-                tags: dict[str, str] = {}
-                if wants_time:
-                    tags["time"] = stamp
-                if wants_msgid:
-                    tags["msgid"] = msgid
-                frames.append((recipients, encode(command, [*head, piece], source, tags or None)))
+            msgid = (
+                f"{self._msgid_prefix}-{next(self._msgids)}"
+                if len(groups) > 1 or 0 not in groups
+                else ""
+            )
+            for wanted, recipients in groups.items():
+                tags: dict[str, str] | None = None
+                if wanted:
+                    tags = {}
+                    if wanted & WANTS_TIME:
+                        tags["time"] = stamp
+                    if wanted & WANTS_MSGID:
+                        tags["msgid"] = msgid
+                frames.append((recipients, encode(command, [*head, piece], source, tags)))
         return frames
 
-    def _from_server(
-        self, members: Sequence[IrcMembership], command: str, params: list[str]
-    ) -> Frames:
-        return self._to_each(members, command, params, self.server_name)
+    def _to_one(self, member: Member, command: str, params: list[str]) -> Frames:
+        """From the server to one member (if it is on IRC)."""
+        return self._to_each((member,), command, params, self.server_name)
 
     # ----- the effects -----
 
-    def _cannot_connect(self, e: fx.CannotConnect) -> Frames:
-        (membership,) = _irc_members((e.member,)) or (None,)
-        if membership is None:
+    def _numeric(self, member: Member, code: str, *params: str) -> Frames:
+        """A numeric reply to one member, if it is on IRC."""
+        conn = member.conn
+        if conn.protocol is not IRC:
             return []
-        line = n.numeric(
-            self.server_name,
-            n.ERR_UNAVAILRESOURCE,
-            membership.client.nick,
-            channel_target(e.channel),
-            f"The name {shown(e.member.name)} is taken in #{e.channel} by someone not on IRC",
-        )
-        return [((e.member,), line)]
+        nick = conn.client.nick  # type: ignore[attr-defined]
+        return [((member,), n.numeric(self.server_name, code, nick, *params))]
+
+    def _notice_to(self, member: Member, text: str) -> Frames:
+        """A server NOTICE about its channel to one member, if it is on IRC."""
+        conn = member.conn
+        if conn.protocol is not IRC:
+            return []
+        membership: IrcMembership = conn  # type: ignore[assignment]
+        notice = f"{channel_target(membership.channel)}: {text}"
+        return self._to_one(member, "NOTICE", [membership.client.nick, notice])
+
+    def _cannot_connect(self, e: fx.CannotConnect) -> Frames:
+        taken = f"The name {shown(e.member.name)} is taken in #{e.channel} by someone not on IRC"
+        return self._numeric(e.member, n.ERR_UNAVAILRESOURCE, channel_target(e.channel), taken)
 
     def _queue_position(self, e: fx.QueuePosition) -> Frames:
-        members = _irc_members((e.member,))
-        if not members:
-            return []
-        membership = members[0]
-        body = text.queue_position_body(e.ahead)
-        notice = f"{channel_target(membership.channel)}: {body}"
-        return self._from_server(members, "NOTICE", [membership.client.nick, notice])
+        return self._notice_to(e.member, text.queue_position_body(e.ahead))
 
     def _joined(self, e: fx.Joined) -> Frames:
         # The newcomer's own JOIN comes with its NAMES (IrcMembership.roster).
-        others = [
-            m for m in _irc_members(e.audience) if m.member is None or m.member.name != e.user
-        ]
-        return self._to_each(others, "JOIN", [channel_target(e.channel)], self.mask(e.user))
+        target = channel_target(e.channel)
+        return self._to_each(e.audience, "JOIN", [target], self.mask(e.user), leaving_out=e.user)
 
     def _left(self, e: fx.Left) -> Frames:
-        members = _irc_members(e.audience)
-        if not members:
+        target = _channel_of(e.audience)
+        if not target:
             return []
         source = self.mask(e.user)
         if e.quit:
-            return self._to_each(members, "QUIT", [e.reason or "Quit"], source)
-        target = channel_target(members[0].channel)
+            return self._to_each(e.audience, "QUIT", [e.reason or "Quit"], source)
         reason = e.reason or ("connection closed" if e.quiet else "")
         params = [target, reason] if reason else [target]
-        return self._to_each(members, "PART", params, source)
+        return self._to_each(e.audience, "PART", params, source)
 
     def _went_afk(self, e: fx.WentAfk) -> Frames:
-        members = _irc_members(e.audience)
-        if not members:
+        target = _channel_of(e.audience)
+        if not target:
             return []
-        target = channel_target(members[0].channel)
-        return self._to_each(members, "PART", [target, "went AFK"], self.mask(e.user))
+        return self._to_each(e.audience, "PART", [target, "went AFK"], self.mask(e.user))
 
     def _kicked(self, e: fx.Kicked) -> Frames:
-        members = _irc_members(e.audience)
-        if not members:
+        target = _channel_of(e.audience)
+        if not target:
             return []
-        target = channel_target(members[0].channel)
-        return self._from_server(
-            members, "KICK", [target, shown(e.user), "kicked by the server operator"]
-        )
+        params = [target, shown(e.user), "kicked by the server operator"]
+        return self._to_each(e.audience, "KICK", params, self.server_name)
 
     def _chat(self, e: fx.Chat) -> Frames:
-        members = _irc_members(e.audience)
-        if not members:
+        target = _channel_of(e.audience)
+        if not target:
             return []
-        sender = next(
-            (m for m in members if m.member is not None and m.member.name == e.sender), None
-        )
         message = e.message
         command = "PRIVMSG"
         if e.style == NOTICE:
             command = "NOTICE"
         elif e.style == ACTION:
             message = f"\x01ACTION {message}\x01"
-        target = channel_target(members[0].channel)
-        return self._to_each(members, command, [target, message], self.mask(e.sender), sender)
+        source = self.mask(e.sender)
+        return self._to_each(e.audience, command, [target, message], source, sender=e.sender)
 
     def _whisper(self, e: fx.Whisper) -> Frames:
-        if e.receiver is None:
+        receiver = e.receiver
+        if receiver is None:
             return []  # (not here: NotHere says so)
-        frames: Frames = []
-        receiver = _irc_members((e.receiver,))
         source = self.mask(e.sender)
-        if receiver:
-            frames += self._to_each(
-                receiver, "PRIVMSG", [receiver[0].client.nick, e.message], source
-            )
+        frames: Frames = []
+        if receiver.conn.protocol is IRC:
+            nick = receiver.conn.client.nick  # type: ignore[attr-defined]
+            frames += self._to_each((receiver,), "PRIVMSG", [nick, e.message], source)
         # The sender's echo, if it is on IRC and asked for echo-message.
-        channel = e.receiver.channel
+        channel = receiver.channel
         sender = channel.members.get(e.sender) if channel is not None else None
-        echo = _irc_members((sender,)) if sender is not None and sender is not e.receiver else []
-        if echo and echo[0].client.echo:
-            frames += self._to_each(echo, "PRIVMSG", [shown(e.target), e.message], source)
+        if sender is not None and sender is not receiver:
+            params = [shown(e.target), e.message]
+            frames += self._to_each((sender,), "PRIVMSG", params, source, sender=e.sender)
         return frames
 
     def _not_here(self, e: fx.NotHere) -> Frames:
-        members = _irc_members((e.to,)) if e.to is not None else []
-        if not members:
+        if e.to is None:
             return []
-        nick = members[0].client.nick
-        line = n.numeric(
-            self.server_name, n.ERR_NOSUCHNICK, nick, shown(e.user), "No such nick/channel"
-        )
-        return [((e.to,), line)] if e.to is not None else []
+        return self._numeric(e.to, n.ERR_NOSUCHNICK, shown(e.user), "No such nick/channel")
 
     def _still_muted(self, e: fx.StillMuted) -> Frames:
-        members = _irc_members((e.member,))
-        if not members:
-            return []
-        membership = members[0]
+        target = _channel_of((e.member,))
         body = text.still_muted_body(e.seconds)
-        line = n.numeric(
-            self.server_name,
-            n.ERR_CANNOTSENDTOCHAN,
-            membership.client.nick,
-            channel_target(membership.channel),
-            body,
-        )
-        return [((e.member,), line)]
+        return self._numeric(e.member, n.ERR_CANNOTSENDTOCHAN, target, body) if target else []
 
     def _muted(self, e: fx.Muted) -> Frames:
-        frames: Frames = []
-        muted = _irc_members((e.member,))
-        if muted:
-            membership = muted[0]
-            body = text.you_are_muted_body(e.seconds)
-            notice = f"{channel_target(membership.channel)}: {body}"
-            frames += self._from_server(muted, "NOTICE", [membership.client.nick, notice])
-        others = _irc_members(e.others)
-        if others:
+        frames = self._notice_to(e.member, text.you_are_muted_body(e.seconds))
+        target = _channel_of(e.others)
+        if target:
             body = text.user_muted_body(shown(e.member.name), e.seconds)
-            frames += self._from_server(others, "NOTICE", [channel_target(others[0].channel), body])
+            frames += self._to_each(e.others, "NOTICE", [target, body], self.server_name)
         return frames
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import effects as fx
+from ..events import ACTION
 from ..state import Member
 from ..wire import FrameType, encode_json
 
@@ -37,6 +38,14 @@ def _muted(e: fx.Muted) -> Frames:
     ]
 
 
+def _chat(e: fx.Chat) -> Frames:
+    if e.style == ACTION:  # an IRC user's /me (docs/irc.md)
+        return _many(
+            e.audience, _event("chat", e.stamp, sender=e.sender, message=e.message, action=True)
+        )
+    return _many(e.audience, _event("chat", e.stamp, sender=e.sender, message=e.message))
+
+
 _RENDER: dict[type[Any], Callable[[Any], Frames]] = {
     fx.Welcome: lambda e: _one(
         e.member, _event("welcome", e.stamp, channel=e.channel, user=e.member.name)
@@ -51,9 +60,7 @@ _RENDER: dict[type[Any], Callable[[Any], Frames]] = {
     ),
     fx.WentAfk: lambda e: _many(e.audience, _event("left", e.stamp, user=e.user, why="afk")),
     fx.Kicked: lambda e: _many(e.audience, _event("left", e.stamp, user=e.user, why="kicked")),
-    fx.Chat: lambda e: _many(
-        e.audience, _event("chat", e.stamp, sender=e.sender, message=e.message, style=e.style)
-    ),
+    fx.Chat: _chat,
     fx.Whisper: lambda e: _one(
         e.receiver, _event("whisper", e.stamp, sender=e.sender, message=e.message)
     ),

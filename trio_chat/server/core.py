@@ -119,8 +119,11 @@ class ChatServer:
             (terminal.frames, ClientProtocol.TERMINAL),
             (browser.frames, ClientProtocol.BROWSER),
         ]
-        # Local connections of another protocol than the terminal's (browsers,
-        # IRC); while there are none, every member gets the terminal's frames.
+        # Local connections of each protocol; while there are none but the
+        # terminal's, every member gets the terminal's frames, and a protocol
+        # without a local connection is not rendered at all (another node's
+        # members are stand-ins that send nothing).
+        self.connected: dict[ClientProtocol, int] = dict.fromkeys(ClientProtocol, 0)
         self.other_protocols = 0
 
     def apply(self, effects: Iterable[fx.Effect], speaking: bool = True) -> None:
@@ -172,7 +175,10 @@ class ChatServer:
 
     def _deliver_each_protocol(self, effect: fx.Said) -> None:
         """Some members are browsers or on IRC: each gets its own protocol's frames."""
+        connected = self.connected
         for renderer, protocol in self.renderers:
+            if not connected[protocol]:
+                continue
             for audience, frame in renderer(effect):
                 picked = tuple(m for m in audience if m.conn.protocol is protocol)
                 if picked:
@@ -269,8 +275,7 @@ class ChatServer:
         if not self.admit(address):
             await stream.aclose()
             return
-        if web:
-            self.other_protocols += 1
+        self.opened(protocol)
         try:
             if self.ssl_context is not None and not web:
                 # The handshake happens on the session's first read, within the
@@ -280,9 +285,19 @@ class ChatServer:
             self.sessions.add(session)
             await session.run()
         finally:
-            if web:
-                self.other_protocols -= 1
+            self.closed(protocol)
             self.addresses.release(address)
+
+    def opened(self, protocol: ClientProtocol) -> None:
+        """A local connection of ``protocol`` began (``closed`` when it ends)."""
+        self.connected[protocol] += 1
+        if protocol is not ClientProtocol.TERMINAL:
+            self.other_protocols += 1
+
+    def closed(self, protocol: ClientProtocol) -> None:
+        self.connected[protocol] -= 1
+        if protocol is not ClientProtocol.TERMINAL:
+            self.other_protocols -= 1
 
     def admit(self, address: str | None) -> bool:
         """Whether a new connection from ``address`` may stay: within the

@@ -207,7 +207,12 @@ const SHOW = {
   joined: (e) => ["server", serverSays(e.stamp, `${e.user} has joined the channel.`)],
   left: (e) => ["server", serverSays(e.stamp,
     e.why === "afk" ? `${e.user} went AFK.` : `${e.user} has left the channel.`)],
-  chat: (e) => ["chat", `[${e.sender} (${e.stamp})] ${e.message}`],
+  chat: (e) => [
+    "chat",
+    e.action
+      ? `[${e.sender} (${e.stamp})] * ${e.sender} ${e.message}`
+      : `[${e.sender} (${e.stamp})] ${e.message}`,
+  ],
   whisper: (e) => ["whisper", `[${e.sender} whispers to you: (${e.stamp})] ${e.message}`],
   not_here: (e) => ["server", serverSays(e.stamp, `${e.user} is not here.`)],
   not_found: (e) => ["server", serverSays(e.stamp, `${e.thing} does not exist.`)],
