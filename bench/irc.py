@@ -55,7 +55,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BIN, free_ports, own_cpu, wait_until_accepting
+from bench.common import BIN, ServerExited, free_ports, own_cpu, wait_until_accepting
 from bench.load import (
     INSPIRCD,
     IRC_CHANNEL,
@@ -131,13 +131,23 @@ class TrioChatProcess:
     generator uses: IRC_CHANNEL's native port, or the IRC port."""
 
     def __init__(self, directory: Path, capacity: int, protocol: Protocol) -> None:
-        (irc_port,) = free_ports(1)
-        options = (*UNGUARDED, "--irc", f"127.0.0.1:{irc_port}", "--irc-server-name", SERVER_NAME)
-        # At least 3 channels, as every config of the benchmarks has.
-        self.server = ChatServerProcess(
-            directory, 3, capacity, options, names=(IRC_CHANNEL.removeprefix("#"),)
-        )
-        wait_until_accepting(irc_port)
+        for attempt in range(5):
+            (irc_port,) = free_ports(1)
+            options = (
+                *UNGUARDED, "--irc", f"127.0.0.1:{irc_port}", "--irc-server-name", SERVER_NAME
+            )  # fmt: skip
+            try:
+                # At least 3 channels, as every config of the benchmarks has.
+                self.server = ChatServerProcess(
+                    directory, 3, capacity, options, names=(IRC_CHANNEL.removeprefix("#"),)
+                )
+                wait_until_accepting(irc_port, self.server.process)
+                break
+            except ServerExited:
+                # Another program took one of the ports meanwhile (on a shared
+                # machine, tests start servers all the time): new ports.
+                if attempt == 4:
+                    raise
         self.process = self.server.process
         self.ports = [irc_port] if protocol == "irc" else self.server.ports[:1]
 

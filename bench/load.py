@@ -116,7 +116,7 @@ class ChatServerProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_until_accepting(self.ports[0])
+        wait_until_accepting(self.ports[0], self.process)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -173,7 +173,7 @@ class InspircdProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_until_accepting(port)
+        wait_until_accepting(port, self.process)
 
     def stop(self) -> None:
         self.process.terminate()
