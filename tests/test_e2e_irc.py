@@ -128,19 +128,13 @@ def test_chat_whisper_and_nicks(chat: Cluster) -> None:
     twin.expect("433", "*", "IRCNICK", "Nickname is already in use")
     twin.send("NICK other")
     twin.welcome("other")
-    # A nick that only a native member has is free on IRC, but not in the
-    # channel where that member is: 437 to its JOIN.
+    # A terminal member's name, in any ASCII case, is nobody's nick on IRC
+    # (an IRC nick is one person everywhere: docs/irc.md, "Names").
     namesake = IrcPeer(chat.irc_port(-1), "namesake")
-    namesake.register("alice")
-    namesake.send("JOIN #general")
-    namesake.expect(
-        "437",
-        "alice",
-        "#general",
-        "The name alice is taken in #general by someone not on IRC",
-    )
-    namesake.join("#random", "alice")
-    chat.server.expect(srv("alice has joined the random channel."))
+    namesake.send("NICK Alice", "USER a 0 * :a")
+    namesake.expect("433", "*", "Alice", "Nickname is already in use")
+    namesake.send("NICK alicia")
+    namesake.welcome("alicia")
 
     # /shutdown: every IRC connection, on every node, gets its ERROR.
     shut_down(chat, irc, twin, namesake)

@@ -435,3 +435,26 @@ def test_leave_carries_an_irc_part_or_quit_message() -> None:
     _, bob = joined(h, "alice", "bob")
     effects = run(h, ev.Leave("alice", "bye everyone", quit=True))
     assert effects[1] == fx.Left(T, (bob,), "alice", True, reason="bye everyone", quit=True)
+
+
+def test_an_irc_nick_and_a_terminal_name_never_meet_in_any_case() -> None:
+    h = hub()
+    joined(h, "alice", channel="random")
+    # A nick a terminal member holds (in any case) is taken.
+    assert nick_answer(run(h, ev.ClaimNick("c1", "ALICE"))) == ("ALICE", False)
+    assert nick_answer(run(h, ev.ClaimNick("c1", "bob"))) == ("bob", True)
+    # And a terminal name an IRC user holds as its nick cannot join anywhere.
+    effects = run(h, ev.Join("t", "general", "Bob"))
+    assert [type(e) for e in effects] == [fx.CannotConnect, fx.Disconnect]
+    # The IRC user itself joins with its nick, of course.
+    assert isinstance(run(h, ev.Join("m", "general", "bob", via_irc=True))[0], fx.Welcome)
+
+
+def test_tell_keeps_its_style() -> None:
+    h = hub()
+    _, bob = joined(h, "alice", "bob")
+    assert run(h, ev.Tell("alice", "bob", "waves", ev.ACTION))[-1] == fx.Whisper(
+        T, bob, "alice", "bob", "waves", ev.ACTION
+    )
+    (frame,) = terminal.frames(fx.Whisper(T, bob, "alice", "bob", "waves", ev.ACTION))
+    assert frame[1].endswith(b"[alice whispers to you: (12:00:00)] * alice waves")

@@ -118,6 +118,9 @@ class FakeClient:
     wants_time: bool = False
     wants_msgid: bool = False
 
+    def sees_elsewhere(self, name: str, channel: str) -> bool:
+        return False
+
     @property
     def tags(self) -> int:
         return (WANTS_TIME if self.wants_time else 0) | (WANTS_MSGID if self.wants_msgid else 0)

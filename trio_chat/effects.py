@@ -122,6 +122,7 @@ class Whisper:
     sender: str
     target: str
     message: str
+    style: str = CHAT  # events.CHAT_STYLES, as for Chat
 
 
 @dataclass(slots=True)

@@ -58,6 +58,7 @@ class Tell:
     ref: str
     target: str
     message: str  # already sanitized
+    style: str = "chat"  # CHAT_STYLES, as for Say
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,7 @@ class ClaimNick:
 
     ref: str  # the IRC connection's own reference, not one of its members'
     nick: str
+    address: str | None = None  # the peer's, for the cluster's per-address limit
 
 
 @dataclass(frozen=True, slots=True)

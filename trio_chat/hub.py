@@ -22,7 +22,7 @@ from . import effects as fx
 from . import events as ev
 from .config import ChannelConfig
 from .defaults import DEFAULT_AFK_TIMEOUT as DEFAULT_AFK_TIMEOUT  # re-exported
-from .names import username_problem
+from .names import fold_nick, username_problem
 from .state import Cause, Channel, Member
 
 if TYPE_CHECKING:
@@ -94,7 +94,13 @@ class Hub:
                 fx.Disconnect(member, EXIT_REFUSED, f"refused: {problem}", Cause.REFUSED)
             )
             return
-        if channel.has_name(username) or (event.via_irc and _clash(channel, username)):
+        if (
+            channel.has_name(username)
+            or (event.via_irc and _clash(channel, username))
+            or (not event.via_irc and fold_nick(username) in self.nicks)
+        ):
+            # IRC folds case, and an IRC nick is one person across the chat:
+            # a terminal name may not be an IRC user's nick (docs/irc.md, "Names").
             effects.append(fx.CannotConnect(self._stamp, member, channel.name))
             effects.append(
                 fx.Disconnect(
@@ -147,8 +153,9 @@ class Hub:
     def _tell(self, event: ev.Tell, now: float, effects: Effects) -> None:
         member = self._active(event.ref, now, effects)
         if member is not None and member.channel is not None:
+            style = event.style if event.style in ev.CHAT_STYLES else ev.CHAT
             whisper = cmd.Whisper(event.target, event.message)
-            self._whisper(member, member.channel, whisper, now, effects)
+            self._whisper(member, member.channel, whisper, now, effects, style)
 
     def _leave(self, event: ev.Leave, now: float, effects: Effects) -> None:
         member = self._active(event.ref, now, effects)
@@ -157,10 +164,17 @@ class Hub:
 
     def _claim_nick(self, event: ev.ClaimNick, now: float, effects: Effects) -> None:
         """First come, first served, across the chat; a connection may take
-        back its own nick in another case."""
+        back its own nick in another case. A terminal or browser member's name
+        is taken too, in any ASCII case (docs/irc.md, "Names")."""
         folded = fold_nick(event.nick)
         holder = self.nicks.get(folded)
         accepted = holder is None or holder == event.ref
+        if accepted and holder is None:
+            accepted = not any(
+                fold_nick(m.name) == folded
+                for m in self.members.values()
+                if not m.via_irc and m.channel is not None
+            )
         if accepted:
             self._release_nick(event.ref)
             self.nicks[folded] = event.ref
@@ -432,7 +446,13 @@ class Hub:
         )
 
     def _whisper(
-        self, member: Member, channel: Channel, whisper: cmd.Whisper, now: float, effects: Effects
+        self,
+        member: Member,
+        channel: Channel,
+        whisper: cmd.Whisper,
+        now: float,
+        effects: Effects,
+        style: str = ev.CHAT,
     ) -> None:
         if not member.admitted:
             # A queued client cannot talk to anyone (behaviour.md, "Choices where the
@@ -445,7 +465,7 @@ class Hub:
         if target is None:
             effects.append(fx.NotHere(self._stamp, member, whisper.target))
         effects.append(
-            fx.Whisper(self._stamp, target, member.name, whisper.target, whisper.message)
+            fx.Whisper(self._stamp, target, member.name, whisper.target, whisper.message, style)
         )
 
     def _switch(
@@ -510,14 +530,6 @@ class Hub:
             )
         effects.append(fx.Emptied(self._stamp, channel_name))
         self._advance(channel, now, effects)
-
-
-def fold_nick(nick: str) -> str:
-    """IRC's ``CASEMAPPING=ascii``: A-Z and a-z are the same, nothing else is."""
-    return nick.translate(_ASCII_LOWER)
-
-
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def _clash(channel: Channel, name: str) -> bool:

@@ -61,12 +61,15 @@ def chat(stamp: str, user: str, message: str) -> str:
     return f"[{user} ({stamp})] {message}"
 
 
+def styled(user: str, message: str, style: str) -> str:
+    """A message as its lines show it: an IRC user's action (``/me waves``)
+    reads ``* user waves`` (docs/irc.md, "What maps to what"); a notice reads
+    as any message."""
+    return f"* {user} {message}" if style == ACTION else message
+
+
 def chat_line(stamp: str, user: str, message: str, style: str) -> str:
-    """A chat line; an IRC user's action (``/me waves``) reads ``* user waves``
-    (docs/irc.md, "What maps to what"); a notice reads as chat."""
-    if style == ACTION:
-        return chat(stamp, user, f"* {user} {message}")
-    return chat(stamp, user, message)
+    return chat(stamp, user, styled(user, message, style))
 
 
 def whisper_received(stamp: str, sender: str, message: str) -> str:

@@ -147,9 +147,10 @@ class Replica:
         effects = self.hub.handle(event, now, stamp)
         if ref in self.hub.members:
             address = event.address
-            if address is not None and not speaking:
-                key = self._address_of[ref] = address_key(address)
-                self._elsewhere[key] = self._elsewhere.get(key, 0) + 1
+            # An IRC connection counts once, by its nick (_claim_nick), however
+            # many channels it is in.
+            if address is not None and not speaking and not event.via_irc:
+                self._count_elsewhere(ref, address)
             if self._budgets is not None:
                 keys = budget_keys(event.username, address)
                 bucket = self._budgets.open(keys, now)
@@ -157,6 +158,20 @@ class Replica:
                 if speaking:
                     # Before the join's answer lets its first line through.
                     self.host.lower_line_budget(ref, bucket.level(now))
+        self.host.apply(effects, speaking)
+
+    def _count_elsewhere(self, ref: str, address: str) -> None:
+        key = self._address_of[ref] = address_key(address)
+        self._elsewhere[key] = self._elsewhere.get(key, 0) + 1
+
+    def _claim_nick(self, event: ev.ClaimNick, now: float, stamp: str, speaking: bool) -> None:
+        """An IRC connection on another node is one connection from its
+        address, from its registration until it goes."""
+        effects = self.hub.handle(event, now, stamp)
+        ref, address = event.ref, event.address
+        accepted = self.hub.nick_of.get(ref) == event.nick
+        if accepted and address is not None and not speaking and ref not in self._address_of:
+            self._count_elsewhere(ref, address)
         self.host.apply(effects, speaking)
 
     def _spend_line(self, ref: str, now: float) -> None:
@@ -172,7 +187,11 @@ class Replica:
         if address is not None and local is not None:
             local.charge_address(address, trio.current_time())
 
-    def _input(self, event: ev.Input, now: float, stamp: str, speaking: bool) -> None:
+    def _input(
+        self, event: ev.Input | ev.Say | ev.Tell, now: float, stamp: str, speaking: bool
+    ) -> None:
+        """A line a member typed (on a terminal, a page or IRC): it spends
+        from the log's budget for its name and address."""
         self._spend_line(event.ref, now)
         self._to_hub(event, now, stamp, speaking)
 
@@ -185,6 +204,8 @@ class Replica:
         effects = self.hub.handle(event, now, stamp)
         if member is not None:
             self.forget(event.ref, member)
+        else:
+            self._forget_address(event.ref)  # (an IRC connection's own reference)
         self.host.apply(effects, speaking)
 
     def _drop_gone(self, ref: str, now: float, stamp: str, speaking: bool) -> None:
@@ -234,7 +255,7 @@ class Replica:
             self._drop_gone(ref, now, stamp, speaking)
         # Its IRC connections' nicks are free again.
         for ref in [r for r in self.hub.nick_of if node_of(r) == gone]:
-            self._to_hub(ev.Drop(ref), now, stamp, speaking)
+            self._drop(ev.Drop(ref), now, stamp, speaking)
         self.host.node_gone(gone)
 
     def forget(self, ref: str, member: Member) -> None:
@@ -243,6 +264,10 @@ class Replica:
         budget = self._budget_of.pop(ref, None)
         if budget is not None and self._budgets is not None:
             self._budgets.close(*budget, self._log_now)
+        self._forget_address(ref)
+        self.routes.member_left(member)
+
+    def _forget_address(self, ref: str) -> None:
         address = self._address_of.pop(ref, None)
         if address is not None:
             left = self._elsewhere[address] - 1
@@ -250,13 +275,15 @@ class Replica:
                 self._elsewhere[address] = left
             else:
                 del self._elsewhere[address]
-        self.routes.member_left(member)
 
 
 # How each event of the log is replayed; any other goes to the hub as it is.
 _REPLAY: dict[type[Any], Callable[[Replica, Any, float, str, bool], None]] = {
     ev.Join: Replica._join,
     ev.Input: Replica._input,
+    ev.Say: Replica._input,
+    ev.Tell: Replica._input,
+    ev.ClaimNick: Replica._claim_nick,
     ev.Offer: Replica._offer,
     ev.Drop: Replica._drop,
     ev.TransferStarted: Replica._transfer_started,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..hub import Hub, Member, fold_nick
+from ..hub import Hub, Member
+from ..names import fold_nick
 
 
 def dump(hub: Hub) -> bytes:

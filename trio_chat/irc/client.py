@@ -18,9 +18,8 @@ PONG, which keep the connection alive (the ping timeout) and nothing else.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -31,9 +30,9 @@ from .. import events as ev
 from .. import wire
 from ..hub import Hub
 from ..sanitize import clean
-from ..server.admission import address_key, budget_keys
-from ..server.flood import LineLedger, TokenBucket, take_line
+from ..server.flood import LineLedger
 from ..server.gateway import Gateway
+from ..server.line_budget import LineBudget, flood_reason
 from ..server.outlet import CLOSED, FINISHING, MEMBER, Outlet, OutletHost
 from ..state import Cause, ClientProtocol, Member
 from . import numerics as n
@@ -58,10 +57,12 @@ CAPABILITIES = (
 )
 # Commands a connection may send before it is registered.
 BEFORE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"})
-# Commands that cost nothing of the flood budget: the client's keepalive.
-FREE = frozenset({"PING", "PONG"})
-# What a person does: these count as activity for the AFK timer.
-ACTIVITY = frozenset({"PRIVMSG", "NOTICE", "JOIN", "PART"})
+# The most lines a connection may send before it is registered (a client
+# needs about eight); past them it is dropped. Flood control's budget starts
+# with registration, when the connection has a name to file it under.
+LINES_BEFORE_REGISTRATION = 32
+# Seconds a connection may take to write its last lines when the server stops.
+STOP_GRACE = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,7 @@ class IrcMembership:
         self.part_reason = ""  # what its PART said, for the PART it gets back
         self.quitting = False  # it leaves with the connection (QUIT)
         self.done = False  # the rules are done with it
+        self.released = False  # and its connection told them it is gone (Drop)
         self.afk_reported = False  # its AFK timer fired; the rules have not answered
 
     @property
@@ -131,13 +133,16 @@ class IrcMembership:
         self.client.admitted(self, names)
 
     def notice(self, text: str) -> None:
-        self.client.server_notice(text)
+        self.client.notice(text)
 
     def offer_decided(self, offer: int, target: Member | None) -> None:
         """(An IRC connection offers no files.)"""
 
     def nick_decided(self, nick: str, accepted: bool) -> None:
         """(The connection claims nicks, not its memberships.)"""
+
+    def stopping(self) -> None:
+        """(The connection says goodbye, ChatServer.stop.)"""
 
     # ----- what a cluster's node calls of its local connections -----
 
@@ -179,21 +184,22 @@ class IrcClient(Outlet):
         self.user_modes = ""
         # The channels it is in or waits for, by name without ASCII case.
         self.memberships: dict[str, IrcMembership] = {}
+        # Those it left that the rules have not finished yet (a PART on its
+        # way through a cluster's log): released when the connection goes.
+        self._leaving: list[IrcMembership] = []
         self.conn_ref: str | None = None  # its own, for its nick (ClaimNick)
         self.member: Member | None = None  # (never one itself: its memberships are)
+        self._wanted_nick: str | None = None  # NICK before registration
         self._nick_answer: trio.Event | None = None
         self._nick_accepted = False
-        self._to_release: list[str] = []
-        self._released: set[str] = set()  # (each reference is released once)
+        self._nick_released = False
+        self._to_release: list[IrcMembership] = []
         self._release_due = trio.Event()
         self._afk_scope: trio.CancelScope | None = None
         self._connected_at = self._last_heard = 0.0
         self._ping_sent: float | None = None
-        self._lines: TokenBucket | None = None
-        self._budget_keys: tuple[str, ...] = ()
-        self._address_lines: TokenBucket | None = None
-        self._budget_address = ""
-        self._held_back_since: float | None = None
+        self._lines_before_registration = 0
+        self._budget: LineBudget | None = None
         self._commands: dict[str, Callable[[Line], Awaitable[None] | None]] = {
             "CAP": self._cap,
             "PASS": self._pass,
@@ -218,6 +224,8 @@ class IrcClient(Outlet):
             "MOTD": self._motd,
             "KICK": self._no_operators,
             "INVITE": self._no_operators,
+            # Client-only tags (+typing) are not relayed: taken, unanswered.
+            "TAGMSG": _nothing,
         }
 
     def _caps_changed(self) -> None:
@@ -236,7 +244,8 @@ class IrcClient(Outlet):
     def _reply(self, code: str, *params: str) -> None:
         self.push_line(n.numeric(self.settings.server_name, code, self.nick, *params))
 
-    def server_notice(self, text: str) -> None:
+    def notice(self, text: str) -> None:
+        """A server NOTICE to this connection (``effects.Notice`` too)."""
         self._send("NOTICE", [self.nick, clean(text)])
 
     @property
@@ -254,9 +263,6 @@ class IrcClient(Outlet):
     def roster(self, names: Sequence[str]) -> None:
         """(Its memberships are told who is in.)"""
 
-    def notice(self, text: str) -> None:
-        self.server_notice(text)
-
     def offer_decided(self, offer: int, target: Member | None) -> None:
         """(An IRC connection offers no files.)"""
 
@@ -269,13 +275,32 @@ class IrcClient(Outlet):
             self._nick_answer.set()
 
     def admitted(self, membership: IrcMembership, names: Sequence[str]) -> None:
-        """The rules let ``membership`` into its channel: its JOIN, then NAMES."""
+        """The rules let ``membership`` into its channel: its JOIN, then NAMES
+        (everyone: ``names`` stops at the roster's limit)."""
         if membership.done:
             return
         membership.admitted = True
         target = channel_target(membership.channel)
         self._send("JOIN", [target], self.mask)
-        self._send_names(target, names)
+        self._send_names(target, list(self.server.hub.channels[membership.channel].members))
+
+    def sees_elsewhere(self, name: str, channel: str) -> bool:
+        """Whether the member ``name`` is in one of this connection's channels
+        other than ``channel`` (then a QUIT waits for the last: render.py)."""
+        channels = self.server.hub.channels
+        return any(
+            m.admitted and m.channel != channel and name in channels[m.channel].members
+            for m in self.memberships.values()
+        )
+
+    def stopping(self) -> None:
+        """The server stops: the ERROR line goes after what is queued, and
+        the connection has a moment (``STOP_GRACE``) to write it all before
+        it closes, out of the stop's reach: a line cut in half at the end
+        would be all a client saw of the goodbye."""
+        self.close_link("Closing Link: server shutting down")
+        self.scope.shield = True
+        self.scope.deadline = min(self.scope.deadline, trio.current_time() + STOP_GRACE)
 
     def membership_over(self, membership: IrcMembership, reason: str, cause: Cause) -> None:
         """The rules are done with one of its channels (docs/irc.md, "Leaving")."""
@@ -285,7 +310,9 @@ class IrcClient(Outlet):
         key = fold_nick(membership.channel)
         if self.memberships.get(key) is membership:
             del self.memberships[key]
-        self._release(membership.conn_ref)
+        if membership in self._leaving:
+            self._leaving.remove(membership)
+        self._release(membership)
         if self.closing or membership.quitting:
             return
         target = channel_target(membership.channel)
@@ -294,13 +321,13 @@ class IrcClient(Outlet):
                 part = [target, membership.part_reason] if membership.part_reason else [target]
                 self._send("PART", part, self.mask)
             else:
-                self.server_notice(f"{target}: you left its waiting queue")
+                self.notice(f"{target}: you left its waiting queue")
         elif cause in (Cause.KICKED, Cause.EMPTIED):
             self._send("KICK", [target, self.nick, reason])
         elif cause is Cause.AFK:
             self._send("PART", [target, reason], self.mask)
         elif cause is Cause.REFUSED:
-            self.server_notice(f"{target}: {reason}")
+            self.notice(f"{target}: {reason}")
         # NAME_TAKEN: 437 said so (render.py); FLOODED: the connection closes.
 
     def afk_changed(self, membership: IrcMembership) -> None:
@@ -314,10 +341,8 @@ class IrcClient(Outlet):
             scope.deadline = when
 
     def lower_line_budget(self, tokens: float) -> None:
-        if self._lines is not None:
-            now = trio.current_time()
-            self._lines.tokens = min(self._lines.level(now), tokens)
-            self._lines.stamp = now
+        if self._budget is not None:
+            self._budget.lower(tokens, trio.current_time())
 
     # ----- its tasks -----
 
@@ -331,8 +356,6 @@ class IrcClient(Outlet):
                     await self._read_loop()
                     nursery.cancel_scope.cancel()
         finally:
-            if self.server.stopped.is_set() and self.state < FINISHING:
-                await self._say_goodbye("Closing Link: server shutting down")
             self._close_line_budget()
             self._become(CLOSED)
             self._release_waiters()
@@ -342,32 +365,25 @@ class IrcClient(Outlet):
             if goodbye.cancelled_caught:
                 await trio.aclose_forcefully(self.stream)
 
-    async def _say_goodbye(self, message: str) -> None:
-        """The server is stopping: the ERROR line, straight to the socket."""
-        broken = (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError)
-        deadline = trio.current_time() + 1.0
-        with trio.CancelScope(shield=True, deadline=deadline), contextlib.suppress(*broken):
-            await self.stream.send_all(encode("ERROR", [message]))
-
-    def _release(self, ref: str) -> None:
-        """``ref`` is done: the rules hear of it (``Drop``) from the release
-        task, never from inside the rules' own call."""
-        if ref and ref not in self._to_release and ref not in self._released:
-            self._to_release.append(ref)
+    def _release(self, membership: IrcMembership) -> None:
+        """``membership`` is done: the rules hear of it (``Drop``) from the
+        release task, never from inside the rules' own call."""
+        if not membership.released and membership not in self._to_release:
+            self._to_release.append(membership)
             self._release_due.set()
 
-    def _release_now(self, ref: str) -> None:
-        if ref and ref not in self._released:
-            self._released.add(ref)
-            self.server.gateway.release(ref)
+    def _release_now(self, membership: IrcMembership) -> None:
+        if not membership.released:
+            membership.released = True
+            self.server.gateway.release(membership.conn_ref)
 
     async def _release_loop(self) -> None:
         while True:
             await self._release_due.wait()
             self._release_due = trio.Event()
-            refs, self._to_release = self._to_release, []
-            for ref in refs:
-                self._release_now(ref)
+            memberships, self._to_release = self._to_release, []
+            for membership in memberships:
+                self._release_now(membership)
 
     async def _afk_loop(self) -> None:
         gateway = self.server.gateway
@@ -431,14 +447,48 @@ class IrcClient(Outlet):
             if self.state >= FINISHING:
                 continue  # closing: input is discarded until the peer hangs up
             for item in reader.feed(data):
+                if not await self._may_take(item):
+                    break
                 if isinstance(item, TooLong):
-                    self._reply(n.ERR_INPUTTOOLONG, "Input line was too long")
+                    self._reply(n.ERR_INPUTTOOLONG, f"Input {item.what} too long")
                 else:
                     await self._handle(item)
                 if self.state >= FINISHING:
                     break
                 if self.server.congested:
                     await self.wait_for_congested_outboxes()
+
+    async def _may_take(self, item: Line | TooLong) -> bool:
+        """Every line counts (a PONG aside): before registration against a
+        fixed allowance, after it against the line budget (flood control),
+        which holds the connection back, or closes it for flooding."""
+        if not self.registered:
+            self._lines_before_registration += 1
+            if self._lines_before_registration > LINES_BEFORE_REGISTRATION:
+                self.close_link("Closing Link: too many lines before registering")
+                return False
+            return True
+        if isinstance(item, Line) and item.command.upper() == "PONG":
+            return True
+        room = self.server.gateway.log_room()
+        while room is not None:
+            await room.wait()
+            room = self.server.gateway.log_room()
+        budget = self._budget
+        if budget is None:
+            return True
+        wait = budget.next_line(trio.current_time())
+        if wait is None:
+            reason = flood_reason(self.server.limits)
+            for membership in list(self.memberships.values()):
+                self.server.gateway.submit(ev.Flooded(membership.conn_ref, reason))
+            self.close_link(f"Closing Link: {reason}")
+            return False
+        # Not reading meanwhile: TCP holds the flooder back, nothing piles up here.
+        while wait:
+            await trio.sleep(wait)
+            wait = budget.retry(trio.current_time())
+        return self.state < FINISHING
 
     async def _handle(self, line: Line) -> None:
         command = line.command.upper()
@@ -448,23 +498,18 @@ class IrcClient(Outlet):
                 self._reply(n.ERR_NOTREGISTERED, "You have not registered")
             return
         if handler is None:
-            self._reply(n.ERR_UNKNOWNCOMMAND, word(command), "Unknown command")
+            if not command.isdigit():  # (a numeric from a client means nothing)
+                self._reply(n.ERR_UNKNOWNCOMMAND, word(command), "Unknown command")
             return
-        if self.registered and command not in FREE:
-            room = self.server.gateway.log_room()
-            while room is not None:
-                await room.wait()
-                room = self.server.gateway.log_room()
-            if self._lines is not None and not await self._take_line_token():
-                return
         result = handler(line)
         if result is not None:
             await result
-        if command in ACTIVITY and len(self.memberships) > 1:
-            self._awake_all()
 
     def _awake_all(self) -> None:
-        """A person did something: none of its channels is idle (docs/irc.md, "AFK")."""
+        """A person did something: none of its channels is idle (docs/irc.md,
+        "Inactivity and keeping the connection")."""
+        if len(self.memberships) < 2:
+            return  # (what it did restarted its one channel's timer already)
         refs = tuple(
             m.conn_ref for m in self.memberships.values() if m.member is not None and m.admitted
         )
@@ -483,70 +528,33 @@ class IrcClient(Outlet):
         self._finish_with(encode("ERROR", [message]))
 
     def _release_everything(self) -> None:
-        for membership in list(self.memberships.values()):
+        for membership in [*self.memberships.values(), *self._leaving, *self._to_release]:
             membership.done = True
-            self._release_now(membership.conn_ref)
+            self._release_now(membership)
         self.memberships.clear()
-        for ref in self._to_release:
-            self._release_now(ref)
+        self._leaving.clear()
         self._to_release.clear()
-        if self.conn_ref is not None:
-            self._release_now(self.conn_ref)
+        if self.conn_ref is not None and not self._nick_released:
+            self._nick_released = True
+            self.server.gateway.release(self.conn_ref)
 
     # ----- flood control (docs/security.md, "Flood control") -----
 
     def _start_line_budget(self) -> None:
         budgets = self.server.line_budgets
-        if budgets is None:
-            return
-        now = trio.current_time()
-        self._budget_keys = budget_keys(self.nick, self.address)
-        self._lines = budgets.open(self._budget_keys, now)
-        if self.address is not None:
-            self._budget_address = address_key(self.address)
-            self._address_lines = budgets.share(self._budget_address, now)
+        if budgets is not None:
+            now = trio.current_time()
+            patience = self.server.limits.flood_patience
+            self._budget = LineBudget(budgets, self.nick, self.address, now, patience)
 
     def _close_line_budget(self) -> None:
-        budgets = self.server.line_budgets
-        if self._lines is not None and budgets is not None:
-            budgets.close(self._budget_keys, self._lines, trio.current_time())
-            self._lines = None
-            if self._address_lines is not None:
-                budgets.unshare(self._budget_address)
-                self._address_lines = None
-
-    async def _take_line_token(self) -> bool:
-        """Wait for the budget to allow one more line; False when the
-        connection was held back too long and is being closed for flooding."""
-        lines = self._lines
-        assert lines is not None
-        now = trio.current_time()
-        wait = take_line(lines, self._address_lines, now)
-        if not wait:
-            self._held_back_since = None
-            return True
-        if self._held_back_since is None:
-            self._held_back_since = now
-        limits = self.server.limits
-        if now + wait - self._held_back_since > limits.flood_patience:
-            reason = (
-                f"excess flood: more than {limits.flood_rate:g} lines a second "
-                f"for {limits.flood_patience:g} s"
-            )
-            for membership in list(self.memberships.values()):
-                self.server.gateway.submit(ev.Flooded(membership.conn_ref, reason))
-            self.close_link(f"Closing Link: {reason}")
-            return False
-        while wait:
-            await trio.sleep(wait)
-            if self._lines is None:
-                return False
-            wait = take_line(lines, self._address_lines, trio.current_time())
-        return True
+        if self._budget is not None:
+            self._budget.close(trio.current_time())
+            self._budget = None
 
     # ----- registration -----
 
-    def _cap(self, line: Line) -> None:
+    async def _cap(self, line: Line) -> None:
         if not line.params:
             self._reply(n.ERR_NEEDMOREPARAMS, "CAP", "Not enough parameters")
             return
@@ -573,7 +581,7 @@ class IrcClient(Outlet):
             self._send("CAP", [self.nick, "ACK" if known and wanted else "NAK", clean(asked)])
         elif sub == "END":
             self.negotiating = False
-            self._try_to_register()
+            await self._try_to_register()
         else:
             self._reply(n.ERR_INVALIDCAPCMD, word(line.params[0]), "Invalid CAP subcommand")
 
@@ -594,6 +602,12 @@ class IrcClient(Outlet):
         if problem is not None:
             self._reply(n.ERR_ERRONEUSNICKNAME, word(nick), f"Erroneous nickname: {problem}")
             return
+        if not self.registered:
+            # Claimed once registration is due, after the password: a peer
+            # without it, or one that never registers, holds no nick.
+            self._wanted_nick = nick
+            await self._try_to_register()
+            return
         if nick == self.nick:
             return
         if self.memberships:
@@ -602,25 +616,27 @@ class IrcClient(Outlet):
                 n.ERR_NONICKCHANGE, "Cannot change nickname while in channels (part them first)"
             )
             return
+        if await self._claim(nick):
+            old_mask = self.mask
+            self.nick = nick
+            self._send("NICK", [nick], old_mask)
+
+    async def _claim(self, nick: str) -> bool:
+        """Ask the rules for ``nick`` (unique across the chat, docs/irc.md,
+        "Names"); 433 when it is taken."""
         if self.conn_ref is None:
             self.conn_ref = self.server.gateway.connect(self)
         self._nick_answer = trio.Event()
-        self.server.gateway.submit(ev.ClaimNick(self.conn_ref, nick))
+        self.server.gateway.submit(ev.ClaimNick(self.conn_ref, nick, self.address))
         await self._nick_answer.wait()
         self._nick_answer = None
         if self.state >= FINISHING:
-            return
+            return False
         if not self._nick_accepted:
             self._reply(n.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
-            return
-        old_mask = self.mask
-        self.nick = nick
-        if self.registered:
-            self._send("NICK", [nick], old_mask)
-        else:
-            self._try_to_register()
+        return self._nick_accepted
 
-    def _user(self, line: Line) -> None:
+    async def _user(self, line: Line) -> None:
         if self.registered or self.user is not None:
             self._reply(n.ERR_ALREADYREGISTERED, "You may not reregister")
             return
@@ -632,17 +648,24 @@ class IrcClient(Outlet):
             self._reply(n.ERR_INVALIDUSERNAME, "USER", "Your username is not valid")
             return
         self.user = user[: n.USERLEN]
-        self.realname = strip_formatting(clean(line.params[3]))
-        self._try_to_register()
+        self.realname = _text(line.params[3])
+        await self._try_to_register()
 
-    def _try_to_register(self) -> None:
-        if self.registered or self.negotiating or self.nick == "*" or self.user is None:
+    async def _try_to_register(self) -> None:
+        """Once NICK and USER came and CAP negotiation is over: the password,
+        then the nick, then the welcome."""
+        nick = self._wanted_nick
+        if self.registered or self.negotiating or nick is None or self.user is None:
             return
         expected = self.settings.password
         if expected is not None and self.password != expected:
             self._reply(n.ERR_PASSWDMISMATCH, "Password incorrect")
             self.close_link("Closing Link: bad password")
             return
+        self._wanted_nick = None  # (another NICK asks again)
+        if not await self._claim(nick):
+            return
+        self.nick = nick
         self.registered = True
         self._become(MEMBER)
         self._start_line_budget()
@@ -687,8 +710,10 @@ class IrcClient(Outlet):
         if line.params[0] == "0":
             for membership in list(self.memberships.values()):
                 self._leave(membership, "")
+            self._awake_all()
             return
         # Keys (the second parameter) are ignored: no channel has one.
+        joined = False
         for target in line.params[0].split(","):
             name = self._channel(target)
             if name is None:
@@ -709,12 +734,16 @@ class IrcClient(Outlet):
                     ident=self.user or "",
                 )
             )
+            joined = True
+        if joined:
+            self._awake_all()
 
     def _part(self, line: Line) -> None:
         if not line.params:
             self._reply(n.ERR_NEEDMOREPARAMS, "PART", "Not enough parameters")
             return
         reason = _text(line.params[1]) if len(line.params) > 1 else ""
+        left = False
         for target in line.params[0].split(","):
             name = self._channel(target)
             membership = self.memberships.get(fold_nick(name)) if name is not None else None
@@ -724,10 +753,14 @@ class IrcClient(Outlet):
                 self._reply(n.ERR_NOTONCHANNEL, channel_target(name), "You're not on that channel")
             else:
                 self._leave(membership, reason)
+                left = True
+        if left:
+            self._awake_all()
 
     def _leave(self, membership: IrcMembership, reason: str) -> None:
         membership.part_reason = reason
         del self.memberships[fold_nick(membership.channel)]
+        self._leaving.append(membership)  # (until the rules finish it)
         self.server.gateway.submit(ev.Leave(membership.conn_ref, reason))
 
     # ----- messages -----
@@ -751,9 +784,7 @@ class IrcClient(Outlet):
             ctcp, _, rest = raw.strip("\x01").partition(" ")
             if ctcp.upper() != "ACTION":
                 if ctcp.upper() == "DCC" and not notice:
-                    self.server_notice(
-                        "DCC is not relayed here: files cannot be sent over this IRC port"
-                    )
+                    self.notice("DCC is not relayed here: files cannot be sent over this IRC port")
                 return  # other CTCP queries and replies are not relayed (docs/irc.md)
             raw, style = rest, ev.ACTION
         message = _text(raw)
@@ -770,27 +801,27 @@ class IrcClient(Outlet):
                 reply(n.ERR_CANNOTSENDTOCHAN, channel_target(name), "You are not in the channel")
                 return
             self.server.gateway.submit(ev.Say(membership.conn_ref, message, style))
+            self._awake_all()
             return
+        # A whisper goes through the first channel this connection shares
+        # with the one it names (docs/irc.md, "Private messages"); the rules
+        # decide whether it arrives.
         whom = member_name(target)
         for membership in self.memberships.values():
             channel = self.server.hub.channels[membership.channel]
-            receiver = channel.members.get(whom)
+            receiver = find_member(channel.members, whom)
             if membership.admitted and receiver is not None:
-                self.server.gateway.submit(ev.Tell(membership.conn_ref, whom, message))
+                self.server.gateway.submit(
+                    ev.Tell(membership.conn_ref, receiver.name, message, style)
+                )
+                self._awake_all()
                 away = _away_of(receiver)
                 if away is not None and not notice:
-                    self._reply(n.RPL_AWAY, shown(whom), away)
+                    self._reply(n.RPL_AWAY, shown(receiver.name), away)
                 return
-        # A whisper needs a channel they share (docs/irc.md, "Private messages").
         reply(n.ERR_NOSUCHNICK, word(target), "No such nick/channel (or no channel you share)")
 
     # ----- queries: answered from the hub's state, no activity -----
-
-    def _names_of(self, channel: str) -> list[str]:
-        members = self.server.hub.channels[channel].members
-        if "userhost-in-names" in self.caps:
-            return [self.renderer.mask(name) for name in members]
-        return [shown(name) for name in members]
 
     def _send_names(self, target: str, names: Sequence[str]) -> None:
         if "userhost-in-names" in self.caps:
@@ -821,12 +852,12 @@ class IrcClient(Outlet):
                     )
             self._reply(n.RPL_ENDOFNAMES, "*", "End of /NAMES list")
             return
-        for target in line.params[0].split(","):
-            name = self._channel(target)
-            if name is None:
-                self._reply(n.RPL_ENDOFNAMES, word(target), "End of /NAMES list")
-            else:
-                self._send_names(channel_target(name), list(self.server.hub.channels[name].members))
+        target = line.params[0].split(",")[0]  # (TARGMAX: NAMES:1)
+        name = self._channel(target)
+        if name is None:
+            self._reply(n.RPL_ENDOFNAMES, word(target), "End of /NAMES list")
+        else:
+            self._send_names(channel_target(name), list(self.server.hub.channels[name].members))
 
     def _list(self, line: Line) -> None:
         hub = self.server.hub
@@ -841,13 +872,14 @@ class IrcClient(Outlet):
             self._reply(n.RPL_LIST, channel_target(name), str(members), topic)
         self._reply(n.RPL_LISTEND, "End of /LIST")
 
-    def _member_anywhere(self, name: str) -> tuple[Member, list[str]] | None:
-        """A member named ``name`` (the first found), and every channel where
-        someone of that name is."""
+    def _member_anywhere(self, nick: str) -> tuple[Member, list[str]] | None:
+        """The member a nick means (the first found, in any ASCII case), and
+        every channel where someone of that name is."""
         found: Member | None = None
         channels: list[str] = []
+        name = member_name(nick)
         for channel in self.server.hub.channels.values():
-            member = channel.members.get(name)
+            member = find_member(channel.members, name if found is None else found.name)
             if member is not None:
                 found = found or member
                 channels.append(channel.name)
@@ -872,7 +904,7 @@ class IrcClient(Outlet):
                 (channel_target(name), m) for m in self.server.hub.channels[name].members.values()
             ]
         else:
-            found = self._member_anywhere(member_name(mask))
+            found = self._member_anywhere(mask)
             if found is not None:
                 rows = [("*", found[0])]
         for target, member in rows:
@@ -888,21 +920,24 @@ class IrcClient(Outlet):
             return
         target = line.params[-1].split(",")[0]
         server = self.settings.server_name
+        found = self._member_anywhere(target)
+        irc_nick = self.server.hub.nick_of.get(self.server.hub.nicks.get(fold_nick(target), ""))
         if fold_nick(target) == fold_nick(self.nick) and self.registered:
-            user, realname = self.user or self.nick, self.realname
+            nick, user, realname = self.nick, self.user or self.nick, self.realname
             channels = [channel_target(m.channel) for m in self.memberships.values() if m.admitted]
             away = self.away
-        else:
-            found = self._member_anywhere(member_name(target))
-            if found is None:
-                self._reply(n.ERR_NOSUCHNICK, word(target), "No such nick")
-                self._reply(n.RPL_ENDOFWHOIS, word(target), "End of /WHOIS list")
-                return
+        elif found is not None:
             member, names = found
+            nick = shown(member.name)
             user, realname = self._realname(member)
             channels = [channel_target(c) for c in names]
             away = _away_of(member)
-        nick = shown(member_name(target)) if target != self.nick else self.nick
+        elif irc_nick is not None:  # on IRC, in no channel
+            nick, user, realname, channels, away = irc_nick, irc_nick, "on IRC", [], None
+        else:
+            self._reply(n.ERR_NOSUCHNICK, word(target), "No such nick")
+            self._reply(n.RPL_ENDOFWHOIS, word(target), "End of /WHOIS list")
+            return
         self._reply(n.RPL_WHOISUSER, nick, user, server, "*", realname)
         if channels:
             self._reply(n.RPL_WHOISCHANNELS, nick, " ".join(channels))
@@ -914,7 +949,7 @@ class IrcClient(Outlet):
     def _present(self, nick: str) -> bool:
         if fold_nick(nick) in self.server.hub.nicks:
             return True
-        return self._member_anywhere(member_name(nick)) is not None
+        return self._member_anywhere(nick) is not None
 
     def _ison(self, line: Line) -> None:
         asked = " ".join(line.params).split()
@@ -925,9 +960,9 @@ class IrcClient(Outlet):
         for nick in line.params[:5]:
             if self._present(nick):
                 away = "-" if fold_nick(nick) == fold_nick(self.nick) and self.away else "+"
-                replies.append(
-                    f"{word(nick)}={away}{self.renderer.mask(member_name(nick)).split('!')[1]}"
-                )
+                found = self._member_anywhere(nick)
+                name = found[0].name if found is not None else member_name(nick)
+                replies.append(f"{word(nick)}={away}{self.renderer.mask(name).split('!')[1]}")
         self._reply(n.RPL_USERHOST, " ".join(replies))
 
     def _mode(self, line: Line) -> None:
@@ -942,7 +977,7 @@ class IrcClient(Outlet):
                 self._reply(n.ERR_NOSUCHCHANNEL, word(target), "No such channel")
             elif not modes:
                 self._reply(n.RPL_CHANNELMODEIS, channel_target(name), f"+{n.CHANNEL_MODES}")
-            elif modes.lstrip("+") == "b":
+            elif modes.lstrip("+") == "b" and len(line.params) == 2:  # the ban list
                 self._reply(n.RPL_ENDOFBANLIST, channel_target(name), "End of channel ban list")
             else:
                 self._reply(
@@ -994,6 +1029,16 @@ class IrcClient(Outlet):
             target,
             "You're not a channel operator (channels here have none)",
         )
+
+
+def find_member(members: Mapping[str, Member], name: str) -> Member | None:
+    """The member ``name`` means: by its exact name, else without ASCII case
+    (``CASEMAPPING=ascii``), as IRC clients may write a nick."""
+    member = members.get(name)
+    if member is not None:
+        return member
+    folded = fold_nick(name)
+    return next((m for other, m in members.items() if fold_nick(other) == folded), None)
 
 
 def _text(raw: str) -> str:

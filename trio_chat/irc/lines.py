@@ -36,7 +36,7 @@ _MOST = MAX_LINE + MAX_CLIENT_TAGS + 2
 class TooLong:
     """A line over a limit: refused with 417, then skipped."""
 
-    what: str  # "line" or "tags"
+    what: str  # "line" or "tags": what the 417 says was too long
 
 
 Received = Line | TooLong
@@ -127,5 +127,17 @@ def encode(
     source: str | None = None,
     tags: dict[str, str] | None = None,
 ) -> bytes:
-    """One message with its CR LF."""
-    return build(command, params, source, tags).format().encode() + b"\r\n"
+    """One message with its CR LF, at most ``MAX_LINE`` bytes not counting its
+    tags: a longer last parameter (a reason, an echoed token) is cut, between
+    characters. (Chat is split into several messages before it gets here.)"""
+    line = build(command, params, source, tags).format().encode()
+    body = len(line) - (line.index(b" ") + 1 if tags else 0)
+    excess = body + 2 - MAX_LINE
+    if excess > 0 and params:
+        last = params[-1].encode()
+        cut = max(0, len(last) - excess)
+        while cut and (last[cut] & 0xC0) == 0x80:
+            cut -= 1  # not inside a character
+        params = [*params[:-1], last[:cut].decode()]
+        line = build(command, params, source, tags).format().encode()
+    return line + b"\r\n"

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import re
 
-from ..hub import fold_nick
-from ..names import MAX_USERNAME_LENGTH, username_problem
+from ..names import MAX_USERNAME_LENGTH, fold_nick, username_problem
 
 __all__ = ["NICKLEN", "fold_nick", "member_name", "nick_problem", "shown"]
 
@@ -23,7 +22,8 @@ NICKLEN = MAX_USERNAME_LENGTH
 _SPECIAL = "[]`_^{|}"
 _FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" + _SPECIAL)
 _REST = _FIRST | frozenset("0123456789-")
-_ESCAPE = re.compile(r"\\([0-9a-f]{2})")
+# (A client that folds case may send the hex digits in capitals.)
+_ESCAPE = re.compile(r"\\([0-9a-fA-F]{2})")
 
 
 def nick_problem(nick: str) -> str | None:

@@ -39,8 +39,11 @@ class IrcClientView(Protocol):
     @property
     def tags(self) -> int: ...  # WANTS_TIME | WANTS_MSGID, as its caps ask
 
+    def sees_elsewhere(self, name: str, channel: str) -> bool:
+        """Whether ``name`` is in one of its channels other than ``channel``."""
 
-class IrcMembership(Protocol):
+
+class MembershipView(Protocol):
     """A member's connection on IRC, as rendering sees it (client.IrcMembership)."""
 
     @property
@@ -81,13 +84,22 @@ def split_text(message: str, room: int) -> list[str]:
     return pieces
 
 
+# What may go as several messages when too long for one line.
+_SPLIT = frozenset({"PRIVMSG", "NOTICE"})
 # What tags a client wants on its copies (``IrcClientView.tags``), as bits.
 WANTS_TIME = 1  # server-time
 WANTS_MSGID = 2  # message-tags
 
 
-def _irc_members(audience: Sequence[Member]) -> list[IrcMembership]:
+def _irc_members(audience: Sequence[Member]) -> list[MembershipView]:
     return [m.conn for m in audience if m.conn.protocol is IRC]  # type: ignore[misc]
+
+
+def _sees_elsewhere(member: Member, name: str, target: str) -> bool:
+    conn = member.conn
+    if conn.protocol is not IRC:
+        return False
+    return conn.client.sees_elsewhere(name, target[1:])  # type: ignore[attr-defined, no-any-return]
 
 
 def _channel_of(audience: Sequence[Member]) -> str:
@@ -127,10 +139,13 @@ class IrcRenderer:
         source: str,
         sender: str | None = None,
         leaving_out: str | None = None,
+        action: bool = False,
     ) -> Frames:
-        """The message to the IRC members of ``audience``, split if too long,
-        with tags for those who want them. ``sender``: the member of that name
-        gets it only with ``echo-message``; ``leaving_out``: that one never.
+        """The message to the IRC members of ``audience``, with tags for those
+        who want them. ``sender``: the member of that name gets it only with
+        ``echo-message``; ``leaving_out``: that one never. A PRIVMSG or NOTICE
+        too long for one line goes as several (``action``: each a CTCP
+        ACTION); anything else is cut to fit (lines.encode).
 
         On every chat line to every IRC member of a channel: one pass, plain
         attributes, and one group of recipients per kind of copy."""
@@ -152,7 +167,13 @@ class IrcRenderer:
             return []
         *head, message = params
         room = MAX_LINE - len(source) - len(command) - sum(len(p) + 1 for p in head) - 8
-        pieces = split_text(message, max(room, 64)) if len(message) > room // 4 else [message]
+        if action:
+            room -= len("\x01ACTION \x01")
+        pieces = [message]
+        if command in _SPLIT and len(message) > room // 4:
+            pieces = split_text(message, max(room, 64))
+        if action:
+            pieces = [f"\x01ACTION {piece}\x01" for piece in pieces]
         frames: Frames = []
         stamp = server_time() if any(wanted & WANTS_TIME for wanted in groups) else ""
         for piece in pieces:
@@ -191,7 +212,7 @@ class IrcRenderer:
         conn = member.conn
         if conn.protocol is not IRC:
             return []
-        membership: IrcMembership = conn  # type: ignore[assignment]
+        membership: MembershipView = conn  # type: ignore[assignment]
         notice = f"{channel_target(membership.channel)}: {text}"
         return self._to_one(member, "NOTICE", [membership.client.nick, notice])
 
@@ -203,7 +224,7 @@ class IrcRenderer:
         return self._notice_to(e.member, text.queue_position_body(e.ahead))
 
     def _joined(self, e: fx.Joined) -> Frames:
-        # The newcomer's own JOIN comes with its NAMES (IrcMembership.roster).
+        # The newcomer's own JOIN comes with its NAMES (MembershipView.roster).
         target = channel_target(e.channel)
         return self._to_each(e.audience, "JOIN", [target], self.mask(e.user), leaving_out=e.user)
 
@@ -213,7 +234,10 @@ class IrcRenderer:
             return []
         source = self.mask(e.user)
         if e.quit:
-            return self._to_each(e.audience, "QUIT", [e.reason or "Quit"], source)
+            # One QUIT for each client: the last of the channels it shares with
+            # the leaver sends it (the leaver leaves them one after another).
+            audience = [m for m in e.audience if not _sees_elsewhere(m, e.user, target)]
+            return self._to_each(audience, "QUIT", [e.reason or "Quit"], source)
         reason = e.reason or ("connection closed" if e.quiet else "")
         params = [target, reason] if reason else [target]
         return self._to_each(e.audience, "PART", params, source)
@@ -235,30 +259,36 @@ class IrcRenderer:
         target = _channel_of(e.audience)
         if not target:
             return []
-        message = e.message
-        command = "PRIVMSG"
-        if e.style == NOTICE:
-            command = "NOTICE"
-        elif e.style == ACTION:
-            message = f"\x01ACTION {message}\x01"
-        source = self.mask(e.sender)
-        return self._to_each(e.audience, command, [target, message], source, sender=e.sender)
+        command = "NOTICE" if e.style == NOTICE else "PRIVMSG"
+        return self._to_each(
+            e.audience,
+            command,
+            [target, e.message],
+            self.mask(e.sender),
+            sender=e.sender,
+            action=e.style == ACTION,
+        )
 
     def _whisper(self, e: fx.Whisper) -> Frames:
         receiver = e.receiver
         if receiver is None:
             return []  # (not here: NotHere says so)
         source = self.mask(e.sender)
+        command = "NOTICE" if e.style == NOTICE else "PRIVMSG"
+        action = e.style == ACTION
         frames: Frames = []
         if receiver.conn.protocol is IRC:
             nick = receiver.conn.client.nick  # type: ignore[attr-defined]
-            frames += self._to_each((receiver,), "PRIVMSG", [nick, e.message], source)
+            params = [nick, e.message]
+            frames += self._to_each((receiver,), command, params, source, action=action)
         # The sender's echo, if it is on IRC and asked for echo-message.
         channel = receiver.channel
         sender = channel.members.get(e.sender) if channel is not None else None
         if sender is not None and sender is not receiver:
             params = [shown(e.target), e.message]
-            frames += self._to_each((sender,), "PRIVMSG", params, source, sender=e.sender)
+            frames += self._to_each(
+                (sender,), command, params, source, sender=e.sender, action=action
+            )
         return frames
 
     def _not_here(self, e: fx.NotHere) -> Frames:

@@ -39,11 +39,14 @@ def _muted(e: fx.Muted) -> Frames:
 
 
 def _chat(e: fx.Chat) -> Frames:
-    if e.style == ACTION:  # an IRC user's /me (docs/irc.md)
-        return _many(
-            e.audience, _event("chat", e.stamp, sender=e.sender, message=e.message, action=True)
-        )
-    return _many(e.audience, _event("chat", e.stamp, sender=e.sender, message=e.message))
+    return _many(e.audience, _said("chat", e.stamp, e.sender, e.message, e.style))
+
+
+def _said(event: str, stamp: str, sender: str, message: str, style: str) -> bytes:
+    """A chat or whisper event; an IRC user's /me is marked (docs/irc.md)."""
+    if style == ACTION:
+        return _event(event, stamp, sender=sender, message=message, action=True)
+    return _event(event, stamp, sender=sender, message=message)
 
 
 _RENDER: dict[type[Any], Callable[[Any], Frames]] = {
@@ -61,9 +64,7 @@ _RENDER: dict[type[Any], Callable[[Any], Frames]] = {
     fx.WentAfk: lambda e: _many(e.audience, _event("left", e.stamp, user=e.user, why="afk")),
     fx.Kicked: lambda e: _many(e.audience, _event("left", e.stamp, user=e.user, why="kicked")),
     fx.Chat: _chat,
-    fx.Whisper: lambda e: _one(
-        e.receiver, _event("whisper", e.stamp, sender=e.sender, message=e.message)
-    ),
+    fx.Whisper: lambda e: _one(e.receiver, _said("whisper", e.stamp, e.sender, e.message, e.style)),
     fx.NotHere: lambda e: _one(e.to, _event("not_here", e.stamp, user=e.user)),
     fx.NotFound: lambda e: _one(e.to, _event("not_found", e.stamp, thing=e.thing)),
     fx.CannotSwitch: lambda e: _one(e.member, _event("cannot_switch", e.stamp, channel=e.channel)),

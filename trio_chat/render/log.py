@@ -14,7 +14,9 @@ _LINE: dict[type[Any], Callable[[Any], str | None]] = {
     fx.WentAfk: lambda e: text.went_afk(e.stamp, e.user),
     fx.Kicked: lambda e: text.kicked(e.stamp, e.user),
     fx.Chat: lambda e: text.chat_line(e.stamp, e.sender, e.message, e.style),
-    fx.Whisper: lambda e: text.whisper_logged(e.stamp, e.sender, e.target, e.message),
+    fx.Whisper: lambda e: text.whisper_logged(
+        e.stamp, e.sender, e.target, text.styled(e.sender, e.message, e.style)
+    ),
     fx.NotHere: lambda e: text.not_here(e.stamp, e.user) if e.to is None else None,
     fx.NotFound: lambda e: text.does_not_exist(e.stamp, e.thing) if e.to is None else None,
     fx.Muted: lambda e: text.muted_log(e.stamp, e.member.name, e.seconds),

@@ -77,7 +77,7 @@ _RENDER: dict[type[Any], Callable[[Any], Frames]] = {
     ),
     fx.Whisper: lambda e: _one(
         e.receiver,
-        text.whisper_received(e.stamp, e.sender, e.message),
+        text.whisper_received(e.stamp, e.sender, text.styled(e.sender, e.message, e.style)),
         LineKind.WHISPER,
         e.sender,
     ),

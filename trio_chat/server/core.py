@@ -253,6 +253,8 @@ class ChatServer:
         """Shut down: close every connection, release every port."""
         self.hub.shutdown()
         self.stopped.set()
+        for client in list(self.irc_clients):
+            client.stopping()  # its ERROR line goes after what is queued for it
         # What the rules handed out this round goes out first: a cluster's node
         # may apply a chat line and the /shutdown behind it in one batch, and
         # the flush at the end of the round would find every session closed.

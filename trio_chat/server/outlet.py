@@ -248,8 +248,15 @@ class Outlet:
     def _chunk_written(self, data: wire.Payload) -> None:
         """A file chunk was handed to the socket (only sessions send them)."""
 
+    def stopping(self) -> None:
+        """The server stops (``ChatServer.stop``): a protocol that says
+        goodbye queues it here; the native one just closes."""
+
     def abort(self, why: str) -> None:
-        """End the session now, sending nothing more."""
+        """End the session now, sending nothing more (once: a connection with
+        several references, an IRC one, may be told more than once)."""
+        if self.state >= CLOSED:
+            return
         self.server.log(f"dropping connection on {self.label}: {why}")
         self._become(CLOSED)
         self._release_waiters()

@@ -32,9 +32,9 @@ from ..hub import Member
 from ..sanitize import clean
 from ..state import Cause, ClientProtocol
 from ..wire import FrameType, ProtocolError
-from .admission import address_key, budget_keys
-from .flood import LineLedger, TokenBucket, take_line
+from .flood import LineLedger
 from .gateway import Gateway
+from .line_budget import LineBudget, flood_reason
 from .outlet import (
     AWAITING_HELLO,
     CLOSED,
@@ -139,18 +139,12 @@ class Session(Outlet):
         self._afk_reported = False
         self.timer: trio.CancelScope | None = None
         self.hello_deadline = math.inf
-        # The line budget, from the hello on (None: flood control is off), and
-        # what it is filed under in the server's ledger when the member goes.
-        self._lines: TokenBucket | None = None
-        self._budget_keys: tuple[str, ...] = ()
-        # The budget its address's members share, and that address's key.
-        self._address_lines: TokenBucket | None = None
-        self._budget_address = ""
+        # The line budget, from the hello on (None: flood control is off).
+        self._budget: LineBudget | None = None
         # Set once the rules have answered the hello (joined or refused): in
         # a cluster the budget the log knows of comes with the answer, so no
         # line is let through before it.
         self._answered = trio.Event()
-        self._held_back_since: float | None = None
 
     @property
     def _ref(self) -> str:
@@ -312,10 +306,10 @@ class Session(Outlet):
             while room is not None:
                 await room.wait()
                 room = gateway.log_room()
-            if self._lines is not None and frame.type in LINE_FRAMES and self.greeted:
+            if self._budget is not None and frame.type in LINE_FRAMES and self.greeted:
                 if not self._answered.is_set():
                     await self._answered.wait()
-                    if self.state >= FINISHING or self._lines is None:
+                    if self.state >= FINISHING or self._budget is None:
                         return
                 await self._take_line_token()
                 if self.state >= FLOODED:
@@ -331,56 +325,34 @@ class Session(Outlet):
                 return
 
     def _start_line_budget(self, username: str) -> None:
-        """The budget this member starts with: a full burst, unless its address
-        or its name left a spent one a moment ago (flood.LineLedger)."""
+        """The budget this member starts with (line_budget.py)."""
         budgets = self.server.line_budgets
-        if budgets is None:
-            return
-        now = trio.current_time()
-        self._budget_keys = budget_keys(username, self.address)
-        self._lines = budgets.open(self._budget_keys, now)
-        if self.address is not None:
-            self._budget_address = address_key(self.address)
-            self._address_lines = budgets.share(self._budget_address, now)
+        if budgets is not None:
+            now = trio.current_time()
+            patience = self.server.limits.flood_patience
+            self._budget = LineBudget(budgets, username, self.address, now, patience)
 
     def lower_line_budget(self, tokens: float) -> None:
         """The cluster's ledger knows of a lower budget for this member's
         address or name (spent through another node)."""
-        if self._lines is not None:
-            now = trio.current_time()
-            self._lines.tokens = min(self._lines.level(now), tokens)
-            self._lines.stamp = now
+        if self._budget is not None:
+            self._budget.lower(tokens, trio.current_time())
 
     def _close_line_budget(self) -> None:
         """File what is left of the budget: at the finish, before the BYE goes
         out (a client that reconnects at once must find it), or at the end."""
-        budgets = self.server.line_budgets
-        if self._lines is not None and budgets is not None:
-            budgets.close(self._budget_keys, self._lines, trio.current_time())
-            self._lines = None
-            if self._address_lines is not None:
-                budgets.unshare(self._budget_address)
-                self._address_lines = None
+        if self._budget is not None:
+            self._budget.close(trio.current_time())
+            self._budget = None
 
     async def _take_line_token(self) -> None:
         """Wait until the member's line budget allows one more line; disconnect
         it when it has been held back for ``flood_patience`` without a break."""
-        lines = self._lines  # (set to None if the member finishes meanwhile)
-        shared = self._address_lines
-        assert lines is not None
-        now = trio.current_time()
-        wait = take_line(lines, shared, now)
-        if not wait:
-            self._held_back_since = None
-            return
-        if self._held_back_since is None:
-            self._held_back_since = now
-        limits = self.server.limits
-        if now + wait - self._held_back_since > limits.flood_patience:
-            reason = (
-                f"excess flood: more than {limits.flood_rate:g} lines a second "
-                f"for {limits.flood_patience:g} s"
-            )
+        budget = self._budget  # (set to None if the member finishes meanwhile)
+        assert budget is not None
+        wait = budget.next_line(trio.current_time())
+        if wait is None:
+            reason = flood_reason(self.server.limits)
             self.server.gateway.submit(events.Flooded(self._ref, reason))
             # In a cluster the disconnect comes back through the log: until
             # then nothing more of this member's is passed on.
@@ -389,7 +361,7 @@ class Session(Outlet):
         # Not reading meanwhile: TCP holds the flooder back, nothing piles up here.
         while wait:
             await trio.sleep(wait)
-            wait = take_line(lines, shared, trio.current_time())
+            wait = budget.retry(trio.current_time())
 
     def _handle(self, frame: wire.Frame) -> None:
         server = self.server

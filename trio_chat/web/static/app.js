@@ -197,6 +197,8 @@ function handle(type, payload) {
 // ----- what happened (EVENT frames: render/browser.py; docs/web.md) -----
 
 const serverSays = (stamp, body) => `[Server message (${stamp})] ${body}`;
+// An IRC user's /me (action: true) reads "* nick waves", as on a terminal.
+const styled = (e) => (e.action ? `* ${e.sender} ${e.message}` : e.message);
 
 // How each event reads, in the words of the terminal (docs/behaviour.md).
 const SHOW = {
@@ -207,13 +209,8 @@ const SHOW = {
   joined: (e) => ["server", serverSays(e.stamp, `${e.user} has joined the channel.`)],
   left: (e) => ["server", serverSays(e.stamp,
     e.why === "afk" ? `${e.user} went AFK.` : `${e.user} has left the channel.`)],
-  chat: (e) => [
-    "chat",
-    e.action
-      ? `[${e.sender} (${e.stamp})] * ${e.sender} ${e.message}`
-      : `[${e.sender} (${e.stamp})] ${e.message}`,
-  ],
-  whisper: (e) => ["whisper", `[${e.sender} whispers to you: (${e.stamp})] ${e.message}`],
+  chat: (e) => ["chat", `[${e.sender} (${e.stamp})] ${styled(e)}`],
+  whisper: (e) => ["whisper", `[${e.sender} whispers to you: (${e.stamp})] ${styled(e)}`],
   not_here: (e) => ["server", serverSays(e.stamp, `${e.user} is not here.`)],
   not_found: (e) => ["server", serverSays(e.stamp, `${e.thing} does not exist.`)],
   cannot_switch: (e) => ["server", serverSays(e.stamp, `Cannot switch to the ${e.channel} channel.`)],
