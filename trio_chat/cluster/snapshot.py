@@ -70,7 +70,7 @@ def restore(hub: Hub, blob: bytes) -> None:
                 )
                 members[ref] = member
                 if admitted:
-                    channel.members[member.name] = member
+                    channel.admit(member)
                 else:
                     channel.queue.append(member)
                     channel.queued_names.add(member.name)

@@ -235,6 +235,7 @@ class IrcClient(Outlet):
         self.tags = (WANTS_TIME if "server-time" in self.caps else 0) | (
             WANTS_MSGID if "message-tags" in self.caps else 0
         )
+        self.renderer.caps_changed()
 
     # ----- replies -----
 

@@ -106,10 +106,13 @@ _FORMATTING = re.compile(
 )
 
 
+_ANY_FORMATTING = re.compile("[\x02\x03\x04\x0f\x11\x16\x1d\x1e\x1f]")
+
+
 def strip_formatting(text: str) -> str:
     """``text`` without IRC's formatting codes."""
-    if not any(code in text for code in "\x02\x03\x04\x0f\x11\x16\x1d\x1e\x1f"):
-        return text
+    if _ANY_FORMATTING.search(text) is None:
+        return text  # the common case: one scan, nothing copied
     return _FORMATTING.sub("", text)
 
 

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 def open_irc(server: ChatServer, settings: IrcSettings) -> IrcRenderer:
     """Teach the server to speak IRC: its renderer joins the others."""
     renderer = IrcRenderer(settings.server_name, server.hub.channels)
-    server.renderers.append((renderer.frames, ClientProtocol.IRC))
+    # (It picks its recipients itself: only IRC members, each as it asked.)
+    server.renderers.append((renderer.frames, ClientProtocol.IRC, True))
     return renderer
 
 
