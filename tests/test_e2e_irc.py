@@ -633,6 +633,24 @@ def test_afk_and_queries_are_no_activity(tmp_path: Path, nodes: int | None) -> N
         assert watcher.rest() == []
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a name refused because it is an IRC user's nick is refused as "
+    "'the name X is already in CHANNEL' (hub._join reuses the name-taken reason) even "
+    "when that IRC user is in another channel or none: the join form and a terminal "
+    "client's stderr say something false",
+)
+def test_a_name_refused_as_an_irc_nick_is_not_said_to_be_in_the_channel(tmp_path: Path) -> None:
+    with cluster(tmp_path, server_options=OPTIONS, irc=True, web=True) as chat:
+        irc = irc_member(chat, "other", ("#random", "other"))
+        page = WebPeer(chat, "OTHER")
+        page.expect("cannot_connect", channel="general")
+        assert page.rest() == []
+        assert page.bye is not None and page.bye[0] == 1
+        assert "already in general" not in page.bye[1], page.bye
+        irc.close()
+
+
 def test_a_browser_member_beside_irc_and_native_members(
     browser: Any,  # noqa: F811  (the fixture)
     tmp_path: Path,
