@@ -6,6 +6,7 @@ import hashlib
 import os
 import resource
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,12 +27,19 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def wait_until_accepting(port: int) -> None:
+class ServerExited(RuntimeError):
+    """The server ended before it accepted connections (a port taken meanwhile:
+    free_ports lets go of the ports it found, and others may bind them)."""
+
+
+def wait_until_accepting(port: int, process: subprocess.Popen[bytes] | None = None) -> None:
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
         except OSError:
+            if process is not None and process.poll() is not None:
+                raise ServerExited(f"exit status {process.returncode}, port {port}") from None
             time.sleep(0.001)
 
 

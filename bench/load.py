@@ -98,11 +98,17 @@ class ChatServerProcess:
         channels: int,
         capacity: int,
         options: tuple[str, ...] = UNGUARDED,
+        names: tuple[str, ...] = (),
     ) -> None:
+        """``names``: the first channels' names (bench/irc.py's is IRC_CHANNEL's);
+        the rest are c1, c2, ..."""
         self.ports = free_ports(channels)
         config = directory / "load-config"
         config.write_text(
-            "".join(f"channel c{i} {port} {capacity}\n" for i, port in enumerate(self.ports))
+            "".join(
+                f"channel {names[i] if i < len(names) else f'c{i}'} {port} {capacity}\n"
+                for i, port in enumerate(self.ports)
+            )
         )
         self.process = subprocess.Popen(
             [SERVER, str(config), *options],
@@ -110,7 +116,7 @@ class ChatServerProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_until_accepting(self.ports[0])
+        wait_until_accepting(self.ports[0], self.process)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -167,7 +173,7 @@ class InspircdProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_until_accepting(port)
+        wait_until_accepting(port, self.process)
 
     def stop(self) -> None:
         self.process.terminate()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import trio
@@ -13,7 +14,7 @@ import trio.testing
 from trio_chat.irc.client import IrcSettings
 from trio_chat.server.core import Limits
 
-from .harness import Harness, chat, running_server, settle, srv
+from .harness import Harness, chat, eventually, real_client, running_server, settle, srv
 from .irc_harness import SERVER_NAME, IrcHarness, IrcPeer
 
 Clock = trio.testing.MockClock
@@ -388,3 +389,15 @@ async def test_registration_must_finish_in_time_however_slowly_bytes_trickle(
     await slow.wait_closed()
     assert [m.command for m in slow.messages] == ["ERROR"]
     assert slow.closed_at == pytest.approx(start + 10.0)  # the hello timeout
+
+
+async def test_a_file_to_an_irc_member_is_refused_with_the_reason(
+    irc: IrcHarness, tmp_path: Path
+) -> None:
+    await irc.join("quinn")
+    sender = await real_client(irc.harness, "sam", str(tmp_path))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("for quinn")
+    await sender.type(f"/send quinn {notes}")
+    await eventually(lambda: any("quinn is on IRC" in note for note in sender.notes))
+    assert sender.take() == []  # nothing on stdout: no contract line says it

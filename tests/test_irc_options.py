@@ -77,3 +77,21 @@ def test_nothing_of_irc_is_imported_without_the_option() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
     assert imported == "[]\n"
+
+
+def test_an_option_whose_extra_is_missing_exits_1_before_binding(tmp_path: Path) -> None:
+    """Without the irc extra, --irc says what to install (irctokens hidden
+    from the import system here)."""
+    probe = (
+        "import sys, importlib.util\n"
+        "real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = (\n"
+        "    lambda name, *a: None if name == 'irctokens' else real(name, *a))\n"
+        "from trio_chat.server import cli\n"
+        f"sys.exit(cli.main([{str(config(tmp_path))!r}, '--irc', '6667']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "--irc needs irctokens, which is not installed: pip install 'trio-chat[irc]'" in (
+        result.stderr
+    )

@@ -7,8 +7,9 @@ rules (hub.py) cost ~20 ms to import.
 # Seconds a member may stay idle in a channel (behaviour.md, "Inactivity (AFK)").
 DEFAULT_AFK_TIMEOUT = 100.0
 
-# The IRC port's keepalive (docs/irc.md, "Keeping the connection"): after this
-# many seconds without a line the server sends PING, and after this many more
-# without one it drops the connection. Apart from the AFK timer.
+# The IRC port's keepalive (docs/irc.md, "Inactivity and keeping the
+# connection"): after this many seconds without a line the server sends PING,
+# and after this many more without one it drops the connection. Apart from
+# the AFK timer.
 IRC_PING_INTERVAL = 90.0
 IRC_PING_TIMEOUT = 60.0

@@ -22,7 +22,7 @@ from . import effects as fx
 from . import events as ev
 from .config import ChannelConfig
 from .defaults import DEFAULT_AFK_TIMEOUT as DEFAULT_AFK_TIMEOUT  # re-exported
-from .names import username_problem
+from .names import fold_nick, username_problem
 from .state import Cause, Channel, Member
 
 if TYPE_CHECKING:
@@ -221,7 +221,7 @@ class Hub:
             self._touch(member, now, effects)
             return
         self._take_out(member, channel)
-        effects.append(fx.WentAfk(self._stamp, tuple(channel.members.values()), member.name))
+        effects.append(fx.WentAfk(self._stamp, channel.audience(), member.name))
         effects.append(fx.Disconnect(member, EXIT_OK, "disconnected for inactivity", Cause.AFK))
         self._advance(channel, now, effects)
 
@@ -328,7 +328,7 @@ class Hub:
     ) -> None:
         was_admitted = member.admitted
         index = self._take_out(member, channel)
-        audience = tuple(channel.members.values()) if was_admitted else ()
+        audience = channel.audience() if was_admitted else ()
         effects.append(fx.Left(self._stamp, audience, member.name, True, reason=reason, quit=quit))
         self._let_queue_move(channel, index, now, effects)
         effects.append(fx.Disconnect(member, EXIT_OK, "you left the chat", Cause.LEFT))
@@ -357,14 +357,12 @@ class Hub:
 
     def _admit(self, member: Member, channel: Channel, now: float, effects: Effects) -> None:
         member.admitted = True
-        channel.members[member.name] = member
+        channel.admit(member)
         # Time spent queued does not count; a mute carried in freezes the timer.
         member.afk_deadline = max(now, member.muted_until) + self.afk_timeout
         effects.append(fx.Reschedule(member))
         effects.append(fx.Roster(member, list(itertools.islice(channel.members, ROSTER_LIMIT))))
-        effects.append(
-            fx.Joined(self._stamp, tuple(channel.members.values()), member.name, channel.name)
-        )
+        effects.append(fx.Joined(self._stamp, channel.audience(), member.name, channel.name))
 
     def _tell_positions(self, channel: Channel, start: int, effects: Effects) -> None:
         for ahead in range(start, len(channel.queue)):
@@ -376,7 +374,7 @@ class Hub:
         member.afk_deadline = math.inf
         if member.admitted:
             member.admitted = False
-            del channel.members[member.name]
+            channel.remove(member.name)
             return None
         index = channel.queue.index(member)
         del channel.queue[index]
@@ -396,7 +394,7 @@ class Hub:
         stdout too unless not ``logged``); let the queue move."""
         was_admitted = member.admitted
         index = self._take_out(member, channel)
-        audience = tuple(channel.members.values()) if was_admitted else ()
+        audience = channel.audience() if was_admitted else ()
         if announce:
             effects.append(fx.Left(self._stamp, audience, member.name, logged))
         elif audience:
@@ -441,9 +439,7 @@ class Hub:
             return
         if self._refuse_if_muted(member, now, effects):
             return
-        effects.append(
-            fx.Chat(self._stamp, tuple(channel.members.values()), member.name, message, style)
-        )
+        effects.append(fx.Chat(self._stamp, channel.audience(), member.name, message, style))
 
     def _whisper(
         self,
@@ -494,7 +490,7 @@ class Hub:
         effects.append(
             fx.Disconnect(member, EXIT_OK, "kicked by the server operator", Cause.KICKED)
         )
-        effects.append(fx.Kicked(self._stamp, tuple(channel.members.values()), member.name))
+        effects.append(fx.Kicked(self._stamp, channel.audience(), member.name))
         self._advance(channel, now, effects)
 
     def _mute(self, mute: cmd.Mute, now: float, effects: Effects) -> None:
@@ -530,14 +526,6 @@ class Hub:
             )
         effects.append(fx.Emptied(self._stamp, channel_name))
         self._advance(channel, now, effects)
-
-
-def fold_nick(nick: str) -> str:
-    """IRC's ``CASEMAPPING=ascii``: A-Z and a-z are the same, nothing else is."""
-    return nick.translate(_ASCII_LOWER)
-
-
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def _clash(channel: Channel, name: str) -> bool:

@@ -19,3 +19,12 @@ def username_problem(name: str) -> str | None:
         if char == ":":
             return "the username contains ':' (the server's /kick syntax uses it)"
     return None
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold_nick(name: str) -> str:
+    """IRC's ``CASEMAPPING=ascii``: A-Z and a-z are the same, nothing else is
+    (the IRC port's names and channels; docs/irc.md, "Names")."""
+    return name.translate(_ASCII_LOWER)

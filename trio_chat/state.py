@@ -96,9 +96,27 @@ class Member:
 @dataclass(eq=False)
 class Channel:
     config: ChannelConfig
-    members: dict[str, Member] = field(default_factory=dict)  # admitted, in join order
+    # Admitted, in join order; changed only through admit() and remove().
+    members: dict[str, Member] = field(default_factory=dict)
     queue: list[Member] = field(default_factory=list)  # waiting, first come first
     queued_names: set[str] = field(default_factory=set)
+    _audience: tuple[Member, ...] | None = field(default=None, repr=False)
+
+    def admit(self, member: Member) -> None:
+        self.members[member.name] = member
+        self._audience = None
+
+    def remove(self, name: str) -> None:
+        del self.members[name]
+        self._audience = None
+
+    def audience(self) -> tuple[Member, ...]:
+        """Everyone in the channel, as one tuple until someone joins or
+        leaves: every line said meanwhile has the same audience object, which
+        a renderer may take as it is (render/irc's groups)."""
+        if self._audience is None:
+            self._audience = tuple(self.members.values())
+        return self._audience
 
     @property
     def name(self) -> str:

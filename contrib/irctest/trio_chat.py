@@ -20,6 +20,7 @@ from irctest.basecontrollers import (
     TestCaseControllerConfig,
 )
 from irctest.runner import NotImplementedByController
+from irctest.specifications import Capabilities, OptionalBehaviors
 
 # Every channel name the irctest server tests use, without the '#': in our model
 # a channel exists only if it is configured, so a test joining any other name gets
@@ -42,18 +43,23 @@ class TrioChatController(BaseServerController, DirectoryBasedController):
     software_name = "trio-chat"
     # No STS: tests needing it skip instead of failing.
     supports_sts = False
-    # Which IRCv3 capabilities the server promises. Empty on purpose: with
-    # skip_if_cap_nak, irctest fails a test only when a capability listed here
-    # is refused, so an empty set turns every refused capability into a skip.
-    # List a capability here (irctest.specifications.Capabilities) once the
-    # port really supports it, so that losing it later fails loudly.
-    # capabilities = frozenset({Capabilities.ECHO_MESSAGE})
-    # No optional behaviour is claimed (multi-target PRIVMSG, `CAP REQ -cap`, ...):
-    # a test that needs one skips.
-    # No ISUPPORT values are promised either, so isupport.testValues skips.
+    # What the port promises (docs/irc.md): a test that finds one of these
+    # refused fails rather than skips, so losing one later fails loudly.
+    capabilities = frozenset(
+        {
+            Capabilities.BATCH,
+            Capabilities.ECHO_MESSAGE,
+            Capabilities.MESSAGE_TAGS,
+            Capabilities.MULTI_PREFIX,
+            Capabilities.SERVER_TIME,
+        }
+    )
+    optional_behaviors = frozenset({OptionalBehaviors.CAP_REQ_MINUS})
 
     def __init__(self, test_config: TestCaseControllerConfig) -> None:
         super().__init__(test_config)
+        # ISUPPORT values isupport.testValues checks in the 005 lines.
+        self.isupport = {"CASEMAPPING": "ascii", "CHANTYPES": "#", "NICKLEN": "32", "PREFIX": ""}
         # No SASL mechanism: tests needing one skip instead of failing.
         self.supported_sasl_mechanisms: set[str] = set()
 

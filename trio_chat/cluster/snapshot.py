@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..hub import Hub, Member, fold_nick
+from ..hub import Hub, Member
+from ..names import fold_nick
 
 
 def dump(hub: Hub) -> bytes:
@@ -69,7 +70,7 @@ def restore(hub: Hub, blob: bytes) -> None:
                 )
                 members[ref] = member
                 if admitted:
-                    channel.members[member.name] = member
+                    channel.admit(member)
                 else:
                     channel.queue.append(member)
                     channel.queued_names.add(member.name)

@@ -235,6 +235,7 @@ class IrcClient(Outlet):
         self.tags = (WANTS_TIME if "server-time" in self.caps else 0) | (
             WANTS_MSGID if "message-tags" in self.caps else 0
         )
+        self.renderer.caps_changed()
 
     # ----- replies -----
 
@@ -303,7 +304,8 @@ class IrcClient(Outlet):
         self.scope.deadline = min(self.scope.deadline, trio.current_time() + STOP_GRACE)
 
     def membership_over(self, membership: IrcMembership, reason: str, cause: Cause) -> None:
-        """The rules are done with one of its channels (docs/irc.md, "Leaving")."""
+        """The rules are done with one of its channels (docs/irc.md, "What
+        maps to what")."""
         if membership.done:
             return
         membership.done = True
@@ -697,11 +699,7 @@ class IrcClient(Outlet):
         """The configured channel ``#name`` names, without ASCII case."""
         if not target.startswith("#"):
             return None
-        wanted = fold_nick(target[1:])
-        for name in self.server.hub.channels:
-            if fold_nick(name) == wanted:
-                return name
-        return None
+        return self.renderer.channels.get(fold_nick(target[1:]))
 
     def _join(self, line: Line) -> None:
         if not line.params:

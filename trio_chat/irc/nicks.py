@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import re
 
-from ..hub import fold_nick
-from ..names import MAX_USERNAME_LENGTH, username_problem
+from ..names import MAX_USERNAME_LENGTH, fold_nick, username_problem
 
 __all__ = ["NICKLEN", "fold_nick", "member_name", "nick_problem", "shown"]
 

@@ -66,7 +66,7 @@ ERR_USERSDONTMATCH = "502"
 
 USERLEN = 16  # the longest USER name kept (longer ones are cut)
 # What the port supports of each: no user modes but +i (which changes
-# nothing), and channels are always +nt (docs/irc.md, "Modes").
+# nothing), and channels are always +nt (docs/irc.md, "Queries").
 USER_MODES = "i"
 CHANNEL_MODES = "nt"
 # The most ISUPPORT tokens one 005 line carries (the specifications: 13).

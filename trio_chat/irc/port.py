@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 def open_irc(server: ChatServer, settings: IrcSettings) -> IrcRenderer:
     """Teach the server to speak IRC: its renderer joins the others."""
-    renderer = IrcRenderer(settings.server_name)
-    server.renderers.append((renderer.frames, ClientProtocol.IRC))
+    renderer = IrcRenderer(settings.server_name, server.hub.channels)
+    # (It picks its recipients itself: only IRC members, each as it asked.)
+    server.renderers.append((renderer.frames, ClientProtocol.IRC, True))
     return renderer
 
 

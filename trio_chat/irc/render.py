@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from .. import effects as fx
@@ -26,7 +26,7 @@ from ..events import ACTION, NOTICE
 from ..state import ClientProtocol, Member
 from . import numerics as n
 from .lines import MAX_LINE, encode
-from .nicks import shown
+from .nicks import fold_nick, shown
 
 
 class IrcClientView(Protocol):
@@ -114,12 +114,24 @@ def _channel_of(audience: Sequence[Member]) -> str:
 class IrcRenderer:
     """Renders effects for the IRC members of this server."""
 
-    def __init__(self, server_name: str) -> None:
+    def __init__(self, server_name: str, channels: Iterable[str] = ()) -> None:
         self.server_name = server_name
+        # The configured channels by their name without ASCII case, as IRC
+        # compares them: one table for every connection (client._channel).
+        self.channels = {fold_nick(name): name for name in channels}
+        # Each channel's IRC members by the tags they want, for the last
+        # audience seen there (hub's Channel.audience: one object until someone
+        # joins or leaves) and the capabilities then (``caps_changed``).
+        self._groups: dict[str, tuple[Sequence[Member], int, dict[int, list[Member]]]] = {}
+        self._caps_version = 0
         # msgid tags: unique on this server (and on every node of a cluster:
         # each process starts its own series).
         self._msgids = itertools.count(1)
         self._msgid_prefix = os.urandom(4).hex()
+
+    def caps_changed(self) -> None:
+        """A client's capabilities changed: the groups are stale."""
+        self._caps_version += 1
 
     def mask(self, name: str) -> str:
         nick = shown(name)
@@ -140,6 +152,7 @@ class IrcRenderer:
         sender: str | None = None,
         leaving_out: str | None = None,
         action: bool = False,
+        groups: dict[int, list[Member]] | None = None,
     ) -> Frames:
         """The message to the IRC members of ``audience``, with tags for those
         who want them. ``sender``: the member of that name gets it only with
@@ -148,8 +161,11 @@ class IrcRenderer:
         ACTION); anything else is cut to fit (lines.encode).
 
         On every chat line to every IRC member of a channel: one pass, plain
-        attributes, and one group of recipients per kind of copy."""
-        groups: dict[int, list[Member]] = {}
+        attributes, and one group of recipients per kind of copy (``groups``:
+        already made, as ``_chat`` keeps them)."""
+        if groups is not None:
+            return self._frames(groups, command, params, source, action)
+        groups = {}
         for member in audience:
             conn = member.conn
             if conn.protocol is not IRC:
@@ -163,6 +179,16 @@ class IrcRenderer:
                 groups[client.tags] = [member]
             else:
                 group.append(member)
+        return self._frames(groups, command, params, source, action)
+
+    def _frames(
+        self,
+        groups: dict[int, list[Member]],
+        command: str,
+        params: list[str],
+        source: str,
+        action: bool,
+    ) -> Frames:
         if not groups:
             return []
         *head, message = params
@@ -256,18 +282,44 @@ class IrcRenderer:
         return self._to_each(e.audience, "KICK", params, self.server_name)
 
     def _chat(self, e: fx.Chat) -> Frames:
+        """On every line said in a channel: its IRC members are grouped once
+        for as long as the channel's audience stays the same object."""
         target = _channel_of(e.audience)
         if not target:
             return []
+        cached = self._groups.get(target)
+        if cached is not None and cached[0] is e.audience and cached[1] == self._caps_version:
+            groups = cached[2]
+        else:
+            groups = self._group(e.audience)
+            self._groups[target] = (e.audience, self._caps_version, groups)
+        sender = e.audience[0].channel.members.get(e.sender) if e.audience[0].channel else None
+        if sender is not None and sender.conn.protocol is IRC:
+            client = sender.conn.client  # type: ignore[attr-defined]
+            if not client.echo:
+                # Without echo-message the sender does not get its own line.
+                group = groups[client.tags]
+                at = group.index(sender)
+                groups = {**groups, client.tags: group[:at] + group[at + 1 :]}
         command = "NOTICE" if e.style == NOTICE else "PRIVMSG"
-        return self._to_each(
-            e.audience,
-            command,
-            [target, e.message],
-            self.mask(e.sender),
-            sender=e.sender,
-            action=e.style == ACTION,
-        )
+        params = [target, e.message]
+        source = self.mask(e.sender)
+        return self._to_each((), command, params, source, action=e.style == ACTION, groups=groups)
+
+    @staticmethod
+    def _group(audience: Sequence[Member]) -> dict[int, list[Member]]:
+        """The IRC members of ``audience`` by the tags they want."""
+        groups: dict[int, list[Member]] = {}
+        for member in audience:
+            conn = member.conn
+            if conn.protocol is IRC:
+                tags = conn.client.tags  # type: ignore[attr-defined]
+                group = groups.get(tags)
+                if group is None:
+                    groups[tags] = [member]
+                else:
+                    group.append(member)
+        return groups
 
     def _whisper(self, e: fx.Whisper) -> Frames:
         receiver = e.receiver

@@ -30,6 +30,7 @@ from ..arguments import (
 )
 from ..config import ChannelConfig, ConfigError, load_config
 from ..defaults import DEFAULT_AFK_TIMEOUT
+from ..names import fold_nick
 from ..terminal_io import open_standard_streams, print_error
 from . import PROGRAM, early_signals
 from .limits import Limits
@@ -192,6 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if problem is not None:
             print_error(PROGRAM, problem)
             return 1
+    missing = missing_extra(arguments)
+    if missing is not None:
+        print_error(PROGRAM, missing)
+        return 1
     ssl_context = None
     if arguments.tls_cert is not None:
         from ..tls import TLSSetupError, server_context
@@ -222,6 +227,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     os._exit(status)
 
 
+def missing_extra(arguments: argparse.Namespace) -> str | None:
+    """What an option asked for that is not installed (the extras in
+    pyproject.toml), said before any port is bound."""
+    wanted: list[tuple[str, str, tuple[str, ...]]] = []
+    if arguments.irc is not None:
+        wanted.append(("--irc", "irc", ("irctokens",)))
+    if arguments.web is not None:
+        wanted.append(("--web", "web", ("hypercorn", "starlette")))
+    if not wanted:
+        return None
+    from importlib.util import find_spec
+
+    for option, extra, modules in wanted:
+        absent = [module for module in modules if find_spec(module) is None]
+        if absent:
+            return (
+                f"{option} needs {', '.join(absent)}, which is not installed: "
+                f"pip install 'trio-chat[{extra}]'"
+            )
+    return None
+
+
 def irc_problem(channels: Sequence[ChannelConfig], arguments: argparse.Namespace) -> str | None:
     """Why the IRC port cannot serve this config, or None; reads the
     password file into ``arguments.irc_password``."""
@@ -230,7 +257,7 @@ def irc_problem(channels: Sequence[ChannelConfig], arguments: argparse.Namespace
         name = channel.name
         if "," in name or not name.isprintable():
             return f"channel {name!r} cannot be an IRC channel: IRC names hold no ',' or controls"
-        folded = "".join(c.lower() if "A" <= c <= "Z" else c for c in name)
+        folded = fold_nick(name)
         if folded in seen:
             return f"channels {seen[folded]!r} and {name!r} are one channel on IRC (ASCII case)"
         seen[folded] = name

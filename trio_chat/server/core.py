@@ -115,9 +115,11 @@ class ChatServer:
         self.stopped = trio.Event()
         self._refused = 0
         # Each protocol's renderer (render/); the IRC port adds its own.
-        self.renderers: list[tuple[Renderer, ClientProtocol]] = [
-            (terminal.frames, ClientProtocol.TERMINAL),
-            (browser.frames, ClientProtocol.BROWSER),
+        # (With ``picks``, the renderer's recipients are its protocol's
+        # members already; else apply picks them out of the audience.)
+        self.renderers: list[tuple[Renderer, ClientProtocol, bool]] = [
+            (terminal.frames, ClientProtocol.TERMINAL, False),
+            (browser.frames, ClientProtocol.BROWSER, False),
         ]
         # Local connections of each protocol; while there are none but the
         # terminal's, every member gets the terminal's frames, and a protocol
@@ -176,10 +178,13 @@ class ChatServer:
     def _deliver_each_protocol(self, effect: fx.Said) -> None:
         """Some members are browsers or on IRC: each gets its own protocol's frames."""
         connected = self.connected
-        for renderer, protocol in self.renderers:
+        for renderer, protocol, picks in self.renderers:
             if not connected[protocol]:
                 continue
             for audience, frame in renderer(effect):
+                if picks:
+                    self._deliver(audience, frame, protocol)
+                    continue
                 picked = tuple(m for m in audience if m.conn.protocol is protocol)
                 if picked:
                     self._deliver(picked, frame, protocol)
