@@ -57,6 +57,7 @@ class WebMember:
         self.socket = socket
         self.decoder = wire.FrameDecoder()
         self.events: list[dict[str, object]] = []
+        self.bye: bytes | None = None  # the BYE's payload (status, reason), once one came
 
     async def next_event(self) -> dict[str, object]:
         """The next EVENT the page would render (a browser gets no LINE frames)."""
@@ -68,6 +69,8 @@ class WebMember:
                     assert frame_type != FrameType.LINE, "a browser was sent a terminal's line"
                     if frame_type == FrameType.EVENT:
                         self.events.append(wire.decode_json(payload))
+                    elif frame_type == FrameType.BYE:
+                        self.bye = bytes(payload)
         return self.events.pop(0)
 
     async def expect(self, event: str, **fields: object) -> None:
