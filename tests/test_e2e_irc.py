@@ -291,7 +291,7 @@ def test_chat_whisper_and_nicks(chat: Cluster) -> None:
     page_twin = WebPeer(chat, "IrcNick")
     page_twin.expect("cannot_connect", channel="general")
     assert page_twin.rest() == []
-    assert page_twin.bye == (1, "the name IrcNick is already in general")
+    assert page_twin.bye == (1, "the name IrcNick is an IRC user's nick")
 
     # /shutdown: every IRC connection, on every node, gets its ERROR.
     shut_down(chat, irc, twin, namesake)
@@ -633,21 +633,15 @@ def test_afk_and_queries_are_no_activity(tmp_path: Path, nodes: int | None) -> N
         assert watcher.rest() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a name refused because it is an IRC user's nick is refused as "
-    "'the name X is already in CHANNEL' (hub._join reuses the name-taken reason) even "
-    "when that IRC user is in another channel or none: the join form and a terminal "
-    "client's stderr say something false",
-)
 def test_a_name_refused_as_an_irc_nick_is_not_said_to_be_in_the_channel(tmp_path: Path) -> None:
+    """It is refused because an IRC user has it as its nick, and says so."""
     with cluster(tmp_path, server_options=OPTIONS, irc=True, web=True) as chat:
         irc = irc_member(chat, "other", ("#random", "other"))
         page = WebPeer(chat, "OTHER")
         page.expect("cannot_connect", channel="general")
         assert page.rest() == []
         assert page.bye is not None and page.bye[0] == 1
-        assert "already in general" not in page.bye[1], page.bye
+        assert page.bye[1] == "the name OTHER is an IRC user's nick", page.bye
         irc.close()
 
 

@@ -94,22 +94,16 @@ class Hub:
                 fx.Disconnect(member, EXIT_REFUSED, f"refused: {problem}", Cause.REFUSED)
             )
             return
-        if (
-            channel.has_name(username)
-            or (event.via_irc and _clash(channel, username))
-            or (not event.via_irc and fold_nick(username) in self.nicks)
-        ):
+        taken = None
+        if channel.has_name(username) or (event.via_irc and _clash(channel, username)):
+            taken = f"the name {username} is already in {channel.name}"
+        elif not event.via_irc and fold_nick(username) in self.nicks:
             # IRC folds case, and an IRC nick is one person across the chat:
             # a terminal name may not be an IRC user's nick (docs/irc.md, "Names").
+            taken = f"the name {username} is an IRC user's nick"
+        if taken is not None:
             effects.append(fx.CannotConnect(self._stamp, member, channel.name))
-            effects.append(
-                fx.Disconnect(
-                    member,
-                    EXIT_REFUSED,
-                    f"the name {username} is already in {channel.name}",
-                    Cause.NAME_TAKEN,
-                )
-            )
+            effects.append(fx.Disconnect(member, EXIT_REFUSED, taken, Cause.NAME_TAKEN))
             return
         self.members[event.ref] = member
         self._enter(member, channel, now, effects)
