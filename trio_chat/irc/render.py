@@ -296,9 +296,9 @@ class IrcRenderer:
         sender = e.audience[0].channel.members.get(e.sender) if e.audience[0].channel else None
         if sender is not None and sender.conn.protocol is IRC:
             client = sender.conn.client  # type: ignore[attr-defined]
-            if not client.echo:
+            group = groups.get(client.tags, [])
+            if not client.echo and sender in group:
                 # Without echo-message the sender does not get its own line.
-                group = groups[client.tags]
                 at = group.index(sender)
                 groups = {**groups, client.tags: group[:at] + group[at + 1 :]}
         command = "NOTICE" if e.style == NOTICE else "PRIVMSG"
