@@ -189,6 +189,7 @@ class IrcRenderer:
         source: str,
         action: bool,
     ) -> Frames:
+        groups = {wanted: group for wanted, group in groups.items() if group}
         if not groups:
             return []
         *head, message = params
