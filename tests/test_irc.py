@@ -401,3 +401,43 @@ async def test_a_file_to_an_irc_member_is_refused_with_the_reason(
     await sender.type(f"/send quinn {notes}")
     await eventually(lambda: any("quinn is on IRC" in note for note in sender.notes))
     assert sender.take() == []  # nothing on stdout: no contract line says it
+
+
+async def test_part_keeps_the_connections_other_channels_alive(
+    slow_afk: Harness, autojump_clock: Clock
+) -> None:
+    irc = IrcHarness(slow_afk)
+    pam = await irc.join("pam")
+    await pam.send("JOIN #random")
+    await trio.sleep(90)
+    await pam.send("PART #random")  # a person did something: #general is not idle
+    await trio.sleep(50)
+    await settle()
+    assert "PART #general disconnected for inactivity" not in pam.take_text()
+    await pam.expect("PART #general disconnected for inactivity")
+    assert trio.current_time() == pytest.approx(190.0, abs=1)
+
+
+async def test_nothing_answers_a_notice_not_even_the_rules(
+    irc: IrcHarness, autojump_clock: Clock
+) -> None:
+    natives = [await irc.harness.join(f"u{i}") for i in range(5)]
+    late = await irc.register("late")
+    await late.send("JOIN #general")
+    await late.expect(lambda m: m.command == "NOTICE")  # its place in the queue
+    await late.send("NOTICE #general :am I in?")
+    await natives[0].say("/quit")
+    await late.expect("366 late #general End of /NAMES list")
+    irc.harness.console("/mute general:late 30")
+    await late.expect(lambda m: m.command == "NOTICE")  # "You have been muted ..."
+    await late.send("NOTICE #general :still muted?", "NOTICE u1 :psst")
+    await settle()
+    assert late.take_text() == []
+
+
+async def test_whois_of_an_irc_user_in_no_channel(irc: IrcHarness) -> None:
+    await irc.register("rob", user="robuser")
+    asker = await irc.register("ask")
+    await asker.send("WHOIS rob")
+    await settle()
+    assert asker.take_text()[0] == f"311 ask rob robuser {SERVER_NAME} * rob the tester"

@@ -247,3 +247,13 @@ def test_an_irc_action_reaches_the_browser_marked_as_one() -> None:
     (plain,) = browser.frames(fx.Chat("t", (alice,), "bob", "hi"))
     (action,) = browser.frames(fx.Chat("t", (alice,), "bob", "waves", ACTION))
     assert b'"action"' not in plain[1] and b'"action":true' in action[1]
+
+
+def test_a_long_source_leaves_little_room_and_nothing_is_cut() -> None:
+    renderer = IrcRenderer("ip-172-31-20-144.eu-west-1.compute.internal")
+    name = "\U0001f600" * 32  # shown as 32 escapes of 12 characters each
+    _, (bob,) = members(("bob", FakeClient("bob")))
+    frames = renderer.frames(fx.Chat("t", (bob,), name, "m" * 400))
+    assert all(len(frame) <= MAX_LINE for _, frame in frames)
+    text = "".join(tokenise(frame.decode().rstrip()).params[1] for _, frame in frames)
+    assert text == "m" * 400

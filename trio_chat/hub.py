@@ -412,11 +412,21 @@ class Hub:
     def _queue_reminder(self, member: Member, channel: Channel, effects: Effects) -> None:
         effects.append(fx.QueuePosition(self._stamp, member, channel.queue.index(member)))
 
-    def _refuse_if_muted(self, member: Member, now: float, effects: Effects) -> bool:
-        if not member.muted(now):
+    def _cannot_speak(
+        self, member: Member, channel: Channel, now: float, effects: Effects, style: str
+    ) -> bool:
+        """Queued or muted: it is reminded of its place, or told how long the
+        mute lasts; but nothing ever answers an IRC NOTICE (RFC 2812, 3.3.2),
+        so one is refused in silence."""
+        if member.admitted and not member.muted(now):
             return False
-        remaining = max(1, math.floor(member.muted_until - now))
-        effects.append(fx.StillMuted(self._stamp, member, remaining))
+        if style == ev.NOTICE:
+            return True
+        if not member.admitted:
+            self._queue_reminder(member, channel, effects)
+        else:
+            remaining = max(1, math.floor(member.muted_until - now))
+            effects.append(fx.StillMuted(self._stamp, member, remaining))
         return True
 
     def _chat(
@@ -428,10 +438,7 @@ class Hub:
         effects: Effects,
         style: str = ev.CHAT,
     ) -> None:
-        if not member.admitted:
-            self._queue_reminder(member, channel, effects)
-            return
-        if self._refuse_if_muted(member, now, effects):
+        if self._cannot_speak(member, channel, now, effects, style):
             return
         effects.append(fx.Chat(self._stamp, channel.audience(), member.name, message, style))
 
@@ -444,12 +451,9 @@ class Hub:
         effects: Effects,
         style: str = ev.CHAT,
     ) -> None:
-        if not member.admitted:
-            # A queued client cannot talk to anyone (behaviour.md, "Choices where the
-            # rules are silent"): treated as chat.
-            self._queue_reminder(member, channel, effects)
-            return
-        if self._refuse_if_muted(member, now, effects):
+        # A queued client cannot talk to anyone (behaviour.md, "Choices where
+        # the rules are silent"): treated as chat.
+        if self._cannot_speak(member, channel, now, effects, style):
             return
         target = channel.members.get(whisper.target)
         if target is None:

@@ -18,6 +18,7 @@ PONG, which keep the connection alive (the ping timeout) and nothing else.
 
 from __future__ import annotations
 
+import hmac
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -507,13 +508,14 @@ class IrcClient(Outlet):
         if result is not None:
             await result
 
-    def _awake_all(self) -> None:
+    def _awake_all(self, done_in: IrcMembership | None = None) -> None:
         """A person did something: none of its channels is idle (docs/irc.md,
-        "Inactivity and keeping the connection")."""
-        if len(self.memberships) < 2:
-            return  # (what it did restarted its one channel's timer already)
+        "Inactivity and keeping the connection"). ``done_in``: the channel it
+        did it in, whose timer the rules restarted already."""
         refs = tuple(
-            m.conn_ref for m in self.memberships.values() if m.member is not None and m.admitted
+            m.conn_ref
+            for m in self.memberships.values()
+            if m is not done_in and m.member is not None and m.admitted
         )
         if refs:
             self.server.gateway.submit(ev.Awake(refs))
@@ -660,7 +662,8 @@ class IrcClient(Outlet):
         if self.registered or self.negotiating or nick is None or self.user is None:
             return
         expected = self.settings.password
-        if expected is not None and self.password != expected:
+        given = (self.password or "").encode()
+        if expected is not None and not hmac.compare_digest(given, expected.encode()):
             self._reply(n.ERR_PASSWDMISMATCH, "Password incorrect")
             self.close_link("Closing Link: bad password")
             return
@@ -799,7 +802,7 @@ class IrcClient(Outlet):
                 reply(n.ERR_CANNOTSENDTOCHAN, channel_target(name), "You are not in the channel")
                 return
             self.server.gateway.submit(ev.Say(membership.conn_ref, message, style))
-            self._awake_all()
+            self._awake_all(done_in=membership)
             return
         # A whisper goes through the first channel this connection shares
         # with the one it names (docs/irc.md, "Private messages"); the rules
@@ -812,7 +815,7 @@ class IrcClient(Outlet):
                 self.server.gateway.submit(
                     ev.Tell(membership.conn_ref, receiver.name, message, style)
                 )
-                self._awake_all()
+                self._awake_all(done_in=membership)
                 away = _away_of(receiver)
                 if away is not None and not notice:
                     self._reply(n.RPL_AWAY, shown(receiver.name), away)
@@ -931,7 +934,12 @@ class IrcClient(Outlet):
             channels = [channel_target(c) for c in names]
             away = _away_of(member)
         elif irc_nick is not None:  # on IRC, in no channel
-            nick, user, realname, channels, away = irc_nick, irc_nick, "on IRC", [], None
+            holder = self.server.hub.connection_for(self.server.hub.nicks[fold_nick(target)])
+            if isinstance(holder, IrcClient):  # connected here: it is known
+                nick, user, realname = irc_nick, holder.user or irc_nick, holder.realname
+                channels, away = [], holder.away
+            else:
+                nick, user, realname, channels, away = irc_nick, irc_nick, "on IRC", [], None
         else:
             self._reply(n.ERR_NOSUCHNICK, word(target), "No such nick")
             self._reply(n.RPL_ENDOFWHOIS, word(target), "End of /WHOIS list")

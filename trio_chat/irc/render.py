@@ -193,12 +193,15 @@ class IrcRenderer:
         if not groups:
             return []
         *head, message = params
-        room = MAX_LINE - len(source) - len(command) - sum(len(p) + 1 for p in head) - 8
+        # Bytes left for the text on a line (the source is ASCII; a channel
+        # name may not be).
+        room = MAX_LINE - len(source) - len(command) - sum(len(p.encode()) + 1 for p in head) - 8
         if action:
             room -= len("\x01ACTION \x01")
         pieces = [message]
         if command in _SPLIT and len(message) > room // 4:
-            pieces = split_text(message, max(room, 64))
+            # (However little room a long source leaves, nothing is cut off.)
+            pieces = split_text(message, max(room, 1))
         if action:
             pieces = [f"\x01ACTION {piece}\x01" for piece in pieces]
         frames: Frames = []
