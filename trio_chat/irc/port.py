@@ -1,6 +1,6 @@
-"""The IRC port's accept loop: each connection admitted as a native one is
-(the connection limit, the per-address limit), wrapped in TLS when the
-server has a certificate, and served by an ``IrcClient``."""
+"""The IRC port's accept loop: each connection goes through what every
+connection does (``ChatServer.serve_admitted``: the limits, TLS) and is
+served by an ``IrcClient``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..server.core import peer_address
 from ..state import ClientProtocol
 from .client import IrcClient, IrcSettings
 from .render import IrcRenderer
@@ -46,22 +45,12 @@ async def serve_connection(
     settings: IrcSettings,
     renderer: IrcRenderer,
 ) -> None:
-    address = peer_address(stream)
-    if not server.admit(address):
-        await trio.aclose_forcefully(stream)
-        return
-    server.opened(ClientProtocol.IRC)
-    try:
-        if server.ssl_context is not None:
-            # The handshake happens on the first read, within the registration
-            # timeout; a peer that fails it is dropped.
-            stream = trio.SSLStream(stream, server.ssl_context, server_side=True)
+    async def serve(stream: trio.abc.Stream, address: str | None) -> None:
         client = IrcClient(server, stream, address, settings, renderer)
         server.irc_clients.add(client)
         try:
             await client.run()
         finally:
             server.irc_clients.discard(client)
-    finally:
-        server.closed(ClientProtocol.IRC)
-        server.addresses.release(address)
+
+    await server.serve_admitted(stream, None, ClientProtocol.IRC, serve)

@@ -276,7 +276,26 @@ class ChatServer:
     ) -> None:
         """One connection to ``channel``'s port, or a web page's WebSocket
         (already past its own handshake: ``address`` is the browser's)."""
-        web = protocol is ClientProtocol.BROWSER
+
+        async def serve(stream: trio.abc.Stream, address: str | None) -> None:
+            session = Session(self, stream, channel, address, protocol)
+            self.sessions.add(session)
+            await session.run()
+
+        await self.serve_admitted(stream, address, protocol, serve)
+
+    async def serve_admitted(
+        self,
+        stream: trio.abc.Stream,
+        address: str | None,
+        protocol: ClientProtocol,
+        serve: Callable[[trio.abc.Stream, str | None], Awaitable[None]],
+    ) -> None:
+        """What every connection goes through, whatever its protocol: the
+        connection and per-address limits (refused: closed at once), TLS when
+        the server has a certificate (a web page's is the web server's), and
+        the counts of what is connected; ``serve`` runs it (its stream, the
+        peer's address)."""
         if address is None:
             address = peer_address(stream)
         if not self.admit(address):
@@ -284,13 +303,12 @@ class ChatServer:
             return
         self.opened(protocol)
         try:
-            if self.ssl_context is not None and not web:
-                # The handshake happens on the session's first read, within the
-                # hello timeout; a peer that fails it is dropped silently.
+            if self.ssl_context is not None and protocol is not ClientProtocol.BROWSER:
+                # The handshake happens on the connection's first read, within
+                # its hello (or registration) timeout; a peer that fails it is
+                # dropped silently.
                 stream = trio.SSLStream(stream, self.ssl_context, server_side=True)
-            session = Session(self, stream, channel, address, protocol)
-            self.sessions.add(session)
-            await session.run()
+            await serve(stream, address)
         finally:
             self.closed(protocol)
             self.addresses.release(address)
