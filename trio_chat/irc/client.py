@@ -131,7 +131,7 @@ class IrcMembership:
         self.member = member
 
     def roster(self, names: Sequence[str]) -> None:
-        self.client.admitted(self, names)
+        self.client.admitted(self)
 
     def notice(self, text: str) -> None:
         self.client.notice(text)
@@ -276,15 +276,15 @@ class IrcClient(Outlet):
         if self._nick_answer is not None:
             self._nick_answer.set()
 
-    def admitted(self, membership: IrcMembership, names: Sequence[str]) -> None:
+    def admitted(self, membership: IrcMembership) -> None:
         """The rules let ``membership`` into its channel: its JOIN, then NAMES
-        (everyone: ``names`` stops at the roster's limit)."""
+        of everyone (from the channel: the rules' roster stops at its limit)."""
         if membership.done:
             return
         membership.admitted = True
         target = channel_target(membership.channel)
         self._send("JOIN", [target], self.mask)
-        self._send_names(target, list(self.server.hub.channels[membership.channel].members))
+        self._send_names(membership.channel)
 
     def sees_elsewhere(self, name: str, channel: str) -> bool:
         """Whether the member ``name`` is in one of this connection's channels
@@ -824,13 +824,17 @@ class IrcClient(Outlet):
 
     # ----- queries: answered from the hub's state, no activity -----
 
-    def _send_names(self, target: str, names: Sequence[str]) -> None:
+    def _send_names(self, channel: str) -> None:
+        """353 and 366 for everyone in ``channel`` (a configured name)."""
+        target = channel_target(channel)
+        names = self.server.hub.channels[channel].members
         if "userhost-in-names" in self.caps:
             shown_names = [self.renderer.mask(name) for name in names]
         else:
             shown_names = [shown(name) for name in names]
-        # As many names to a 353 line as fit in 512 bytes.
-        room = 400 - len(target) - len(self.nick)
+        # As many names to a 353 line as fit in 512 bytes (names and masks are
+        # ASCII; a channel's name may not be).
+        room = 400 - len(target.encode()) - len(self.nick)
         line: list[str] = []
         size = 0
         for name in shown_names:
@@ -847,10 +851,7 @@ class IrcClient(Outlet):
         if not line.params:
             for membership in self.memberships.values():
                 if membership.admitted:
-                    target = channel_target(membership.channel)
-                    self._send_names(
-                        target, list(self.server.hub.channels[membership.channel].members)
-                    )
+                    self._send_names(membership.channel)
             self._reply(n.RPL_ENDOFNAMES, "*", "End of /NAMES list")
             return
         target = line.params[0].split(",")[0]  # (TARGMAX: NAMES:1)
@@ -858,7 +859,7 @@ class IrcClient(Outlet):
         if name is None:
             self._reply(n.RPL_ENDOFNAMES, word(target), "End of /NAMES list")
         else:
-            self._send_names(channel_target(name), list(self.server.hub.channels[name].members))
+            self._send_names(name)
 
     def _list(self, line: Line) -> None:
         hub = self.server.hub

@@ -91,10 +91,6 @@ WANTS_TIME = 1  # server-time
 WANTS_MSGID = 2  # message-tags
 
 
-def _irc_members(audience: Sequence[Member]) -> list[MembershipView]:
-    return [m.conn for m in audience if m.conn.protocol is IRC]  # type: ignore[misc]
-
-
 def _sees_elsewhere(member: Member, name: str, target: str) -> bool:
     conn = member.conn
     if conn.protocol is not IRC:
@@ -152,33 +148,13 @@ class IrcRenderer:
         sender: str | None = None,
         leaving_out: str | None = None,
         action: bool = False,
-        groups: dict[int, list[Member]] | None = None,
     ) -> Frames:
         """The message to the IRC members of ``audience``, with tags for those
         who want them. ``sender``: the member of that name gets it only with
         ``echo-message``; ``leaving_out``: that one never. A PRIVMSG or NOTICE
         too long for one line goes as several (``action``: each a CTCP
-        ACTION); anything else is cut to fit (lines.encode).
-
-        On every chat line to every IRC member of a channel: one pass, plain
-        attributes, and one group of recipients per kind of copy (``groups``:
-        already made, as ``_chat`` keeps them)."""
-        if groups is not None:
-            return self._frames(groups, command, params, source, action)
-        groups = {}
-        for member in audience:
-            conn = member.conn
-            if conn.protocol is not IRC:
-                continue
-            client = conn.client  # type: ignore[attr-defined]
-            name = member.name
-            if (name == sender and not client.echo) or name == leaving_out:
-                continue
-            group = groups.get(client.tags)
-            if group is None:
-                groups[client.tags] = [member]
-            else:
-                group.append(member)
+        ACTION); anything else is cut to fit (lines.encode)."""
+        groups = self._group(audience, sender, leaving_out)
         return self._frames(groups, command, params, source, action)
 
     def _frames(
@@ -307,22 +283,30 @@ class IrcRenderer:
                 groups = {**groups, client.tags: group[:at] + group[at + 1 :]}
         command = "NOTICE" if e.style == NOTICE else "PRIVMSG"
         params = [target, e.message]
-        source = self.mask(e.sender)
-        return self._to_each((), command, params, source, action=e.style == ACTION, groups=groups)
+        return self._frames(groups, command, params, self.mask(e.sender), e.style == ACTION)
 
     @staticmethod
-    def _group(audience: Sequence[Member]) -> dict[int, list[Member]]:
-        """The IRC members of ``audience`` by the tags they want."""
+    def _group(
+        audience: Sequence[Member], sender: str | None = None, leaving_out: str | None = None
+    ) -> dict[int, list[Member]]:
+        """The IRC members of ``audience`` by the tags they want, one group
+        of recipients per kind of copy; ``sender``: the member of that name
+        only with ``echo-message``; ``leaving_out``: that one never. One pass
+        over plain attributes: it runs for lines to whole channels."""
         groups: dict[int, list[Member]] = {}
         for member in audience:
             conn = member.conn
-            if conn.protocol is IRC:
-                tags = conn.client.tags  # type: ignore[attr-defined]
-                group = groups.get(tags)
-                if group is None:
-                    groups[tags] = [member]
-                else:
-                    group.append(member)
+            if conn.protocol is not IRC:
+                continue
+            client = conn.client  # type: ignore[attr-defined]
+            name = member.name
+            if (name == sender and not client.echo) or name == leaving_out:
+                continue
+            group = groups.get(client.tags)
+            if group is None:
+                groups[client.tags] = [member]
+            else:
+                group.append(member)
         return groups
 
     def _whisper(self, e: fx.Whisper) -> Frames:
