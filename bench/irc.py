@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import BIN, ServerExited, free_ports, own_cpu, wait_until_accepting
 from bench.load import (
+    BARE_RELAY_END,
     INSPIRCD,
     IRC_CHANNEL,
     UNGUARDED,
@@ -78,7 +79,8 @@ TARGET_MEMBERS = 100  # where the issue sets its two targets
 # BARE_RELAY (one write per line, which at 100 members costs more than
 # trio-chat's one write per round), its writer joins what has piled up into
 # one write, so that it is a floor for trio-chat, not a straw man.
-BARE_IRC_RELAY = """
+BARE_IRC_RELAY = (
+    """
 import trio
 clients = {}
 async def handler(stream):
@@ -114,16 +116,9 @@ async def handler(stream):
                         send.send_nowait(b":bare 001 " + nick + b" :hello\\r\\n")
                     elif command == b"JOIN":
                         send.send_nowait(b":bare 366 " + nick + b" " + rest + b" :End\\r\\n")
-        except trio.BrokenResourceError:
-            pass
-        del clients[stream]
-        nursery.cancel_scope.cancel()
-async def main():
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    print(listeners[0].socket.getsockname()[1], flush=True)
-    await trio.serve_listeners(handler, listeners)
-trio.run(main)
 """
+    + BARE_RELAY_END
+)
 
 
 class TrioChatProcess:

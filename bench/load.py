@@ -36,7 +36,20 @@ from bench.common import SERVER, cpu_seconds, free_ports, wait_until_accepting
 from trio_chat import wire
 from trio_chat.wire import FrameType
 
-BARE_RELAY = """
+# The end of a bare relay's program (bench/irc.py has one too): a member that
+# hangs up leaves, and the port it serves on is its first line of output.
+BARE_RELAY_END = """        except trio.BrokenResourceError:
+            pass
+        del clients[stream]
+        nursery.cancel_scope.cancel()
+async def main():
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    print(listeners[0].socket.getsockname()[1], flush=True)
+    await trio.serve_listeners(handler, listeners)
+trio.run(main)
+"""
+BARE_RELAY = (
+    """
 import sys, trio
 clients = {}
 async def handler(stream):
@@ -56,16 +69,9 @@ async def handler(stream):
                 for line in lines:
                     for out in list(clients.values()):
                         out.send_nowait(line + b"\\n")
-        except trio.BrokenResourceError:
-            pass
-        del clients[stream]
-        nursery.cancel_scope.cancel()
-async def main():
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    print(listeners[0].socket.getsockname()[1], flush=True)
-    await trio.serve_listeners(handler, listeners)
-trio.run(main)
 """
+    + BARE_RELAY_END
+)
 
 
 def raise_fd_limit() -> None:
