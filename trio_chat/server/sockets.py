@@ -89,6 +89,12 @@ def bind_irc(irc: tuple[str, int] | None, reuse_port: bool = False) -> list[sock
     if irc is None:
         return []
     host, port = irc
+    return listen_everywhere(host, port, reuse_port, "IRC")
+
+
+def listen_everywhere(host: str, port: int, reuse_port: bool, what: str) -> list[socket.socket]:
+    """Listen on ``port`` on every address of ``host``, or close what was
+    bound and raise OSError saying ``what`` could not listen, and why."""
     bound: list[socket.socket] = []
     try:
         for family, kind, proto, address in listening_addresses(host, port):
@@ -97,7 +103,7 @@ def bind_irc(irc: tuple[str, int] | None, reuse_port: bool = False) -> list[sock
         for sock in bound:
             sock.close()
         reason = error.strerror or str(error)
-        raise OSError(f"cannot listen for IRC on {host}:{port}: {reason}") from None
+        raise OSError(f"cannot listen for {what} on {host}:{port}: {reason}") from None
     return bound
 
 
@@ -109,15 +115,8 @@ def bind_channels(
     bound: dict[str, list[socket.socket]] = {}
     try:
         for channel in channels:
-            bound[channel.name] = sockets = []
-            try:
-                for family, kind, proto, address in listening_addresses(host, channel.port):
-                    sockets.append(_listen(family, kind, proto, address, reuse_port))
-            except OSError as error:
-                reason = error.strerror or str(error)
-                raise OSError(
-                    f"cannot listen for channel {channel.name} on {host}:{channel.port}: {reason}"
-                ) from None
+            what = f"channel {channel.name}"
+            bound[channel.name] = listen_everywhere(host, channel.port, reuse_port, what)
     except OSError:
         for sockets in bound.values():
             for sock in sockets:
