@@ -32,7 +32,7 @@ from .. import wire
 from ..hub import Hub
 from ..sanitize import clean
 from ..server.flood import LineLedger
-from ..server.gateway import Gateway
+from ..server.gateway import Gateway, wait_for_log_room
 from ..server.line_budget import LineBudget, flood_reason
 from ..server.outlet import CLOSED, FINISHING, MEMBER, Outlet, OutletHost
 from ..state import Cause, ClientProtocol, Member
@@ -473,10 +473,8 @@ class IrcClient(Outlet):
             return True
         if isinstance(item, Line) and item.command.upper() == "PONG":
             return True
-        room = self.server.gateway.log_room()
-        while room is not None:
-            await room.wait()
-            room = self.server.gateway.log_room()
+        if self.server.gateway.log_room() is not None:
+            await wait_for_log_room(self.server.gateway)
         budget = self._budget
         if budget is None:
             return True

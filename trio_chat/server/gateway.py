@@ -77,6 +77,15 @@ class Gateway(Protocol):
         for the cluster's log, and readers pause until this event is set."""
 
 
+async def wait_for_log_room(gateway: Gateway) -> None:
+    """Before a reader hands on its next event: while too many wait for the
+    cluster's log, it waits (TCP then holds its peer back)."""
+    room = gateway.log_room()
+    while room is not None:
+        await room.wait()
+        room = gateway.log_room()
+
+
 class LocalGateway:
     """The hub in this process: every event is decided and applied at once."""
 

@@ -33,7 +33,7 @@ from ..sanitize import clean
 from ..state import Cause, ClientProtocol
 from ..wire import FrameType, ProtocolError
 from .flood import LineLedger
-from .gateway import Gateway
+from .gateway import Gateway, wait_for_log_room
 from .line_budget import LineBudget, flood_reason
 from .outlet import (
     AWAITING_HELLO,
@@ -302,10 +302,8 @@ class Session(Outlet):
         for index, frame in enumerate(frames, start=1):
             if self.state >= FLOODED:
                 return  # nothing more of a flooder's is passed on
-            room = gateway.log_room()
-            while room is not None:
-                await room.wait()
-                room = gateway.log_room()
+            if gateway.log_room() is not None:  # (no coroutine per frame otherwise)
+                await wait_for_log_room(gateway)
             if self._budget is not None and frame.type in LINE_FRAMES and self.greeted:
                 if not self._answered.is_set():
                     await self._answered.wait()
