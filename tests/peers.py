@@ -4,6 +4,8 @@ without a browser (``WebMember``, docs/protocol.md, "In a browser")."""
 
 from __future__ import annotations
 
+import re
+
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -74,10 +76,13 @@ class WebMember:
         return self.events.pop(0)
 
     async def expect(self, event: str, **fields: object) -> None:
-        """The next event is ``event`` with these fields (and a stamp)."""
+        """The next event is ``event`` with these fields (and a stamp; a chat
+        line's id, history.msgid, unless ``fields`` names it)."""
         got = await self.next_event()
         assert got.pop("event") == event, got
         assert is_stamp(str(got.pop("stamp"))), got
+        if event == "chat" and "id" not in fields:
+            assert re.fullmatch(r"[0-9]+-[0-9]+", str(got.pop("id"))), got
         assert got == fields, got
 
 

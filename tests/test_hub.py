@@ -116,7 +116,8 @@ def test_chat_goes_to_the_whole_channel() -> None:
     alice, bob = joined(h, "alice", "bob")
     assert run(h, ev.Input("alice", "hello"), now=1.0) == [
         fx.Reschedule(alice),
-        fx.Chat(T, (alice, bob), "alice", "hello"),
+        # Line 1 of the hub, said at the event's time (history.msgid).
+        fx.Chat(T, (alice, bob), "alice", "hello", seq=1, at=1.0),
     ]
     assert alice.afk_deadline == 101.0
 
@@ -354,7 +355,7 @@ def test_say_is_chat_taken_as_it_is_and_keeps_its_style() -> None:
     # A line that looks like a command is still chat: IRC sends no commands as text.
     assert run(h, ev.Say("alice", "/quit", ev.ACTION), now=7.0) == [
         fx.Reschedule(alice),
-        fx.Chat(T, (alice, bob), "alice", "/quit", ev.ACTION),
+        fx.Chat(T, (alice, bob), "alice", "/quit", ev.ACTION, seq=1, at=7.0),
     ]
     assert alice.afk_deadline == 107.0 and alice.channel is not None
     effects = run(h, ev.Say("bob", "hi", "shouting"))

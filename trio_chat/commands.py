@@ -131,12 +131,21 @@ class Shutdown:
     pass
 
 
-ConsoleCommand = Kick | Mute | Empty | Shutdown | Usage
+@dataclass(frozen=True)
+class ShowHistory:
+    """``/history CHANNEL [N]``: the last lines kept, on the server's stderr."""
+
+    channel: str
+    count: int | None  # None: the default (defaults.DEFAULT_CONSOLE_HISTORY)
+
+
+ConsoleCommand = Kick | Mute | Empty | ShowHistory | Shutdown | Usage
 
 CONSOLE_USAGE = {
     "/kick": "/kick <channel_name>:<username>",
     "/mute": "/mute <channel_name>:<username> <seconds>",
     "/empty": "/empty <channel_name>",
+    "/history": "/history <channel_name> [<lines>]",
     "/shutdown": "/shutdown",
 }
 
@@ -173,6 +182,10 @@ def parse_console_line(line: str) -> ConsoleCommand | None:
             return Mute(channel, user, seconds)
     elif head == "/empty" and len(words) == 2:
         return Empty(words[1])
+    elif head == "/history" and len(words) in (2, 3):
+        count = parse_decimal(words[2]) if len(words) == 3 and len(words[2]) <= 9 else None
+        if len(words) == 2 or (count is not None and count > 0):
+            return ShowHistory(words[1], count)
     elif head == "/shutdown" and len(words) == 1:
         return Shutdown()
     if head in CONSOLE_USAGE:

@@ -29,6 +29,7 @@ from .state import Cause as Cause  # re-exported: what a Disconnect says
 from .state import Member
 
 if TYPE_CHECKING:
+    from .history import Entry
     from .state import Connection
 
 
@@ -68,6 +69,7 @@ class Joined:
     audience: Sequence[Member]
     user: str
     channel: str
+    msgid: str = ""  # its id in the channel's history, when kept (--history-events)
 
 
 @dataclass(slots=True)
@@ -83,6 +85,7 @@ class Left:
     quiet: bool = False
     reason: str = ""  # what an IRC user gave as its PART or QUIT message
     quit: bool = False  # it left every channel with its connection (an IRC QUIT)
+    msgid: str = ""  # as Joined's
 
 
 @dataclass(slots=True)
@@ -90,6 +93,7 @@ class WentAfk:
     stamp: str
     audience: Sequence[Member]
     user: str
+    msgid: str = ""  # as Joined's
 
 
 @dataclass(slots=True)
@@ -99,6 +103,7 @@ class Kicked:
     stamp: str
     audience: Sequence[Member]
     user: str
+    msgid: str = ""  # as Joined's
 
 
 @dataclass(slots=True)
@@ -110,6 +115,10 @@ class Chat:
     sender: str
     message: str
     style: str = CHAT  # events.CHAT_STYLES: an IRC action or notice reads differently
+    # The hub's line number and wall-clock time (history.Entry): the line's
+    # id (history.msgid) is the same on every node, live and in history.
+    seq: int = 0
+    at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -204,6 +213,17 @@ class FileSent:
     path: str
 
 
+@dataclass(slots=True)
+class History:
+    """What was said in ``channel`` before ``member`` was admitted to it,
+    oldest first (docs/behaviour.md, "Channel history"): sent just before
+    its welcome, or for an IRC member just after its JOIN."""
+
+    member: Member
+    channel: str
+    entries: Sequence[Entry]
+
+
 # ----- carried out by the server -----
 
 
@@ -266,6 +286,22 @@ class NickDecided:
 
 
 @dataclass(slots=True)
+class Recorded:
+    """``entry`` joined ``channel``'s history (for the history file)."""
+
+    channel: str
+    entry: Entry
+
+
+@dataclass(slots=True)
+class Forgotten:
+    """``channel``'s history was cleared (/empty): for the history file."""
+
+    channel: str
+    at: float
+
+
+@dataclass(slots=True)
 class StopServer:
     pass
 
@@ -290,8 +326,18 @@ Said = (
     | InvalidMuteTime
     | Emptied
     | FileSent
+    | History
 )
 Control = (
-    Notice | Console | Disconnect | Reschedule | Roster | OfferDecided | NickDecided | StopServer
+    Notice
+    | Console
+    | Disconnect
+    | Reschedule
+    | Roster
+    | OfferDecided
+    | NickDecided
+    | Recorded
+    | Forgotten
+    | StopServer
 )
 Effect = Said | Control

@@ -20,8 +20,11 @@ from typing import TYPE_CHECKING, Any
 from . import commands as cmd
 from . import effects as fx
 from . import events as ev
+from . import history as hist
+from . import text
 from .config import ChannelConfig
 from .defaults import DEFAULT_AFK_TIMEOUT as DEFAULT_AFK_TIMEOUT  # re-exported
+from .defaults import DEFAULT_CONSOLE_HISTORY
 from .names import fold_nick, username_problem
 from .state import Cause, Channel, Member
 
@@ -45,11 +48,21 @@ class Hub:
         channels: Sequence[ChannelConfig],
         afk_timeout: float = DEFAULT_AFK_TIMEOUT,
         connection_for: Callable[[str], Connection] | None = None,
+        history: hist.HistoryConfig = hist.NO_HISTORY,
     ) -> None:
         """``connection_for`` gives the I/O handle of a connection by its
         reference (its gateway sets it): the rules keep it in the member and
-        hand it on in their effects, nothing more."""
-        self.channels: dict[str, Channel] = {c.name: Channel(c) for c in channels}
+        hand it on in their effects, nothing more. ``history``: how much of
+        what is said each channel keeps (history.py)."""
+        self.channels: dict[str, Channel] = {
+            c.name: Channel(c, history=hist.History(history)) for c in channels
+        }
+        self.history = history
+        self._keeping = history.on  # (read on every line said)
+        # The last line number given (history.Entry.seq): every line said in
+        # any channel takes the next, history or not, so its id is the same
+        # on every node of a cluster.
+        self.said = 0
         # Everyone in a channel or its queue, or told to go and not yet gone
         # (until its connection's ``Drop``), by connection reference.
         self.members: dict[str, Member] = {}
@@ -61,14 +74,18 @@ class Hub:
         self.nick_of: dict[str, str] = {}
         self.closed = False
         self._stamp = ""  # the stamp of the event being handled
+        self._wall = 0.0  # and its wall-clock time
 
-    def handle(self, event: ev.Event, now: float, stamp: str) -> Effects:
-        """Apply one event; what happened, in order."""
+    def handle(self, event: ev.Event, now: float, stamp: str, wall: float | None = None) -> Effects:
+        """Apply one event; what happened, in order. ``wall``: the event's
+        wall-clock time in seconds since the epoch, which history keeps
+        (by default ``now``: a cluster's log time is both)."""
         if self.closed:
             # After /shutdown nothing changes and nothing is announced.
             return []
         effects: Effects = []
         self._stamp = stamp  # for the effects of this event
+        self._wall = now if wall is None else wall
         _RULES[type(event)](self, event, now, effects)
         return effects
 
@@ -215,7 +232,8 @@ class Hub:
             self._touch(member, now, effects)
             return
         self._take_out(member, channel)
-        effects.append(fx.WentAfk(self._stamp, channel.audience(), member.name))
+        msgid = self._record_event(channel, hist.LEFT, member.name, "afk", effects)
+        effects.append(fx.WentAfk(self._stamp, channel.audience(), member.name, msgid))
         effects.append(fx.Disconnect(member, EXIT_OK, "disconnected for inactivity", Cause.AFK))
         self._advance(channel, now, effects)
 
@@ -295,6 +313,8 @@ class Hub:
             self._mute(command, now, effects)
         elif isinstance(command, cmd.Empty):
             self._empty(command.channel, now, effects)
+        elif isinstance(command, cmd.ShowHistory):
+            self._show_history(command, effects)
         elif isinstance(command, cmd.Shutdown):
             self.closed = True
             effects.append(fx.StopServer())
@@ -323,13 +343,22 @@ class Hub:
         was_admitted = member.admitted
         index = self._take_out(member, channel)
         audience = channel.audience() if was_admitted else ()
-        effects.append(fx.Left(self._stamp, audience, member.name, True, reason=reason, quit=quit))
+        msgid = self._record_event(channel, hist.LEFT, member.name, "left", effects, was_admitted)
+        effects.append(
+            fx.Left(self._stamp, audience, member.name, True, reason=reason, quit=quit, msgid=msgid)
+        )
         self._let_queue_move(channel, index, now, effects)
         effects.append(fx.Disconnect(member, EXIT_OK, "you left the chat", Cause.LEFT))
 
     def _enter(self, member: Member, channel: Channel, now: float, effects: Effects) -> None:
         member.channel = channel
         member.admitted = False
+        if channel.has_room() and not channel.queue:
+            # Admitted at once: what was said there comes before the welcome.
+            told = self._tell_history(member, channel, effects)
+            effects.append(fx.Welcome(self._stamp, member, channel.name))
+            self._admit(member, channel, now, effects, told)
+            return
         effects.append(fx.Welcome(self._stamp, member, channel.name))
         channel.queue.append(member)
         channel.queued_names.add(member.name)
@@ -349,14 +378,85 @@ class Hub:
         if moved:
             self._tell_positions(channel, 0, effects)
 
-    def _admit(self, member: Member, channel: Channel, now: float, effects: Effects) -> None:
+    def _admit(
+        self, member: Member, channel: Channel, now: float, effects: Effects, told: bool = False
+    ) -> None:
+        """``told``: it has had the channel's history already."""
         member.admitted = True
         channel.admit(member)
         # Time spent queued does not count; a mute carried in freezes the timer.
         member.afk_deadline = max(now, member.muted_until) + self.afk_timeout
         effects.append(fx.Reschedule(member))
+        if not told:
+            self._tell_history(member, channel, effects)
         effects.append(fx.Roster(member, list(itertools.islice(channel.members, ROSTER_LIMIT))))
-        effects.append(fx.Joined(self._stamp, channel.audience(), member.name, channel.name))
+        if member.via_irc:
+            # An IRC client opens the channel with its JOIN (the roster's):
+            # the replay follows it.
+            self._tell_history(member, channel, effects, irc=True)
+        msgid = self._record_event(channel, hist.JOINED, member.name, "", effects)
+        effects.append(fx.Joined(self._stamp, channel.audience(), member.name, channel.name, msgid))
+
+    # ----- history (history.py; docs/behaviour.md, "Channel history") -----
+
+    def _tell_history(
+        self, member: Member, channel: Channel, effects: Effects, irc: bool = False
+    ) -> bool:
+        """Send ``member`` what was said in ``channel``, if it keeps any; an
+        IRC member only when ``irc`` (after its JOIN). Whether it was told."""
+        if member.via_irc != irc:
+            return False
+        entries = channel.history.entries
+        if entries:
+            effects.append(fx.History(member, channel.name, tuple(entries)))
+        return True
+
+    def _record(
+        self,
+        channel: Channel,
+        seq: int,
+        kind: str,
+        user: str,
+        message: str,
+        style: str,
+        effects: Effects,
+    ) -> hist.Entry:
+        entry = hist.Entry(seq, self._wall, self._stamp, kind, user, message, style)
+        channel.history.add(entry)
+        effects.append(fx.Recorded(channel.name, entry))
+        return entry
+
+    def _record_event(
+        self,
+        channel: Channel,
+        kind: str,
+        user: str,
+        why: str,
+        effects: Effects,
+        announced: bool = True,
+    ) -> str:
+        """Keep a join or a leave that ``channel``'s members see, with
+        --history-events; its msgid, or "" when not kept."""
+        if not (announced and self._keeping and self.history.events):
+            return ""
+        self.said += 1
+        return self._record(channel, self.said, kind, user, "", why, effects).msgid
+
+    def _show_history(self, command: cmd.ShowHistory, effects: Effects) -> None:
+        """/history CHANNEL [N]: the operator reads the last lines on stderr."""
+        channel = self.channels.get(command.channel)
+        if channel is None:
+            effects.append(fx.Console(f"/history: there is no channel {command.channel}"))
+            return
+        if not self.history.on:
+            effects.append(fx.Console("/history: history is off (start with --history N)"))
+            return
+        count = DEFAULT_CONSOLE_HISTORY if command.count is None else command.count
+        entries = channel.history.latest(count)
+        if not entries:
+            effects.append(fx.Console(f"/history: nothing said in {channel.name} is kept"))
+        for entry in entries:
+            effects.append(fx.Console(text.entry_history_line(entry)))
 
     def _tell_positions(self, channel: Channel, start: int, effects: Effects) -> None:
         for ahead in range(start, len(channel.queue)):
@@ -390,7 +490,10 @@ class Hub:
         index = self._take_out(member, channel)
         audience = channel.audience() if was_admitted else ()
         if announce:
-            effects.append(fx.Left(self._stamp, audience, member.name, logged))
+            msgid = self._record_event(
+                channel, hist.LEFT, member.name, "left", effects, was_admitted
+            )
+            effects.append(fx.Left(self._stamp, audience, member.name, logged, msgid=msgid))
         elif audience:
             effects.append(fx.Left(self._stamp, audience, member.name, False, quiet=True))
         self._let_queue_move(channel, index, now, effects)
@@ -440,7 +543,13 @@ class Hub:
     ) -> None:
         if self._cannot_speak(member, channel, now, effects, style):
             return
-        effects.append(fx.Chat(self._stamp, channel.audience(), member.name, message, style))
+        self.said += 1
+        seq, at = self.said, self._wall
+        effects.append(
+            fx.Chat(self._stamp, channel.audience(), member.name, message, style, seq, at)
+        )
+        if self._keeping:
+            self._record(channel, seq, hist.SAID, member.name, message, style, effects)
 
     def _whisper(
         self,
@@ -488,7 +597,8 @@ class Hub:
         effects.append(
             fx.Disconnect(member, EXIT_OK, "kicked by the server operator", Cause.KICKED)
         )
-        effects.append(fx.Kicked(self._stamp, channel.audience(), member.name))
+        msgid = self._record_event(channel, hist.LEFT, member.name, "kicked", effects)
+        effects.append(fx.Kicked(self._stamp, channel.audience(), member.name, msgid))
         self._advance(channel, now, effects)
 
     def _mute(self, mute: cmd.Mute, now: float, effects: Effects) -> None:
@@ -523,6 +633,10 @@ class Hub:
                 )
             )
         effects.append(fx.Emptied(self._stamp, channel_name))
+        if self._keeping:
+            # Whoever comes next never reads what was said before (behaviour.md).
+            channel.history.clear()
+            effects.append(fx.Forgotten(channel_name, self._wall))
         self._advance(channel, now, effects)
 
 

@@ -10,6 +10,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
 from .config import ChannelConfig
+from .history import NO_HISTORY, History
 
 if TYPE_CHECKING:
     from . import wire
@@ -100,6 +101,8 @@ class Channel:
     members: dict[str, Member] = field(default_factory=dict)
     queue: list[Member] = field(default_factory=list)  # waiting, first come first
     queued_names: set[str] = field(default_factory=set)
+    # What was said in it, kept for those admitted later (history.py).
+    history: History = field(default_factory=lambda: History(NO_HISTORY))
     _audience: tuple[Member, ...] | None = field(default=None, repr=False)
 
     def admit(self, member: Member) -> None:

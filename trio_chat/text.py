@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .events import ACTION
+
+if TYPE_CHECKING:
+    from .history import Entry
 
 Stamp = Callable[[], str]
 STAMP_FORMAT = "%H:%M:%S"
@@ -156,3 +160,35 @@ def emptied(stamp: str, channel: str) -> str:
 
 def went_afk(stamp: str, user: str) -> str:
     return server_message(stamp, f"{user} went AFK.")
+
+
+# docs/behaviour.md, "Channel history".
+HISTORY_DIVIDER = "— earlier messages —"  # at a terminal, below the history shown dimmed
+DATE_FORMAT = "%Y-%m-%d"
+
+
+def history_date(seconds: float) -> str:
+    """The server's local date of a moment, as history lines show it."""
+    return time.strftime(DATE_FORMAT, time.localtime(seconds))
+
+
+def history_line(date: str, line: str) -> str:
+    """A line from before the member came, as a piped client prints it (and
+    the server's /history): its live line behind the day it was said."""
+    return f"[History {date}] {line}"
+
+
+def entry_line(entry: Entry) -> str:
+    """The line a history entry showed when it was live, with its own stamp."""
+    kind = entry.kind
+    if kind == "said":
+        return chat_line(entry.stamp, entry.user, entry.message, entry.style)
+    if kind == "joined":
+        return joined_channel(entry.stamp, entry.user)
+    if entry.style == "afk":
+        return went_afk(entry.stamp, entry.user)
+    return left_channel(entry.stamp, entry.user)
+
+
+def entry_history_line(entry: Entry) -> str:
+    return history_line(history_date(entry.at), entry_line(entry))

@@ -22,7 +22,8 @@ T = TypeVar("T")
 Payload = bytes | memoryview
 
 # /2: LINE frames name what the line is about (LineKind, subject).
-PROTOCOL = "trio-chat/2"
+# /3: HISTORY and HISTORY_END frames (a /2 client would not know them).
+PROTOCOL = "trio-chat/3"
 
 HEADER = struct.Struct("!IB")
 _LINE_HEADER = struct.Struct("!IBB")  # the header and a LINE frame's kind
@@ -44,7 +45,7 @@ MAX_CONTROL_PAYLOAD = 64 * 1024
 
 class FrameType(IntEnum):
     # Client to server.
-    HELLO = 1  # "trio-chat/2 <username>"
+    HELLO = 1  # "trio-chat/3 <username>"
     INPUT = 2  # one stripped line of the client's stdin
     SEND_OFFER = 3  # JSON {"ref", "target", "path", "name", "size", "readable"}
     # Server to client.
@@ -56,6 +57,12 @@ class FrameType(IntEnum):
     CHANNELS = 21  # after joining: JSON {"channels": [names in config order]}
     ROSTER = 22  # on admission: JSON {"names": [members of the channel, at most 1000]}
     EVENT = 23  # to a browser, instead of LINE: JSON {"event", "stamp", ...} (render/browser.py)
+    # A line said before this member came (docs/behaviour.md, "Channel
+    # history"): a LINE frame's kind, subject and "\n", the day ("YYYY-MM-DD")
+    # and "\n", then the line as it was shown live. The history is followed
+    # by one HISTORY_END (no payload), before anything live.
+    HISTORY = 24
+    HISTORY_END = 25
     # File transfer. Every one of these carries the server's transfer id (the
     # sender learns it from SEND_STATE GO), so the server relays them unchanged.
     FILE_DATA = 32  # id, then up to CHUNK_SIZE bytes of the file
@@ -139,6 +146,24 @@ def decode_line(payload: Payload) -> tuple[LineKind, str, str]:
     if not newline:
         raise ProtocolError("a LINE frame without its subject")
     return kind, subject, line
+
+
+_HISTORY = int(FrameType.HISTORY)
+HISTORY_END_FRAME = HEADER.pack(0, FrameType.HISTORY_END)
+
+
+def encode_history(kind: int, date: str, line: str, subject: str = "") -> bytes:
+    payload = f"{subject}\n{date}\n{line}".encode()
+    return _LINE_HEADER.pack(len(payload) + 1, _HISTORY, kind) + payload
+
+
+def decode_history(payload: Payload) -> tuple[LineKind, str, str, str]:
+    """A HISTORY frame's kind, subject, day and line."""
+    kind, subject, rest = decode_line(payload)
+    date, newline, line = rest.partition("\n")
+    if not newline:
+        raise ProtocolError("a HISTORY frame without its day")
+    return kind, subject, date, line
 
 
 def encode_notice(text: str) -> bytes:

@@ -14,7 +14,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from .. import wire
+from .. import text, wire
 from ..terminal_io import print_line
 from ..wire import FrameType, LineKind
 
@@ -33,6 +33,12 @@ class Greeting:
     printed: int = 0  # LINE frames already on stdout
     bye: tuple[int, str] | None = None  # the server refused us: status and reason
     closed: bool = False  # the server hung up
+
+
+def print_history(payload: wire.Payload) -> None:
+    """A HISTORY frame, piped: its documented form (behaviour.md, "Channel history")."""
+    _, _, date, line = wire.decode_history(payload)
+    print_line(text.history_line(date, line))
 
 
 def read_greeting(sock: socket.socket, username: str) -> Greeting:
@@ -70,6 +76,10 @@ def read_greeting(sock: socket.socket, username: str) -> Greeting:
                     # Admitted (its own join is the first JOINED it gets) or queued.
                     if kind == LineKind.QUEUED or (kind == LineKind.JOINED and subject == username):
                         settled = True
+                elif frame_type == FrameType.HISTORY:
+                    print_history(payload)
+                elif frame_type == FrameType.HISTORY_END:
+                    pass  # piped, history lines carry their own mark
                 elif frame_type == FrameType.BYE and payload:
                     greeting.bye = (payload[0], wire.decode_text(payload[1:]))
                     return greeting

@@ -22,7 +22,7 @@ from ..terminal_io import print_error, print_line, read_lines
 from ..tls import describe_failure
 from ..wire import FrameType, LineKind, ProtocolError
 from . import PROGRAM, note_on_stderr
-from .greeting import Greeting
+from .greeting import Greeting, print_history
 from .transfers import ProgressListener, Transfers
 
 if TYPE_CHECKING:
@@ -37,6 +37,10 @@ def print_plain(line: str, kind: LineKind, subject: str) -> None:
 
 class TerminalHooks(ProgressListener, Protocol):
     def show_help(self) -> None: ...
+
+    def print_history(self, line: str, kind: LineKind, subject: str) -> None: ...
+
+    def end_history(self) -> None: ...
 
     def set_channels(self, names: list[str]) -> None: ...
 
@@ -158,6 +162,15 @@ class ClientConnection:
             self.welcomed = True
             kind, subject, line = wire.decode_line(payload)
             self.out(line, kind, subject)
+        elif frame_type == FrameType.HISTORY:
+            if self.terminal is None:
+                print_history(payload)
+            else:
+                kind, subject, _, line = wire.decode_history(payload)
+                self.terminal.print_history(line, kind, subject)
+        elif frame_type == FrameType.HISTORY_END:
+            if self.terminal is not None:
+                self.terminal.end_history()
         elif frame_type == FrameType.FILE_DATA:
             await transfers.on_data(payload)
         elif frame_type == FrameType.FILE_ACK:

@@ -40,6 +40,7 @@ from prompt_toolkit.renderer import print_formatted_text
 from prompt_toolkit.styles import Style
 
 from ..sanitize import clean
+from ..text import HISTORY_DIVIDER
 from ..wire import LineKind
 from . import PROGRAM, note_on_stderr
 from .transfers import human_size
@@ -66,6 +67,8 @@ STYLE = Style.from_dict(
         "whisper": "ansimagenta bold",
         "listing": "ansiblue",
         "note": "italic",
+        "history": "dim",
+        "divider": "dim italic",
     }
 )
 _KIND_STYLE = {
@@ -271,6 +274,18 @@ class TerminalUI:
         subject = clean(subject)
         self._learn_names(kind, subject)
         self._show(self._fragments(line, kind, subject))
+
+    def print_history(self, line: str, kind: LineKind, subject: str = "") -> None:
+        """A line said before we came: dimmed (behaviour.md, "Channel history")."""
+        line = clean(line)
+        self._learn_names(kind, clean(subject))
+        if self.output.get_default_color_depth() == ColorDepth.DEPTH_1_BIT:
+            self._show([("", line)])
+        else:
+            self._show([("class:history", line)])
+
+    def end_history(self) -> None:
+        self._show([("class:divider", HISTORY_DIVIDER)])
 
     def note(self, text: str) -> None:
         """A notice for stderr: above the prompt when stderr is this terminal too,

@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 
 from ..config import ChannelConfig
+from ..history import HistoryConfig
 
 
 def connection_ref(node: int, number: int) -> str:
@@ -62,7 +63,8 @@ assert RENEW_EVERY + CALL_DEADLINE < LEASE_MS / 1000
 # headers name their fields too (origin, seq, to, from: routes.py).
 # 4: IRC's events (say, tell, leave, claim_nick; join's via_irc) and the
 # hub's nicks in snapshots.
-LOG_FORMAT = 4
+# 5: the hub's line numbers and each channel's history in snapshots.
+LOG_FORMAT = 5
 
 
 LEASES = PREFIX + "lease:"  # + a node's number
@@ -83,12 +85,16 @@ def data(node: int) -> str:
     return f"{PREFIX}data:{node}"
 
 
-def fingerprint(channels: Sequence[ChannelConfig], afk_timeout: float) -> str:
-    """What every node must share: the channels, the rules' timer and the log format."""
+def fingerprint(
+    channels: Sequence[ChannelConfig], afk_timeout: float, history: HistoryConfig
+) -> str:
+    """What every node must share: the channels, the rules' timer and
+    history, and the log format."""
     return json.dumps(
         {
             "channels": [[c.name, c.port, c.capacity] for c in channels],
             "afk_timeout": afk_timeout,
+            "history": [history.lines, history.max_bytes, history.events],
             # Nodes that write the log differently must not share one.
             "log_format": LOG_FORMAT,
         },

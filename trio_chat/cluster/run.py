@@ -21,7 +21,7 @@ import trio
 from ..config import ChannelConfig
 from ..hub import Hub
 from ..server.core import ChatServer
-from ..server.run import run_until_stopped, serve_bound
+from ..server.run import history_config, run_until_stopped, serve_bound
 from ..server.sockets import bind_and_announce
 from . import keys
 from .boot import ClusterError, join_cluster
@@ -40,7 +40,7 @@ def run_node(
     ssl_context: ssl.SSLContext | None,
 ) -> int:
     url: str = arguments.redis
-    fingerprint = keys.fingerprint(channels, arguments.afk_timeout)
+    fingerprint = keys.fingerprint(channels, arguments.afk_timeout, history_config(arguments))
 
     async def node(server: ChatServer, hub: Hub) -> int:
         def fail(reason: str) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..history import Entry
 from ..hub import Hub, Member
 from ..names import fold_nick
 
@@ -30,10 +31,12 @@ def dump(hub: Hub) -> bytes:
         {
             "closed": hub.closed,
             "nicks": hub.nick_of,
+            "said": hub.said,
             "channels": {
                 name: {
                     "members": [member(m) for m in channel.members.values()],
                     "queue": [member(m) for m in channel.queue],
+                    "history": [entry.as_list() for entry in channel.history.entries],
                 }
                 for name, channel in hub.channels.items()
             },
@@ -45,6 +48,7 @@ def restore(hub: Hub, blob: bytes) -> None:
     """Load ``blob`` into a fresh ``hub``."""
     state = json.loads(blob)
     hub.closed = bool(state["closed"])
+    hub.said = int(state.get("said", 0))
     for ref, nick in state.get("nicks", {}).items():
         hub.nick_of[str(ref)] = str(nick)
         hub.nicks[fold_nick(str(nick))] = str(ref)
@@ -53,6 +57,7 @@ def restore(hub: Hub, blob: bytes) -> None:
         channel = hub.channels.get(name)
         if channel is None:
             continue  # the configs were checked to be equal; nothing to put it in
+        channel.history.extend(Entry.from_list(fields) for fields in saved.get("history", ()))
         for admitted, key in ((True, "members"), (False, "queue")):
             for fields in saved[key]:
                 ref = str(fields["ref"])

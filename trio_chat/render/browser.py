@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import effects as fx
 from ..events import ACTION
+from ..history import SAID, Entry, msgid
 from ..state import Member
 from ..wire import FrameType, encode_json
 
@@ -39,14 +40,68 @@ def _muted(e: fx.Muted) -> Frames:
 
 
 def _chat(e: fx.Chat) -> Frames:
-    return _many(e.audience, _said("chat", e.stamp, e.sender, e.message, e.style))
+    ident = msgid(e.seq, e.at) if e.seq else ""
+    return _many(e.audience, _said("chat", e.stamp, e.sender, e.message, e.style, ident))
 
 
-def _said(event: str, stamp: str, sender: str, message: str, style: str) -> bytes:
-    """A chat or whisper event; an IRC user's /me is marked (docs/irc.md)."""
+def _said(event: str, stamp: str, sender: str, message: str, style: str, ident: str = "") -> bytes:
+    """A chat or whisper event; an IRC user's /me is marked (docs/irc.md);
+    a line said in a channel has its id (history.msgid)."""
+    fields: dict[str, object] = {"sender": sender, "message": message}
     if style == ACTION:
-        return _event(event, stamp, sender=sender, message=message, action=True)
-    return _event(event, stamp, sender=sender, message=message)
+        fields["action"] = True
+    if ident:
+        fields["id"] = ident
+    return _event(event, stamp, **fields)
+
+
+def _left(stamp: str, user: str, why: str, ident: str) -> bytes:
+    if ident:
+        return _event("left", stamp, user=user, why=why, id=ident)
+    return _event("left", stamp, user=user, why=why)
+
+
+def _entry(entry: Entry) -> dict[str, object]:
+    """One history entry as the page reads it (docs/web.md, "history")."""
+    fields: dict[str, object] = {
+        "id": entry.msgid,
+        "at": entry.at,
+        "stamp": entry.stamp,
+        "kind": entry.kind,
+        "user": entry.user,
+    }
+    if entry.kind == SAID:
+        fields["message"] = entry.message
+        if entry.style == ACTION:
+            fields["action"] = True
+    elif entry.kind != "joined":
+        fields["why"] = entry.style
+    return fields
+
+
+# What one history event's entries may count (Entry.size, escaped: JSON
+# writes a character outside ASCII as up to 12 bytes for its 4 of UTF-8), so
+# that every event stays far below wire.MAX_PAYLOAD.
+_HISTORY_EVENT_BYTES = 48 * 1024
+
+
+def _history(e: fx.History) -> Frames:
+    """The entries in events of a bounded size, oldest first; the last one
+    says so (``"last": true``), and the page draws its divider then."""
+    frames: Frames = []
+    member = (e.member,)
+    batch: list[dict[str, object]] = []
+    counted = 0
+    for entry in e.entries:
+        cost = entry.size() * 3 + 128
+        if batch and counted + cost > _HISTORY_EVENT_BYTES:
+            frames.append((member, _event("history", "", channel=e.channel, entries=batch)))
+            batch, counted = [], 0
+        batch.append(_entry(entry))
+        counted += cost
+    last = _event("history", "", channel=e.channel, entries=batch, last=True)
+    frames.append((member, last))
+    return frames
 
 
 _RENDER: dict[type[Any], Callable[[Any], Frames]] = {
@@ -57,12 +112,17 @@ _RENDER: dict[type[Any], Callable[[Any], Frames]] = {
         e.member, _event("cannot_connect", e.stamp, channel=e.channel)
     ),
     fx.QueuePosition: lambda e: _one(e.member, _event("queued", e.stamp, ahead=e.ahead)),
-    fx.Joined: lambda e: _many(e.audience, _event("joined", e.stamp, user=e.user)),
-    fx.Left: lambda e: (
-        [] if e.quiet else _many(e.audience, _event("left", e.stamp, user=e.user, why="left"))
+    fx.Joined: lambda e: _many(
+        e.audience,
+        _event("joined", e.stamp, user=e.user, id=e.msgid)
+        if e.msgid
+        else _event("joined", e.stamp, user=e.user),
     ),
-    fx.WentAfk: lambda e: _many(e.audience, _event("left", e.stamp, user=e.user, why="afk")),
-    fx.Kicked: lambda e: _many(e.audience, _event("left", e.stamp, user=e.user, why="kicked")),
+    fx.Left: lambda e: (
+        [] if e.quiet else _many(e.audience, _left(e.stamp, e.user, "left", e.msgid))
+    ),
+    fx.WentAfk: lambda e: _many(e.audience, _left(e.stamp, e.user, "afk", e.msgid)),
+    fx.Kicked: lambda e: _many(e.audience, _left(e.stamp, e.user, "kicked", e.msgid)),
     fx.Chat: _chat,
     fx.Whisper: lambda e: _one(e.receiver, _said("whisper", e.stamp, e.sender, e.message, e.style)),
     fx.NotHere: lambda e: _one(e.to, _event("not_here", e.stamp, user=e.user)),
@@ -82,6 +142,7 @@ _RENDER: dict[type[Any], Callable[[Any], Frames]] = {
     ),
     fx.Muted: _muted,
     fx.FileSent: lambda e: _one(e.sender, _event("sent", e.stamp, path=e.path, to=e.target)),
+    fx.History: _history,
 }
 
 

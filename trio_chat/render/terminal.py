@@ -12,8 +12,9 @@ from typing import Any
 
 from .. import effects as fx
 from .. import text
+from ..history import JOINED, SAID
 from ..state import Member
-from ..wire import LineKind, encode_line
+from ..wire import HISTORY_END_FRAME, LineKind, encode_history, encode_line
 
 Frames = list[tuple[Sequence[Member], bytes]]
 
@@ -54,6 +55,21 @@ def _muted(e: fx.Muted) -> Frames:
     return frames
 
 
+def _history(e: fx.History) -> Frames:
+    """Each line as it was shown live, with its day; then the end of them."""
+    frames: list[bytes] = []
+    for entry in e.entries:
+        if entry.kind == SAID:
+            kind = LineKind.CHAT
+        else:
+            kind = LineKind.JOINED if entry.kind == JOINED else LineKind.LEFT
+        date = text.history_date(entry.at)
+        frames.append(encode_history(kind, date, text.entry_line(entry), entry.user))
+    frames.append(HISTORY_END_FRAME)
+    member = (e.member,)
+    return [(member, frame) for frame in frames]
+
+
 _RENDER: dict[type[Any], Callable[[Any], Frames]] = {
     fx.Welcome: lambda e: _one(e.member, text.welcome(e.stamp, e.channel, e.member.name)),
     fx.CannotConnect: lambda e: _one(e.member, text.cannot_connect(e.stamp, e.channel)),
@@ -88,6 +104,7 @@ _RENDER: dict[type[Any], Callable[[Any], Frames]] = {
     fx.Listing: _listing,
     fx.Muted: _muted,
     fx.FileSent: lambda e: _one(e.sender, text.you_sent(e.stamp, e.path, e.target)),
+    fx.History: _history,
 }
 
 

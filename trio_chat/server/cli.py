@@ -29,7 +29,7 @@ from ..arguments import (
     web_origin,
 )
 from ..config import ChannelConfig, ConfigError, load_config
-from ..defaults import DEFAULT_AFK_TIMEOUT
+from ..defaults import DEFAULT_AFK_TIMEOUT, DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES
 from ..names import fold_nick
 from ..terminal_io import open_standard_streams, print_error
 from . import PROGRAM, early_signals
@@ -49,7 +49,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         prog=PROGRAM,
         description="Serve trio-chat channels; each channel of CONFIGFILE on its own port.",
         epilog="Console commands on stdin: /kick CHANNEL:USER, /mute CHANNEL:USER SECONDS, "
-        "/empty CHANNEL, /shutdown.",
+        "/empty CHANNEL, /history CHANNEL [N], /shutdown.",
     )
     parser.add_argument("configfile", help="lines of 'channel <name> <port> <capacity>'")
     parser.add_argument(
@@ -159,6 +159,33 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         metavar="FILE",
         help="IRC clients must give the password in FILE (its first line) with PASS",
     )
+    parser.add_argument(
+        "--history",
+        type=count_at_least(0, "a number of lines"),
+        default=DEFAULT_HISTORY_LINES,
+        metavar="N",
+        help="keep the last N lines said in each channel and send them to whoever "
+        "is admitted later; 0 keeps nothing (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--history-bytes",
+        type=byte_size,
+        default=DEFAULT_HISTORY_BYTES,
+        metavar="BYTES",
+        help="and at most this much text in each channel's history, such as 256K "
+        f"(default: {size_text(DEFAULT_HISTORY_BYTES)})",
+    )
+    parser.add_argument(
+        "--history-events",
+        action="store_true",
+        help="keep joins and leaves in the history too",
+    )
+    parser.add_argument(
+        "--history-file",
+        metavar="FILE",
+        help="a lone server keeps its history in FILE (appended, compacted) and "
+        "reloads it at start; a cluster keeps it in Redis",
+    )
     # Set by --workers for the processes it starts: bind ports another process holds.
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
@@ -173,6 +200,15 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("--irc-server-name and --irc-password-file go with --irc")
     if arguments.reuse_port and arguments.redis is None:
         parser.error("--reuse-port is for the processes --workers starts")
+    if arguments.history == 0 and (arguments.history_events or arguments.history_file is not None):
+        parser.error("--history-events and --history-file go with --history N (N > 0)")
+    if arguments.history_file is not None and (
+        arguments.redis is not None or arguments.workers is not None
+    ):
+        parser.error(
+            "--history-file is for a lone server: a cluster keeps its history in Redis "
+            "(with appendonly yes, it survives a restart of every node)"
+        )
     return arguments
 
 

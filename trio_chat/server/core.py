@@ -44,6 +44,15 @@ FLUSH_PATIENCE = 64
 if TYPE_CHECKING:
     import ssl
 
+    from ..history import Entry
+
+
+class HistoryKeeper(typing.Protocol):
+    """Where a lone server writes its channels' history (--history-file)."""
+
+    def recorded(self, channel: str, entry: Entry) -> None: ...
+    def forgotten(self, channel: str, at: float) -> None: ...
+
 
 def peer_address(stream: trio.abc.Stream) -> str | None:
     """The IP address of the peer of a TCP stream; None for other streams."""
@@ -127,6 +136,8 @@ class ChatServer:
         # members are stand-ins that send nothing).
         self.connected: dict[ClientProtocol, int] = dict.fromkeys(ClientProtocol, 0)
         self.other_protocols = 0
+        # The history file, when a lone server keeps one (--history-file).
+        self.history_keeper: HistoryKeeper | None = None
 
     def apply(self, effects: Iterable[fx.Effect], speaking: bool = True) -> None:
         """Carry out the hub's decisions, in order. Never awaits.
@@ -172,6 +183,12 @@ class ChatServer:
         elif isinstance(effect, fx.Console):
             if speaking:
                 self.log(effect.text)
+        elif isinstance(effect, fx.Recorded):
+            if self.history_keeper is not None:
+                self.history_keeper.recorded(effect.channel, effect.entry)
+        elif isinstance(effect, fx.Forgotten):
+            if self.history_keeper is not None:
+                self.history_keeper.forgotten(effect.channel, effect.at)
         elif isinstance(effect, fx.StopServer):
             self.stop()
 

@@ -11,6 +11,7 @@ the log comes back, in the same order. Either way the rules live only in
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
@@ -107,7 +108,7 @@ class LocalGateway:
         return ref
 
     def submit(self, event: Event) -> None:
-        effects = self.hub.handle(event, trio.current_time(), self.stamp())
+        effects = self.hub.handle(event, trio.current_time(), self.stamp(), time.time())
         self.host.apply(effects)
 
     def release(self, ref: str) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..config import ChannelConfig
+from ..history import HistoryConfig
 from ..hub import Hub
 from . import PROGRAM, accept_log
 from .core import ChatServer
@@ -136,6 +137,10 @@ async def serve_bound(
     )
 
 
+def history_config(arguments: argparse.Namespace) -> HistoryConfig:
+    return HistoryConfig(arguments.history, arguments.history_bytes, arguments.history_events)
+
+
 def run_until_stopped(
     channels: Sequence[ChannelConfig],
     arguments: argparse.Namespace,
@@ -144,7 +149,7 @@ def run_until_stopped(
 ) -> int:
     """The hub, output that never blocks the event loop and the server, then
     trio running ``main`` with the server and its hub: ``main``'s exit status."""
-    hub = Hub(channels, afk_timeout=arguments.afk_timeout)
+    hub = Hub(channels, afk_timeout=arguments.afk_timeout, history=history_config(arguments))
     output, errors = open_output()
     server = make_server(hub, arguments, ssl_context, output, errors)
     try:

@@ -10,7 +10,7 @@ const FRAME = {
   FILE_INCOMING: 19, SEND_STATE: 20, CHANNELS: 21, ROSTER: 22, EVENT: 23,
   FILE_DATA: 32, FILE_END: 33, FILE_ABORT: 34, FILE_ACK: 35, FILE_RESULT: 36,
 };
-const PROTOCOL = "trio-chat/2";
+const PROTOCOL = "trio-chat/3";
 const STATE = { GO: 0, DONE: 1, REFUSED: 2, ABORTED: 3 };
 const CHUNK = 256 * 1024;
 const WINDOW = 16 * CHUNK;
