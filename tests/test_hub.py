@@ -359,7 +359,9 @@ def test_say_is_chat_taken_as_it_is_and_keeps_its_style() -> None:
     ]
     assert alice.afk_deadline == 107.0 and alice.channel is not None
     effects = run(h, ev.Say("bob", "hi", "shouting"))
-    assert effects[-1] == fx.Chat(T, (alice, bob), "bob", "hi", ev.CHAT)  # unknown style: chat
+    assert effects[-1] == fx.Chat(
+        T, (alice, bob), "bob", "hi", ev.CHAT, seq=2
+    )  # unknown style: chat
 
 
 def test_a_muted_or_queued_member_cannot_say_or_tell() -> None:
