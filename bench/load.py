@@ -593,11 +593,135 @@ def flood_table(directory: Path, members: int, messages: int, pause: float) -> l
     return rows
 
 
+# Channel history (docs/behaviour.md, "Channel history"): the server's option.
+HISTORY = ("--history", "1000")
+# A typical chat line for the history's memory: 100 characters.
+HISTORY_PAD = "x" * 80
+
+
+def history_fan_out_table(directory: Path, members: int, messages: int, runs: int) -> list[str]:
+    """The closed-loop fan-out with --history 1000 and without, alternating:
+    the median of ``runs`` runs of each (every line is kept, and a full
+    history drops its oldest)."""
+    results: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    for _ in range(runs):
+        for keeping in (False, True):
+            options = (*UNGUARDED, *HISTORY) if keeping else UNGUARDED
+            server = partial(ChatServerProcess, directory, 3, members + 10, options)
+            results[keeping].append(measured_fan_out(server, "chat", members, messages))
+    rate = {k: median_of(v, "deliveries") for k, v in results.items()}
+    cpu = {k: median_of(v, "cpu_per_100k") for k, v in results.items()}
+    return [
+        "| members | messages each | without: deliveries/s | CPU-s per 100k "
+        "| --history 1000: deliveries/s | CPU-s per 100k | rate with / without "
+        "| CPU with / without |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {members} | {messages} | {rate[False]:,.0f} | {cpu[False]:.3f} | "
+        f"{rate[True]:,.0f} | {cpu[True]:.3f} | {rate[True] / rate[False]:.1%} | "
+        f"{cpu[True] / cpu[False]:.1%} |",
+    ]
+
+
+async def fill_history(port: int, index: int, lines: int) -> Member:
+    """A member of the channel on ``port`` says ``lines`` lines of about 100
+    characters, one at a time (each comes back before the next goes)."""
+    member, _ = await connect(port, index, "chat")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(member.read_forever)
+        for seq in range(lines):
+            member.echoed = trio.Event()
+            text = f"{HISTORY_PAD} m {index} {seq} {time.perf_counter()}"
+            await member.stream.send_all(wire.encode_input(text))
+            await member.echoed.wait()
+        nursery.cancel_scope.cancel()
+    return member
+
+
+def admission_cost(directory: Path, options: tuple[str, ...], members: int, joins: int) -> float:
+    """Server CPU milliseconds per admission to a channel of ``members``,
+    after 1000 lines were said in it (kept or not, as ``options`` say): each
+    newcomer joins, reads everything up to its own join (the history too) and
+    hangs up before the next comes."""
+    server = ChatServerProcess(directory, 3, members + joins + 10, options)
+    port = server.ports[0]
+    try:
+
+        async def main() -> float:
+            group, _ = await connect_all([port], members - 1, "chat")
+            speaker = await fill_history(port, members, 1000)
+            async with trio.open_nursery() as nursery:
+                for member in [*group, speaker]:
+                    nursery.start_soon(member.read_forever)
+                await trio.sleep(0.5)  # the last lines drain
+                before = cpu_seconds(server.process.pid)
+                for index in range(joins):
+                    newcomer, _ = await connect(port, 100_000 + index, "chat")
+                    await newcomer.stream.aclose()
+                used = cpu_seconds(server.process.pid) - before
+                nursery.cancel_scope.cancel()
+            return used / joins * 1000
+
+        return trio.run(main)
+    finally:
+        server.stop()
+
+
+def history_memory(directory: Path, channels: int) -> tuple[float, float]:
+    """Server RSS (KB) a channel's full history of 1000 lines of ~100
+    characters adds, and what the history counts against --history-bytes."""
+    server = ChatServerProcess(directory, channels, 10, (*UNGUARDED, *HISTORY))
+    try:
+
+        async def main() -> float:
+            speakers = await connect_all(server.ports, channels, "chat")
+            await trio.sleep(0.5)
+            before = rss_kb(server.process.pid)
+            async with trio.open_nursery() as nursery:
+                for index, port in enumerate(server.ports):
+                    nursery.start_soon(fill_history, port, channels + index, 1000)
+            await trio.sleep(0.5)
+            del speakers
+            return (rss_kb(server.process.pid) - before) / channels
+
+        per_channel = trio.run(main)
+    finally:
+        server.stop()
+    line = len(f"{HISTORY_PAD} m 10 999 {time.perf_counter()}")
+    counted = 1000 * (len("u10") + line + 32) / 1024
+    return per_channel, counted
+
+
+def history_tables(directory: Path, quick: bool, runs: int) -> list[str]:
+    members, messages = (20, 20) if quick else (100, 100)
+    rows = history_fan_out_table(directory, members, messages, 1 if quick else runs)
+    joins = 10 if quick else 50
+    without = admission_cost(directory, UNGUARDED, 100, joins)
+    with_history = admission_cost(directory, (*UNGUARDED, *HISTORY), 100, joins)
+    per_channel, counted = history_memory(directory, 5 if quick else 20)
+    rows += [
+        "",
+        "| admission to a 100-member channel after 1000 lines | server CPU per admission |",
+        "|---|---|",
+        f"| without history | {without:.2f} ms |",
+        f"| --history 1000 (the newcomer gets all 1000) | {with_history:.2f} ms "
+        f"(target ≤ 5 ms; the history's own part {with_history - without:.2f} ms) |",
+        "",
+        "| a channel's full history (1000 lines of ~100 characters) | per channel |",
+        "|---|---|",
+        f"| server RSS it adds | {per_channel:,.0f} KB |",
+        f"| what it counts against --history-bytes (default 1M) | {counted:,.0f} KB |",
+    ]
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument(
         "--runs", type=int, default=3, help="runs of each server against InspIRCd (median)"
+    )
+    parser.add_argument(
+        "--history-only", action="store_true", help="only the channel history tables"
     )
     arguments = parser.parse_args()
     quick = arguments.quick
@@ -605,6 +729,10 @@ def main() -> None:
     sizes = [(10, 20), (100, 5)] if quick else [(10, 1000), (100, 100), (1000, 1)]
     with tempfile.TemporaryDirectory() as name:
         directory = Path(name)
+        if arguments.history_only:
+            print("Channel history: fan-out with --history 1000 and without, alternating\n")
+            print("\n".join(history_tables(directory, quick, arguments.runs)))
+            return
         print("Fan-out: one channel, every member sends in a closed loop\n")
         print("\n".join(fan_out_table(directory, sizes)))
         if INSPIRCD.exists():
@@ -622,6 +750,8 @@ def main() -> None:
         print("\n".join(slow_consumer_table(directory, 20 if quick else 100, 10 if quick else 50)))
         print("\nFlood: one member floods while others chat under the limit\n")
         print("\n".join(flood_table(directory, 20, 10 if quick else 40, 0.25)))
+        print("\nChannel history: fan-out with --history 1000 and without, alternating\n")
+        print("\n".join(history_tables(directory, quick, arguments.runs)))
 
 
 if __name__ == "__main__":

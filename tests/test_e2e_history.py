@@ -130,3 +130,28 @@ def test_without_history_nothing_changes_and_empty_forgets(tmp_path: Path) -> No
         chat.join("bob")  # nothing from before the /empty
         chat.shutdown()
         assert re.search(r"\[History [0-9-]+\] \[alice \([0-9:]+\)\] private", chat.server.stderr)
+
+
+def test_a_long_history_reaches_a_newcomer_whole_and_it_stays(tmp_path: Path) -> None:
+    """More history than one admission sends: the newest lines that fit its
+    outbox (history.SEND_LINES, SEND_BYTES), and the newcomer is not taken
+    for a client that does not read."""
+    options = ("--history", "5000", "--history-bytes", "4M", "--flood-rate", "0")
+    with cluster(tmp_path, server_options=options) as chat:
+        alice = chat.join("alice")
+        lines = [f"{index:05d} " + "y" * 94 for index in range(3000)]
+        alice.type(*lines)
+        for line in lines:
+            alice.expect(f"[alice (<time>)] {line}")
+        bob = chat.client("bob")
+        # 256 KiB of lines that count 5 + 100 + 32 bytes each.
+        sent = (256 * 1024) // (len("alice") + 100 + 32)
+        got = read_history(bob, sent)
+        assert got[0] == history(f"[alice (<time>)] {lines[-sent]}")
+        assert got[-1] == history(f"[alice (<time>)] {lines[-1]}")
+        bob.expect(srv("Welcome to the general channel, bob."))
+        bob.expect(srv("bob has joined the channel."))
+        bob.type("still here")
+        alice.expect(srv("bob has joined the channel."))
+        alice.expect("[bob (<time>)] still here")
+        chat.shutdown()

@@ -19,6 +19,8 @@ from trio_chat.history import (
     JOINED,
     LEFT,
     SAID,
+    SEND_BYTES,
+    SEND_LINES,
     Entry,
     History,
     HistoryConfig,
@@ -27,7 +29,7 @@ from trio_chat.history import (
 )
 from trio_chat.hub import Hub
 from trio_chat.render import browser, terminal
-from trio_chat.wire import FrameType, LineKind, decode_history
+from trio_chat.wire import FrameDecoder, FrameType, LineKind, decode_history
 
 T = "12:00:00"
 
@@ -79,6 +81,25 @@ def test_the_store_keeps_the_last_lines_within_both_bounds() -> None:
     # An entry larger than the whole bound is not kept, and keeps nothing out.
     small.add(entry(4, "a" * 1000))
     assert [e.seq for e in small.entries] == [2, 3]
+
+
+def test_a_newcomer_gets_the_newest_lines_that_fit_its_outbox() -> None:
+    store = History(HistoryConfig(lines=5000, max_bytes=10 * SEND_BYTES))
+    for seq in range(1, 3001):
+        store.add(entry(seq))
+    sent = store.for_newcomer()
+    assert [e.seq for e in sent] == list(range(3001 - SEND_LINES, 3001))
+    store.clear()
+    big = "a" * 4000
+    for seq in range(1, 201):
+        store.add(entry(seq, big))
+    sent = store.for_newcomer()
+    assert sum(e.size() for e in sent) <= SEND_BYTES
+    assert sent[-1].seq == 200 and len(sent) == SEND_BYTES // entry(1, big).size()
+    # Within both bounds: all of it.
+    store.clear()
+    store.add(entry(1))
+    assert store.for_newcomer() == (entry(1),)
 
 
 def test_selections_by_msgid_and_time_are_in_order_and_bounded() -> None:
@@ -305,17 +326,17 @@ def test_the_terminal_gets_each_line_as_it_was_then_the_end() -> None:
     run(h, ev.Say("alice", "waves", ev.ACTION), wall=0.0)
     effects = join(h, "bob")
     history = next(e for e in effects if isinstance(e, fx.History))
-    frames = terminal.frames(history)
-    bob = h.members["bob"]
-    assert all(recipients == (bob,) for recipients, _ in frames)
+    ((recipients, joined_frames),) = terminal.frames(history)
+    assert recipients == (h.members["bob"],)  # every frame in one piece
+    frames = FrameDecoder().feed(joined_frames)
     date = text.history_date(0.0)
-    decoded = [decode_history(frame[5:]) for _, frame in frames[:-1]]
+    decoded = [decode_history(frame.payload) for frame in frames[:-1]]
     assert decoded == [
         (LineKind.JOINED, "alice", date, text.joined_channel(T, "alice")),
         (LineKind.CHAT, "alice", date, f"[alice ({T})] hello"),
         (LineKind.CHAT, "alice", date, f"[alice ({T})] * alice waves"),
     ]
-    assert frames[-1][1][4] == FrameType.HISTORY_END
+    assert frames[-1].type == FrameType.HISTORY_END
 
 
 def test_the_browser_gets_entries_with_their_ids_and_a_last_event() -> None:
@@ -346,7 +367,7 @@ def test_a_long_history_goes_to_the_browser_in_bounded_events() -> None:
     h = hub(lines=1000, max_bytes=10 * 1024 * 1024)
     join(h, "alice")
     for _ in range(300):
-        run(h, ev.Input("alice", "é" * 2000))
+        run(h, ev.Input("alice", "é" * 300))
     effects = join(h, "bob")
     history = next(e for e in effects if isinstance(e, fx.History))
     frames = browser.frames(history)

@@ -18,6 +18,6 @@ IRC_PING_TIMEOUT = 60.0
 # for each channel, and the bytes of text they may hold at most. 0 lines keeps
 # nothing, and then every program prints exactly what it did without history.
 DEFAULT_HISTORY_LINES = 0
-DEFAULT_HISTORY_BYTES = 1024 * 1024
+DEFAULT_HISTORY_BYTES = 256 * 1024
 # What /history on the server console prints when not told how many.
 DEFAULT_CONSOLE_HISTORY = 20

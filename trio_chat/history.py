@@ -31,6 +31,13 @@ KINDS = (SAID, JOINED, LEFT)
 
 # Bytes an entry costs beyond its text, in the bound: its numbers and stamp.
 ENTRY_OVERHEAD = 32
+# What one admission sends at most: the newest lines within both bounds. A
+# member's outbox holds 4096 frames and 1 MiB (server/limits.py), and a
+# history rendered for any protocol (with its framing, a page's JSON, IRC's
+# prefixes) fits within half of that, so no newcomer is taken for a client
+# that does not read. The rest stays for /history and IRC's CHATHISTORY.
+SEND_LINES = 2000
+SEND_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +141,22 @@ class History:
         self.size = 0
 
     # ----- selections, oldest first, at most ``limit`` entries -----
+
+    def for_newcomer(self) -> tuple[Entry, ...]:
+        """What an admission sends: the newest entries within SEND_LINES and
+        SEND_BYTES (all of them, when the history is within both)."""
+        entries = self.entries
+        if len(entries) <= SEND_LINES and self.size <= SEND_BYTES:
+            return tuple(entries)
+        taken = 0
+        start = len(entries)
+        while start > 0 and len(entries) - start < SEND_LINES:
+            cost = entries[start - 1].size()
+            if taken + cost > SEND_BYTES:
+                break
+            taken += cost
+            start -= 1
+        return tuple(entries[i] for i in range(start, len(entries)))
 
     def latest(self, limit: int) -> list[Entry]:
         entries = self.entries

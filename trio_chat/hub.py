@@ -406,9 +406,9 @@ class Hub:
         IRC member only when ``irc`` (after its JOIN). Whether it was told."""
         if member.via_irc != irc:
             return False
-        entries = channel.history.entries
-        if entries:
-            effects.append(fx.History(member, channel.name, tuple(entries)))
+        if channel.history.entries:
+            entries = channel.history.for_newcomer()
+            effects.append(fx.History(member, channel.name, entries))
         return True
 
     def _record(

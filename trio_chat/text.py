@@ -172,6 +172,15 @@ def history_date(seconds: float) -> str:
     return time.strftime(DATE_FORMAT, time.localtime(seconds))
 
 
+def day_of(seconds: float) -> tuple[float, float]:
+    """Where the server's local day of a moment begins and ends (seconds
+    since the epoch), so that lines of one day share their date."""
+    local = time.localtime(seconds)
+    start = time.mktime((*local[:3], 0, 0, 0, 0, 0, -1))
+    end = time.mktime((local[0], local[1], local[2] + 1, 0, 0, 0, 0, 0, -1))
+    return start, end
+
+
 def history_line(date: str, line: str) -> str:
     """A line from before the member came, as a piped client prints it (and
     the server's /history): its live line behind the day it was said."""

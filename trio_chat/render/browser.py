@@ -8,10 +8,12 @@ never reads a contract line. Every event has ``event`` (its name here) and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import effects as fx
+from .. import wire
 from ..events import ACTION
 from ..history import SAID, Entry, msgid
 from ..state import Member
@@ -79,10 +81,19 @@ def _entry(entry: Entry) -> dict[str, object]:
     return fields
 
 
-# What one history event's entries may count (Entry.size, escaped: JSON
-# writes a character outside ASCII as up to 12 bytes for its 4 of UTF-8), so
-# that every event stays far below wire.MAX_PAYLOAD.
+# What one history event's entries may count, so that every event stays far
+# below wire.MAX_PAYLOAD: its text as UTF-8 (not escaped, ``_history_event``),
+# where only a quote or a backslash takes two bytes, and each entry's fields.
 _HISTORY_EVENT_BYTES = 48 * 1024
+
+
+def _history_event(channel: str, entries: list[dict[str, object]], last: bool) -> bytes:
+    fields: dict[str, object] = {"event": "history", "stamp": "", "channel": channel}
+    fields["entries"] = entries
+    if last:
+        fields["last"] = True
+    text = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+    return wire.encode(FrameType.EVENT, text.encode())
 
 
 def _history(e: fx.History) -> Frames:
@@ -93,14 +104,13 @@ def _history(e: fx.History) -> Frames:
     batch: list[dict[str, object]] = []
     counted = 0
     for entry in e.entries:
-        cost = entry.size() * 3 + 128
+        cost = entry.size() * 2 + 128
         if batch and counted + cost > _HISTORY_EVENT_BYTES:
-            frames.append((member, _event("history", "", channel=e.channel, entries=batch)))
+            frames.append((member, _history_event(e.channel, batch, last=False)))
             batch, counted = [], 0
         batch.append(_entry(entry))
         counted += cost
-    last = _event("history", "", channel=e.channel, entries=batch, last=True)
-    frames.append((member, last))
+    frames.append((member, _history_event(e.channel, batch, last=True)))
     return frames
 
 

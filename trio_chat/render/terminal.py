@@ -58,16 +58,19 @@ def _muted(e: fx.Muted) -> Frames:
 def _history(e: fx.History) -> Frames:
     """Each line as it was shown live, with its day; then the end of them."""
     frames: list[bytes] = []
+    day_start, day_end, date = 0.0, 0.0, ""
     for entry in e.entries:
         if entry.kind == SAID:
             kind = LineKind.CHAT
         else:
             kind = LineKind.JOINED if entry.kind == JOINED else LineKind.LEFT
-        date = text.history_date(entry.at)
+        if not day_start <= entry.at < day_end:
+            date = text.history_date(entry.at)
+            day_start, day_end = text.day_of(entry.at)
         frames.append(encode_history(kind, date, text.entry_line(entry), entry.user))
     frames.append(HISTORY_END_FRAME)
-    member = (e.member,)
-    return [(member, frame) for frame in frames]
+    # One piece for the outbox: a thousand lines cost it one entry.
+    return [((e.member,), b"".join(frames))]
 
 
 _RENDER: dict[type[Any], Callable[[Any], Frames]] = {
