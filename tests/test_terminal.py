@@ -110,6 +110,31 @@ def test_help_is_local_and_no_color_is_respected(tmp_path: Path) -> None:
         chat.shutdown()
 
 
+def test_history_is_dimmed_above_the_divider(tmp_path: Path) -> None:
+    with cluster(tmp_path, server_options=("--history", "10")) as chat:
+        bob = chat.join("bob")
+        bob.type("said before alice came")
+        chat.server.expect("[bob (<time>)] said before alice came")
+        alice = terminal_client(chat, "alice")
+        # (terminal_client waited for the join: the history and divider came before.)
+        before = alice.before or ""
+        line = before.index("said before alice came")
+        divider = before.index("— earlier messages —")
+        welcome = before.index("Welcome to the general channel, alice.")
+        assert line < divider < welcome
+        # Dim (SGR 2) where the history line starts; the prefix is not shown.
+        assert "\x1b[0;2m" in before[:line] or "\x1b[2m" in before[:line], repr(before[:line])
+        assert "[History" not in before
+        # Its sender is a name Tab knows.
+        alice.send("/whisper b\t")
+        alice.expect_exact("bob")
+        alice.send(" hi\r")
+        chat.server.expect("[alice whispers to bob: (<time>)] hi")
+        alice.sendcontrol("d")
+        alice.expect(pexpect.EOF)
+        chat.shutdown()
+
+
 @pytest.mark.parametrize("name", ["bob"])
 def test_kicked_terminal_client_exits_and_restores(tmp_path: Path, name: str) -> None:
     with cluster(tmp_path) as chat:
