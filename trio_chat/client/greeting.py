@@ -14,7 +14,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from .. import text, wire
+from .. import wire
 from ..terminal_io import print_line
 from ..wire import FrameType, LineKind
 
@@ -37,6 +37,10 @@ class Greeting:
 
 def print_history(payload: wire.Payload) -> None:
     """A HISTORY frame, piped: its documented form (behaviour.md, "Channel history")."""
+    # Imported only when history comes: it brings events.py and dataclasses,
+    # which a piped client's start-up does without (bench/startup.py).
+    from .. import text
+
     _, _, date, line = wire.decode_history(payload)
     print_line(text.history_line(date, line))
 
