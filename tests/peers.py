@@ -5,7 +5,6 @@ without a browser (``WebMember``, docs/protocol.md, "In a browser")."""
 from __future__ import annotations
 
 import re
-
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
