@@ -98,6 +98,12 @@ const outgoing = new Map(); // ref -> {file, target, row, id}
 const bySendId = new Map(); // server id -> outgoing entry
 const incoming = new Map(); // server id -> {name, sender, size, chunks, got, crc, row}
 const members = new Set();
+// The ids (history.msgid) of the lines this page has shown, per channel: a
+// history sent again on a reconnect or a /switch back shows only the rest.
+// Bounded: a channel's oldest ids go first, long after its history has.
+const SHOWN_LIMIT = 5000;
+const shownIds = new Map(); // channel -> Set of ids, oldest first
+let historyShown = 0; // entries shown of the history arriving now
 
 // ----- the join form -----
 
@@ -141,6 +147,7 @@ function connect(name, channelName) {
   channel = channelName;
   joined = false;
   refusal = null;
+  historyShown = 0;
   members.clear();
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/ws/${encodeURIComponent(channelName)}`);
@@ -222,6 +229,7 @@ const SHOW = {
 };
 
 function showEvent(event) {
+  if (event.event === "history") return showHistory(event);
   if (event.event === "cannot_connect" && !joined) {
     refusal = SHOW.cannot_connect(event)[1];
     return;
@@ -235,8 +243,69 @@ function showEvent(event) {
     const [kind, text] = show(event);
     const item = showItem(kind, text);
     if (event.event === "chat" && event.sender === me) item.classList.add("own");
+    if (KEPT.has(event.event) && isText(event.id)) remember(channel, event.id);
   }
   follow(event);
+}
+
+// ----- history (render/browser.py; docs/web.md, "History") -----
+
+const HISTORY_DIVIDER = "— earlier messages —"; // as at a terminal (text.HISTORY_DIVIDER)
+const KEPT = new Set(["chat", "joined", "left"]); // the live events a history may hold again
+const isText = (value) => typeof value === "string";
+
+function shownIn(name) {
+  let ids = shownIds.get(name);
+  if (!ids) {
+    ids = new Set();
+    shownIds.set(name, ids);
+  }
+  return ids;
+}
+
+function remember(name, id) {
+  const ids = shownIn(name);
+  ids.add(id);
+  if (ids.size > SHOWN_LIMIT) ids.delete(ids.values().next().value);
+}
+
+// A history entry as the live event it was, or null if it is malformed
+// (then it is skipped: one bad entry costs nothing of the rest).
+function entryEvent(entry) {
+  if (entry === null || typeof entry !== "object") return null;
+  const { id, at, stamp, kind, user } = entry;
+  if (!isText(id) || !id || !isText(stamp) || !isText(user) || !Number.isFinite(at)) return null;
+  if (kind === "said") {
+    if (!isText(entry.message)) return null;
+    if (entry.action !== undefined && typeof entry.action !== "boolean") return null;
+    return { event: "chat", stamp, sender: user, message: entry.message, action: entry.action };
+  }
+  if (kind === "joined") return { event: "joined", stamp, user };
+  if (kind === "left" && isText(entry.why)) return { event: "left", stamp, user, why: entry.why };
+  return null;
+}
+
+// What was said in a channel before this page came to it, oldest first, in
+// one or more events: each line with its own stamp and sender, dimmed, and
+// below the last the divider, if anything was new to this page.
+function showHistory(event) {
+  if (!isText(event.channel) || !Array.isArray(event.entries)) return;
+  const ids = shownIn(event.channel);
+  for (const entry of event.entries) {
+    const live = entryEvent(entry);
+    if (!live || ids.has(entry.id)) continue;
+    const [kind, text] = SHOW[live.event](live);
+    const item = showItem(kind, text);
+    item.classList.add("history");
+    if (live.event === "chat" && live.sender === me) item.classList.add("own");
+    item.title = `Earlier: ${new Date(entry.at * 1000).toLocaleString()}`;
+    remember(event.channel, entry.id);
+    historyShown++;
+  }
+  if (event.last === true) {
+    if (historyShown) showItem("divider", HISTORY_DIVIDER);
+    historyShown = 0;
+  }
 }
 
 function showItem(kind, text) {
@@ -387,8 +456,9 @@ $("send-form").addEventListener("submit", (event) => {
   send(frame(FRAME.INPUT, encoder.encode(line)));
 });
 
+// The log stays: the history the server sends again shows only what this
+// page has not shown (showHistory).
 $("reconnect").addEventListener("click", () => {
-  $("lines").replaceChildren();
   $("status").classList.remove("ended");
   $("reconnect").hidden = true;
   status("Connecting…");
