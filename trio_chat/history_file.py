@@ -131,7 +131,8 @@ def replay(
     histories = result.histories
     last_seq: dict[str, int] = {}
     dropped: dict[str, int] = {}  # entries of channels not in the config
-    clean = True  # every line read ended in a newline
+    whole = True  # the last line read ended in its newline
+    cleared = False  # an /empty left lines in the file that it cleared
     for number, raw in enumerate(lines, first_number):
         try:
             channel, event = _parse(raw)
@@ -147,10 +148,10 @@ def replay(
                 f"{name}: line {number} is corrupt ({error}); "
                 f"keeping the {kept} {'entry' if kept == 1 else 'entries'} before it"
             )
-            clean = False
+            whole = False
             break
         result.ledger.lines += 1
-        clean = raw.endswith(b"\n")
+        whole = raw.endswith(b"\n")
         history = histories.get(channel)
         if isinstance(event, Entry):
             result.said = max(result.said, event.seq)
@@ -160,13 +161,13 @@ def replay(
                 history.add(event)
         elif history is not None:
             history.clear()
-            clean = False  # what it cleared is still in the file
+            cleared = True
     for channel, count in dropped.items():
         result.problems.append(
             f"{name}: channel {channel!r} is not in the config: "
             f"dropping its {count} {'entry' if count == 1 else 'entries'}"
         )
-    result.ledger.stale = not clean or bool(dropped)
+    result.ledger.stale = not whole or cleared or bool(dropped)
     return result
 
 
