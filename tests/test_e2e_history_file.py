@@ -91,23 +91,47 @@ def test_a_file_cut_short_is_reported_and_its_prefix_replayed(tmp_path: Path) ->
     assert [entry.message for _, entry in saved] == ["line 1", "line 2", "after the cut"]
 
 
-def test_a_file_from_a_newer_trio_chat_is_refused_before_binding(tmp_path: Path) -> None:
+def refused(tmp_path: Path) -> tuple[int, str, str]:
+    """The server started with the history file as the test left it: its
+    exit status, stdout and stderr."""
     ports = free_ports(3)
     (tmp_path / "configfile").write_text(
         "".join(
             f"channel {name} {port} 5\n" for name, port in zip(("a", "b", "c"), ports, strict=True)
         )
     )
+    done = run_program(SERVER, "configfile", *OPTIONS, cwd=tmp_path)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_a_file_from_a_newer_trio_chat_is_refused_before_binding(tmp_path: Path) -> None:
     future = '{"trio-chat-history": 2}\n{"channel": "a", "something": "new"}\n'
     (tmp_path / FILE).write_text(future)
-    done = run_program(SERVER, "configfile", *OPTIONS, cwd=tmp_path)
-    assert done.returncode == 1
-    assert done.stdout == ""
-    assert done.stderr == (
+    assert refused(tmp_path) == (
+        1,
+        "",
         "trio-chat-server: history.jsonl was written by a newer trio-chat (format 2); "
-        "this one reads format 1\n"
+        "this one reads format 1\n",
     )
     assert (tmp_path / FILE).read_text() == future
+
+
+def test_a_file_not_ours_or_unreadable_is_refused(tmp_path: Path) -> None:
+    (tmp_path / FILE).write_text("channel general 7000 5\n")
+    assert refused(tmp_path) == (
+        1,
+        "",
+        "trio-chat-server: history.jsonl is not a trio-chat history file "
+        '(its first line is not {"trio-chat-history": 1})\n',
+    )
+    assert (tmp_path / FILE).read_text() == "channel general 7000 5\n"
+    (tmp_path / FILE).unlink()
+    (tmp_path / FILE).mkdir()
+    assert refused(tmp_path) == (
+        1,
+        "",
+        "trio-chat-server: cannot read the history file history.jsonl: Is a directory\n",
+    )
 
 
 def test_nothing_from_before_an_empty_comes_back_after_a_restart(tmp_path: Path) -> None:

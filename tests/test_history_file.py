@@ -603,4 +603,6 @@ def test_reading_stops_where_the_file_cannot_be_read() -> None:
         "cannot read the rest of history.jsonl: Input/output error; keeping what was read before it"
     ]
     assert result.ledger.stale
+    history_keeper.restore(hub, result)
     assert hub.said == 1
+    assert [entry.seq for entry in hub.channels["general"].history.entries] == [1]

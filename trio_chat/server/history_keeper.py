@@ -223,27 +223,30 @@ def _read_lines(source: BinaryIO, failures: list[OSError]) -> Iterator[bytes]:
 
 def load(hub: Hub, path: str, source: BinaryIO | None) -> history_file.Replayed:
     """Replay the file (``source``, read past its header, or None when
-    there is none yet) into ``hub``; sync, for a worker thread."""
+    there is none yet) for ``hub``'s channels; sync, for a worker thread."""
     if source is None:
-        replayed = history_file.Replayed({})
-    else:
-        failures: list[OSError] = []
-        with source:
-            replayed = history_file.replay(
-                _read_lines(source, failures), path, hub.channels, hub.history
-            )
-        if failures:
-            error = failures[0]
-            replayed.problems.append(
-                f"cannot read the rest of {path}: {error.strerror or error}; "
-                "keeping what was read before it"
-            )
-            replayed.ledger.stale = True
+        return history_file.Replayed({})
+    failures: list[OSError] = []
+    with source:
+        replayed = history_file.replay(
+            _read_lines(source, failures), path, hub.channels, hub.history
+        )
+    if failures:
+        error = failures[0]
+        replayed.problems.append(
+            f"cannot read the rest of {path}: {error.strerror or error}; "
+            "keeping what was read before it"
+        )
+        replayed.ledger.stale = True
+    return replayed
+
+
+def restore(hub: Hub, replayed: history_file.Replayed) -> None:
+    """Give ``hub`` what the file held."""
     # Line numbers go on from the file's: a msgid is never given twice.
     hub.said = max(hub.said, replayed.said)
     for name, history in replayed.histories.items():
         hub.channels[name].history.extend(history.entries)
-    return replayed
 
 
 @contextlib.asynccontextmanager
@@ -254,6 +257,7 @@ async def keeping_history(
     read past its header) and kept there while the block runs; everything
     is written when it ends."""
     replayed = await trio.to_thread.run_sync(load, server.hub, path, source)
+    restore(server.hub, replayed)
     for problem in replayed.problems:
         server.log(problem)
     keeper = HistoryFileKeeper(server.hub, FileWriter(path), replayed.ledger, server.log)
