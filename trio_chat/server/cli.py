@@ -40,6 +40,7 @@ from .limits import Limits
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ssl
+    from typing import BinaryIO
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
@@ -317,6 +318,12 @@ def serve_alone(
     ssl_context: ssl.SSLContext | None,
 ) -> int:
     """One process serves every channel; its ports are bound before trio is imported."""
+    history_source = None
+    if arguments.history_file is not None:
+        history_source, problem = open_history_file(arguments.history_file)
+        if problem is not None:
+            print_error(PROGRAM, problem)
+            return 1
     from .sockets import bind_and_announce
 
     try:
@@ -326,7 +333,29 @@ def serve_alone(
         return 1
     from .run import run_server
 
-    return run_server(channels, bound, arguments, ssl_context)
+    return run_server(channels, bound, arguments, ssl_context, history_source)
+
+
+def open_history_file(path: str) -> tuple[BinaryIO | None, str | None]:
+    """The history file open and read past its header (None if there is
+    none yet: it is created), or why it cannot be the server's, said before
+    any port is bound (behaviour.md, "The history file")."""
+    from ..history_file import header_problem
+
+    try:
+        file = open(path, "rb")  # noqa: SIM115 (the server reads the rest, then closes it)
+    except FileNotFoundError:
+        return None, None
+    except OSError as error:
+        return None, f"cannot read the history file {path}: {error.strerror or error}"
+    try:
+        problem = header_problem(path, file.readline())
+    except OSError as error:
+        problem = f"cannot read the history file {path}: {error.strerror or error}"
+    if problem is not None:
+        file.close()
+        return None, problem
+    return file, None
 
 
 if __name__ == "__main__":

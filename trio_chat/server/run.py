@@ -8,7 +8,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import trio
 
@@ -165,11 +165,20 @@ def run_server(
     bound: BoundSockets,
     arguments: argparse.Namespace,
     ssl_context: ssl.SSLContext | None = None,
+    history_source: BinaryIO | None = None,
 ) -> int:
-    """A lone server, on the sockets ``cli`` bound before trio was imported."""
+    """A lone server, on the sockets ``cli`` bound before trio was imported;
+    with --history-file, ``history_source`` is the file read past its header
+    (None when there is none yet)."""
 
     async def serve(server: ChatServer, hub: Hub) -> int:
-        await serve_bound(server, bound, arguments)
+        if arguments.history_file is None:
+            await serve_bound(server, bound, arguments)
+            return 0
+        from .history_keeper import keeping_history
+
+        async with keeping_history(server, arguments.history_file, history_source):
+            await serve_bound(server, bound, arguments)
         return 0
 
     return run_until_stopped(channels, arguments, ssl_context, serve)
