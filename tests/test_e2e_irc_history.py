@@ -10,6 +10,7 @@ as the lines carried them. A client's end of each exchange is taken whole
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from irctokens.line import Line
 
 from .irc_peer import SERVER_NAME, IrcPeer, mask
 from .processes import Cluster, cluster
+from .weechat import INSTALL, weechat, weechat_path
 
 HISTORY = ("--irc-server-name", SERVER_NAME, "--history", "50", "--flood-rate", "0")
 TALKER = ("echo-message", "message-tags", "server-time")
@@ -269,3 +271,25 @@ def test_every_node_of_a_cluster_tags_a_line_alike(tmp_path: Path) -> None:
         late = member(nodes, "late", ("batch", "server-time", "message-tags"), node=1)
         late.join("#general", "talker far late")
         assert [tag(line, "msgid") for line in batch(late)] == [tag(line, "msgid") for line in said]
+
+
+def test_weechat_shows_the_replay_on_join(tmp_path: Path) -> None:
+    """A real client (weechat-headless, skipped without it) that does not
+    ask for draft/chathistory gets the replay after its JOIN and shows it.
+    (WeeChat 3.8 asks for server-time and message-tags, not batch: it shows
+    the replayed lines as messages at their own times.)"""
+    if weechat_path() is None:
+        if os.environ.get("TRIO_CHAT_REQUIRE_IRC_CLIENT") == "1":
+            pytest.fail(f"no weechat-headless found: install it with `{INSTALL}`")
+        pytest.skip(f"no weechat-headless found: install it with `{INSTALL}`")
+    with cluster(tmp_path, server_options=HISTORY, irc=True) as chat:
+        term = chat.join("term")
+        term.type("said before weechat came")
+        term.expect("[term (<time>)] said before weechat came")
+        with weechat(tmp_path / "weechat", chat.irc_port(0), "wee") as wee:
+            wee.join("#general")
+            replayed = wee.wait_message("#general", "term", "said before weechat came")
+            term.type("said live")
+            wee.wait_message("#general", "term", "said live")
+            assert wee.quit() == 0
+        assert replayed.message == "said before weechat came"
