@@ -214,13 +214,13 @@ class IrcRenderer:
         params: list[str],
         source: str,
         action: bool,
-        line_id: str = "",
-        at: float | None = None,
+        seq: int = 0,
+        at: float = 0.0,
     ) -> Frames:
-        """``line_id`` and ``at``: the msgid and time of a line the hub
-        numbered (``fx.Chat``), the same on every node of a cluster and in
-        the channel's history; without them, this renderer's own series and
-        the time now."""
+        """``seq`` and ``at``: the number and time the hub gave a line
+        (``fx.Chat``), its msgid and time tag, the same on every node of a
+        cluster and in the channel's history; without them (0), this
+        renderer's own series and the time now."""
         groups = {wanted: group for wanted, group in groups.items() if group}
         if not groups:
             return []
@@ -229,8 +229,9 @@ class IrcRenderer:
         frames: Frames = []
         stamp = ""
         if any(wanted & WANTS_TIME for wanted in groups):
-            stamp = server_time() if at is None else iso_time(at)
+            stamp = iso_time(at) if seq else server_time()
         tagged = len(groups) > 1 or 0 not in groups
+        line_id = hist.msgid(seq, at) if seq and tagged else ""
         for index, piece in enumerate(pieces):
             msgid = ""
             if tagged:
@@ -368,9 +369,7 @@ class IrcRenderer:
         command = "NOTICE" if e.style == NOTICE else "PRIVMSG"
         params = [target, e.message]
         source, action = self.mask(e.sender), e.style == ACTION
-        if not e.seq:  # (not numbered by a hub)
-            return self._frames(groups, command, params, source, action)
-        return self._frames(groups, command, params, source, action, hist.msgid(e.seq, e.at), e.at)
+        return self._frames(groups, command, params, source, action, e.seq, e.at)
 
     @staticmethod
     def _group(
