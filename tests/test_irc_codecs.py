@@ -117,6 +117,7 @@ class FakeClient:
     echo: bool = False
     wants_time: bool = False
     wants_msgid: bool = False
+    caps: set[str] = field(default_factory=set)  # (beyond what the flags above say)
 
     def sees_elsewhere(self, name: str, channel: str) -> bool:
         return False

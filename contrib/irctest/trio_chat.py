@@ -38,6 +38,11 @@ SERVER_NAME = "My.Little.Server"
 
 PROGRAM = "trio-chat-server"
 
+# The lines each channel keeps for the tests that ask for chathistory
+# (``TestCaseControllerConfig.chathistory``): ISUPPORT CHATHISTORY=100, as
+# irctest's own ergo controller configures.
+HISTORY_LINES = 100
+
 
 class TrioChatController(BaseServerController, DirectoryBasedController):
     software_name = "trio-chat"
@@ -120,6 +125,8 @@ class TrioChatController(BaseServerController, DirectoryBasedController):
             "--max-per-address",
             "0",
         ]
+        if self.test_config.chathistory:
+            command += ["--history", str(HISTORY_LINES)]
         if password is not None:
             password_path = self.directory / "irc-password"
             # No trailing newline: the file holds exactly the password.

@@ -29,6 +29,7 @@ from irctokens.line import Line
 
 from .. import events as ev
 from .. import wire
+from ..history import Entry
 from ..hub import Hub
 from ..sanitize import clean
 from ..server.flood import LineLedger
@@ -36,10 +37,18 @@ from ..server.gateway import Gateway, wait_for_log_room
 from ..server.line_budget import LineBudget, flood_reason
 from ..server.outlet import CLOSED, FINISHING, MEMBER, Outlet, OutletHost
 from ..state import Cause, ClientProtocol, Member
+from . import chathistory
 from . import numerics as n
 from .lines import LineReader, TooLong, encode, strip_formatting, word
 from .nicks import fold_nick, member_name, nick_problem, shown
-from .render import WANTS_MSGID, WANTS_TIME, IrcRenderer, channel_target
+from .render import (
+    CHATHISTORY_CAP,
+    WANTS_MSGID,
+    WANTS_TIME,
+    IrcRenderer,
+    channel_target,
+    iso_time,
+)
 
 if TYPE_CHECKING:
     from ..server.broadcast import Broadcast
@@ -47,7 +56,8 @@ if TYPE_CHECKING:
 
 RECEIVE_SIZE = 64 * 1024
 IRC = ClientProtocol.IRC
-# Capabilities this port has (CAP LS); any other is NAKed.
+# Capabilities this port has (CAP LS); any other is NAKed. With history
+# (--history N) ``draft/chathistory`` too (HISTORY_CAPABILITIES).
 CAPABILITIES = (
     "batch",
     "echo-message",
@@ -56,6 +66,7 @@ CAPABILITIES = (
     "server-time",
     "userhost-in-names",
 )
+HISTORY_CAPABILITIES = tuple(sorted((*CAPABILITIES, CHATHISTORY_CAP)))
 # Commands a connection may send before it is registered.
 BEFORE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"})
 # The most lines a connection may send before it is registered (a client
@@ -228,6 +239,12 @@ class IrcClient(Outlet):
             # Client-only tags (+typing) are not relayed: taken, unanswered.
             "TAGMSG": _nothing,
         }
+        # History (docs/irc.md, "History"): without it the port is as it was,
+        # CHATHISTORY an unknown command.
+        self.history_limit = server.hub.history.lines if server.hub.history.on else 0
+        self.capabilities = HISTORY_CAPABILITIES if self.history_limit else CAPABILITIES
+        if self.history_limit:
+            self._commands["CHATHISTORY"] = self._chathistory
 
     def _caps_changed(self) -> None:
         """What its capabilities ask of its copies, as the renderer reads it
@@ -564,7 +581,7 @@ class IrcClient(Outlet):
         if sub == "LS":
             if not self.registered:
                 self.negotiating = True
-            self._send("CAP", [self.nick, "LS", " ".join(CAPABILITIES)])
+            self._send("CAP", [self.nick, "LS", " ".join(self.capabilities)])
         elif sub == "LIST":
             self._send("CAP", [self.nick, "LIST", " ".join(sorted(self.caps))])
         elif sub == "REQ":
@@ -572,7 +589,7 @@ class IrcClient(Outlet):
                 self.negotiating = True
             asked = line.params[1] if len(line.params) > 1 else ""
             wanted = asked.split()
-            known = all(cap.removeprefix("-") in CAPABILITIES for cap in wanted)
+            known = all(cap.removeprefix("-") in self.capabilities for cap in wanted)
             if known and wanted:
                 for cap in wanted:
                     if cap.startswith("-"):
@@ -674,7 +691,12 @@ class IrcClient(Outlet):
         self._start_line_budget()
         channels = list(self.server.hub.channels)
         for frame in n.registration_burst(
-            self.settings.server_name, self.nick, self.mask, channels, self.settings.network
+            self.settings.server_name,
+            self.nick,
+            self.mask,
+            channels,
+            self.settings.network,
+            self.history_limit,
         ):
             self.push_line(frame)
 
@@ -819,6 +841,98 @@ class IrcClient(Outlet):
                     self._reply(n.RPL_AWAY, shown(receiver.name), away)
                 return
         reply(n.ERR_NOSUCHNICK, word(target), "No such nick/channel (or no channel you share)")
+
+    # ----- history: answered from the hub's state, no activity -----
+
+    async def _chathistory(self, line: Line) -> None:
+        """CHATHISTORY (docs/irc.md, "History"): what the channel's history
+        holds, for a channel this connection is in; every parameter checked
+        (chathistory.parse) and only cleaned words of it echoed."""
+        query = chathistory.parse(line.params, self.history_limit)
+        if isinstance(query, chathistory.Fail):
+            self._fail(query.code, *query.context, description=query.description)
+            return
+        if query.subcommand == "TARGETS":
+            self._history_targets(query)
+            return
+        name = self._channel(query.target)
+        membership = self.memberships.get(fold_nick(name)) if name is not None else None
+        if membership is None or not membership.admitted:
+            if name is None and nick_problem(query.target) is None:
+                # Private messages are never kept: a nick's history is empty.
+                await self._history_reply(membership, word(query.target), [])
+            else:
+                self._fail(
+                    "INVALID_TARGET",
+                    query.subcommand,
+                    query.target,
+                    description="Messages could not be retrieved",
+                )
+            return
+        target = channel_target(membership.channel)
+        selected = chathistory.select(self.server.hub.channels[membership.channel].history, query)
+        if isinstance(selected, chathistory.Fail):
+            self._fail(
+                selected.code,
+                query.subcommand,
+                target,
+                *selected.context,
+                description=selected.description,
+            )
+            return
+        await self._history_reply(membership, target, selected)
+
+    async def _history_reply(
+        self, membership: IrcMembership | None, target: str, entries: Sequence[Entry]
+    ) -> None:
+        """``entries`` as a ``chathistory`` batch (with ``batch``; else plain
+        lines). Past an outbox's high-water mark the reply waits for it to
+        drain, as the read loop does, so a long reply never fills it (a full
+        outbox counts as a peer not reading, outlet.py). It stops short, its
+        batch closed, if the connection leaves the channel meanwhile: a kick
+        by /empty takes what was said before with it."""
+        server = self.settings.server_name
+        batch = self.renderer.batch_id() if "batch" in self.caps else ""
+        if batch:
+            self._send("BATCH", [f"+{batch}", "chathistory", target], server)
+        for entry in entries:
+            if self.server.congested:
+                await self.wait_for_congested_outboxes()
+                if self.state >= FINISHING or membership is None or membership.done:
+                    break
+            for frame in self.renderer.history_lines((entry,), target, self.tags, batch):
+                self.push_line(frame)
+        if batch:
+            self._send("BATCH", [f"-{batch}"], server)
+
+    def _history_targets(self, query: chathistory.Query) -> None:
+        """TARGETS: the channels this connection is in whose latest line is
+        between the two times, ordered by that time, oldest first. (Private
+        messages are never kept, so no nick is among them.)"""
+        low, high = (r.millis for r in query.references if isinstance(r, chathistory.ByTime))
+        found: list[tuple[float, str]] = []
+        for membership in self.memberships.values():
+            if membership.admitted:
+                history = self.server.hub.channels[membership.channel].history
+                at = chathistory.latest_in(history, low, high)
+                if at is not None:
+                    found.append((at, channel_target(membership.channel)))
+        found.sort()
+        server = self.settings.server_name
+        batch = self.renderer.batch_id() if "batch" in self.caps else ""
+        if batch:
+            self._send("BATCH", [f"+{batch}", "draft/chathistory-targets"], server)
+        tags = {"batch": batch} if batch else None
+        for at, target in found[: query.limit]:
+            params = ["TARGETS", target, iso_time(at)]
+            self.push_line(encode("CHATHISTORY", params, server, tags))
+        if batch:
+            self._send("BATCH", [f"-{batch}"], server)
+
+    def _fail(self, code: str, *context: str, description: str) -> None:
+        """A standard reply ``FAIL CHATHISTORY CODE context... :description``;
+        what it echoes of the peer's request is cleaned (lines.word)."""
+        self._send("FAIL", ["CHATHISTORY", code, *(word(c) for c in context), description])
 
     # ----- queries: answered from the hub's state, no activity -----
 

@@ -72,18 +72,24 @@ CHANNEL_MODES = "nt"
 TOKENS_PER_LINE = 13
 
 
-def isupport_tokens(channels: Sequence[str], network: str) -> list[str]:
-    """The ISUPPORT (005) tokens: what a client needs to know of this server."""
+def isupport_tokens(channels: Sequence[str], network: str, history: int) -> list[str]:
+    """The ISUPPORT (005) tokens: what a client needs to know of this server.
+    ``history``: the most lines CHATHISTORY returns (0: no history kept, no
+    CHATHISTORY, and no token says so)."""
     count = max(1, len(channels))
     longest = max((len(name.encode()) for name in channels), default=1) + 1
     targets = f"JOIN:{count},PART:{count},NAMES:1,LIST:,WHOIS:1,PRIVMSG:1,NOTICE:1"
+    chathistory = [f"CHATHISTORY={history}"] if history else []
+    msgreftypes = ["MSGREFTYPES=msgid,timestamp"] if history else []
     return [
         "CASEMAPPING=ascii",
         f"CHANLIMIT=#:{count}",
         "CHANMODES=,,,nt",
         f"CHANNELLEN={longest}",
         "CHANTYPES=#",
+        *chathistory,
         f"LINELEN={MAX_LINE}",
+        *msgreftypes,
         f"NETWORK={network}",
         f"NICKLEN={NICKLEN}",
         "PREFIX=",
@@ -99,7 +105,7 @@ def numeric(server: str, code: str, nick: str, *params: str) -> bytes:
 
 
 def registration_burst(
-    server: str, nick: str, mask: str, channels: Sequence[str], network: str
+    server: str, nick: str, mask: str, channels: Sequence[str], network: str, history: int
 ) -> list[bytes]:
     """001-005 and 422: what a client gets once it is registered."""
     version = f"trio-chat-{__version__}"
@@ -109,7 +115,7 @@ def registration_burst(
         numeric(server, RPL_CREATED, nick, "This server serves configured channels only"),
         numeric(server, RPL_MYINFO, nick, server, version, USER_MODES, CHANNEL_MODES),
     ]
-    tokens = isupport_tokens(channels, network)
+    tokens = isupport_tokens(channels, network, history)
     for start in range(0, len(tokens), TOKENS_PER_LINE):
         chunk = tokens[start : start + TOKENS_PER_LINE]
         burst.append(numeric(server, RPL_ISUPPORT, nick, *chunk, "are supported by this server"))

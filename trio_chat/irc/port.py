@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 
 def open_irc(server: ChatServer, settings: IrcSettings) -> IrcRenderer:
     """Teach the server to speak IRC: its renderer joins the others."""
-    renderer = IrcRenderer(settings.server_name, server.hub.channels)
+    # An automatic replay takes at most an outbox's high-water mark (a
+    # quarter of its limits): the newcomer is never dropped for its history.
+    limits = server.limits
+    room = (limits.outbox_frames // 4, limits.outbox_bytes // 4)
+    renderer = IrcRenderer(settings.server_name, server.hub.channels, room)
     # (It picks its recipients itself: only IRC members, each as it asked.)
     server.renderers.append((renderer.frames, ClientProtocol.IRC, True))
     return renderer

@@ -21,8 +21,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from .. import effects as fx
+from .. import history as hist
 from .. import text
 from ..events import ACTION, NOTICE
+from ..history import SAID, Entry
 from ..state import ClientProtocol, Member
 from . import numerics as n
 from .lines import MAX_LINE, encode
@@ -38,6 +40,8 @@ class IrcClientView(Protocol):
     def echo(self) -> bool: ...  # echo-message
     @property
     def tags(self) -> int: ...  # WANTS_TIME | WANTS_MSGID, as its caps ask
+    @property
+    def caps(self) -> set[str]: ...  # the capabilities it negotiated
 
     def sees_elsewhere(self, name: str, channel: str) -> bool:
         """Whether ``name`` is in one of its channels other than ``channel``."""
@@ -63,10 +67,25 @@ def channel_target(name: str) -> str:
     return f"#{name}"
 
 
+def iso_time(at: float) -> str:
+    """``server-time``'s tag value for the moment ``at`` (epoch seconds): UTC,
+    to the millisecond, truncated as ``history.msgid`` truncates it, so a
+    line's time tag and its msgid name the same millisecond."""
+    millis = int(at * 1000)
+    seconds, rest = divmod(millis, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest:03d}Z"
+
+
 def server_time() -> str:
-    """``server-time``'s tag value: UTC, to the millisecond."""
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    """``server-time``'s tag value for now."""
+    return iso_time(time.time())
+
+
+def piece_msgid(msgid: str, index: int) -> str:
+    """The msgid of piece ``index`` (from 0) of a line too long for one IRC
+    message: the first piece carries the line's own id, the others ids
+    derived from it (``chathistory.line_msgid`` reads them back)."""
+    return msgid if index == 0 else f"{msgid}.{index + 1}"
 
 
 def split_text(message: str, room: int) -> list[str]:
@@ -84,6 +103,8 @@ def split_text(message: str, room: int) -> list[str]:
     return pieces
 
 
+# The capability of a client that fetches history itself (CHATHISTORY).
+CHATHISTORY_CAP = "draft/chathistory"
 # What may go as several messages when too long for one line.
 _SPLIT = frozenset({"PRIVMSG", "NOTICE"})
 # What tags a client wants on its copies (``IrcClientView.tags``), as bits.
@@ -107,11 +128,39 @@ def _channel_of(audience: Sequence[Member]) -> str:
     return ""
 
 
+def _pieces(command: str, head: list[str], message: str, source: str, action: bool) -> list[str]:
+    """``message`` as the last parameters of one or more messages: a PRIVMSG
+    or NOTICE too long for one line goes as several (``action``: each a CTCP
+    ACTION), cut where the live line and its replay from history alike cut
+    it; anything else whole (lines.encode cuts it to fit)."""
+    # Bytes left for the text on a line (the source is ASCII; a channel
+    # name may not be).
+    room = MAX_LINE - len(source) - len(command) - sum(len(p.encode()) + 1 for p in head) - 8
+    if action:
+        room -= len("\x01ACTION \x01")
+    pieces = [message]
+    if command in _SPLIT and len(message) > room // 4:
+        # (However little room a long source leaves, nothing is cut off.)
+        pieces = split_text(message, max(room, 1))
+    if action:
+        pieces = [f"\x01ACTION {piece}\x01" for piece in pieces]
+    return pieces
+
+
 class IrcRenderer:
     """Renders effects for the IRC members of this server."""
 
-    def __init__(self, server_name: str, channels: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        server_name: str,
+        channels: Iterable[str] = (),
+        replay_room: tuple[int, int] | None = None,
+    ) -> None:
+        """``replay_room``: the most frames and bytes an automatic replay
+        takes (``open_irc``: an outbox's high-water mark), its latest lines;
+        None: no bound."""
         self.server_name = server_name
+        self.replay_room = replay_room
         # The configured channels by their name without ASCII case, as IRC
         # compares them: one table for every connection (client._channel).
         self.channels = {fold_nick(name): name for name in channels}
@@ -124,6 +173,7 @@ class IrcRenderer:
         # each process starts its own series).
         self._msgids = itertools.count(1)
         self._msgid_prefix = os.urandom(4).hex()
+        self._batches = itertools.count(1)
 
     def caps_changed(self) -> None:
         """A client's capabilities changed: the groups are stale."""
@@ -164,30 +214,32 @@ class IrcRenderer:
         params: list[str],
         source: str,
         action: bool,
+        seq: int = 0,
+        at: float = 0.0,
     ) -> Frames:
+        """``seq`` and ``at``: the number and time the hub gave a line
+        (``fx.Chat``), its msgid and time tag, the same on every node of a
+        cluster and in the channel's history; without them (0), this
+        renderer's own series and the time now."""
         groups = {wanted: group for wanted, group in groups.items() if group}
         if not groups:
             return []
         *head, message = params
-        # Bytes left for the text on a line (the source is ASCII; a channel
-        # name may not be).
-        room = MAX_LINE - len(source) - len(command) - sum(len(p.encode()) + 1 for p in head) - 8
-        if action:
-            room -= len("\x01ACTION \x01")
-        pieces = [message]
-        if command in _SPLIT and len(message) > room // 4:
-            # (However little room a long source leaves, nothing is cut off.)
-            pieces = split_text(message, max(room, 1))
-        if action:
-            pieces = [f"\x01ACTION {piece}\x01" for piece in pieces]
+        pieces = _pieces(command, head, message, source, action)
         frames: Frames = []
-        stamp = server_time() if any(wanted & WANTS_TIME for wanted in groups) else ""
-        for piece in pieces:
-            msgid = (
-                f"{self._msgid_prefix}-{next(self._msgids)}"
-                if len(groups) > 1 or 0 not in groups
-                else ""
-            )
+        stamp = ""
+        if any(wanted & WANTS_TIME for wanted in groups):
+            stamp = iso_time(at) if seq else server_time()
+        tagged = len(groups) > 1 or 0 not in groups
+        line_id = hist.msgid(seq, at) if seq and tagged else ""
+        for index, piece in enumerate(pieces):
+            msgid = ""
+            if tagged:
+                msgid = (
+                    piece_msgid(line_id, index)
+                    if line_id
+                    else f"{self._msgid_prefix}-{next(self._msgids)}"
+                )
             for wanted, recipients in groups.items():
                 tags: dict[str, str] | None = None
                 if wanted:
@@ -198,6 +250,39 @@ class IrcRenderer:
                         tags["msgid"] = msgid
                 frames.append((recipients, encode(command, [*head, piece], source, tags)))
         return frames
+
+    def history_lines(
+        self, entries: Iterable[Entry], target: str, wanted: int, batch: str = ""
+    ) -> list[bytes]:
+        """The lines said among ``entries`` (joins and leaves are left out:
+        no ``draft/event-playback`` here) as one client gets them: from
+        their senders' masks, split as they were live, with the ``time``
+        and ``msgid`` tags ``wanted`` asks for (``IrcClientView.tags``) and
+        the ``batch`` tag if in a batch."""
+        lines: list[bytes] = []
+        for entry in entries:
+            if entry.kind != SAID:
+                continue
+            command = "NOTICE" if entry.style == NOTICE else "PRIVMSG"
+            source = self.mask(entry.user)
+            action = entry.style == ACTION
+            line_id = entry.msgid
+            for index, piece in enumerate(
+                _pieces(command, [target], entry.message, source, action)
+            ):
+                tags: dict[str, str] | None = None
+                if wanted or batch:
+                    tags = {"batch": batch} if batch else {}
+                    if wanted & WANTS_TIME:
+                        tags["time"] = iso_time(entry.at)
+                    if wanted & WANTS_MSGID:
+                        tags["msgid"] = piece_msgid(line_id, index)
+                lines.append(encode(command, [target, piece], source, tags))
+        return lines
+
+    def batch_id(self) -> str:
+        """A reference tag for a new batch, unique on this server."""
+        return f"{self._msgid_prefix}b{next(self._batches)}"
 
     def _to_one(self, member: Member, command: str, params: list[str]) -> Frames:
         """From the server to one member (if it is on IRC)."""
@@ -283,7 +368,8 @@ class IrcRenderer:
                 groups = {**groups, client.tags: group[:at] + group[at + 1 :]}
         command = "NOTICE" if e.style == NOTICE else "PRIVMSG"
         params = [target, e.message]
-        return self._frames(groups, command, params, self.mask(e.sender), e.style == ACTION)
+        source, action = self.mask(e.sender), e.style == ACTION
+        return self._frames(groups, command, params, source, action, e.seq, e.at)
 
     @staticmethod
     def _group(
@@ -308,6 +394,49 @@ class IrcRenderer:
             else:
                 group.append(member)
         return groups
+
+    def _history(self, e: fx.History) -> Frames:
+        """The automatic replay after an IRC member's JOIN (docs/irc.md,
+        "History"): a ``chathistory`` batch if its client has ``batch``, else
+        plain messages, with the tags it asked for. A client that negotiated
+        ``draft/chathistory`` asks for history itself (CHATHISTORY) and gets
+        none unasked, as the specification says."""
+        conn = e.member.conn
+        if conn.protocol is not IRC:
+            return []
+        client: IrcClientView = conn.client  # type: ignore[attr-defined]
+        if CHATHISTORY_CAP in client.caps:
+            return []
+        target = channel_target(e.channel)
+        batch = self.batch_id() if "batch" in client.caps else ""
+        lines = self._latest_lines(e.entries, target, client.tags, batch)
+        if not lines:
+            return []
+        if batch:
+            start = encode("BATCH", [f"+{batch}", "chathistory", target], self.server_name)
+            lines = [start, *lines, encode("BATCH", [f"-{batch}"], self.server_name)]
+        member = (e.member,)
+        return [(member, line) for line in lines]
+
+    def _latest_lines(
+        self, entries: Sequence[Entry], target: str, wanted: int, batch: str
+    ) -> list[bytes]:
+        """``history_lines`` of the latest ``entries`` that fit ``replay_room``
+        (rendered in one go, a replay cannot wait for the outbox to drain as
+        a CHATHISTORY reply does: a full outbox would drop the newcomer)."""
+        if self.replay_room is None:
+            return self.history_lines(entries, target, wanted, batch)
+        most_frames, most_bytes = self.replay_room
+        taken: list[list[bytes]] = []
+        frames = size = 0
+        for entry in reversed(entries):
+            lines = self.history_lines((entry,), target, wanted, batch)
+            frames += len(lines)
+            size += sum(len(line) for line in lines)
+            if frames > most_frames or size > most_bytes:
+                break
+            taken.append(lines)
+        return [line for lines in reversed(taken) for line in lines]
 
     def _whisper(self, e: fx.Whisper) -> Frames:
         receiver = e.receiver
@@ -359,6 +488,7 @@ _RENDER: dict[type[Any], Callable[[IrcRenderer, Any], Frames]] = {
     fx.Kicked: IrcRenderer._kicked,
     fx.Chat: IrcRenderer._chat,
     fx.Whisper: IrcRenderer._whisper,
+    fx.History: IrcRenderer._history,
     fx.NotHere: IrcRenderer._not_here,
     fx.StillMuted: IrcRenderer._still_muted,
     fx.Muted: IrcRenderer._muted,
