@@ -634,7 +634,9 @@ async def test_a_long_reply_is_written_in_chunks_the_outbox_takes() -> None:
     """More lines than an outbox holds at once (Limits.outbox_frames) come
     through: the reply waits for the outbox between chunks."""
     limits = Limits(outbox_frames=256)
-    hub = Hub(CHANNELS, afk_timeout=100.0, history=HistoryConfig(lines=1000))
+    # (All 400 lines kept: 1 MiB of text.)
+    history = HistoryConfig(lines=1000, max_bytes=1024 * 1024)
+    hub = Hub(CHANNELS, afk_timeout=100.0, history=history)
     hub.channels["general"].history.extend(
         Entry(seq, T0 + seq, "s", SAID, "alice", "y" * 900) for seq in range(1, 401)
     )
@@ -670,7 +672,9 @@ async def test_the_replay_on_join_takes_only_the_latest_lines_an_outbox_holds() 
     where it fits (open_irc: the outbox's high-water mark), never dropping
     the newcomer; CHATHISTORY can fetch the rest."""
     limits = Limits(outbox_frames=256)
-    hub = Hub(CHANNELS, afk_timeout=100.0, history=HistoryConfig(lines=1000))
+    # (All 400 lines kept: 1 MiB of text.)
+    history = HistoryConfig(lines=1000, max_bytes=1024 * 1024)
+    hub = Hub(CHANNELS, afk_timeout=100.0, history=history)
     kept = [Entry(seq, T0 + seq, "s", SAID, "alice", f"line {seq}") for seq in range(1, 401)]
     hub.channels["general"].history.extend(kept)
     async with trio.open_nursery() as nursery:

@@ -56,6 +56,11 @@ if TYPE_CHECKING:
 
 RECEIVE_SIZE = 64 * 1024
 IRC = ClientProtocol.IRC
+# The most lines one CHATHISTORY request returns (CHATHISTORY=N), however
+# many a channel keeps: a request is one line of the client's flood budget,
+# its answer up to this many (ergo's default is the same).
+CHATHISTORY_MOST = 1000
+
 # Capabilities this port has (CAP LS); any other is NAKed. With history
 # (--history N) ``draft/chathistory`` too (HISTORY_CAPABILITIES).
 CAPABILITIES = (
@@ -241,7 +246,8 @@ class IrcClient(Outlet):
         }
         # History (docs/irc.md, "History"): without it the port is as it was,
         # CHATHISTORY an unknown command.
-        self.history_limit = server.hub.history.lines if server.hub.history.on else 0
+        history = server.hub.history
+        self.history_limit = min(history.lines, CHATHISTORY_MOST) if history.on else 0
         self.capabilities = HISTORY_CAPABILITIES if self.history_limit else CAPABILITIES
         if self.history_limit:
             self._commands["CHATHISTORY"] = self._chathistory

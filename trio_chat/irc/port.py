@@ -23,7 +23,7 @@ def open_irc(server: ChatServer, settings: IrcSettings) -> IrcRenderer:
     # An automatic replay takes at most an outbox's high-water mark (a
     # quarter of its limits): the newcomer is never dropped for its history.
     limits = server.limits
-    room = (limits.outbox_frames // 4, limits.outbox_bytes // 4)
+    room = (limits.high_water_frames, limits.high_water_bytes)
     renderer = IrcRenderer(settings.server_name, server.hub.channels, room)
     # (It picks its recipients itself: only IRC members, each as it asked.)
     server.renderers.append((renderer.frames, ClientProtocol.IRC, True))

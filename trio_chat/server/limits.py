@@ -63,6 +63,14 @@ class Limits:
     # until it drains to the low-water mark (session.py); a round's broadcast
     # closes at the low-water mark (broadcast.py).
     @property
+    def high_water_frames(self) -> int:
+        return self.outbox_frames // 4
+
+    @property
+    def high_water_bytes(self) -> int:
+        return self.outbox_bytes // 4
+
+    @property
     def low_water_frames(self) -> int:
         return self.outbox_frames // 16
 

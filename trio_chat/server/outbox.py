@@ -47,6 +47,10 @@ class OutboxLimits(Protocol):
     @property
     def outbox_file_bytes(self) -> int: ...
     @property
+    def high_water_frames(self) -> int: ...
+    @property
+    def high_water_bytes(self) -> int: ...
+    @property
     def low_water_frames(self) -> int: ...
     @property
     def low_water_bytes(self) -> int: ...
@@ -99,10 +103,10 @@ class Outbox:
         self._max_frames = limits.outbox_frames
         self._max_bytes = limits.outbox_bytes
         self._max_file_bytes = limits.outbox_file_bytes
-        # The high-water mark: a quarter of the hard limits, so that readers
-        # pause long before anyone is dropped.
-        self._high_frames = limits.outbox_frames // 4
-        self._high_bytes = limits.outbox_bytes // 4
+        # The high-water mark (Limits: a quarter of the hard limits), so that
+        # readers pause long before anyone is dropped.
+        self._high_frames = limits.high_water_frames
+        self._high_bytes = limits.high_water_bytes
         self._low_frames = limits.low_water_frames
         self._low_bytes = limits.low_water_bytes
         self._writer_grace = limits.writer_grace
