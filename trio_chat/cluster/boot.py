@@ -106,7 +106,7 @@ async def _join_locked(redis: coredis.Redis[bytes], rules: Rules) -> Joined:
         raise ClusterError(
             "this config differs from the one the running cluster uses "
             f"(nodes {', '.join(map(str, live))}): every node must run the same "
-            "channels and --afk-timeout, and the same version of trio-chat; "
+            "channels, --afk-timeout and history options, and the same version of trio-chat; "
             f"the cluster's is {current.decode() if current else 'missing'}"
         )
     # A number whose lease is held belongs to a node that re-registered after
