@@ -5,8 +5,10 @@ One node joins at a time (a short lock in Redis). If no node of the previous
 cluster is alive, or Redis has no epoch (it is new, or lost the cluster's
 state and no node of the old cluster has written it back yet), its leftovers
 are cleared and this node founds a new cluster: a new epoch, and this node's
-config becomes the cluster's. Every call has the deadline of any call to
-Redis (``keys.CALL_DEADLINE``).
+config becomes the cluster's. The new cluster keeps the old one's history,
+if Redis kept it and the config is the same (inherit.py): the leftovers go
+in the same step as its first snapshot is written. Every call has the
+deadline of any call to Redis (``keys.CALL_DEADLINE``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import coredis
 import trio
 
 from . import keys
+from .inherit import Rules, inherit
 
 BOOT_LOCK_MS = 10_000
 T = TypeVar("T")
@@ -35,6 +38,8 @@ class Joined:
     token: bytes  # this node's lease holds it: another node's would not
     epoch: bytes  # the cluster's, see keys.EPOCH
     snapshot: bytes | None  # JSON: {"id": ..., "state": ...}
+    # For the operator's log: what became of the previous cluster's history.
+    note: str | None = None
 
 
 async def answered(call: Awaitable[T]) -> T:
@@ -51,15 +56,16 @@ async def node_leases(redis: coredis.Redis[bytes]) -> dict[int, bool]:
     }
 
 
-async def _clear_leftovers(redis: coredis.Redis[bytes]) -> None:
+async def _leftovers(redis: coredis.Redis[bytes]) -> list[str]:
+    """The keys of a previous cluster (the node counter stays: numbers are never reused)."""
     leftovers = [keys.LOG, keys.SNAPSHOT, keys.APPLIED, keys.NODES, keys.CONFIG]
     leftovers += [keys.EPOCH, keys.RESTORED, keys.TRIMMED]
     async for key in redis.scan_iter(match=keys.PREFIX + "data:*"):
         leftovers.append(key.decode())
-    await redis.delete(leftovers)
+    return leftovers
 
 
-async def join_cluster(redis: coredis.Redis[bytes], fingerprint: str) -> Joined:
+async def join_cluster(redis: coredis.Redis[bytes], rules: Rules) -> Joined:
     """Raises ClusterError for the operator, trio.TooSlowError if Redis stalls."""
     with trio.move_on_after(BOOT_LOCK_MS / 1000) as waiting:
         while not await answered(
@@ -69,12 +75,14 @@ async def join_cluster(redis: coredis.Redis[bytes], fingerprint: str) -> Joined:
     if waiting.cancelled_caught:
         raise ClusterError("another node has been joining for 10 s; try again")
     try:
-        return await _join_locked(redis, fingerprint)
+        return await _join_locked(redis, rules)
     finally:
         await answered(redis.delete([keys.BOOT]))
 
 
-async def _join_locked(redis: coredis.Redis[bytes], fingerprint: str) -> Joined:
+async def _join_locked(redis: coredis.Redis[bytes], rules: Rules) -> Joined:
+    fingerprint = rules.fingerprint
+    note = None
     live = sorted(node for node, alive in (await answered(node_leases(redis))).items() if alive)
     epoch = await answered(redis.get(keys.EPOCH))
     current = await answered(redis.get(keys.CONFIG))
@@ -82,17 +90,23 @@ async def _join_locked(redis: coredis.Redis[bytes], fingerprint: str) -> Joined:
         # No cluster lives here, or Redis lost the state of the one that did
         # and none of its nodes wrote it back yet (they stop when they see
         # another epoch, see link.py): found a new one.
-        await answered(_clear_leftovers(redis))
+        inheritance = await inherit(redis, rules, current)
+        note = inheritance.note
+        leftovers = await answered(_leftovers(redis))
         epoch = secrets.token_hex(8).encode() + b":0"
         with trio.fail_after(keys.CALL_DEADLINE):
+            # In one step: the old history is in Redis until the new cluster holds it.
             async with redis.pipeline(transaction=True) as pipe:
+                pipe.delete(leftovers)
                 pipe.set(keys.EPOCH, epoch)
                 pipe.set(keys.CONFIG, fingerprint.encode())
+                if inheritance.snapshot is not None:
+                    pipe.set(keys.SNAPSHOT, inheritance.snapshot)
     elif current is None or current.decode() != fingerprint:
         raise ClusterError(
             "this config differs from the one the running cluster uses "
             f"(nodes {', '.join(map(str, live))}): every node must run the same "
-            "channels and --afk-timeout, and the same version of trio-chat; "
+            "channels, --afk-timeout and history options, and the same version of trio-chat; "
             f"the cluster's is {current.decode() if current else 'missing'}"
         )
     # A number whose lease is held belongs to a node that re-registered after
@@ -109,4 +123,4 @@ async def _join_locked(redis: coredis.Redis[bytes], fingerprint: str) -> Joined:
             # Until it has loaded the snapshot, nothing may be trimmed from the log.
             pipe.hset(keys.APPLIED, {str(node): b"0-0"})
     snapshot = await answered(redis.get(keys.SNAPSHOT))
-    return Joined(node, token, epoch, snapshot)
+    return Joined(node, token, epoch, snapshot, note)

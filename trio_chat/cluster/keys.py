@@ -100,3 +100,13 @@ def fingerprint(
         },
         sort_keys=True,
     )
+
+
+def kept_history(fingerprint: str) -> bool:
+    """Whether the cluster of config ``fingerprint`` kept channel history
+    (False for a config this version cannot read)."""
+    try:
+        history = json.loads(fingerprint).get("history")
+        return isinstance(history, list) and int(history[0]) > 0
+    except (ValueError, TypeError, AttributeError, IndexError):
+        return False

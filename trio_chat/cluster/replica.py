@@ -19,7 +19,6 @@ their AFK timers count again.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -97,20 +96,14 @@ class Replica:
 
     def load(self, entry_id: bytes, blob: bytes) -> None:
         """Start from a snapshot taken after ``entry_id``."""
-        state = json.loads(blob)
-        snapshot.restore(self.hub, state["hub"].encode())
-        self.log_seq = {int(k): v for k, v in state["seq"].items()}
-        self.pairs = {(str(s), str(r)): int(n) for s, r, n in state["pairs"]}
+        state = snapshot.replica_state(blob)
+        snapshot.restore(self.hub, state.hub)
+        self.log_seq = state.seq
+        self.pairs = state.pairs
         self.applied_id = entry_id
 
     def dump(self) -> bytes:
-        return json.dumps(
-            {
-                "hub": snapshot.dump(self.hub).decode(),
-                "seq": self.log_seq,
-                "pairs": [[s, r, n] for (s, r), n in self.pairs.items()],
-            }
-        ).encode()
+        return snapshot.ReplicaState(snapshot.dump(self.hub), self.log_seq, self.pairs).dump()
 
     # ----- the log, in order -----
 

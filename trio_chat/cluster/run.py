@@ -10,7 +10,6 @@ what it applied, stops with status 1 too (link.py).
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
@@ -23,8 +22,9 @@ from ..hub import Hub
 from ..server.core import ChatServer
 from ..server.run import history_config, run_until_stopped, serve_bound
 from ..server.sockets import bind_and_announce
-from . import keys
+from . import keys, snapshot
 from .boot import ClusterError, join_cluster
+from .inherit import Rules
 from .link import FAILURES, Link, connect
 from .node import ClusterGateway
 
@@ -40,7 +40,8 @@ def run_node(
     ssl_context: ssl.SSLContext | None,
 ) -> int:
     url: str = arguments.redis
-    fingerprint = keys.fingerprint(channels, arguments.afk_timeout, history_config(arguments))
+    rules = Rules(channels, arguments.afk_timeout, history_config(arguments))
+    fingerprint = rules.fingerprint
 
     async def node(server: ChatServer, hub: Hub) -> int:
         def fail(reason: str) -> int:
@@ -64,7 +65,7 @@ def run_node(
         reads: coredis.Redis[bytes],
     ) -> int:
         try:
-            joined = await join_cluster(commands, fingerprint)
+            joined = await join_cluster(commands, rules)
         except ClusterError as error:
             return fail(str(error))
         except FAILURES as error:
@@ -94,9 +95,10 @@ def run_node(
         server.gateway = gateway
         # Transfer ids from two nodes must not meet at one receiver.
         server.transfers.id_base = (joined.node % 255 + 1) << 24
+        if joined.note is not None:
+            server.log(joined.note)
         if joined.snapshot is not None:
-            saved = json.loads(joined.snapshot)
-            gateway.load(saved["id"].encode(), saved["state"].encode())
+            gateway.load(*snapshot.unsaved(joined.snapshot))
         try:
             bound = bind_and_announce(
                 channels, arguments, tls=ssl_context is not None, who=f"node {joined.node}, "

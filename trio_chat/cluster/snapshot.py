@@ -3,11 +3,16 @@
 A member is written with its connection's reference, ``"NODE.NUMBER"``; a
 restored hub's members get their connections from the hub's gateway
 (``Hub.connection_for``: stand-ins, as the new node has no connections yet).
+
+A replica's state (``replica_state``) wraps the hub's with what the replica
+keeps beside it; ``keys.SNAPSHOT`` holds that with the last log entry it
+includes (``saved``).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from ..history import Entry
@@ -79,3 +84,46 @@ def restore(hub: Hub, blob: bytes) -> None:
                 else:
                     channel.queue.append(member)
                     channel.queued_names.add(member.name)
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    """What a replica (replica.py) saves: the hub, the last sequence number
+    applied from each node, and how many files each (sender, receiver) pair
+    exchanges."""
+
+    hub: bytes
+    seq: dict[int, int]
+    pairs: dict[tuple[str, str], int]
+
+    def dump(self) -> bytes:
+        return json.dumps(
+            {
+                "hub": self.hub.decode(),
+                "seq": self.seq,
+                "pairs": [[s, r, n] for (s, r), n in self.pairs.items()],
+            }
+        ).encode()
+
+
+def replica_state(blob: bytes) -> ReplicaState:
+    """The inverse of ``ReplicaState.dump``: ValueError, KeyError or TypeError
+    for anything else."""
+    state = json.loads(blob)
+    return ReplicaState(
+        str(state["hub"]).encode(),
+        {int(k): int(v) for k, v in state["seq"].items()},
+        {(str(s), str(r)): int(n) for s, r, n in state["pairs"]},
+    )
+
+
+def saved(entry_id: bytes, state: bytes) -> bytes:
+    """A replica's state as ``keys.SNAPSHOT`` holds it, with the last log
+    entry it includes."""
+    return json.dumps({"id": entry_id.decode(), "state": state.decode()}).encode()
+
+
+def unsaved(blob: bytes) -> tuple[bytes, bytes]:
+    """The inverse of ``saved``: the entry id and the replica's state."""
+    fields = json.loads(blob)
+    return str(fields["id"]).encode(), str(fields["state"]).encode()
