@@ -11,13 +11,25 @@ from __future__ import annotations
 
 import re
 import signal
+import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from trio_chat.cluster import keys
 
 from .processes import Cluster, Nodes, Program, cluster, srv
 
 HISTORY = ("--history", "20")
 DATED = re.compile(r"\[History (\d{4})-(\d\d)-(\d\d)\] ")
+
+
+def wait_for_no_leases(chat: Cluster) -> None:
+    """Until no node of the cluster holds a lease (generous: leases last 2 s)."""
+    assert chat.redis is not None
+    deadline = time.monotonic() + 30
+    while chat.redis.command("KEYS", f"{keys.LEASES}*"):
+        assert time.monotonic() < deadline, "a lease outlived 30 s"
+        time.sleep(0.05)
 
 
 def undated(line: str) -> str:
@@ -129,6 +141,10 @@ def test_history_outlives_a_killed_node_and_the_whole_cluster(tmp_path: Path) ->
         general.append(say(carol, "after the kill", bob))
         # Every node stops, and Redis restarts from its append-only file.
         chat.shutdown()
+        # The killed node's lease lapses (keys.LEASE_MS) before anyone starts
+        # again: until then its cluster counts as alive, and a new node joins it
+        # rather than founding one that inherits.
+        wait_for_no_leases(chat)
         chat.redis.restart()
         nodes.nodes[:] = [chat.start_node(host, HISTORY) for host in chat.hosts]
         assert "inherited the previous cluster's history: 3 line(s) in 1 channel(s)" in (
