@@ -25,6 +25,8 @@ def entries_in(path: Path) -> list[tuple[str, Entry]]:
     found = []
     for line in lines[1:]:
         record = json.loads(line)
+        if set(record) == {"said"}:
+            continue  # (a rewrite's last line number)
         found.append((record["channel"], Entry.from_list(record["entry"])))
     return found
 

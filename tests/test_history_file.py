@@ -275,6 +275,7 @@ def test_a_rewritten_file_holds_the_entries_in_the_order_said() -> None:
 def test_when_the_file_is_rewritten() -> None:
     ledger = Ledger()
     assert ledger.due(kept=0)  # a new file: its header first
+    ledger.stale = False  # (the keeper, as it starts the rewrite)
     ledger.rewritten(kept=10)
     assert ledger == Ledger(lines=10, stale=False)
     assert not ledger.due(kept=10)
@@ -297,16 +298,33 @@ class RecordingWriter(FileWriter):
         super().__init__(NAME)
         self.writes: list[tuple[str, list[str]]] = []
         self.failure: OSError | None = None
+        self.removal_failure: OSError | None = None
+        self.said = 0
+        self.during: Callable[[], object] | None = None
 
     def append(self, events: Sequence[Record]) -> None:
         self._check()
         self.writes.append(("append", [history_file.event_line(c, e) for c, e in events]))
 
-    def rewrite(self, histories: Iterable[tuple[str, Sequence[Entry]]]) -> None:
+    def rewrite(self, histories: Iterable[tuple[str, Sequence[Entry]]], said: int = 0) -> None:
+        """(The entries only: the header and the line number are the real
+        writer's, tested with it.)"""
         self._check()
         self.writes.append(("rewrite", list(compacted_lines(histories))[1:]))
+        self.said = said
+
+    def remove(self) -> None:
+        self._check_removal()
+        self.writes.append(("remove", []))
+
+    def _check_removal(self) -> None:
+        if self.removal_failure is not None:
+            raise self.removal_failure
 
     def _check(self) -> None:
+        if self.during is not None:
+            during, self.during = self.during, None
+            during()  # (what the rules do while the thread writes)
         if self.failure is not None:
             raise self.failure
 
@@ -483,10 +501,16 @@ async def test_a_write_error_is_reported_once_and_history_stays_in_memory(
             "the history is kept in memory only"
         ]
         assert len(kept.hub.channels["general"].history) == 4
-        # An /empty tries the file again: its lines must not come back.
+        # An /empty tries the file again: its lines must not come back. It
+        # cannot be rewritten, so it goes.
         kept.empty()
         await next_batch()
-        assert len(kept.logged) == 1
+        assert kept.writer.take() == [("remove", [])]
+        assert kept.logged[1:] == [
+            "removed the history file history.jsonl: it could not be rewritten "
+            "without the lines an /empty forgot"
+        ]
+        del kept.logged[1:]
         kept.writer.failure = None
         elsewhere = kept.say("random")
         kept.empty()
@@ -499,6 +523,37 @@ async def test_a_write_error_is_reported_once_and_history_stays_in_memory(
         nursery.cancel_scope.cancel()
 
 
+async def test_an_empty_during_a_failing_write_still_leaves_nothing_behind(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        kept = Kept(nursery)
+        kept.writer.failure = OSError(28, "No space left on device")
+        kept.say()
+        kept.writer.during = kept.empty  # while that append fails
+        await next_batch()
+        await next_batch()
+        # The rewrite the /empty asks for fails too: the file goes.
+        assert kept.writer.take() == [("remove", [])]
+        assert len(kept.logged) == 2 and kept.logged[1].startswith("removed the history file")
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_empty_during_a_rewrite_asks_for_another(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        kept = Kept(nursery, Ledger())  # a new file: the first write rewrites it
+        secret = kept.say()
+        kept.writer.during = kept.empty
+        await next_batch()
+        await next_batch()
+        # The first rewrite had the line (taken before the /empty); the next
+        # one, right after, has not.
+        assert kept.writer.take() == [("rewrite", [secret]), ("rewrite", [])]
+        nursery.cancel_scope.cancel()
+
+
 # ----- on disk -----
 
 
@@ -506,6 +561,35 @@ def read_back(path: Path) -> history_file.Replayed:
     with path.open("rb") as file:
         assert header_problem(str(path), file.readline()) is None
         return replay(file, str(path), CHANNELS, CONFIG)
+
+
+def test_a_rewrite_keeps_the_line_number_and_the_files_permissions(tmp_path: Path) -> None:
+    path = tmp_path / NAME
+    writer = FileWriter(str(path))
+    # The entries that had the largest numbers are gone (an /empty): the
+    # number is kept all the same, so ids never go back after a restart.
+    writer.rewrite([("general", [said(1)])], said=9)
+    assert read_back(path).said == 9
+    assert os.stat(path).st_mode & 0o777 == 0o600  # what people said: the owner's
+    os.chmod(path, 0o640)
+    writer.rewrite([("general", [said(1)])], said=10)
+    assert os.stat(path).st_mode & 0o777 == 0o640
+
+
+def test_a_damaged_file_is_kept_as_it_was_beside_its_good_beginning(tmp_path: Path) -> None:
+    path = tmp_path / NAME
+    writer = FileWriter(str(path))
+    writer.rewrite([("general", [said(1), said(2)])])
+    original = path.read_bytes()
+    damaged = original + b'{"channel": "general", "entr'
+    path.write_bytes(damaged)
+    hub = Hub([ChannelConfig(name, 7000 + i, 5) for i, name in enumerate(CHANNELS)], history=CONFIG)
+    with path.open("rb") as source:
+        source.readline()
+        replayed = history_keeper.load(hub, str(path), source)
+    assert replayed.damaged
+    assert replayed.problems[-1] == f"the damaged {path} is kept as it was in {path}.corrupt"
+    assert (tmp_path / f"{NAME}.corrupt").read_bytes() == damaged
 
 
 def test_the_writer_appends_and_rewrites(tmp_path: Path) -> None:

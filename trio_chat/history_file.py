@@ -54,6 +54,11 @@ def entry_line(channel: str, entry: Entry) -> str:
     return json.dumps({"channel": channel, "entry": entry.as_list()})
 
 
+def said_line(said: int) -> str:
+    """The line that records the hub's last line number, after a rewrite."""
+    return json.dumps({"said": said})
+
+
 def emptied_line(channel: str, at: float) -> str:
     """The line that records an /empty of ``channel`` at ``at``."""
     return json.dumps({"channel": channel, "emptied": at})
@@ -66,10 +71,16 @@ def event_line(channel: str, event: Entry | float) -> str:
     return emptied_line(channel, event)
 
 
-def compacted_lines(histories: Iterable[tuple[str, Sequence[Entry]]]) -> Iterator[str]:
-    """The whole file for these channels' entries: its header, then every
+def compacted_lines(
+    histories: Iterable[tuple[str, Sequence[Entry]]], said: int = 0
+) -> Iterator[str]:
+    """The whole file for these channels' entries: its header, the hub's
+    last line number (``said``, when there is one: the entries that carried
+    the largest may be gone, and numbers must never go back), then every
     entry in the order said (a file that reads as it was appended)."""
     yield HEADER
+    if said:
+        yield said_line(said)
     streams = [[(entry, name) for entry in entries] for name, entries in histories]
     for entry, name in heapq.merge(*streams, key=_entry_seq):
         yield entry_line(name, entry)
@@ -93,8 +104,10 @@ class Ledger:
         self.lines += lines
 
     def rewritten(self, kept: int) -> None:
+        """A rewrite with ``kept`` entries is on disk. (Whoever started it
+        cleared ``stale`` then: what made the file stale while it ran calls
+        for another.)"""
         self.lines = kept
-        self.stale = False
 
     def due(self, kept: int) -> bool:
         """Whether the next write rewrites the whole file, with ``kept``
@@ -110,6 +123,7 @@ class Replayed:
     said: int = 0  # the largest line number read: the hub's numbers go on from there
     problems: list[str] = field(default_factory=list)
     ledger: Ledger = field(default_factory=Ledger)
+    damaged: bool = False  # reading stopped at a line that is not ours
 
 
 class _Corrupt(Exception):
@@ -135,7 +149,13 @@ def replay(
     cleared = False  # an /empty left lines in the file that it cleared
     for number, raw in enumerate(lines, first_number):
         try:
-            channel, event = _parse(raw)
+            parsed = _parse(raw)
+            if isinstance(parsed, int):
+                result.said = max(result.said, parsed)
+                result.ledger.lines += 1
+                whole = raw.endswith(b"\n")
+                continue
+            channel, event = parsed
             if isinstance(event, Entry):
                 if event.seq <= last_seq.get(channel, 0):
                     raise _Corrupt(
@@ -148,6 +168,7 @@ def replay(
                 f"{name}: line {number} is corrupt ({error}); "
                 f"keeping the {kept} {'entry' if kept == 1 else 'entries'} before it"
             )
+            result.damaged = True
             whole = False
             break
         result.ledger.lines += 1
@@ -171,8 +192,9 @@ def replay(
     return result
 
 
-def _parse(raw: bytes) -> tuple[str, Entry | float]:
-    """A line's channel and its entry, or the time of its /empty."""
+def _parse(raw: bytes) -> tuple[str, Entry | float] | int:
+    """A line's channel and its entry, or the time of its /empty; or a
+    rewrite's last line number."""
     if not raw.endswith(b"\n"):
         # The last line may be whole yet lack its newline; if not, it was cut.
         try:
@@ -182,13 +204,18 @@ def _parse(raw: bytes) -> tuple[str, Entry | float]:
     return _parse_text(raw[:-1])
 
 
-def _parse_text(raw: bytes) -> tuple[str, Entry | float]:
+def _parse_text(raw: bytes) -> tuple[str, Entry | float] | int:
     try:
         record = json.loads(raw.decode())
     except UnicodeDecodeError:
         raise _Corrupt("not UTF-8") from None
     except json.JSONDecodeError as error:
         raise _Corrupt(f"not JSON: {error.msg} at column {error.colno}") from None
+    if isinstance(record, dict) and set(record) == {"said"}:
+        said = record["said"]
+        if isinstance(said, int) and not isinstance(said, bool) and said >= 0:
+            return said
+        raise _Corrupt(f"a bad line number {said!r}")
     if not isinstance(record, dict) or not isinstance(record.get("channel"), str):
         raise _Corrupt("not an object with a channel")
     channel: str = record["channel"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from functools import partial
 from typing import BinaryIO, TypeVar
@@ -58,14 +59,22 @@ class FileWriter:
             view = view[os.write(self._fd, view) :]
         os.fsync(self._fd)
 
-    def rewrite(self, histories: Iterable[tuple[str, Sequence[Entry]]]) -> None:
+    def rewrite(self, histories: Iterable[tuple[str, Sequence[Entry]]], said: int = 0) -> None:
         """The whole file anew, replacing the old one at once: a crash
-        leaves the one or the other, never a mix."""
+        leaves the one or the other, never a mix. It keeps the old file's
+        permissions (a new one is the owner's alone: it holds what people said)."""
         self.close()
         temporary = f"{self.path}.tmp"
         try:
-            with open(temporary, "w", encoding="utf-8") as file:
-                for line in history_file.compacted_lines(histories):
+            mode = os.stat(self.path).st_mode & 0o777
+        except FileNotFoundError:
+            mode = 0o600
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)  # (one a crash left, perhaps with another mode)
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            with open(descriptor, "w", encoding="utf-8") as file:
+                for line in history_file.compacted_lines(histories, said):
                     file.write(f"{line}\n")
                 file.flush()
                 os.fsync(file.fileno())
@@ -79,6 +88,11 @@ class FileWriter:
             os.fsync(directory)  # the rename itself survives a crash
         finally:
             os.close(directory)
+
+    def remove(self) -> None:
+        """The file goes (when it cannot be rewritten without lines it must lose)."""
+        self.close()
+        os.unlink(self.path)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -109,6 +123,9 @@ class HistoryFileKeeper:
         self._last_write = -math.inf
         self._failed = False  # history in memory only, after a write failed
         self._retry = False  # but an /empty since: try rewriting the file
+        # An /empty no rewrite has carried to disk yet: the file still holds
+        # what it forgot, and must lose it (or go) however writes fail.
+        self._forget_pending = False
         if ledger.due(self._kept()):
             # A new file, a bad tail, an /empty not yet compacted: at once.
             self._want(urgent=True)
@@ -119,13 +136,15 @@ class HistoryFileKeeper:
         self._queue_event((channel, entry))
 
     def forgotten(self, channel: str, at: float) -> None:
+        # The next write rewrites the file without the channel's lines, at once.
+        self._forget_pending = True
         if self._failed:
             self._retry = True
-            self._want()
+            self._want(urgent=True)
             return
-        # The next write rewrites the file without the channel's lines.
         self._ledger.stale = True
         self._queue_event((channel, at))
+        self._want(urgent=True)
 
     def _queue_event(self, event: Record) -> None:
         if self._failed:
@@ -163,14 +182,18 @@ class HistoryFileKeeper:
         ledger.appended(len(queue))
         kept = self._kept()
         rewrite = self._retry or ledger.due(kept)
+        forgets = False  # whether this write carries an /empty to disk
         if rewrite:
             # A copy of every channel's entries, taken here: the thread
-            # encodes and writes while the rules go on adding.
+            # encodes and writes while the rules go on adding. What makes
+            # the file stale from now on calls for another rewrite.
             histories = [
                 (name, tuple(channel.history.entries))
                 for name, channel in self._hub.channels.items()
             ]
-            work = partial(self._writer.rewrite, histories)
+            ledger.stale = False
+            forgets, self._forget_pending = self._forget_pending, False
+            work = partial(self._writer.rewrite, histories, self._hub.said)
         elif queue:
             work = partial(self._writer.append, queue)
         else:
@@ -178,7 +201,12 @@ class HistoryFileKeeper:
         try:
             await self._run_sync(work)
         except OSError as error:
+            if rewrite:
+                ledger.stale = True
+                self._forget_pending = self._forget_pending or forgets
             self._fail(error)
+            if forgets:
+                await self._remove_file()
             return
         finally:
             self._last_write = trio.current_time()
@@ -187,6 +215,28 @@ class HistoryFileKeeper:
             if self._failed:
                 self._failed = self._retry = False
                 self._log(f"the history file {self._writer.path} is written again")
+
+    async def _remove_file(self) -> None:
+        """An /empty cannot be rewritten into the file: the file goes, so
+        that what it forgot is never read back (behaviour.md, "The history
+        file"). The history is then kept in memory only."""
+        try:
+            await self._run_sync(self._writer.remove)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            self._log(
+                f"cannot remove the history file {self._writer.path} either: "
+                f"{error.strerror or error}; it still holds lines said before an /empty"
+            )
+            return
+        else:
+            self._log(
+                f"removed the history file {self._writer.path}: it could not be "
+                "rewritten without the lines an /empty forgot"
+            )
+        self._forget_pending = self._retry = False
+        self._ledger.stale = True  # (a later rewrite creates it anew)
 
     async def close(self) -> None:
         """Write everything still queued (at shutdown)."""
@@ -199,7 +249,7 @@ class HistoryFileKeeper:
 
     def _fail(self, error: OSError) -> None:
         self._queue.clear()
-        self._retry = False
+        self._retry = self._forget_pending
         if not self._failed:
             self._failed = True
             self._log(
@@ -238,7 +288,25 @@ def load(hub: Hub, path: str, source: BinaryIO | None) -> history_file.Replayed:
             "keeping what was read before it"
         )
         replayed.ledger.stale = True
+    if replayed.damaged:
+        replayed.problems.append(keep_damaged(path))
     return replayed
+
+
+def keep_damaged(path: str) -> str:
+    """The damaged file as it is, under FILE.corrupt, before the first rewrite
+    replaces it with its good beginning: nothing of it is lost for good."""
+    kept = f"{path}.corrupt"
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(kept)
+        try:
+            os.link(path, kept)  # (the same bytes under a second name: no copy)
+        except OSError:
+            shutil.copyfile(path, kept)
+    except OSError as error:
+        return f"cannot keep the damaged {path} as {kept}: {error.strerror or error}"
+    return f"the damaged {path} is kept as it was in {kept}"
 
 
 def restore(hub: Hub, replayed: history_file.Replayed) -> None:
