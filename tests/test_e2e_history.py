@@ -5,7 +5,11 @@ side is in test_e2e_cluster_history.py."""
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
+
+from trio_chat import wire
+from trio_chat.wire import FrameType, LineKind
 
 from .processes import Program, cluster, srv
 
@@ -154,4 +158,25 @@ def test_a_long_history_reaches_a_newcomer_whole_and_it_stays(tmp_path: Path) ->
         bob.type("still here")
         alice.expect(srv("bob has joined the channel."))
         alice.expect("[bob (<time>)] still here")
+        chat.shutdown()
+
+
+def test_a_client_of_protocol_2_is_served_without_history(tmp_path: Path) -> None:
+    """A client from before history (trio-chat/2) joins and chats as ever; it
+    is sent no HISTORY frame, which it would not know."""
+    with cluster(tmp_path, server_options=("--history", "10")) as chat:
+        alice = chat.join("alice")
+        alice.type("kept")
+        alice.expect("[alice (<time>)] kept")
+        with socket.create_connection(("127.0.0.1", chat.ports["general"])) as old:
+            old.sendall(wire.encode(FrameType.HELLO, b"trio-chat/2 oldie"))
+            reader = wire.FrameDecoder()
+            kinds: list[int] = []
+            old.settimeout(15)
+            while LineKind.JOINED not in kinds:
+                for frame in reader.feed(old.recv(65536)):
+                    assert frame.type not in (FrameType.HISTORY, FrameType.HISTORY_END)
+                    if frame.type == FrameType.LINE:
+                        kinds.append(wire.decode_line(frame.payload)[0])
+            assert kinds == [LineKind.SERVER, LineKind.JOINED]  # welcome, joined
         chat.shutdown()

@@ -22,8 +22,10 @@ T = TypeVar("T")
 Payload = bytes | memoryview
 
 # /2: LINE frames name what the line is about (LineKind, subject).
-# /3: HISTORY and HISTORY_END frames (a /2 client would not know them).
+# /3: HISTORY and HISTORY_END frames. A /2 client is served all the same,
+# without them (it would not know them): it gets no history.
 PROTOCOL = "trio-chat/3"
+PROTOCOL_WITHOUT_HISTORY = "trio-chat/2"
 
 HEADER = struct.Struct("!IB")
 _LINE_HEADER = struct.Struct("!IBB")  # the header and a LINE frame's kind
@@ -248,11 +250,18 @@ def decode_text(payload: Payload) -> str:
 
 def parse_hello(payload: Payload) -> str:
     """Return the username a HELLO carries; ProtocolError if it is not ours."""
+    return parse_hello_protocol(payload)[0]
+
+
+def parse_hello_protocol(payload: Payload) -> tuple[str, bool]:
+    """The username a HELLO carries, and whether its client reads HISTORY
+    frames (PROTOCOL) or not (PROTOCOL_WITHOUT_HISTORY); ProtocolError for
+    any other protocol."""
     text = decode_text(payload)
     protocol, _, username = text.partition(" ")
-    if protocol != PROTOCOL:
+    if protocol not in (PROTOCOL, PROTOCOL_WITHOUT_HISTORY):
         raise ProtocolError(f"unsupported protocol {protocol[:40]!r}, expected {PROTOCOL}")
-    return username
+    return username, protocol == PROTOCOL
 
 
 class Checksum:

@@ -56,7 +56,11 @@ def _muted(e: fx.Muted) -> Frames:
 
 
 def _history(e: fx.History) -> Frames:
-    """Each line as it was shown live, with its day; then the end of them."""
+    """Each line as it was shown live, with its day; then the end of them.
+    None for a client of protocol /2, which would not know the frames
+    (server/session.py)."""
+    if not getattr(e.member.conn, "reads_history", True):
+        return []
     frames: list[bytes] = []
     day_start, day_end, date = 0.0, 0.0, ""
     for entry in e.entries:

@@ -128,6 +128,8 @@ class Session(Outlet):
     ):
         super().__init__(server, stream, server.limits, channel)
         self.protocol = protocol  # which renderer its lines come from (render/)
+        # Its client knows HISTORY frames (wire.PROTOCOL; a /2 client does not).
+        self.reads_history = True
         self.channel = channel
         self.address = address  # the peer's IP address, where it has one
         # The name it said hello with; None until then (and for good if it never did).
@@ -367,7 +369,7 @@ class Session(Outlet):
         if self.state is AWAITING_HELLO:
             if frame_type != FrameType.HELLO:
                 raise ProtocolError(f"expected HELLO, got frame type {frame_type}")
-            username = wire.parse_hello(payload)
+            username, self.reads_history = wire.parse_hello_protocol(payload)
             self.username = username
             self._become(JOINING)
             self._start_line_budget(username)
