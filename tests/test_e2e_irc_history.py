@@ -101,6 +101,7 @@ def test_replay_on_join_follows_the_clients_caps(chat: Cluster) -> None:
             line.params,
         )
         assert again.tags is None
+    plain.expect("NOTICE", "#general", "— earlier messages —", source=SERVER_NAME)
     quiet(plain)
 
     # With batch and server-time: the same lines in a chathistory batch, at

@@ -359,12 +359,14 @@ def test_the_replay_is_a_batch_for_a_client_with_batch() -> None:
 def test_the_replay_is_plain_lines_without_batch_and_none_with_chathistory() -> None:
     kept = [*entries(2), Entry(3, T0 + 3, "s", JOINED, "bob")]
     plain = replay(FakeClient("bob"), kept)
+    # Nothing marks them as history but the divider the server ends them with.
     assert [line.format() for line in plain] == [
         ":alice!alice@srv PRIVMSG #general :line 1",
         ":alice!alice@srv PRIVMSG #general :line 2",
+        ":srv NOTICE #general :— earlier messages —",
     ]
     timed = replay(FakeClient("bob", wants_time=True, wants_msgid=True), kept[:1])
-    assert [line.tags for line in timed] == [{"time": stamp(kept[0]), "msgid": kept[0].msgid}]
+    assert [line.tags for line in timed[:1]] == [{"time": stamp(kept[0]), "msgid": kept[0].msgid}]
     fetching = FakeClient("bob", caps={"batch", "draft/chathistory", "server-time"})
     assert replay(fetching, kept) == []
     # Nothing said (joins only): no empty batch either.

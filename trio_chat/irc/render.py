@@ -415,6 +415,11 @@ class IrcRenderer:
         if batch:
             start = encode("BATCH", [f"+{batch}", "chathistory", target], self.server_name)
             lines = [start, *lines, encode("BATCH", [f"-{batch}"], self.server_name)]
+        else:
+            # Without a batch nothing marks them as history: the server says
+            # where they end, in the divider the terminal client draws.
+            notice = encode("NOTICE", [target, text.HISTORY_DIVIDER], self.server_name)
+            lines = [*lines, notice]
         member = (e.member,)
         return [(member, line) for line in lines]
 
