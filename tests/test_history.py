@@ -376,3 +376,23 @@ def test_a_long_history_goes_to_the_browser_in_bounded_events() -> None:
     events = [json.loads(frame[5:]) for _, frame in frames]
     assert [e.get("last", False) for e in events] == [False] * (len(events) - 1) + [True]
     assert sum(len(e["entries"]) for e in events) == 300
+
+
+def test_a_snapshot_holds_the_history_at_about_its_own_size() -> None:
+    """JSON within JSON as objects, text as UTF-8: quotes are not escaped
+    again at every level (cluster/snapshot.py)."""
+    for text_said in ("a" * 100, "漢" * 100, '"\\' * 50):
+        h = hub(lines=10_000, max_bytes=64 * 1024)
+        join(h, "alice")
+        while h.channels["general"].history.size < 60 * 1024:
+            run(h, ev.Say("alice", text_said))
+        state = snapshot.ReplicaState(snapshot.dump(h), {1: 5}, {}).dump()
+        blob = snapshot.saved(b"1-0", state)
+        assert len(blob) < 2 * h.channels["general"].history.size, text_said[:2]
+        entry_id, state_again = snapshot.unsaved(blob)
+        copy = hub(lines=10_000, max_bytes=64 * 1024)
+        snapshot.restore(copy, snapshot.replica_state(state_again).hub)
+        assert entry_id == b"1-0"
+        assert list(copy.channels["general"].history.entries) == list(
+            h.channels["general"].history.entries
+        )

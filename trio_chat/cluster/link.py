@@ -35,7 +35,6 @@ rather than mix two clusters.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -45,7 +44,7 @@ import coredis
 import coredis.exceptions
 import trio
 
-from . import keys, scripts
+from . import keys, scripts, snapshot
 from .boot import node_leases
 from .liveness import Liveness
 
@@ -305,7 +304,7 @@ class Link:
 
     async def _restore(self, epoch: bytes, applied: bytes) -> Any:
         host = self.host
-        blob = json.dumps({"id": applied.decode(), "state": host.dump().decode()}).encode()
+        blob = snapshot.saved(applied, host.dump())
         ms, seq = id_key(applied)
         return await self.redis.eval(
             scripts.RESTORE,
@@ -632,7 +631,7 @@ class Link:
         applied_id = self.host.applied_id
         if not live or live[0] != self.node or applied_id == self._last_snapshot:
             return
-        blob = json.dumps({"id": applied_id.decode(), "state": self.host.dump().decode()}).encode()
+        blob = snapshot.saved(applied_id, self.host.dump())
         saved = await self.redis.eval(
             scripts.SNAPSHOT,
             [keys.EPOCH, keys.SNAPSHOT, keys.LOG, keys.NODES, keys.APPLIED, keys.TRIMMED],
