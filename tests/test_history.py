@@ -29,6 +29,7 @@ from trio_chat.history import (
 )
 from trio_chat.hub import Hub
 from trio_chat.render import browser, terminal
+from trio_chat.server.limits import Limits
 from trio_chat.wire import FrameDecoder, FrameType, LineKind, decode_history
 
 T = "12:00:00"
@@ -396,3 +397,27 @@ def test_a_snapshot_holds_the_history_at_about_its_own_size() -> None:
         assert list(copy.channels["general"].history.entries) == list(
             h.channels["general"].history.entries
         )
+
+
+def test_the_most_one_admission_sends_fits_a_newcomers_outbox() -> None:
+    """history.SEND_LINES and SEND_BYTES at their worst, rendered for the
+    terminal and the page: within the outbox's hard limits with room left
+    for the welcome, the roster and what the channel says meanwhile."""
+    limits = Limits()
+    for text_said, count in (
+        ('"' * 60, SEND_LINES),
+        ('"\\\\' * 2000, 100),
+        ("漢" * 40, SEND_LINES),
+    ):
+        h = hub(lines=100_000, max_bytes=100 * SEND_BYTES)
+        join(h, "a" * 32)
+        for _ in range(count * 2):
+            run(h, ev.Say("a" * 32, text_said))
+        effects = join(h, "bob")
+        history = next(e for e in effects if isinstance(e, fx.History))
+        assert sum(e.size() for e in history.entries) <= SEND_BYTES
+        for render in (terminal.frames, browser.frames):
+            frames = render(history)
+            size = sum(len(frame) for _, frame in frames)
+            assert size < limits.outbox_bytes * 0.8, (render, text_said[:2], size)
+            assert len(frames) < limits.outbox_frames // 4

@@ -26,16 +26,22 @@ from .events import CHAT
 SAID = "said"  # chat, /me or an IRC notice: ``style`` says which
 JOINED = "joined"  # (only with --history-events)
 LEFT = "left"  # ``style`` says why: one of LEFT_WHY
-LEFT_WHY = ("left", "afk", "kicked")
+# Why someone left (the page's ``why`` says the same).
+BY_LEAVING = "left"  # /quit, /switch, flooding
+BY_AFK = "afk"
+BY_KICK = "kicked"
+LEFT_WHY = (BY_LEAVING, BY_AFK, BY_KICK)
 KINDS = (SAID, JOINED, LEFT)
 
 # Bytes an entry costs beyond its text, in the bound: its numbers and stamp.
 ENTRY_OVERHEAD = 32
 # What one admission sends at most: the newest lines within both bounds. A
-# member's outbox holds 4096 frames and 1 MiB (server/limits.py), and a
-# history rendered for any protocol (with its framing, a page's JSON, IRC's
-# prefixes) fits within half of that, so no newcomer is taken for a client
-# that does not read. The rest stays for /history and IRC's CHATHISTORY.
+# member's outbox holds 4096 frames and 1 MiB (server/limits.py); a history
+# this size, rendered for the terminal or the page at its worst (a page's
+# JSON escaping every quote), stays well within that (tests/test_history.py),
+# and IRC's replay takes what fits its outbox's high-water mark, so no
+# newcomer is taken for a client that does not read. The rest stays for
+# /history and IRC's CHATHISTORY.
 SEND_LINES = 2000
 SEND_BYTES = 256 * 1024
 
@@ -95,10 +101,16 @@ class Entry:
         return cls(seq, float(at), *texts)  # type: ignore[arg-type]
 
 
+def millis(at: float) -> int:
+    """A moment to the millisecond, as every id and time tag names it (the
+    msgid, IRC's server-time, CHATHISTORY's timestamps): truncated alike."""
+    return int(at * 1000)
+
+
 def msgid(seq: int, at: float) -> str:
     """The id of line ``seq`` said at ``at``: what IRC's msgid tag and the
     page's events carry, live and in history alike."""
-    return f"{seq}-{int(at * 1000)}"
+    return f"{seq}-{millis(at)}"
 
 
 def seq_of(msgid: str) -> int | None:

@@ -232,7 +232,7 @@ class Hub:
             self._touch(member, now, effects)
             return
         self._take_out(member, channel)
-        msgid = self._record_event(channel, hist.LEFT, member.name, "afk", effects)
+        msgid = self._record_event(channel, hist.LEFT, member.name, hist.BY_AFK, effects)
         effects.append(fx.WentAfk(self._stamp, channel.audience(), member.name, msgid))
         effects.append(fx.Disconnect(member, EXIT_OK, "disconnected for inactivity", Cause.AFK))
         self._advance(channel, now, effects)
@@ -343,7 +343,9 @@ class Hub:
         was_admitted = member.admitted
         index = self._take_out(member, channel)
         audience = channel.audience() if was_admitted else ()
-        msgid = self._record_event(channel, hist.LEFT, member.name, "left", effects, was_admitted)
+        msgid = self._record_event(
+            channel, hist.LEFT, member.name, hist.BY_LEAVING, effects, was_admitted
+        )
         effects.append(
             fx.Left(self._stamp, audience, member.name, True, reason=reason, quit=quit, msgid=msgid)
         )
@@ -354,10 +356,12 @@ class Hub:
         member.channel = channel
         member.admitted = False
         if channel.has_room() and not channel.queue:
-            # Admitted at once: what was said there comes before the welcome.
-            told = self._tell_history(member, channel, effects)
+            # Admitted at once: what was said there comes before the welcome
+            # (for IRC, after its JOIN: _admit).
+            if not member.via_irc:
+                self._send_history(member, channel, effects)
             effects.append(fx.Welcome(self._stamp, member, channel.name))
-            self._admit(member, channel, now, effects, told)
+            self._admit(member, channel, now, effects, history_sent=not member.via_irc)
             return
         effects.append(fx.Welcome(self._stamp, member, channel.name))
         channel.queue.append(member)
@@ -379,37 +383,36 @@ class Hub:
             self._tell_positions(channel, 0, effects)
 
     def _admit(
-        self, member: Member, channel: Channel, now: float, effects: Effects, told: bool = False
+        self,
+        member: Member,
+        channel: Channel,
+        now: float,
+        effects: Effects,
+        history_sent: bool = False,
     ) -> None:
-        """``told``: it has had the channel's history already."""
+        """``history_sent``: it has had the channel's history already."""
         member.admitted = True
         channel.admit(member)
         # Time spent queued does not count; a mute carried in freezes the timer.
         member.afk_deadline = max(now, member.muted_until) + self.afk_timeout
         effects.append(fx.Reschedule(member))
-        if not told:
-            self._tell_history(member, channel, effects)
+        if not (history_sent or member.via_irc):
+            self._send_history(member, channel, effects)
         effects.append(fx.Roster(member, list(itertools.islice(channel.members, ROSTER_LIMIT))))
         if member.via_irc:
             # An IRC client opens the channel with its JOIN (the roster's):
             # the replay follows it.
-            self._tell_history(member, channel, effects, irc=True)
+            self._send_history(member, channel, effects)
         msgid = self._record_event(channel, hist.JOINED, member.name, "", effects)
         effects.append(fx.Joined(self._stamp, channel.audience(), member.name, channel.name, msgid))
 
     # ----- history (history.py; docs/behaviour.md, "Channel history") -----
 
-    def _tell_history(
-        self, member: Member, channel: Channel, effects: Effects, irc: bool = False
-    ) -> bool:
-        """Send ``member`` what was said in ``channel``, if it keeps any; an
-        IRC member only when ``irc`` (after its JOIN). Whether it was told."""
-        if member.via_irc != irc:
-            return False
+    def _send_history(self, member: Member, channel: Channel, effects: Effects) -> None:
+        """Send ``member`` what was said in ``channel``, if it keeps any."""
         if channel.history.entries:
             entries = channel.history.for_newcomer()
             effects.append(fx.History(member, channel.name, entries))
-        return True
 
     def _record(
         self,
@@ -491,7 +494,7 @@ class Hub:
         audience = channel.audience() if was_admitted else ()
         if announce:
             msgid = self._record_event(
-                channel, hist.LEFT, member.name, "left", effects, was_admitted
+                channel, hist.LEFT, member.name, hist.BY_LEAVING, effects, was_admitted
             )
             effects.append(fx.Left(self._stamp, audience, member.name, logged, msgid=msgid))
         elif audience:
@@ -597,7 +600,7 @@ class Hub:
         effects.append(
             fx.Disconnect(member, EXIT_OK, "kicked by the server operator", Cause.KICKED)
         )
-        msgid = self._record_event(channel, hist.LEFT, member.name, "kicked", effects)
+        msgid = self._record_event(channel, hist.LEFT, member.name, hist.BY_KICK, effects)
         effects.append(fx.Kicked(self._stamp, channel.audience(), member.name, msgid))
         self._advance(channel, now, effects)
 

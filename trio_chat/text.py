@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from .events import ACTION
-
-if TYPE_CHECKING:
-    from .history import Entry
+from .history import BY_AFK, JOINED, SAID, Entry
 
 Stamp = Callable[[], str]
 STAMP_FORMAT = "%H:%M:%S"
@@ -190,11 +187,11 @@ def history_line(date: str, line: str) -> str:
 def entry_line(entry: Entry) -> str:
     """The line a history entry showed when it was live, with its own stamp."""
     kind = entry.kind
-    if kind == "said":
+    if kind == SAID:
         return chat_line(entry.stamp, entry.user, entry.message, entry.style)
-    if kind == "joined":
+    if kind == JOINED:
         return joined_channel(entry.stamp, entry.user)
-    if entry.style == "afk":
+    if entry.style == BY_AFK:
         return went_afk(entry.stamp, entry.user)
     return left_channel(entry.stamp, entry.user)
 

@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..history import Entry, History
+from ..history import Entry, History, millis
 
 SUBCOMMANDS = ("LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN", "TARGETS")
 # The parameters each subcommand takes after its name (target, references, limit).
@@ -151,7 +151,7 @@ def parse(params: Sequence[str], most: int) -> Query | Fail:
 
 
 def _millis(entry: Entry) -> int:
-    return int(entry.at * 1000)
+    return millis(entry.at)
 
 
 class _Bounds:

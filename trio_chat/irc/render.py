@@ -24,7 +24,7 @@ from .. import effects as fx
 from .. import history as hist
 from .. import text
 from ..events import ACTION, NOTICE
-from ..history import SAID, Entry
+from ..history import SAID, Entry, millis
 from ..state import ClientProtocol, Member
 from . import numerics as n
 from .lines import MAX_LINE, encode
@@ -69,10 +69,9 @@ def channel_target(name: str) -> str:
 
 def iso_time(at: float) -> str:
     """``server-time``'s tag value for the moment ``at`` (epoch seconds): UTC,
-    to the millisecond, truncated as ``history.msgid`` truncates it, so a
-    line's time tag and its msgid name the same millisecond."""
-    millis = int(at * 1000)
-    seconds, rest = divmod(millis, 1000)
+    to the millisecond (``history.millis``), so a line's time tag and its
+    msgid name the same millisecond."""
+    seconds, rest = divmod(millis(at), 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest:03d}Z"
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from .. import effects as fx
 from .. import wire
 from ..events import ACTION
-from ..history import SAID, Entry, msgid
+from ..history import BY_AFK, BY_KICK, BY_LEAVING, JOINED, SAID, Entry, msgid
 from ..state import Member
 from ..wire import FrameType, encode_json
 
@@ -76,7 +76,7 @@ def _entry(entry: Entry) -> dict[str, object]:
         fields["message"] = entry.message
         if entry.style == ACTION:
             fields["action"] = True
-    elif entry.kind != "joined":
+    elif entry.kind != JOINED:
         fields["why"] = entry.style
     return fields
 
@@ -129,10 +129,10 @@ _RENDER: dict[type[Any], Callable[[Any], Frames]] = {
         else _event("joined", e.stamp, user=e.user),
     ),
     fx.Left: lambda e: (
-        [] if e.quiet else _many(e.audience, _left(e.stamp, e.user, "left", e.msgid))
+        [] if e.quiet else _many(e.audience, _left(e.stamp, e.user, BY_LEAVING, e.msgid))
     ),
-    fx.WentAfk: lambda e: _many(e.audience, _left(e.stamp, e.user, "afk", e.msgid)),
-    fx.Kicked: lambda e: _many(e.audience, _left(e.stamp, e.user, "kicked", e.msgid)),
+    fx.WentAfk: lambda e: _many(e.audience, _left(e.stamp, e.user, BY_AFK, e.msgid)),
+    fx.Kicked: lambda e: _many(e.audience, _left(e.stamp, e.user, BY_KICK, e.msgid)),
     fx.Chat: _chat,
     fx.Whisper: lambda e: _one(e.receiver, _said("whisper", e.stamp, e.sender, e.message, e.style)),
     fx.NotHere: lambda e: _one(e.to, _event("not_here", e.stamp, user=e.user)),
