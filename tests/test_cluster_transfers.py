@@ -19,7 +19,7 @@ import pytest
 
 from trio_chat import wire
 from trio_chat.client import files
-from trio_chat.cluster import keys
+from trio_chat.cluster import keys, snapshot
 from trio_chat.wire import FrameType, SendState
 
 from .peers import RawPeer
@@ -70,7 +70,7 @@ def busy_in_snapshot(redis: RedisProcess) -> list[str]:
     saved = redis.command("GET", keys.SNAPSHOT)
     if not saved:
         return []
-    hub = json.loads(json.loads(json.loads(saved)["state"])["hub"])
+    hub = json.loads(snapshot.replica_state(snapshot.unsaved(saved.encode())[1]).hub)
     return [
         member["name"]
         for channel in hub["channels"].values()
