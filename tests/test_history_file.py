@@ -118,7 +118,9 @@ def test_a_good_file_replays_into_each_channel() -> None:
 
 
 def test_an_entry_round_trips_exactly() -> None:
-    entry = Entry(7, 1_700_000_123.456789, "01:02:03", SAID, "zoë", 'héllo \u2028 "there"', "me")
+    entry = Entry(
+        7, 1_700_000_123.456789, "01:02:03", SAID, "zoë", 'héllo \u200d "there"', "action"
+    )
     result = replayed(file_lines(entry_line("general", entry)))
     assert list(result.histories["general"].entries) == [entry]
 
@@ -196,9 +198,41 @@ def test_a_corrupt_line_in_the_middle_ends_the_replay() -> None:
         ('["general", 1.0]', "not an object with a channel"),
         ('{"channel": "general", "said": "hi"}', "neither an entry nor an /empty"),
         (
-            '{"channel": "general", "entry": [1, 1.0, "", "said", "a", "m", "chat"]}',
+            '{"channel": "general", "entry": [1, 1.0, "00:00:01", "said", "a", "m", "chat"]}',
             "line number 1 after 1 in general",
         ),
+        # What no live peer could have sent is not taken from a file either.
+        (
+            '{"channel": "general", "entry": [2, Infinity, "00:00:01", "said", "a", "m", "chat"]}',
+            "a bad entry: bad time inf",
+        ),
+        (
+            '{"channel": "general", "entry": [2, -1, "00:00:01", "said", "a", "m", "chat"]}',
+            "a bad entry: bad time -1",
+        ),
+        (
+            '{"channel": "general", "entry": [1000000000000000000, 1.0, "00:00:01", "said", '
+            '"a", "m", "chat"]}',
+            "a bad entry: bad line number 1000000000000000000",
+        ),
+        (
+            '{"channel": "general", "entry": [2, 1.0, "soon", "said", "a", "m", "chat"]}',
+            "a bad entry: bad stamp 'soon'",
+        ),
+        (
+            '{"channel": "general", "entry": [2, 1.0, "00:00:01", "said", "a b", "m", "chat"]}',
+            "a bad entry: bad name: the username contains whitespace",
+        ),
+        (
+            '{"channel": "general", "entry": [2, 1.0, "00:00:01", "said", "a", "x\\r\\nQUIT", '
+            '"chat"]}',
+            "a bad entry: a message no peer could have sent",
+        ),
+        (
+            '{"channel": "general", "entry": [2, 1.0, "00:00:01", "said", "a", "m", "shout"]}',
+            "a bad entry: bad style 'shout' for said",
+        ),
+        ('{"channel": "general", "emptied": Infinity}', "a bad time inf"),
         ("", "not JSON: Expecting value at column 1"),
     ],
 )

@@ -15,12 +15,17 @@ never taken for a new line's.
 from __future__ import annotations
 
 import bisect
+import math
+import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from .defaults import DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES
-from .events import CHAT
+from .events import CHAT, CHAT_STYLES
+from .names import username_problem
+from .sanitize import clean
+from .terminal_io import MAX_INPUT_LINE
 
 # What an entry is (``Entry.kind``).
 SAID = "said"  # chat, /me or an IRC notice: ``style`` says which
@@ -32,6 +37,19 @@ BY_AFK = "afk"
 BY_KICK = "kicked"
 LEFT_WHY = (BY_LEAVING, BY_AFK, BY_KICK)
 KINDS = (SAID, JOINED, LEFT)
+
+# What an entry read back may hold (Entry.from_list): a line number below
+# 10**18 (msgids name at most 18 digits, seq_of), a time from 1970 to the end
+# of year 9999, an hh:mm:ss stamp, and each kind's styles.
+MAX_SEQ = 10**18
+LATEST_TIME = 253402300800.0  # 10000-01-01T00:00:00Z
+_STAMP = re.compile(r"[0-9]{2}:[0-9]{2}:[0-9]{2}", re.ASCII)
+_STYLES: dict[str, Collection[str]] = {SAID: CHAT_STYLES, JOINED: ("",), LEFT: LEFT_WHY}
+
+
+def valid_time(at: float) -> bool:
+    return math.isfinite(at) and 0 <= at < LATEST_TIME
+
 
 # Bytes an entry costs beyond its text, in the bound: its numbers and stamp.
 ENTRY_OVERHEAD = 32
@@ -87,18 +105,37 @@ class Entry:
 
     @classmethod
     def from_list(cls, fields: Sequence[object]) -> Entry:
-        """The inverse of ``as_list``; ValueError or TypeError for anything else."""
+        """The inverse of ``as_list``; ValueError or TypeError for anything
+        else. What it reads (a history file, a snapshot) is held to what the
+        rules themselves keep: a name the rules take, a message as the
+        sanitizer leaves it and no longer than a typed line, a time a
+        calendar has, so a damaged or forged file cannot reach a terminal or
+        an IRC line with anything a live peer could not send."""
         seq, at, stamp, kind, user, message, style = fields
-        if not (isinstance(seq, int) and not isinstance(seq, bool) and seq > 0):
+        if not (isinstance(seq, int) and not isinstance(seq, bool) and 0 < seq < MAX_SEQ):
             raise ValueError(f"bad line number {seq!r}")
-        if not isinstance(at, (int, float)) or isinstance(at, bool) or at != at:
+        if not (isinstance(at, (int, float)) and not isinstance(at, bool) and valid_time(at)):
             raise ValueError(f"bad time {at!r}")
-        texts = (stamp, kind, user, message, style)
-        if not all(isinstance(value, str) for value in texts):
+        if not (
+            isinstance(stamp, str)
+            and isinstance(kind, str)
+            and isinstance(user, str)
+            and isinstance(message, str)
+            and isinstance(style, str)
+        ):
             raise TypeError("an entry's texts must be strings")
         if kind not in KINDS:
             raise ValueError(f"unknown entry kind {kind!r}")
-        return cls(seq, float(at), *texts)  # type: ignore[arg-type]
+        if _STAMP.fullmatch(stamp) is None:
+            raise ValueError(f"bad stamp {stamp!r}")
+        problem = username_problem(user)
+        if problem is not None:
+            raise ValueError(f"bad name: {problem}")
+        if clean(message) != message or len(message.encode()) > MAX_INPUT_LINE:
+            raise ValueError("a message no peer could have sent")
+        if style not in _STYLES[kind]:
+            raise ValueError(f"bad style {style!r} for {kind}")
+        return cls(seq, float(at), stamp, kind, user, message, style)
 
 
 def millis(at: float) -> int:

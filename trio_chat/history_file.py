@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from .history import Entry, History, HistoryConfig
+from .history import Entry, History, HistoryConfig, valid_time
 
 FORMAT = 1  # what this version writes and reads
 HEADER_KEY = "trio-chat-history"
@@ -229,7 +229,7 @@ def _parse_text(raw: bytes) -> tuple[str, Entry | float] | int:
             raise _Corrupt(f"a bad entry: {error}") from None
     if set(record) == {"channel", "emptied"}:
         at = record["emptied"]
-        if isinstance(at, (int, float)) and not isinstance(at, bool) and at == at:
+        if isinstance(at, (int, float)) and not isinstance(at, bool) and valid_time(at):
             return channel, float(at)
         raise _Corrupt(f"a bad time {at!r}")
     raise _Corrupt("neither an entry nor an /empty")
