@@ -21,6 +21,7 @@ from trio_chat.config import ChannelConfig
 from trio_chat.history import SAID, Entry, HistoryConfig
 from trio_chat.history_file import (
     HEADER,
+    MAX_FILE_LINE,
     SLACK_LINES,
     Ledger,
     compacted_lines,
@@ -705,11 +706,8 @@ async def test_keeping_history_creates_a_missing_file(tmp_path: Path) -> None:
 
 def test_reading_stops_where_the_file_cannot_be_read() -> None:
     class Failing(io.BytesIO):
-        def __iter__(self) -> Failing:
-            return self
-
-        def __next__(self) -> bytes:
-            line = self.readline()
+        def readline(self, size: int | None = -1, /) -> bytes:
+            line = super().readline(size)
             if not line:
                 raise OSError(5, "Input/output error")
             return line
@@ -724,3 +722,63 @@ def test_reading_stops_where_the_file_cannot_be_read() -> None:
     history_keeper.restore(hub, result)
     assert hub.said == 1
     assert [entry.seq for entry in hub.channels["general"].history.entries] == [1]
+
+
+# ----- what the server is given as its file (server/cli.py) -----
+
+
+def test_only_a_regular_file_in_a_writable_directory_is_taken(tmp_path: Path) -> None:
+    from trio_chat.server.cli import open_history_file
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # (would hang the start: opening it waits for a writer)
+    assert open_history_file(str(fifo)) == (
+        None,
+        f"cannot read the history file {fifo}: not a regular file",
+    )
+    assert open_history_file("/dev/zero")[1] == (
+        "cannot read the history file /dev/zero: not a regular file"
+    )
+    missing = tmp_path / "nowhere" / "history.jsonl"
+    assert open_history_file(str(missing)) == (
+        None,
+        f"cannot create the history file {missing}: there is no directory {missing.parent}",
+    )
+    assert open_history_file(str(tmp_path / "new.jsonl")) == (None, None)  # created later
+
+
+def test_a_line_longer_than_any_of_ours_is_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / NAME
+    FileWriter(str(path)).rewrite([("general", [said(1)])])
+    with path.open("ab") as file:
+        file.write(b'{"channel": "general", "entry": "' + b"x" * (3 * MAX_FILE_LINE) + b"\n")
+    hub = Hub([ChannelConfig(name, 7000 + i, 5) for i, name in enumerate(CHANNELS)], history=CONFIG)
+    with path.open("rb") as source:
+        source.readline()
+        replayed = history_keeper.load(hub, str(path), source)
+    assert replayed.problems[0] == (
+        f"{path}: line 3 is corrupt (longer than {MAX_FILE_LINE} bytes); "
+        "keeping the 1 entry before it"
+    )
+
+
+async def test_a_file_cut_short_while_it_is_kept_is_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / NAME
+    writer = FileWriter(str(path))
+    writer.rewrite([("general", [said(1)])])
+    writer.append([("general", said(2))])
+    path.write_bytes(b"")  # someone cut it: appending would leave no header
+    with pytest.raises(history_keeper.FileShrank):
+        writer.append([("general", said(3))])
+    assert path.read_bytes() == b""  # untouched: the keeper rewrites it instead
+
+
+def test_a_link_to_the_file_stays_a_link_and_the_file_is_rewritten(tmp_path: Path) -> None:
+    real = tmp_path / "real.jsonl"
+    link = tmp_path / "link.jsonl"
+    writer = FileWriter(str(real))
+    writer.rewrite([("general", [said(1, "before the /empty")])])
+    link.symlink_to(real)
+    FileWriter(str(link)).rewrite([("general", [])])
+    assert link.is_symlink()
+    assert "before the /empty" not in real.read_text()

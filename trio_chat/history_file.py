@@ -26,6 +26,9 @@ HEADER_KEY = "trio-chat-history"
 HEADER = json.dumps({HEADER_KEY: FORMAT})
 # The file is rewritten once it holds more than twice the lines kept, plus this.
 SLACK_LINES = 1024
+# No line of ours is longer: a message is at most a typed line (8 KiB of
+# UTF-8), which JSON writes in at most three times as many bytes.
+MAX_FILE_LINE = 64 * 1024
 
 
 def header_problem(name: str, first_line: bytes) -> str | None:
@@ -195,6 +198,8 @@ def replay(
 def _parse(raw: bytes) -> tuple[str, Entry | float] | int:
     """A line's channel and its entry, or the time of its /empty; or a
     rewrite's last line number."""
+    if len(raw) > MAX_FILE_LINE:
+        raise _Corrupt(f"longer than {MAX_FILE_LINE} bytes")
     if not raw.endswith(b"\n"):
         # The last line may be whole yet lack its newline; if not, it was cut.
         try:

@@ -340,8 +340,30 @@ def open_history_file(path: str) -> tuple[BinaryIO | None, str | None]:
     """The history file open and read past its header (None if there is
     none yet: it is created), or why it cannot be the server's, said before
     any port is bound (behaviour.md, "The history file")."""
-    from ..history_file import header_problem
+    import errno
+    import stat
 
+    from ..history_file import MAX_FILE_LINE, header_problem
+
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        # (Following links: a rewrite replaces the file they lead to.)
+        info = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as error:
+        return None, f"cannot read the history file {path}: {error.strerror or error}"
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        # A FIFO would hang the start, a device would be read for ever or
+        # replaced by the first rewrite.
+        reason = os.strerror(errno.EISDIR) if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        return None, f"cannot read the history file {path}: {reason}"
+    if not os.path.isdir(directory):
+        return None, f"cannot create the history file {path}: there is no directory {directory}"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return None, f"the history file {path} cannot be written: {directory} is not writable"
+    if info is None:
+        return None, None
     try:
         file = open(path, "rb")  # noqa: SIM115 (the server reads the rest, then closes it)
     except FileNotFoundError:
@@ -349,7 +371,7 @@ def open_history_file(path: str) -> tuple[BinaryIO | None, str | None]:
     except OSError as error:
         return None, f"cannot read the history file {path}: {error.strerror or error}"
     try:
-        problem = header_problem(path, file.readline())
+        problem = header_problem(path, file.readline(MAX_FILE_LINE))
     except OSError as error:
         problem = f"cannot read the history file {path}: {error.strerror or error}"
     if problem is not None:

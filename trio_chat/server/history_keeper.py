@@ -42,31 +42,46 @@ RunSync = Callable[[Callable[[], T]], Awaitable[T]]
 Record = tuple[str, Entry | float]  # a channel, and an entry or the time of its /empty
 
 
+class FileShrank(Exception):
+    """The history file is shorter than what was written to it: someone cut it."""
+
+
 class FileWriter:
     """The file's writes, each meant for a worker thread: appended lines
     and rewrites, both on disk (fsync) when they return."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
+        self.path = path  # as the operator named it, for messages
+        # The file itself, wherever a link leads: rewritten beside it, so a
+        # rewrite never replaces the link and leaves the old lines behind.
+        self._file = os.path.realpath(path)
         self._fd: int | None = None
+        self._size: int | None = None  # what it holds, as far as we wrote it
 
     def append(self, events: Sequence[Record]) -> None:
+        """Raises FileShrank, touching nothing, if someone cut the file
+        short since: appended to, it would no longer begin with its header."""
         data = "".join(f"{history_file.event_line(c, e)}\n" for c, e in events).encode()
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            self._fd = os.open(self._file, os.O_WRONLY | os.O_APPEND)
+        size = os.fstat(self._fd).st_size
+        if self._size is not None and size < self._size:
+            self.close()
+            raise FileShrank(self.path)
         view = memoryview(data)
         while view:
             view = view[os.write(self._fd, view) :]
         os.fsync(self._fd)
+        self._size = size + len(data)
 
     def rewrite(self, histories: Iterable[tuple[str, Sequence[Entry]]], said: int = 0) -> None:
         """The whole file anew, replacing the old one at once: a crash
         leaves the one or the other, never a mix. It keeps the old file's
         permissions (a new one is the owner's alone: it holds what people said)."""
         self.close()
-        temporary = f"{self.path}.tmp"
+        temporary = f"{self._file}.tmp"
         try:
-            mode = os.stat(self.path).st_mode & 0o777
+            mode = os.stat(self._file).st_mode & 0o777
         except FileNotFoundError:
             mode = 0o600
         try:
@@ -78,12 +93,13 @@ class FileWriter:
                     file.write(f"{line}\n")
                 file.flush()
                 os.fsync(file.fileno())
-            os.replace(temporary, self.path)
+            self._size = os.stat(temporary).st_size
+            os.replace(temporary, self._file)
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)  # (a full disk gets its room back)
             raise
-        directory = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+        directory = os.open(os.path.dirname(self._file), os.O_RDONLY)
         try:
             os.fsync(directory)  # the rename itself survives a crash
         finally:
@@ -92,7 +108,7 @@ class FileWriter:
     def remove(self) -> None:
         """The file goes (when it cannot be rewritten without lines it must lose)."""
         self.close()
-        os.unlink(self.path)
+        os.unlink(self._file)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -200,6 +216,12 @@ class HistoryFileKeeper:
             return
         try:
             await self._run_sync(work)
+        except FileShrank:
+            # Rewritten whole instead, at once (what was queued is in the history).
+            self._log(f"the history file {self._writer.path} was cut short: rewriting it")
+            ledger.stale = True
+            self._want(urgent=True)
+            return
         except OSError as error:
             if rewrite:
                 ledger.stale = True
@@ -264,9 +286,12 @@ class HistoryFileKeeper:
 
 
 def _read_lines(source: BinaryIO, failures: list[OSError]) -> Iterator[bytes]:
-    """The rest of the file's lines, until one cannot be read."""
+    """The rest of the file's lines, until one cannot be read; a line longer
+    than any of ours comes cut at that length (it reads as corrupt), so a
+    file of one endless line is never held whole."""
     try:
-        yield from source
+        while line := source.readline(history_file.MAX_FILE_LINE + 1):
+            yield line
     except OSError as error:
         failures.append(error)
 
