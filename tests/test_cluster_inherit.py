@@ -13,7 +13,7 @@ import pytest
 from trio_chat import events as ev
 from trio_chat.cluster import codec, keys, snapshot
 from trio_chat.cluster.boot import join_cluster
-from trio_chat.cluster.inherit import Rebuilt, Rules, first_snapshot, lines_kept, rebuild
+from trio_chat.cluster.inherit import Rebuilt, Rules, first_snapshot, rebuild
 from trio_chat.cluster.link import connect
 from trio_chat.config import ChannelConfig
 from trio_chat.history import HistoryConfig
@@ -165,7 +165,7 @@ def test_the_first_snapshot_holds_only_the_history_and_the_line_number() -> None
     assert said(fresh) == [("alice", "in general")]
     assert said(fresh, "random") == [("carol", "in random")]
     assert fresh.said == 2
-    assert lines_kept(fresh) == 2
+    assert fresh.lines_kept() == 2
 
 
 # ----- the founding node's join, on a real redis-server -----

@@ -229,20 +229,21 @@ class History:
     def before(self, index: int, limit: int) -> list[Entry]:
         """The ``limit`` entries just before position ``index``."""
         start = max(0, index - limit)
-        return self._slice(start, index)
+        return self.slice(start, index)
 
     def after(self, index: int, limit: int) -> list[Entry]:
         """The ``limit`` entries from position ``index`` on."""
-        return self._slice(index, min(len(self.entries), index + limit))
+        return self.slice(index, min(len(self.entries), index + limit))
 
     def around(self, index: int, limit: int) -> list[Entry]:
         """``limit`` entries with position ``index`` in their middle."""
         start = max(0, min(index - limit // 2, len(self.entries) - limit))
-        return self._slice(start, min(len(self.entries), start + limit))
+        return self.slice(start, min(len(self.entries), start + limit))
 
-    def _slice(self, start: int, stop: int) -> list[Entry]:
+    def slice(self, start: int, stop: int) -> list[Entry]:
+        """The entries from position ``start`` up to ``stop``, within what there is."""
         entries = self.entries
-        return [entries[i] for i in range(max(0, start), stop)]
+        return [entries[i] for i in range(max(0, start), min(stop, len(entries)))]
 
 
 def _seq(entry: Entry) -> int:

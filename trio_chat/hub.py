@@ -89,6 +89,10 @@ class Hub:
         _RULES[type(event)](self, event, now, effects)
         return effects
 
+    def lines_kept(self) -> int:
+        """The entries every channel's history holds."""
+        return sum(len(channel.history) for channel in self.channels.values())
+
     def shutdown(self) -> None:
         """From now on nothing changes and nothing is announced."""
         self.closed = True

@@ -139,10 +139,6 @@ def first_snapshot(rules: Rules, old: Hub) -> bytes:
     return snapshot.saved(NO_ENTRY, state.dump())
 
 
-def lines_kept(hub: Hub) -> int:
-    return sum(len(channel.history.entries) for channel in hub.channels.values())
-
-
 @dataclass(frozen=True)
 class Inheritance:
     snapshot: bytes | None  # the new cluster's first (None: it starts empty)
@@ -182,7 +178,7 @@ async def inherit(
         return NOTHING  # nothing was ever said
     channels = sum(1 for channel in old.channels.values() if channel.history.entries)
     note = (
-        f"inherited the previous cluster's history: {lines_kept(old)} line(s) "
+        f"inherited the previous cluster's history: {old.lines_kept()} line(s) "
         f"in {channels} channel(s)"
     )
     if rebuilt.skipped:

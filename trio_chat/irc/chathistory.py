@@ -198,7 +198,7 @@ def select(history: History, query: Query) -> list[Entry] | Fail:
         start = bounds.after(first)
         if isinstance(start, Fail):
             return start
-        return _slice(history, max(start, len(entries) - limit), len(entries))
+        return history.slice(max(start, len(entries) - limit), len(entries))
     if query.subcommand == "BEFORE":
         stop = bounds.before(first)
         if isinstance(stop, Fail):
@@ -226,16 +226,11 @@ def select(history: History, query: Query) -> list[Entry] | Fail:
     if isinstance(stop, Fail):
         return stop
     if start <= stop:
-        return _slice(history, start, min(stop, start + limit))
+        return history.slice(start, min(stop, start + limit))
     # Backwards: counted from the first reference, back towards the second.
     low, high = bounds.after(second), bounds.before(first)
     assert not isinstance(low, Fail) and not isinstance(high, Fail)
-    return _slice(history, max(low, high - limit), high)
-
-
-def _slice(history: History, start: int, stop: int) -> list[Entry]:
-    entries = history.entries
-    return [entries[i] for i in range(max(0, start), min(stop, len(entries)))]
+    return history.slice(max(low, high - limit), high)
 
 
 def latest_in(history: History, low: int, high: int) -> float | None:

@@ -142,7 +142,7 @@ class HistoryFileKeeper:
         # An /empty no rewrite has carried to disk yet: the file still holds
         # what it forgot, and must lose it (or go) however writes fail.
         self._forget_pending = False
-        if ledger.due(self._kept()):
+        if ledger.due(self._hub.lines_kept()):
             # A new file, a bad tail, an /empty not yet compacted: at once.
             self._want(urgent=True)
 
@@ -196,7 +196,7 @@ class HistoryFileKeeper:
             return
         ledger = self._ledger
         ledger.appended(len(queue))
-        kept = self._kept()
+        kept = self._hub.lines_kept()
         rewrite = self._retry or ledger.due(kept)
         forgets = False  # whether this write carries an /empty to disk
         if rewrite:
@@ -280,9 +280,6 @@ class HistoryFileKeeper:
             )
         with contextlib.suppress(OSError):  # (reported already)
             self._writer.close()
-
-    def _kept(self) -> int:
-        return sum(len(channel.history) for channel in self._hub.channels.values())
 
 
 def _read_lines(source: BinaryIO, failures: list[OSError]) -> Iterator[bytes]:
