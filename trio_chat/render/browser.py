@@ -8,12 +8,10 @@ never reads a contract line. Every event has ``event`` (its name here) and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import effects as fx
-from .. import wire
 from ..events import ACTION
 from ..history import BY_AFK, BY_KICK, BY_LEAVING, JOINED, SAID, Entry, msgid
 from ..state import Member
@@ -92,8 +90,7 @@ def _history_event(channel: str, entries: list[dict[str, object]], last: bool) -
     fields["entries"] = entries
     if last:
         fields["last"] = True
-    text = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
-    return wire.encode(FrameType.EVENT, text.encode())
+    return encode_json(FrameType.EVENT, fields, escaped=False)
 
 
 def _history(e: fx.History) -> Frames:
