@@ -897,10 +897,10 @@ class IrcClient(Outlet):
         outbox counts as a peer not reading, outlet.py). It stops short, its
         batch closed, if the connection leaves the channel meanwhile: a kick
         by /empty takes what was said before with it."""
-        server = self.settings.server_name
         batch = self.renderer.batch_id() if "batch" in self.caps else ""
         if batch:
-            self._send("BATCH", [f"+{batch}", "chathistory", target], server)
+            opening, closing = self.renderer.batch_ends(batch, "chathistory", target)
+            self.push_line(opening)
         for entry in entries:
             if self.server.congested:
                 await self.wait_for_congested_outboxes()
@@ -909,7 +909,7 @@ class IrcClient(Outlet):
             for frame in self.renderer.history_lines((entry,), target, self.tags, batch):
                 self.push_line(frame)
         if batch:
-            self._send("BATCH", [f"-{batch}"], server)
+            self.push_line(closing)
 
     def _history_targets(self, query: chathistory.Query) -> None:
         """TARGETS: the channels this connection is in whose latest line is
@@ -927,13 +927,14 @@ class IrcClient(Outlet):
         server = self.settings.server_name
         batch = self.renderer.batch_id() if "batch" in self.caps else ""
         if batch:
-            self._send("BATCH", [f"+{batch}", "draft/chathistory-targets"], server)
+            opening, closing = self.renderer.batch_ends(batch, "draft/chathistory-targets")
+            self.push_line(opening)
         tags = {"batch": batch} if batch else None
         for at, target in found[: query.limit]:
             params = ["TARGETS", target, iso_time(at)]
             self.push_line(encode("CHATHISTORY", params, server, tags))
         if batch:
-            self._send("BATCH", [f"-{batch}"], server)
+            self.push_line(closing)
 
     def _fail(self, code: str, *context: str, description: str) -> None:
         """A standard reply ``FAIL CHATHISTORY CODE context... :description``;

@@ -283,6 +283,11 @@ class IrcRenderer:
         """A reference tag for a new batch, unique on this server."""
         return f"{self._msgid_prefix}b{next(self._batches)}"
 
+    def batch_ends(self, batch: str, *kind: str) -> tuple[bytes, bytes]:
+        """The lines that open (``BATCH +ID kind...``) and close batch ``batch``."""
+        server = self.server_name
+        return encode("BATCH", [f"+{batch}", *kind], server), encode("BATCH", [f"-{batch}"], server)
+
     def _to_one(self, member: Member, command: str, params: list[str]) -> Frames:
         """From the server to one member (if it is on IRC)."""
         return self._to_each((member,), command, params, self.server_name)
@@ -412,8 +417,8 @@ class IrcRenderer:
         if not lines:
             return []
         if batch:
-            start = encode("BATCH", [f"+{batch}", "chathistory", target], self.server_name)
-            lines = [start, *lines, encode("BATCH", [f"-{batch}"], self.server_name)]
+            opening, closing = self.batch_ends(batch, "chathistory", target)
+            lines = [opening, *lines, closing]
         else:
             # Without a batch nothing marks them as history: the server says
             # where they end, in the divider the terminal client draws.
