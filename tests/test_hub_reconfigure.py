@@ -149,7 +149,7 @@ def test_a_removed_channel_s_history_is_forgotten() -> None:
 
 def test_a_moved_channel_keeps_its_members_and_queue() -> None:
     h = hub()
-    alice, bob, carol = joined(h, "alice", "bob", "carol")
+    *_, carol = joined(h, "alice", "bob", "carol")
     effects = run(h, ev.Reconfigure((("general", 9, 2), RANDOM)))
     assert effects == [fx.Reconfigured(configs(("general", 9, 2), RANDOM))]
     general = h.channels["general"]

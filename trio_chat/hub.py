@@ -345,11 +345,13 @@ class Hub:
         channels: dict[str, Channel] = {}
         grown: list[Channel] = []
         for config in configs:
-            channel = self.channels.get(config.name)
-            if channel is None:
+            kept = self.channels.get(config.name)
+            if kept is None:
                 channel = Channel(config, history=hist.History(self.history))
-            elif config.capacity > channel.config.capacity:
-                grown.append(channel)
+            else:
+                channel = kept
+                if config.capacity > channel.config.capacity:
+                    grown.append(channel)
             channel.config = config
             channels[config.name] = channel
         self.channels = channels
