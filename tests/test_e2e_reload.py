@@ -11,9 +11,10 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pytest
 import trustme
 
-from .processes import DEADLINE, Cluster, cluster, srv
+from .processes import DEADLINE, Cluster, Nodes, cluster, srv
 from .programs import SERVER, free_ports
 
 
@@ -206,3 +207,50 @@ def test_a_systemd_like_parent_hears_ready_reloading_and_stopping(tmp_path: Path
             server.kill()
             server.wait()
         listener.close()
+
+
+def test_a_reload_at_one_node_reloads_the_whole_cluster(tmp_path: Path) -> None:
+    with cluster(tmp_path, nodes=2) as chat:
+        assert isinstance(chat.server, Nodes) and chat.redis is not None
+        first, second = chat.server.nodes
+        helper = chat.join("helper", "help", node=1)
+        rover = chat.join("rover", "random", node=1)
+        old_config = (tmp_path / "configfile").read_text()
+        old = dict(chat.ports)
+        (lobby,) = free_ports(1)
+        write_config(
+            chat,
+            {"general": (old["general"], 5), "random": (old["random"], 5), "lobby": (lobby, 5)},
+        )
+        first.process.send_signal(signal.SIGHUP)
+        # Node 1's member of the removed channel goes; node 0 printed the line.
+        chat.server.expect(srv("help has been removed."))
+        assert helper.wait_exit() == 0
+        assert "the operator removed the channel help" in helper.stderr
+        assert first.wait_stderr("reloaded configfile: added lobby (port")
+        # Both nodes listen on the new channel's port, neither on the old one.
+        chat.join("lobbyist", "lobby", node=1)
+        chat.join("other", "lobby", node=0)
+        for host in chat.hosts:
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((host, old["help"]), timeout=DEADLINE).close()
+        rover.type("/list")
+        rover.expect("[Channel] general 0/5/0.")
+        rover.expect("[Channel] random 1/5/0.")
+        rover.expect("[Channel] lobby 2/5/0.")
+        # A node started with the old config is refused, as any other config is.
+        (tmp_path / "oldconfig").write_text(old_config)
+        late = subprocess.run(
+            [SERVER, "oldconfig", "--redis", chat.redis.url, "--host", "127.0.0.9"],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=DEADLINE,
+        )
+        assert late.returncode == 1
+        assert b"this config differs from the one the running cluster uses" in late.stderr
+        # And one with the new config joins, and serves the reloaded channels.
+        chat.hosts.append("127.0.0.4")
+        chat.start_node("127.0.0.4")
+        chat.join("newcomer", "lobby", node=2)
+        assert second.process.poll() is None
+        chat.shutdown()

@@ -342,6 +342,14 @@ class Hub:
         for name, channel in self.channels.items():
             if name not in wanted:
                 self._remove_channel(channel, effects)
+        for channel in self.adopt_channels(configs):
+            self._advance(channel, now, effects)
+        effects.append(fx.Reconfigured(configs))
+
+    def adopt_channels(self, configs: Sequence[ChannelConfig]) -> list[Channel]:
+        """These channels from now on, in this order, the ones already here
+        kept with whoever is in them (a reload, after its removals; a
+        cluster's snapshot); those whose capacity grew."""
         channels: dict[str, Channel] = {}
         grown: list[Channel] = []
         for config in configs:
@@ -355,9 +363,7 @@ class Hub:
             channel.config = config
             channels[config.name] = channel
         self.channels = channels
-        for channel in grown:
-            self._advance(channel, now, effects)
-        effects.append(fx.Reconfigured(configs))
+        return grown
 
     def _remove_channel(self, channel: Channel, effects: Effects) -> None:
         """Everyone in ``channel`` and its queue goes, as an /empty's members

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..config import ChannelConfig, ConfigError, load_config
 from ..events import Reconfigure
-from .cli import irc_problem
+from .irc_check import irc_problem
 
 if TYPE_CHECKING:
     import ssl
