@@ -49,7 +49,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         prog=PROGRAM,
         description="Serve trio-chat channels; each channel of CONFIGFILE on its own port.",
         epilog="Console commands on stdin: /kick CHANNEL:USER, /mute CHANNEL:USER SECONDS, "
-        "/empty CHANNEL, /history CHANNEL [N], /shutdown.",
+        "/empty CHANNEL, /history CHANNEL [N], /reload (as SIGHUP does), /shutdown.",
     )
     parser.add_argument("configfile", help="lines of 'channel <name> <port> <capacity>'")
     parser.add_argument(
