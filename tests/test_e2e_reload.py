@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from .processes import DEADLINE, Cluster, Nodes, cluster, srv
-from .programs import SERVER, free_ports
+from .processes import DEADLINE, Cluster, Nodes, Program, cluster, srv
+from .programs import CLIENT, SERVER, free_ports
 
 
 def write_config(chat: Cluster, channels: dict[str, tuple[int, int]]) -> None:
@@ -254,3 +254,47 @@ def test_a_reload_at_one_node_reloads_the_whole_cluster(tmp_path: Path) -> None:
         chat.join("newcomer", "lobby", node=2)
         assert second.process.poll() is None
         chat.shutdown()
+
+
+def test_workers_reload_once_and_their_supervisor_talks_to_the_manager(tmp_path: Path) -> None:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify"))
+    listener.settimeout(30)
+    ports = free_ports(4)
+    names = ["general", "random", "help"]
+    write_lines = [f"channel {name} {port} 5\n" for name, port in zip(names, ports, strict=False)]
+    (tmp_path / "configfile").write_text("".join(write_lines))
+    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify")}
+    with (tmp_path / "stderr").open("wb") as errors:
+        server = subprocess.Popen(
+            [SERVER, "configfile", "--workers", "2"],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )
+    try:
+
+        def message() -> dict[str, str]:
+            fields = listener.recv(4096).decode().splitlines()
+            return dict(field.split("=", 1) for field in fields)
+
+        assert message() == {"READY": "1", "STATUS": "2 workers serving"}
+        (tmp_path / "configfile").write_text("".join(write_lines) + f"channel lobby {ports[3]} 5\n")
+        server.send_signal(signal.SIGHUP)
+        assert message()["RELOADING"] == "1"
+        assert message()["READY"] == "1"
+        client = Program("c", [CLIENT, str(ports[3]), "c"], tmp_path)
+        client.expect(srv("Welcome to the lobby channel, c."))
+        server.send_signal(signal.SIGTERM)
+        assert message()["STOPPING"] == "1"
+        assert server.wait(30) == 0
+        assert client.wait_exit() == 0
+        said = (tmp_path / "stderr").read_text()
+        assert said.count("reloaded configfile: added lobby") == 1, said
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(20)
+        listener.close()
