@@ -405,7 +405,9 @@ class ChatServer:
         """Read the config (and TLS) files again (server/reload.py)."""
         if self.reloader is None:
             answer("/reload: this server cannot reload", True)
-        elif not self.hub.closed:
+        elif self.hub.closed:
+            answer("reload refused: the server is shutting down", True)
+        else:
             self.reloader(answer)
 
     async def serve(
