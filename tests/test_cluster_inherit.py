@@ -113,10 +113,13 @@ def test_entries_that_cannot_be_read_or_applied_are_skipped() -> None:
     log = Log()
     two_members(log)
     log.raw(b"not json")
-    log.add(1, ev.Join("1.2", "nowhere", "carol"))  # a channel this config lacks
+    log.add(1, ev.ClaimNick("y", "carol"))  # not NODE.NUMBER
+    # A channel this config lacks (a reload removed it meanwhile): refused.
+    log.add(1, ev.Join("1.2", "nowhere", "carol"))
     chat(log, 1, "1.1", "still here")
     rebuilt = rebuild(RULES, None, log.entries)
     assert rebuilt.skipped == 2
+    assert "1.2" not in rebuilt.hub.members
     assert said(rebuilt.hub) == [("alice", "still here")]
 
 

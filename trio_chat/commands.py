@@ -139,7 +139,13 @@ class ShowHistory:
     count: int | None  # None: the default (defaults.DEFAULT_CONSOLE_HISTORY)
 
 
-ConsoleCommand = Kick | Mute | Empty | ShowHistory | Shutdown | Usage
+@dataclass(frozen=True)
+class Reload:
+    """``/reload``: read the config file (and the TLS files) again; the server
+    does it, not the rules (server/reload.py)."""
+
+
+ConsoleCommand = Kick | Mute | Empty | ShowHistory | Shutdown | Reload | Usage
 
 CONSOLE_USAGE = {
     "/kick": "/kick <channel_name>:<username>",
@@ -147,6 +153,7 @@ CONSOLE_USAGE = {
     "/empty": "/empty <channel_name>",
     "/history": "/history <channel_name> [<lines>]",
     "/shutdown": "/shutdown",
+    "/reload": "/reload",
 }
 
 
@@ -188,6 +195,8 @@ def parse_console_line(line: str) -> ConsoleCommand | None:
             return ShowHistory(words[1], count)
     elif head == "/shutdown" and len(words) == 1:
         return Shutdown()
+    elif head == "/reload" and len(words) == 1:
+        return Reload()
     if head in CONSOLE_USAGE:
         return _console_usage(head)
     return Usage(

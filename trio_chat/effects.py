@@ -29,6 +29,7 @@ from .state import Cause as Cause  # re-exported: what a Disconnect says
 from .state import Member
 
 if TYPE_CHECKING:
+    from .config import ChannelConfig
     from .history import Entry
     from .state import Connection
 
@@ -206,6 +207,14 @@ class Emptied:
 
 
 @dataclass(slots=True)
+class ChannelRemoved:
+    """A reload took ``channel`` out of the config: its members and queue went."""
+
+    stamp: str
+    channel: str
+
+
+@dataclass(slots=True)
 class FileSent:
     stamp: str
     sender: Member
@@ -302,6 +311,14 @@ class Forgotten:
 
 
 @dataclass(slots=True)
+class Reconfigured:
+    """The channels changed (a reload): the server listens on each one's
+    port from now on, in this order, and on no other channel port."""
+
+    channels: Sequence[ChannelConfig]
+
+
+@dataclass(slots=True)
 class StopServer:
     pass
 
@@ -325,6 +342,7 @@ Said = (
     | NotInChannel
     | InvalidMuteTime
     | Emptied
+    | ChannelRemoved
     | FileSent
     | History
 )
@@ -338,6 +356,7 @@ Control = (
     | NickDecided
     | Recorded
     | Forgotten
+    | Reconfigured
     | StopServer
 )
 Effect = Said | Control

@@ -119,6 +119,15 @@ class ConsoleLine:
 
 
 @dataclass(frozen=True, slots=True)
+class Reconfigure:
+    """The operator reloaded the config file (SIGHUP, ``/reload``): from now
+    on these channels, in this order, each as ``(name, port, capacity)``.
+    The server checked the file, and bound any new port, before this."""
+
+    channels: tuple[tuple[str, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Offer:
     """The member asked to /send a file: the rules check the target is here and
     say so (``effects.OfferDecided``)."""
@@ -174,6 +183,7 @@ Event = (
     | Awake
     | Flooded
     | ConsoleLine
+    | Reconfigure
     | Offer
     | TransferStarted
     | TransferEnded

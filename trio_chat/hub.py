@@ -100,7 +100,7 @@ class Hub:
     # ----- the rules, one per event type -----
 
     def _join(self, event: ev.Join, now: float, effects: Effects) -> None:
-        channel = self.channels[event.channel]
+        channel = self.channels.get(event.channel)
         username = event.username
         member = Member(
             event.ref,
@@ -109,6 +109,11 @@ class Hub:
             via_irc=event.via_irc,
             ident=event.ident,
         )
+        if channel is None:
+            # A reload removed it between the connection and its hello.
+            reason = f"refused: there is no channel {event.channel} any more"
+            effects.append(fx.Disconnect(member, EXIT_REFUSED, reason, Cause.REFUSED))
+            return
         problem = username_problem(username)
         if problem is not None:
             effects.append(
@@ -324,6 +329,53 @@ class Hub:
             effects.append(fx.StopServer())
         elif isinstance(command, cmd.Usage):
             effects.append(fx.Console(command.hint))
+        # cmd.Reload: the server reads the files and hands on a Reconfigure.
+
+    def _reconfigure(self, event: ev.Reconfigure, now: float, effects: Effects) -> None:
+        """A reload (behaviour.md, "Reloading the config"): a removed channel
+        is emptied, members and queue; a new one starts empty; a larger
+        capacity lets the queue in at once, a smaller one lets members stay
+        and nobody in until below it; a port only matters to the server's
+        listeners. The channels' order (``/list``) is the new config's."""
+        configs = [ChannelConfig(name, port, capacity) for name, port, capacity in event.channels]
+        wanted = {config.name for config in configs}
+        for name, channel in self.channels.items():
+            if name not in wanted:
+                self._remove_channel(channel, effects)
+        for channel in self.adopt_channels(configs):
+            self._advance(channel, now, effects)
+        effects.append(fx.Reconfigured(configs))
+
+    def adopt_channels(self, configs: Sequence[ChannelConfig]) -> list[Channel]:
+        """These channels from now on, in this order, the ones already here
+        kept with whoever is in them (a reload, after its removals; a
+        cluster's snapshot); those whose capacity grew."""
+        channels: dict[str, Channel] = {}
+        grown: list[Channel] = []
+        for config in configs:
+            kept = self.channels.get(config.name)
+            if kept is None:
+                channel = Channel(config, history=hist.History(self.history))
+            else:
+                channel = kept
+                if config.capacity > channel.config.capacity:
+                    grown.append(channel)
+            channel.config = config
+            channels[config.name] = channel
+        self.channels = channels
+        return grown
+
+    def _remove_channel(self, channel: Channel, effects: Effects) -> None:
+        """Everyone in ``channel`` and its queue goes, as an /empty's members
+        do, told why; what was said there is forgotten."""
+        reason = f"the operator removed the channel {channel.name}"
+        for member in [*channel.members.values(), *channel.queue]:
+            self._take_out(member, channel)
+            effects.append(fx.Disconnect(member, EXIT_OK, reason, Cause.EMPTIED))
+        effects.append(fx.ChannelRemoved(self._stamp, channel.name))
+        if self._keeping and channel.history.entries:
+            channel.history.clear()
+            effects.append(fx.Forgotten(channel.name, self._wall))
 
     # ----- what the rules share -----
 
@@ -670,6 +722,7 @@ _RULES: dict[type[Any], Callable[[Hub, Any, float, Effects], None]] = {
     ev.Awake: Hub._awake,
     ev.Flooded: Hub._flooded,
     ev.ConsoleLine: Hub._console,
+    ev.Reconfigure: Hub._reconfigure,
     ev.Offer: Hub._offer,
     ev.TransferStarted: Hub._transfer_started,
     ev.TransferEnded: Hub._transfer_ended,

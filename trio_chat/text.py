@@ -155,6 +155,10 @@ def emptied(stamp: str, channel: str) -> str:
     return server_message(stamp, f"{channel} has been emptied.")
 
 
+def channel_removed(stamp: str, channel: str) -> str:
+    return server_message(stamp, f"{channel} has been removed.")
+
+
 def went_afk(stamp: str, user: str) -> str:
     return server_message(stamp, f"{user} went AFK.")
 

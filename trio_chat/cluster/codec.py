@@ -52,9 +52,19 @@ def _checker(hint: Any) -> typing.Callable[[Any], Any]:
             return value
 
         return plain
-    if origin is tuple:  # tuple[str, ...]
+    if origin is tuple and typing.get_args(hint)[-1] is Ellipsis:  # tuple[str, ...]
         item = _checker(typing.get_args(hint)[0])
         return lambda value: tuple(item(v) for v in _list(value))
+    if origin is tuple:  # tuple[str, int, int]: a fixed shape
+        fields = [_checker(arg) for arg in typing.get_args(hint)]
+
+        def shaped(value: Any) -> Any:
+            items = _list(value)
+            if len(items) != len(fields):
+                raise EntryError(f"{value!r} does not have {len(fields)} items")
+            return tuple(check(item) for check, item in zip(fields, items, strict=True))
+
+        return shaped
     args = typing.get_args(hint)
     if type(None) in args:  # X | None
         (inner,) = (a for a in args if a is not type(None))

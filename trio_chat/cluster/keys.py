@@ -64,7 +64,8 @@ assert RENEW_EVERY + CALL_DEADLINE < LEASE_MS / 1000
 # 4: IRC's events (say, tell, leave, claim_nick; join's via_irc) and the
 # hub's nicks in snapshots.
 # 5: the hub's line numbers and each channel's history in snapshots.
-LOG_FORMAT = 5
+# 6: reconfigure (a reload), and the channels' config in snapshots.
+LOG_FORMAT = 6
 
 
 LEASES = PREFIX + "lease:"  # + a node's number

@@ -22,7 +22,7 @@ from ..hub import Hub
 from ..server.core import ChatServer
 from ..server.run import history_config, run_until_stopped, serve_bound
 from ..server.sockets import bind_and_announce
-from . import keys, snapshot
+from . import keys, scripts, snapshot
 from .boot import ClusterError, join_cluster
 from .inherit import Rules
 from .link import FAILURES, Link, connect
@@ -99,15 +99,19 @@ def run_node(
             server.log(joined.note)
         if joined.snapshot is not None:
             gateway.load(*snapshot.unsaved(joined.snapshot))
+        # The channels the cluster's rules have: a snapshot from before a
+        # reload has the old ones, and the log's Reconfigure brings the new.
+        serving = [channel.config for channel in hub.channels.values()]
         try:
             bound = bind_and_announce(
-                channels, arguments, tls=ssl_context is not None, who=f"node {joined.node}, "
+                serving, arguments, tls=ssl_context is not None, who=f"node {joined.node}, "
             )
         except OSError as error:
             await link.leave()
             return fail(str(error))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(link.run)
+            server.on_reconfigured.append(partial(config_changed, link, nursery))
             await serve_bound(server, bound, arguments)
             await link.leave()
             nursery.cancel_scope.cancel()
@@ -115,4 +119,29 @@ def run_node(
         # node: the reason is on stderr already.
         return 0 if link.lost is None and link.behind is None else 1
 
+    def config_changed(
+        link: Link, nursery: trio.Nursery, channels: Sequence[ChannelConfig], speaking: bool
+    ) -> None:
+        """A reload changed the cluster's channels: this node writes them back
+        if Redis loses them, and the node whose reload it was makes them the
+        config a joining node must run (boot.py), in place of the old one."""
+        link.fingerprint = keys.fingerprint(
+            channels, arguments.afk_timeout, history_config(arguments)
+        )
+        if speaking:
+            nursery.start_soon(store_config, link, link.fingerprint)
+
     return run_until_stopped(channels, arguments, ssl_context, node)
+
+
+async def store_config(link: Link, fingerprint: str) -> None:
+    try:
+        with trio.fail_after(keys.CALL_DEADLINE):
+            stored = await link.redis.eval(
+                scripts.SET_CONFIG, [keys.EPOCH, keys.CONFIG], [link.epoch, fingerprint]
+            )
+    except (trio.TooSlowError, *FAILURES) as error:
+        link.log(f"could not store the reloaded config in Redis ({error or 'no answer'})")
+        return
+    if stored == scripts.LOST:
+        link.log("could not store the reloaded config: Redis holds another cluster's state")

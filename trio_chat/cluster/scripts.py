@@ -188,3 +188,12 @@ redis.call('SADD', KEYS[5], ARGV[5])
 redis.call('HSET', KEYS[6], ARGV[5], ARGV[2])
 return 1
 """
+
+# A reload changed the config every node runs (events.Reconfigure): nodes
+# that join from now on must run the new one. KEYS: epoch, config. ARGV:
+# epoch, the new config's fingerprint.
+SET_CONFIG = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+"""

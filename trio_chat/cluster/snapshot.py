@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import ChannelConfig
 from ..history import Entry
 from ..hub import Hub, Member
 from ..names import fold_nick
@@ -39,6 +40,9 @@ def dump(hub: Hub) -> bytes:
             "closed": hub.closed,
             "nicks": hub.nick_of,
             "said": hub.said,
+            # A reload changes them (events.Reconfigure): a node that joins
+            # later replays the log from the channels the snapshot had.
+            "config": [[c.name, c.config.port, c.config.capacity] for c in hub.channels.values()],
             "channels": {
                 name: {
                     "members": [member(m) for m in channel.members.values()],
@@ -60,6 +64,8 @@ def restore(hub: Hub, blob: bytes) -> None:
     for ref, nick in state.get("nicks", {}).items():
         hub.nick_of[str(ref)] = str(nick)
         hub.nicks[fold_nick(str(nick))] = str(ref)
+    if "config" in state:
+        hub.adopt_channels([ChannelConfig(str(n), int(p), int(c)) for n, p, c in state["config"]])
     members = hub.members
     for name, saved in state["channels"].items():
         channel = hub.channels.get(name)

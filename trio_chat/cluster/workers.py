@@ -2,8 +2,11 @@
 
 This process starts them (and, without ``--redis``, a private redis-server),
 passes console lines to one of them (any node's console acts on the whole
-cluster), passes SIGINT and SIGTERM on to all of them, and ends when they
-all have. It never imports trio: it only waits.
+cluster), passes SIGINT and SIGTERM on to all of them, and SIGHUP to one of
+them (a reload at one node reloads the whole cluster, once), and ends when
+they all have. It never imports trio: it only waits. It is the process a
+service manager watches, so it, not the nodes, tells $NOTIFY_SOCKET when
+they are all listening and when a reload is done (server/notify.py).
 
 Everything it starts dies with it, even if it is killed with SIGKILL
 (lifeline.py). If the private redis-server dies, the cluster's shared state
@@ -17,6 +20,7 @@ trust.)
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -24,11 +28,15 @@ import threading
 import time
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from ..server import PROGRAM
 from ..terminal_io import print_error
 from .embedded import EmbeddedRedis, RedisUnavailable
 from .lifeline import die_with_this_process
+
+if TYPE_CHECKING:
+    from ..server.notify import Notifier
 
 START_TIMEOUT = 30.0
 # Seconds the nodes have to stop after SIGTERM before they get SIGKILL.
@@ -57,8 +65,13 @@ class Workers:
         self.listening = 0
         self.failed = False
         self._lock = threading.Condition()
+        self.notifier: Notifier | None = None
+        # A SIGHUP passed on, until the node's answer passes by on its stderr.
+        self.reloading = False
 
     def start(self) -> None:
+        # The service manager hears from this process only.
+        environment = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
         # Every child before any thread (lifeline.py).
         for _ in range(self.count):
             self.children.append(
@@ -67,6 +80,7 @@ class Workers:
                     stdin=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     preexec_fn=die_with_this_process(),
+                    env=environment,
                 )
             )
         for child in self.children:
@@ -81,6 +95,10 @@ class Workers:
                 with self._lock:
                     self.listening += 1
                     self._lock.notify_all()
+            elif self.reloading and (b": reloaded " in raw or b": reload refused" in raw):
+                self.reloading = False
+                if self.notifier is not None:
+                    self.notifier.ready(f"{self.count} workers serving")
         with self._lock:
             self._lock.notify_all()
 
@@ -108,6 +126,20 @@ class Workers:
                         break
                     except OSError:
                         continue
+
+    def reload(self) -> None:
+        """SIGHUP to the first node still running: its reload goes through
+        the cluster's log to every node, so the channels change once."""
+        if self.listening < self.count:
+            print_error(PROGRAM, "SIGHUP before every worker listens: ignored")
+            return
+        for child in self.children:
+            if child.poll() is None:
+                if self.notifier is not None:
+                    self.notifier.reloading()
+                self.reloading = True
+                child.send_signal(signal.SIGHUP)
+                return
 
     def signal_all(self, signum: int) -> None:
         for child in self.children:
@@ -168,11 +200,22 @@ def run_workers(arguments: argparse.Namespace, argv: list[str]) -> int:
     node_argv.append("--reuse-port")
     workers = Workers(arguments.workers, node_argv)
 
+    if "NOTIFY_SOCKET" in os.environ:
+        from ..server.notify import from_environment
+
+        workers.notifier = from_environment(lambda text: print_error(PROGRAM, text))
+
     def forward(signum: int, frame: FrameType | None) -> None:
+        if workers.notifier is not None:
+            workers.notifier.stopping()
         workers.signal_all(signum)
+
+    def reload(signum: int, frame: FrameType | None) -> None:
+        workers.reload()
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGHUP, reload)
     try:
         workers.start()
         if not workers.wait_listening():
@@ -180,6 +223,8 @@ def run_workers(arguments: argparse.Namespace, argv: list[str]) -> int:
             print_error(PROGRAM, "the workers did not all start; stopped them")
             return 1
         print_error(PROGRAM, f"{arguments.workers} workers listening, sharing {url}")
+        if workers.notifier is not None:
+            workers.notifier.ready(f"{arguments.workers} workers serving")
         threading.Thread(target=workers.pass_console, daemon=True).start()
         return workers.wait_all(embedded.process if embedded is not None else None)
     finally:

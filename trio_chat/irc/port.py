@@ -27,6 +27,10 @@ def open_irc(server: ChatServer, settings: IrcSettings) -> IrcRenderer:
     renderer = IrcRenderer(settings.server_name, server.hub.channels, room)
     # (It picks its recipients itself: only IRC members, each as it asked.)
     server.renderers.append((renderer.frames, ClientProtocol.IRC, True))
+    # A reload's channels are the ones JOIN finds from then on.
+    server.on_reconfigured.append(
+        lambda channels, speaking: renderer.channels_changed(c.name for c in channels)
+    )
     return renderer
 
 

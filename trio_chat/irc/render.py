@@ -174,6 +174,10 @@ class IrcRenderer:
         self._msgid_prefix = os.urandom(4).hex()
         self._batches = itertools.count(1)
 
+    def channels_changed(self, channels: Iterable[str]) -> None:
+        """A reload changed the configured channels."""
+        self.channels = {fold_nick(name): name for name in channels}
+
     def caps_changed(self) -> None:
         """A client's capabilities changed: the groups are stale."""
         self._caps_version += 1

@@ -23,6 +23,7 @@ _LINE: dict[type[Any], Callable[[Any], str | None]] = {
     fx.NotInChannel: lambda e: text.not_in_channel(e.stamp, e.user, e.channel),
     fx.InvalidMuteTime: lambda e: text.invalid_mute_time(e.stamp),
     fx.Emptied: lambda e: text.emptied(e.stamp, e.channel),
+    fx.ChannelRemoved: lambda e: text.channel_removed(e.stamp, e.channel),
     fx.FileSent: lambda e: text.file_sent(e.stamp, e.sender.name, e.path, e.target),
 }
 

@@ -30,7 +30,6 @@ from ..arguments import (
 )
 from ..config import ChannelConfig, ConfigError, load_config
 from ..defaults import DEFAULT_AFK_TIMEOUT, DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES
-from ..names import fold_nick
 from ..terminal_io import open_standard_streams, print_error
 from . import PROGRAM, early_signals
 from .limits import Limits
@@ -50,7 +49,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         prog=PROGRAM,
         description="Serve trio-chat channels; each channel of CONFIGFILE on its own port.",
         epilog="Console commands on stdin: /kick CHANNEL:USER, /mute CHANNEL:USER SECONDS, "
-        "/empty CHANNEL, /history CHANNEL [N], /shutdown.",
+        "/empty CHANNEL, /history CHANNEL [N], /reload (as SIGHUP does), /shutdown.",
     )
     parser.add_argument("configfile", help="lines of 'channel <name> <port> <capacity>'")
     parser.add_argument(
@@ -226,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_error(PROGRAM, str(error))
         return 1
     if arguments.irc is not None:
+        from .irc_check import irc_problem
+
         problem = irc_problem(channels, arguments)
         if problem is not None:
             print_error(PROGRAM, problem)
@@ -283,32 +284,6 @@ def missing_extra(arguments: argparse.Namespace) -> str | None:
                 f"{option} needs {', '.join(absent)}, which is not installed: "
                 f"pip install 'trio-chat[{extra}]'"
             )
-    return None
-
-
-def irc_problem(channels: Sequence[ChannelConfig], arguments: argparse.Namespace) -> str | None:
-    """Why the IRC port cannot serve this config, or None; reads the
-    password file into ``arguments.irc_password``."""
-    seen: dict[str, str] = {}
-    for channel in channels:
-        name = channel.name
-        if "," in name or not name.isprintable():
-            return f"channel {name!r} cannot be an IRC channel: IRC names hold no ',' or controls"
-        folded = fold_nick(name)
-        if folded in seen:
-            return f"channels {seen[folded]!r} and {name!r} are one channel on IRC (ASCII case)"
-        seen[folded] = name
-    arguments.irc_password = None
-    if arguments.irc_password_file is not None:
-        try:
-            with open(arguments.irc_password_file, encoding="utf-8") as file:
-                password = file.readline().rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = getattr(error, "strerror", None) or str(error)
-            return f"cannot read the IRC password file {arguments.irc_password_file}: {reason}"
-        if not password or " " in password:
-            return f"the IRC password file {arguments.irc_password_file} holds no password"
-        arguments.irc_password = password
     return None
 
 

@@ -1,7 +1,8 @@
 """The server's trio shell: serve every channel, apply the hub's effects.
 
-A root nursery holds one child nursery per channel (``trio.serve_listeners``),
-the console reader and the signal watcher. Cancelling the root scope is the
+A root nursery holds every connection, each channel port's accept loop in a
+cancel scope of its own (ports.py: a reload opens and closes ports), the
+console reader and the signal watcher. Cancelling the root scope is the
 shutdown: every session is inside it.
 """
 
@@ -16,6 +17,7 @@ import trio
 
 from .. import effects as fx
 from .. import wire
+from ..commands import Reload, parse_console_line
 from ..events import ConsoleLine
 from ..hub import Hub, Member
 from ..render import browser, log, terminal
@@ -30,6 +32,7 @@ from .gateway import Gateway, LocalGateway
 from .limits import Limits as Limits  # re-exported: where callers have always found it
 from .listener import Backlog
 from .outlet import Outlet
+from .ports import ChannelPorts
 from .session import Session
 from .transfers import TransferRelay
 
@@ -44,7 +47,11 @@ FLUSH_PATIENCE = 64
 if TYPE_CHECKING:
     import ssl
 
+    from ..config import ChannelConfig
     from ..history import Entry
+
+# A reload's answer: one line of text, and whether it says it failed.
+Answer = Callable[[str, bool], None]
 
 
 class HistoryKeeper(typing.Protocol):
@@ -138,6 +145,16 @@ class ChatServer:
         self.other_protocols = 0
         # The history file, when a lone server keeps one (--history-file).
         self.history_keeper: HistoryKeeper | None = None
+        # The channels' ports while serving (ports.py); where new ones are
+        # bound at a reload: --host, and --reuse-port under --workers.
+        self.ports: ChannelPorts | None = None
+        self.listen_host: str | None = None
+        self.reuse_port = False
+        # SIGHUP and /reload (server/reload.py sets it), given where to answer.
+        self.reloader: Callable[[Answer], None] | None = None
+        # Told the channels after a reload changed them, and whether this
+        # node's reload it was (the IRC port's channel table, the cluster's config).
+        self.on_reconfigured: list[Callable[[Sequence[ChannelConfig], bool], None]] = []
 
     def apply(self, effects: Iterable[fx.Effect], speaking: bool = True) -> None:
         """Carry out the hub's decisions, in order. Never awaits.
@@ -189,8 +206,23 @@ class ChatServer:
         elif isinstance(effect, fx.Forgotten):
             if self.history_keeper is not None:
                 self.history_keeper.forgotten(effect.channel, effect.at)
+        elif isinstance(effect, fx.Reconfigured):
+            self._reconfigured(effect.channels, speaking)
         elif isinstance(effect, fx.StopServer):
             self.stop()
+
+    def _reconfigured(self, channels: Sequence[ChannelConfig], speaking: bool) -> None:
+        """A reload changed the channels: listen on their ports, and tell the
+        clients' tab completion and whoever else caches the list."""
+        names = [channel.name for channel in channels]
+        self.channel_names_frame = wire.encode_json(wire.FrameType.CHANNELS, {"channels": names})
+        for session in self.sessions:
+            if session.member is not None:
+                session.push_line(self.channel_names_frame)
+        if self.ports is not None:
+            self.ports.apply(channels)
+        for hook in self.on_reconfigured:
+            hook(channels, speaking)
 
     def _deliver_each_protocol(self, effect: fx.Said) -> None:
         """Some members are browsers or on IRC: each gets its own protocol's frames."""
@@ -363,7 +395,20 @@ class ChatServer:
         return len(self.sessions) + len(self.irc_clients)
 
     def console_line(self, line: str) -> None:
+        if line.lstrip().startswith("/reload") and isinstance(parse_console_line(line), Reload):
+            # The server reads the files; what they say goes to the rules.
+            self.reload(lambda text, failed: self.log(text))
+            return
         self.gateway.submit(ConsoleLine(line))
+
+    def reload(self, answer: Answer) -> None:
+        """Read the config (and TLS) files again (server/reload.py)."""
+        if self.reloader is None:
+            answer("/reload: this server cannot reload", True)
+        elif self.hub.closed:
+            answer("reload refused: the server is shutting down", True)
+        else:
+            self.reloader(answer)
 
     async def serve(
         self,
@@ -381,8 +426,19 @@ class ChatServer:
             async with trio.open_nursery() as nursery:
                 if handle_signals:
                     await nursery.start(self._watch_signals)
+                # Connections run in this nursery, each port's accept loop in
+                # a scope of its own: a reload closes a port, not its members.
+                self.ports = ChannelPorts(
+                    nursery,
+                    self._handle_on_port,
+                    self.backlog,
+                    self.log,
+                    self.listen_host,
+                    self.reuse_port,
+                )
                 for channel, channel_listeners in listeners.items():
-                    nursery.start_soon(self._serve_channel, channel, channel_listeners)
+                    port = self.hub.channels[channel].config.port
+                    self.ports.start(port, channel, channel_listeners)
                 if console_fd is not None:
                     nursery.start_soon(self._read_console, console_fd)
                 nursery.start_soon(self.transfers.expire_idle)
@@ -390,14 +446,8 @@ class ChatServer:
                     nursery.start_soon(service)
                 task_status.started()
 
-    async def _serve_channel(
-        self, channel: str, listeners: Sequence[trio.abc.Listener[trio.SocketStream]]
-    ) -> None:
-        async def handler(stream: trio.SocketStream) -> None:
-            await self.handle_connection(stream, channel)
-
-        # serve_listeners opens this channel's own nursery for its connections.
-        await trio.serve_listeners(handler, list(listeners))
+    async def _handle_on_port(self, stream: trio.SocketStream, channel: str) -> None:
+        await self.handle_connection(stream, channel)
 
     async def _read_console(self, fd: int) -> None:
         async for line in read_lines(fd, self.log):
@@ -405,13 +455,17 @@ class ChatServer:
         # EOF on the console (a closed pipe, /dev/null) never stops the server.
 
     async def _watch_signals(self, task_status: trio.TaskStatus[None]) -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             task_status.started()
             early = early_signals.requested()
             if early is not None:
                 self._stop_on(early)
             async for signum in signals:
-                self._stop_on(signum)
+                if signum == signal.SIGHUP:
+                    self.log("SIGHUP received: reloading")
+                    self.reload(lambda text, failed: self.log(text))
+                else:
+                    self._stop_on(signum)
 
     def _stop_on(self, signum: int) -> None:
         self.log(f"{signal.Signals(signum).name} received: shutting down")

@@ -4,6 +4,7 @@ node share (cluster/run.py adds the node's parts)."""
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -24,6 +25,8 @@ from .sockets import BoundSockets
 
 if TYPE_CHECKING:
     import ssl
+
+    from .notify import Notifier
 
 
 def open_output() -> tuple[LineWriter, LineWriter]:
@@ -56,7 +59,7 @@ def make_server(
     output: LineWriter,
     errors: LineWriter,
 ) -> ChatServer:
-    return ChatServer(
+    server = ChatServer(
         hub,
         Limits(
             hello_timeout=arguments.hello_timeout,
@@ -70,6 +73,10 @@ def make_server(
         out=output.write,
         log=log_to(errors),
     )
+    # A reload binds new ports as the start-up did.
+    server.listen_host = arguments.host
+    server.reuse_port = arguments.reuse_port
+    return server
 
 
 def web_services(
@@ -127,14 +134,44 @@ async def serve_bound(
     server: ChatServer, bound: BoundSockets, arguments: argparse.Namespace
 ) -> None:
     """Every channel on its bound sockets, and the web page and IRC port if
-    asked for, until shutdown."""
-    await server.serve(
-        socket_listeners(bound.channels, server.backlog),
-        services=[
-            *web_services(server, bound.web, arguments),
-            *irc_services(server, bound.irc, arguments),
-        ],
-    )
+    asked for, until shutdown; SIGHUP and /reload reload the config; a
+    service manager that gave $NOTIFY_SOCKET hears when it is ready."""
+    notifier = None
+    if "NOTIFY_SOCKET" in os.environ:  # (notify.py is imported only then)
+        from .notify import from_environment
+
+        notifier = from_environment(server.log)
+
+    def reload(answer: Callable[[str, bool], None]) -> None:
+        from .reload import reload
+
+        reload(server, arguments, notifier, answer)
+
+    server.reloader = reload
+
+    async def serve(task_status: trio.TaskStatus[None]) -> None:
+        await server.serve(
+            socket_listeners(bound.channels, server.backlog),
+            services=[
+                *web_services(server, bound.web, arguments),
+                *irc_services(server, bound.irc, arguments),
+            ],
+            task_status=task_status,
+        )
+        nursery.cancel_scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve)
+        if notifier is not None:
+            from .reload import serving_status
+
+            notifier.ready(serving_status(len(server.hub.channels)))
+            nursery.start_soon(say_stopping, server, notifier)
+
+
+async def say_stopping(server: ChatServer, notifier: Notifier) -> None:
+    await server.stopped.wait()
+    notifier.stopping()
 
 
 def history_config(arguments: argparse.Namespace) -> HistoryConfig:
