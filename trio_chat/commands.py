@@ -139,7 +139,14 @@ class ShowHistory:
     count: int | None  # None: the default (defaults.DEFAULT_CONSOLE_HISTORY)
 
 
-ConsoleCommand = Kick | Mute | Empty | ShowHistory | Shutdown | Usage
+@dataclass(frozen=True)
+class Who:
+    """``/who [CHANNEL]``: who is in one channel or every one, on the server's stderr."""
+
+    channel: str | None  # None: every channel
+
+
+ConsoleCommand = Kick | Mute | Empty | ShowHistory | Shutdown | Who | Usage
 
 CONSOLE_USAGE = {
     "/kick": "/kick <channel_name>:<username>",
@@ -147,6 +154,7 @@ CONSOLE_USAGE = {
     "/empty": "/empty <channel_name>",
     "/history": "/history <channel_name> [<lines>]",
     "/shutdown": "/shutdown",
+    "/who": "/who [<channel_name>]",
 }
 
 
@@ -188,6 +196,8 @@ def parse_console_line(line: str) -> ConsoleCommand | None:
             return ShowHistory(words[1], count)
     elif head == "/shutdown" and len(words) == 1:
         return Shutdown()
+    elif head == "/who" and len(words) <= 2:
+        return Who(words[1] if len(words) == 2 else None)
     if head in CONSOLE_USAGE:
         return _console_usage(head)
     return Usage(

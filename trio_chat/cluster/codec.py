@@ -79,6 +79,15 @@ _FIELDS: dict[type[LogEvent], list[tuple[str, typing.Callable[[Any], Any]]]] = {
     cls: [(name, _checker(hint)) for name, hint in typing.get_type_hints(cls).items()]
     for cls in LOG_EVENTS
 }
+# The fields an entry may leave out, taking the dataclass's default: those
+# added since (a console line's ``answer_to``, a join's ``protocol``), so
+# entries written before them (an older cluster's log, which a new one
+# inherits: inherit.py) still read. A node that does not know a field
+# ignores it (``decode`` reads the fields it knows).
+_OPTIONAL: dict[type[LogEvent], frozenset[str]] = {
+    cls: frozenset(f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING)
+    for cls in LOG_EVENTS
+}
 
 
 def encode(event: LogEvent, node: int, seq: int) -> bytes:
@@ -111,7 +120,12 @@ def decode(blob: bytes) -> Entry:
     try:
         node = _checker(int)(fields["origin"])
         seq = _checker(int)(fields["seq"])
-        values = {name: check(fields[name]) for name, check in _FIELDS[cls]}
+        optional = _OPTIONAL[cls]
+        values = {
+            name: check(fields[name])
+            for name, check in _FIELDS[cls]
+            if name in fields or name not in optional
+        }
     except KeyError as missing:
         raise EntryError(f"a {_NAME[cls]} entry without {missing}") from None
     return Entry(node, seq, cls(**values))

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..events import NATIVE
 from ..history import Entry
 from ..hub import Hub, Member
 from ..names import fold_nick
@@ -32,6 +33,8 @@ def dump(hub: Hub) -> bytes:
             "transfers": m.transfers,
             "via_irc": m.via_irc,
             "ident": m.ident,
+            "address": m.address,
+            "protocol": m.protocol,
         }
 
     return json.dumps(
@@ -80,6 +83,8 @@ def restore(hub: Hub, blob: bytes) -> None:
                     transfers=int(fields["transfers"]),
                     via_irc=bool(fields.get("via_irc", False)),
                     ident=str(fields.get("ident", "")),
+                    address=_address(fields.get("address")),
+                    protocol=str(fields.get("protocol", NATIVE)),
                 )
                 members[ref] = member
                 if admitted:
@@ -87,6 +92,10 @@ def restore(hub: Hub, blob: bytes) -> None:
                 else:
                     channel.queue.append(member)
                     channel.queued_names.add(member.name)
+
+
+def _address(saved: Any) -> str | None:
+    return None if saved is None else str(saved)
 
 
 @dataclass(frozen=True)
