@@ -24,6 +24,7 @@ from ..terminal_io import print_error, print_line, read_lines
 from ..text import Stamp, wall_clock_stamp
 from . import early_signals
 from .admission import AddressGate
+from .answers import Answer
 from .broadcast import Broadcast
 from .flood import LineLedger
 from .gateway import Gateway, LocalGateway
@@ -138,6 +139,12 @@ class ChatServer:
         self.other_protocols = 0
         # The history file, when a lone server keeps one (--history-file).
         self.history_keeper: HistoryKeeper | None = None
+        # Control connections waiting for the answer to a console line, by
+        # the name their ConsoleLine carries (console_command), and the one
+        # whose answer is being applied (effects.AnswerBegins).
+        self.answers: dict[str, Answer] = {}
+        self._answer: Answer | None = None
+        self._answers_asked = 0
 
     def apply(self, effects: Iterable[fx.Effect], speaking: bool = True) -> None:
         """Carry out the hub's decisions, in order. Never awaits.
@@ -161,6 +168,8 @@ class ChatServer:
                 line = log.line(said)
                 if line is not None:
                     self.out(line)
+                    if self._answer is not None:
+                        self._answer.said(line)
             if self.other_protocols:
                 self._deliver_each_protocol(said)
             else:
@@ -183,6 +192,17 @@ class ChatServer:
         elif isinstance(effect, fx.Console):
             if speaking:
                 self.log(effect.text)
+                if self._answer is not None:
+                    self._answer.told(effect.text, effect.failed)
+        elif isinstance(effect, fx.AnswerBegins):
+            if speaking:
+                self._answer = self.answers.get(effect.answer_to)
+        elif isinstance(effect, fx.AnswerEnds):
+            if speaking:
+                self._answer = None
+                answer = self.answers.pop(effect.answer_to, None)
+                if answer is not None:
+                    answer.ended(effect.failed)
         elif isinstance(effect, fx.Recorded):
             if self.history_keeper is not None:
                 self.history_keeper.recorded(effect.channel, effect.entry)
@@ -364,6 +384,21 @@ class ChatServer:
 
     def console_line(self, line: str) -> None:
         self.gateway.submit(ConsoleLine(line))
+
+    def console_command(self, line: str, answer: Answer) -> str:
+        """A console line from a control connection (server/control.py): what
+        the console would print for it goes to ``answer`` too, then its end
+        (in a cluster, once this node's replica applies it). The name it is
+        known by, for ``forget_answer`` if the connection goes first."""
+        self._answers_asked += 1
+        name = str(self._answers_asked)
+        self.answers[name] = answer
+        self.gateway.submit(ConsoleLine(line, answer_to=name))
+        return name
+
+    def forget_answer(self, name: str) -> None:
+        """The control connection that asked for answer ``name`` is gone."""
+        self.answers.pop(name, None)
 
     async def serve(
         self,

@@ -123,16 +123,30 @@ def default_server_name() -> str:
         return "trio-chat"
 
 
+def control_services(
+    server: ChatServer, arguments: argparse.Namespace
+) -> list[Callable[[], Awaitable[None]]]:
+    """The control socket, when --control asked for it (cli bound it; the
+    module is imported only then)."""
+    control = getattr(arguments, "control_socket", None)
+    if control is None:
+        return []
+    from .control import serve_control
+
+    return [partial(serve_control, server, control.sock)]
+
+
 async def serve_bound(
     server: ChatServer, bound: BoundSockets, arguments: argparse.Namespace
 ) -> None:
-    """Every channel on its bound sockets, and the web page and IRC port if
-    asked for, until shutdown."""
+    """Every channel on its bound sockets, and the web page, IRC port and
+    control socket if asked for, until shutdown."""
     await server.serve(
         socket_listeners(bound.channels, server.backlog),
         services=[
             *web_services(server, bound.web, arguments),
             *irc_services(server, bound.irc, arguments),
+            *control_services(server, arguments),
         ],
     )
 
