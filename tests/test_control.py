@@ -270,7 +270,7 @@ def test_a_stale_socket_is_taken_over(tmp_path: Path) -> None:
 def test_a_live_socket_is_refused_and_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "c.sock"
     first = ControlSocket(str(path))
-    with pytest.raises(ControlSocketError, match="another server is listening on it"):
+    with pytest.raises(ControlSocketError, match="another server answers on it"):
         ControlSocket(str(path))
     assert path.exists()
     first.remove()

@@ -11,12 +11,14 @@ the next is sent. Plain blocking sockets: no trio, so it starts at once.
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import sys
 from collections.abc import Iterable, Sequence
 from typing import BinaryIO
 
+from . import __version__
 from .arguments import ExitOneParser, positive_seconds
 from .sanitize import clean
 from .terminal_io import MAX_INPUT_LINE, open_standard_streams, print_error, print_line
@@ -41,6 +43,7 @@ def parse_arguments(argv: Sequence[str]) -> tuple[str, str | None, float]:
         epilog="Commands: /kick CHANNEL:USER, /mute CHANNEL:USER SECONDS, /empty CHANNEL, "
         "/history CHANNEL [N], /who [CHANNEL], /shutdown.",
     )
+    parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
     parser.add_argument("path", metavar="PATH", help="the server's --control socket")
     parser.add_argument(
         "--timeout",
@@ -49,7 +52,10 @@ def parse_arguments(argv: Sequence[str]) -> tuple[str, str | None, float]:
         metavar="SECONDS",
         help="give up on an answer after this long (default: %(default)g)",
     )
-    parser.add_argument("command", nargs="*", metavar="COMMAND", help="such as /who general")
+    # Everything after PATH is the command, as typed (options go before PATH).
+    parser.add_argument(
+        "command", nargs=argparse.REMAINDER, metavar="COMMAND", help="such as /who general"
+    )
     arguments = parser.parse_args(argv)
     command = " ".join(arguments.command) if arguments.command else None
     return arguments.path, command, arguments.timeout

@@ -45,11 +45,11 @@ def clear_stale(path: str) -> None:
     except ConnectionRefusedError:
         pass  # nobody accepts on it: a server that did not remove it
     except BlockingIOError:
-        raise ControlSocketError(f"{path} is in use: another server is listening on it") from None
+        raise ControlSocketError(f"{path} is in use: another server answers on it") from None
     except OSError as error:
         raise ControlSocketError(f"cannot use {path}: {error.strerror or error}") from None
     else:
-        raise ControlSocketError(f"{path} is in use: another server is listening on it")
+        raise ControlSocketError(f"{path} is in use: another server answers on it")
     finally:
         probe.close()
     try:
