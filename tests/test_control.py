@@ -14,11 +14,14 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
+from trio_chat import wire
 from trio_chat.hub import Hub
 from trio_chat.server import control
 from trio_chat.server.control_socket import ControlSocket, ControlSocketError, clear_stale
 from trio_chat.server.core import ChatServer, Limits
+from trio_chat.state import ClientProtocol
 
 from .harness import CHANNELS, STAMP, Harness, eventually, settle, srv
 
@@ -106,6 +109,25 @@ async def test_every_answer_is_what_the_console_prints_tagged(chat: ControlHarne
         assert await c.ask("") == ["end ok"]
 
 
+async def test_who_names_a_browsers_protocol(chat: ControlHarness) -> None:
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    chat.nursery.start_soon(
+        chat.server.handle_connection,
+        server_stream,
+        "general",
+        "192.0.2.7",
+        ClientProtocol.BROWSER,
+    )
+    await client_stream.send_all(wire.encode_hello("webby"))
+    await settle()
+    async with ctl(chat) as c:
+        assert await c.ask("/who general") == [
+            "stderr /who: general webby web 192.0.2.7 node - idle 0s admitted",
+            "end ok",
+        ]
+    await client_stream.aclose()
+
+
 async def test_failures_are_marked(chat: ControlHarness) -> None:
     async with ctl(chat) as c:
         assert await c.ask("/kick nowhere:bob") == [
@@ -164,7 +186,8 @@ async def test_a_client_that_hangs_up_mid_answer_hurts_nobody(chat: ControlHarne
 async def test_a_client_that_never_reads_is_dropped_at_the_bound(
     chat: ControlHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(control, "MAX_UNSENT", 4096)
+    # Its socket fills; then the first answer it leaves unsent is past the bound.
+    monkeypatch.setattr(control, "MAX_UNSENT", 0)
     stuck = await trio.open_unix_socket(chat.path)
 
     async def flood() -> None:

@@ -15,6 +15,7 @@ import argparse
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from typing import BinaryIO
 
@@ -95,14 +96,17 @@ def send_command(sock: socket.socket, answers: BinaryIO, command: str, timeout: 
         sock.sendall(line + b"\n")
     except OSError as error:
         raise CtlError(f"the server closed the connection: {error.strerror or error}") from None
-    return print_answer(answers, timeout)
+    return print_answer(sock, answers, timeout)
 
 
-def print_answer(answers: BinaryIO, timeout: float) -> bool:
+def print_answer(sock: socket.socket, answers: BinaryIO, timeout: float) -> bool:
     """Print answer lines up to the end line; whether the answer failed."""
     failed = False
+    deadline = time.monotonic() + timeout
     while True:
         try:
+            # The whole answer within the timeout, however it trickles in.
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
             raw = answers.readline(MAX_ANSWER_LINE)
         except TimeoutError:
             raise CtlError(
@@ -111,6 +115,8 @@ def print_answer(answers: BinaryIO, timeout: float) -> bool:
         except OSError as error:
             raise CtlError(f"lost the server: {error.strerror or error}") from None
         if not raw.endswith(b"\n"):
+            if len(raw) >= MAX_ANSWER_LINE:
+                raise CtlError(f"an answer line is longer than {MAX_ANSWER_LINE} bytes")
             raise CtlError("the server closed the connection before it answered")
         tag, _, text = raw[:-1].decode("utf-8", "replace").partition(" ")
         if tag == "end":

@@ -4,7 +4,7 @@ control protocol"): console commands in, their answers out.
 Each connection sends console lines, one a line; each is handed to the
 server as the stdin console's are (``ChatServer.console_command``), and what
 the console prints for it comes back tagged, then an ``end`` line; the next
-line is read only then. Everything is bounded: a line's length, the
+line is read only once that answer is written. Everything is bounded: a line's length, the
 connections at once, and what waits to be written to one (a client that
 does not read its answers is dropped, never waited for: answers are written
 while the rules' effects are applied, which never await).
@@ -27,9 +27,11 @@ from .core import ChatServer
 MAX_CONNECTIONS = 16
 # The longest command line (the stdin console's limit too).
 MAX_COMMAND_LINE = MAX_INPUT_LINE
-# Answer bytes a connection may leave unread before it is dropped: far more
-# than the longest answer (/who of a full server, /history of a whole channel).
-MAX_UNSENT = 4 * 1024 * 1024
+# Answer bytes a connection may leave unread before it is dropped. The next
+# command is read only once an answer is written, so this bounds one answer:
+# far more than the longest the rules make with their defaults (/who of a full
+# server, /history of a whole channel).
+MAX_UNSENT = 64 * 1024 * 1024
 RECEIVE_SIZE = 4096
 
 # The tags of the answer lines (docs/protocol.md).
@@ -78,11 +80,10 @@ class ControlConnection:
         if self.dropped:
             return
         self._unsent += f"{tag} {clean(text)}\n".encode("utf-8", "replace")
-        if len(self._unsent) > MAX_UNSENT:
-            self.drop(f"a control connection left {len(self._unsent)} bytes unread: dropped")
-            return
         if not self._writing:
             self._write_now()
+        if len(self._unsent) > MAX_UNSENT:
+            self.drop(f"a control connection left {len(self._unsent)} bytes unread: dropped")
 
     def _write_now(self) -> None:
         if self._fd >= 0:
@@ -198,7 +199,8 @@ async def serve_connection(server: ChatServer, stream: trio.abc.Stream) -> None:
                     server.forget_answer(name)
                 if conn.dropped:
                     return
-            await conn.written()
+                # A client that sends commands and never reads holds one answer at most.
+                await conn.written()
             nursery.cancel_scope.cancel()
 
 
