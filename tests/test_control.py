@@ -313,6 +313,10 @@ def test_other_files_are_refused(tmp_path: Path) -> None:
         clear_stale(str(link))
     with pytest.raises(ControlSocketError, match="cannot open the control socket"):
         ControlSocket(str(tmp_path / "missing" / "c.sock"))
+    with pytest.raises(ControlSocketError, match="needs a path"):
+        ControlSocket("")  # not a nameless (abstract) socket
+    with pytest.raises(ControlSocketError, match="too long"):
+        ControlSocket(str(tmp_path / ("x" * 200)))
 
 
 def test_remove_leaves_a_later_servers_socket(tmp_path: Path) -> None:

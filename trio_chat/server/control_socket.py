@@ -66,6 +66,9 @@ class ControlSocket:
     """The bound, listening control socket and the file it made."""
 
     def __init__(self, path: str) -> None:
+        if not path:
+            # (An empty name would bind a socket with no file: Linux's abstract names.)
+            raise ControlSocketError("the control socket needs a path")
         clear_stale(path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         previous = os.umask(0o177)  # rw for the owner only, from the start
