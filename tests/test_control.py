@@ -9,6 +9,8 @@ import contextlib
 import os
 import socket
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -328,3 +330,15 @@ def test_remove_leaves_a_later_servers_socket(tmp_path: Path) -> None:
     assert path.exists()
     second.remove()
     assert not path.exists()
+
+
+def test_the_ctl_and_the_servers_start_import_neither_trio_nor_the_control_modules() -> None:
+    """trio-chat-ctl starts at once; a server without --control pays nothing for it."""
+    probe = (
+        "import sys, trio_chat.ctl, trio_chat.server.cli; "
+        "print(sorted(m for m in sys.modules if m == 'trio' or 'control' in m))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert result.stdout.strip() == "[]"
