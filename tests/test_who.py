@@ -4,6 +4,8 @@ socket"), and what the cluster carries of them (codec, snapshot)."""
 
 from __future__ import annotations
 
+import pytest
+
 from trio_chat import effects as fx
 from trio_chat import events as ev
 from trio_chat.cluster import codec, snapshot
@@ -165,6 +167,9 @@ def test_the_codec_carries_answer_to_and_protocol_and_reads_entries_without_them
         b'"username":"al","address":null,"via_irc":false,"ident":""}'
     )
     assert codec.decode(older_join).event == ev.Join("1.1", "general", "al")
+    # Only those fields: an entry without one it always had is unreadable.
+    with pytest.raises(codec.EntryError):
+        codec.decode(b'{"type":"console_line","origin":1,"seq":1,"answer_to":"3"}')
 
 
 def test_a_snapshot_keeps_each_members_address_and_protocol() -> None:

@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from ..events import EVENTS, Event
+from ..events import EVENTS, ConsoleLine, Event, Join
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +80,19 @@ _FIELDS: dict[type[LogEvent], list[tuple[str, typing.Callable[[Any], Any]]]] = {
     for cls in LOG_EVENTS
 }
 # The fields an entry may leave out, taking the dataclass's default: those
-# added since (a console line's ``answer_to``, a join's ``protocol``), so
-# entries written before them (an older cluster's log, which a new one
-# inherits: inherit.py) still read. A node that does not know a field
-# ignores it (``decode`` reads the fields it knows).
-_OPTIONAL: dict[type[LogEvent], frozenset[str]] = {
-    cls: frozenset(f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING)
-    for cls in LOG_EVENTS
+# added since entries were first written this way, so an older log still
+# reads (a new cluster inherits one: inherit.py). Any other missing field
+# makes the entry unreadable. A node that does not know a field ignores it
+# (``decode`` reads the fields it knows).
+_ADDED_LATER: dict[type[LogEvent], frozenset[str]] = {
+    ConsoleLine: frozenset({"answer_to"}),
+    Join: frozenset({"protocol"}),
 }
+assert all(
+    name in {f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    for cls, names in _ADDED_LATER.items()
+    for name in names
+)
 
 
 def encode(event: LogEvent, node: int, seq: int) -> bytes:
@@ -120,7 +125,7 @@ def decode(blob: bytes) -> Entry:
     try:
         node = _checker(int)(fields["origin"])
         seq = _checker(int)(fields["seq"])
-        optional = _OPTIONAL[cls]
+        optional = _ADDED_LATER.get(cls, frozenset())
         values = {
             name: check(fields[name])
             for name, check in _FIELDS[cls]
