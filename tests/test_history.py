@@ -304,7 +304,7 @@ def test_console_history_prints_the_last_lines_on_stderr() -> None:
         fx.Console(f"[History {date}] [alice ({T})] three"),
     ]
     assert run(h, ev.ConsoleLine("/history nowhere")) == [
-        fx.Console("/history: there is no channel nowhere")
+        fx.Console("/history: there is no channel nowhere", failed=True)
     ]
     assert run(h, ev.ConsoleLine("/history random")) == [
         fx.Console("/history: nothing said in random is kept")

@@ -145,7 +145,14 @@ class Reload:
     does it, not the rules (server/reload.py)."""
 
 
-ConsoleCommand = Kick | Mute | Empty | ShowHistory | Shutdown | Reload | Usage
+@dataclass(frozen=True)
+class Who:
+    """``/who [CHANNEL]``: who is in one channel or every one, on the server's stderr."""
+
+    channel: str | None  # None: every channel
+
+
+ConsoleCommand = Kick | Mute | Empty | ShowHistory | Shutdown | Reload | Who | Usage
 
 CONSOLE_USAGE = {
     "/kick": "/kick <channel_name>:<username>",
@@ -153,6 +160,7 @@ CONSOLE_USAGE = {
     "/empty": "/empty <channel_name>",
     "/history": "/history <channel_name> [<lines>]",
     "/shutdown": "/shutdown",
+    "/who": "/who [<channel_name>]",
     "/reload": "/reload",
 }
 
@@ -197,6 +205,8 @@ def parse_console_line(line: str) -> ConsoleCommand | None:
         return Shutdown()
     elif head == "/reload" and len(words) == 1:
         return Reload()
+    elif head == "/who" and len(words) <= 2:
+        return Who(words[1] if len(words) == 2 else None)
     if head in CONSOLE_USAGE:
         return _console_usage(head)
     return Usage(

@@ -249,6 +249,9 @@ class Console:
     """Tell the operator something on the server's stderr (not a contract line)."""
 
     text: str
+    # A usage error, an unknown command or a "no such ..." answer: a control
+    # connection's client (trio-chat-ctl) exits 1 for it.
+    failed: bool = False
 
 
 @dataclass(slots=True)
@@ -323,6 +326,25 @@ class StopServer:
     pass
 
 
+@dataclass(slots=True)
+class AnswerBegins:
+    """What follows, up to the ``AnswerEnds`` of the same name, answers the
+    console line that control connection ``answer_to`` sent (server/control.py):
+    its node copies those stdout lines and ``Console`` texts to it."""
+
+    answer_to: str
+
+
+@dataclass(slots=True)
+class AnswerEnds:
+    """The answer to control connection ``answer_to`` is complete; ``failed``:
+    it had an error in it (a ``Console`` with ``failed``, or an operator's
+    "does not exist"-style stdout line)."""
+
+    answer_to: str
+    failed: bool
+
+
 Said = (
     Welcome
     | CannotConnect
@@ -358,5 +380,7 @@ Control = (
     | Forgotten
     | Reconfigured
     | StopServer
+    | AnswerBegins
+    | AnswerEnds
 )
 Effect = Said | Control

@@ -17,6 +17,11 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass
 
+# How a member speaks (Join.protocol), as the console's /who names it.
+NATIVE = "native"
+WEB = "web"
+IRC = "irc"
+
 
 @dataclass(frozen=True, slots=True)
 class Join:
@@ -31,6 +36,9 @@ class Join:
     # than case; and IRC cannot receive files.
     via_irc: bool = False
     ident: str = ""  # an IRC user's USER name, shown in its nick!user@host
+    # How it speaks, for the console's /who: NATIVE (the terminal client's
+    # frames) or WEB (the browser page); an IRC member is IRC by ``via_irc``.
+    protocol: str = NATIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +124,10 @@ class ConsoleLine:
     """The operator typed one line on the server's console."""
 
     line: str
+    # The control connection (server/control.py) that sent it, named on the
+    # node where it was typed; "" for the stdin console. (Not ``origin``: a
+    # cluster log entry's ``origin`` is its node, cluster/codec.py.)
+    answer_to: str = ""
 
 
 @dataclass(frozen=True, slots=True)

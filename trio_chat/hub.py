@@ -27,6 +27,7 @@ from .defaults import DEFAULT_AFK_TIMEOUT as DEFAULT_AFK_TIMEOUT  # re-exported
 from .defaults import DEFAULT_CONSOLE_HISTORY
 from .names import fold_nick, username_problem
 from .state import Cause, Channel, Member
+from .who import who
 
 if TYPE_CHECKING:
     from .state import Connection
@@ -108,6 +109,8 @@ class Hub:
             self.connection_for(event.ref),
             via_irc=event.via_irc,
             ident=event.ident,
+            address=event.address,
+            protocol=ev.IRC if event.via_irc else event.protocol,
         )
         if channel is None:
             # A reload removed it between the connection and its hello.
@@ -315,6 +318,18 @@ class Hub:
             effects.append(fx.FileSent(self._stamp, member, event.target, event.path))
 
     def _console(self, event: ev.ConsoleLine, now: float, effects: Effects) -> None:
+        """A line from a control connection (``answer_to``) gets its answer
+        marked out, for its node to copy to it (server/control.py)."""
+        if not event.answer_to:
+            self._console_command(event, now, effects)
+            return
+        effects.append(fx.AnswerBegins(event.answer_to))
+        start = len(effects)
+        self._console_command(event, now, effects)
+        failed = any(_failure(effect) for effect in effects[start:])
+        effects.append(fx.AnswerEnds(event.answer_to, failed))
+
+    def _console_command(self, event: ev.ConsoleLine, now: float, effects: Effects) -> None:
         command = cmd.parse_console_line(event.line)
         if isinstance(command, cmd.Kick):
             self._kick(command, now, effects)
@@ -327,8 +342,10 @@ class Hub:
         elif isinstance(command, cmd.Shutdown):
             self.closed = True
             effects.append(fx.StopServer())
+        elif isinstance(command, cmd.Who):
+            effects.extend(who(self.channels.values(), command.channel, now, self.afk_timeout))
         elif isinstance(command, cmd.Usage):
-            effects.append(fx.Console(command.hint))
+            effects.append(fx.Console(command.hint, failed=True))
         # cmd.Reload: the server reads the files and hands on a Reconfigure.
 
     def _reconfigure(self, event: ev.Reconfigure, now: float, effects: Effects) -> None:
@@ -505,7 +522,9 @@ class Hub:
         """/history CHANNEL [N]: the operator reads the last lines on stderr."""
         channel = self.channels.get(command.channel)
         if channel is None:
-            effects.append(fx.Console(f"/history: there is no channel {command.channel}"))
+            effects.append(
+                fx.Console(f"/history: there is no channel {command.channel}", failed=True)
+            )
             return
         if not self.history.on:
             effects.append(fx.Console("/history: history is off (start with --history N)"))
@@ -697,6 +716,16 @@ class Hub:
             channel.history.clear()
             effects.append(fx.Forgotten(channel_name, self._wall))
         self._advance(channel, now, effects)
+
+
+def _failure(effect: fx.Effect) -> bool:
+    """Whether ``effect`` says a console command failed: a usage error, an
+    unknown command, or no such channel, user or mute time."""
+    if isinstance(effect, fx.Console):
+        return effect.failed
+    if isinstance(effect, fx.NotFound | fx.NotHere):
+        return effect.to is None
+    return isinstance(effect, fx.NotInChannel | fx.InvalidMuteTime)
 
 
 def _clash(channel: Channel, name: str) -> bool:

@@ -10,6 +10,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
 from .config import ChannelConfig
+from .events import NATIVE
 from .history import NO_HISTORY, History
 
 if TYPE_CHECKING:
@@ -89,6 +90,8 @@ class Member:
     transfers: int = 0  # files it is sending or receiving right now
     via_irc: bool = False  # it came through the IRC port (events.Join)
     ident: str = ""  # and its USER name there
+    address: str | None = None  # its peer's IP address (events.Join), for /who
+    protocol: str = NATIVE  # how it speaks (events.Join.protocol), for /who
 
     def muted(self, now: float) -> bool:
         return now < self.muted_until

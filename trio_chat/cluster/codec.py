@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from ..events import EVENTS, Event
+from ..events import EVENTS, ConsoleLine, Event, Join
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +89,20 @@ _FIELDS: dict[type[LogEvent], list[tuple[str, typing.Callable[[Any], Any]]]] = {
     cls: [(name, _checker(hint)) for name, hint in typing.get_type_hints(cls).items()]
     for cls in LOG_EVENTS
 }
+# The fields an entry may leave out, taking the dataclass's default: those
+# added since entries were first written this way, so an older log still
+# reads (a new cluster inherits one: inherit.py). Any other missing field
+# makes the entry unreadable. A node that does not know a field ignores it
+# (``decode`` reads the fields it knows).
+_ADDED_LATER: dict[type[LogEvent], frozenset[str]] = {
+    ConsoleLine: frozenset({"answer_to"}),
+    Join: frozenset({"protocol"}),
+}
+assert all(
+    name in {f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    for cls, names in _ADDED_LATER.items()
+    for name in names
+)
 
 
 def encode(event: LogEvent, node: int, seq: int) -> bytes:
@@ -121,7 +135,12 @@ def decode(blob: bytes) -> Entry:
     try:
         node = _checker(int)(fields["origin"])
         seq = _checker(int)(fields["seq"])
-        values = {name: check(fields[name]) for name, check in _FIELDS[cls]}
+        optional = _ADDED_LATER.get(cls, frozenset())
+        values = {
+            name: check(fields[name])
+            for name, check in _FIELDS[cls]
+            if name in fields or name not in optional
+        }
     except KeyError as missing:
         raise EntryError(f"a {_NAME[cls]} entry without {missing}") from None
     return Entry(node, seq, cls(**values))

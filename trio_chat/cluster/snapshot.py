@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import ChannelConfig
+from ..events import NATIVE
 from ..history import Entry
 from ..hub import Hub, Member
 from ..names import fold_nick
@@ -33,6 +34,8 @@ def dump(hub: Hub) -> bytes:
             "transfers": m.transfers,
             "via_irc": m.via_irc,
             "ident": m.ident,
+            "address": m.address,
+            "protocol": m.protocol,
         }
 
     return json.dumps(
@@ -86,6 +89,8 @@ def restore(hub: Hub, blob: bytes) -> None:
                     transfers=int(fields["transfers"]),
                     via_irc=bool(fields.get("via_irc", False)),
                     ident=str(fields.get("ident", "")),
+                    address=_address(fields.get("address")),
+                    protocol=str(fields.get("protocol", NATIVE)),
                 )
                 members[ref] = member
                 if admitted:
@@ -93,6 +98,10 @@ def restore(hub: Hub, blob: bytes) -> None:
                 else:
                     channel.queue.append(member)
                     channel.queued_names.add(member.name)
+
+
+def _address(saved: Any) -> str | None:
+    return None if saved is None else str(saved)
 
 
 @dataclass(frozen=True)

@@ -44,23 +44,40 @@ STOP_TIMEOUT = 10.0
 
 
 def _node_arguments(argv: Sequence[str]) -> list[str]:
-    """The command line minus --workers, for each node."""
+    """The command line minus --workers (and --control: each node has its
+    own, ``worker_controls``), for each node."""
     kept: list[str] = []
     skip = False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--workers":
+        elif arg in ("--workers", "--control"):
             skip = True
-        elif not arg.startswith("--workers="):
+        elif not arg.startswith(("--workers=", "--control=")):
             kept.append(arg)
     return kept
 
 
+def worker_controls(path: str | None, count: int) -> list[list[str]]:
+    """Each worker's own --control: worker I (from 1) listens on PATH.I; any
+    one of them acts on the whole cluster (docs/behaviour.md, "The control
+    socket"). Checked here, before any worker starts (ControlSocketError)."""
+    if path is None:
+        return [[] for _ in range(count)]
+    from ..server.control_socket import clear_stale
+
+    paths = [f"{path}.{worker}" for worker in range(1, count + 1)]
+    for each in paths:
+        clear_stale(each)
+    return [["--control", each] for each in paths]
+
+
 class Workers:
-    def __init__(self, count: int, argv: list[str]) -> None:
+    def __init__(self, count: int, argv: list[str], own: list[list[str]] | None = None) -> None:
+        """``own``: each worker's own arguments after ``argv``."""
         self.count = count
         self.argv = argv
+        self.own = own or [[] for _ in range(count)]
         self.children: list[subprocess.Popen[bytes]] = []
         self.listening = 0
         self.failed = False
@@ -73,10 +90,10 @@ class Workers:
         # The service manager hears from this process only.
         environment = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
         # Every child before any thread (lifeline.py).
-        for _ in range(self.count):
+        for worker in range(self.count):
             self.children.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "trio_chat.server", *self.argv],
+                    [sys.executable, "-m", "trio_chat.server", *self.argv, *self.own[worker]],
                     stdin=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     preexec_fn=die_with_this_process(),
@@ -184,6 +201,13 @@ def ended(status: int) -> str:
 
 
 def run_workers(arguments: argparse.Namespace, argv: list[str]) -> int:
+    from ..server.control_socket import ControlSocketError
+
+    try:
+        controls = worker_controls(arguments.control, arguments.workers)
+    except ControlSocketError as error:
+        print_error(PROGRAM, str(error))
+        return 1
     embedded: EmbeddedRedis | None = None
     url = arguments.redis
     if url is None:
@@ -198,7 +222,7 @@ def run_workers(arguments: argparse.Namespace, argv: list[str]) -> int:
     if arguments.redis is None:
         node_argv += ["--redis", url]
     node_argv.append("--reuse-port")
-    workers = Workers(arguments.workers, node_argv)
+    workers = Workers(arguments.workers, node_argv, controls)
 
     if "NOTIFY_SOCKET" in os.environ:
         from ..server.notify import from_environment

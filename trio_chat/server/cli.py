@@ -48,8 +48,9 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser = ExitOneParser(
         prog=PROGRAM,
         description="Serve trio-chat channels; each channel of CONFIGFILE on its own port.",
-        epilog="Console commands on stdin: /kick CHANNEL:USER, /mute CHANNEL:USER SECONDS, "
-        "/empty CHANNEL, /history CHANNEL [N], /reload (as SIGHUP does), /shutdown.",
+        epilog="Console commands on stdin (and --control's socket): /kick CHANNEL:USER, "
+        "/mute CHANNEL:USER SECONDS, /empty CHANNEL, /history CHANNEL [N], /who [CHANNEL], "
+        "/reload (as SIGHUP does), /shutdown.",
     )
     parser.add_argument("configfile", help="lines of 'channel <name> <port> <capacity>'")
     parser.add_argument(
@@ -186,6 +187,12 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         help="a lone server keeps its history in FILE (appended, compacted) and "
         "reloads it at start; a cluster keeps it in Redis",
     )
+    parser.add_argument(
+        "--control",
+        metavar="PATH",
+        help="also take console commands on a Unix socket at PATH, mode 0600, for "
+        "trio-chat-ctl; with --workers N, worker I's is PATH.I",
+    )
     # Set by --workers for the processes it starts: bind ports another process holds.
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
@@ -244,6 +251,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         except TLSSetupError as error:
             print_error(PROGRAM, str(error))
             return 1
+    control = None
+    if arguments.control is not None and arguments.workers is None:
+        # Before any port: a control socket in use or in the way refuses the start.
+        from .control_socket import ControlSocket, ControlSocketError
+
+        try:
+            control = ControlSocket(arguments.control)
+        except ControlSocketError as error:
+            print_error(PROGRAM, str(error))
+            return 1
+    arguments.control_socket = control
     # Imported only now: socket and the module cost a bad invocation ~2 ms.
     from .sockets import raise_open_file_limit
 
@@ -259,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = run_node(channels, arguments, ssl_context)
     else:
         status = serve_alone(channels, arguments, ssl_context)
+    if control is not None:
+        control.remove()
     # The console thread may still be blocked reading stdin; do not wait for it.
     sys.stdout.flush()
     sys.stderr.flush()

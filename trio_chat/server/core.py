@@ -26,6 +26,7 @@ from ..terminal_io import print_error, print_line, read_lines
 from ..text import Stamp, wall_clock_stamp
 from . import early_signals
 from .admission import AddressGate
+from .answers import Answer
 from .broadcast import Broadcast
 from .flood import LineLedger
 from .gateway import Gateway, LocalGateway
@@ -51,7 +52,8 @@ if TYPE_CHECKING:
     from ..history import Entry
 
 # A reload's answer: one line of text, and whether it says it failed.
-Answer = Callable[[str, bool], None]
+# Where a reload says what it did: (text, failed).
+ReloadAnswer = Callable[[str, bool], None]
 
 
 class HistoryKeeper(typing.Protocol):
@@ -151,10 +153,16 @@ class ChatServer:
         self.listen_host: str | None = None
         self.reuse_port = False
         # SIGHUP and /reload (server/reload.py sets it), given where to answer.
-        self.reloader: Callable[[Answer], None] | None = None
+        self.reloader: Callable[[ReloadAnswer], None] | None = None
         # Told the channels after a reload changed them, and whether this
         # node's reload it was (the IRC port's channel table, the cluster's config).
         self.on_reconfigured: list[Callable[[Sequence[ChannelConfig], bool], None]] = []
+        # Control connections waiting for the answer to a console line, by
+        # the name their ConsoleLine carries (console_command), and the one
+        # whose answer is being applied (effects.AnswerBegins).
+        self.answers: dict[str, Answer] = {}
+        self._answer: Answer | None = None
+        self._answers_asked = 0
 
     def apply(self, effects: Iterable[fx.Effect], speaking: bool = True) -> None:
         """Carry out the hub's decisions, in order. Never awaits.
@@ -178,6 +186,8 @@ class ChatServer:
                 line = log.line(said)
                 if line is not None:
                     self.out(line)
+                    if self._answer is not None:
+                        self._answer.said(line)
             if self.other_protocols:
                 self._deliver_each_protocol(said)
             else:
@@ -200,6 +210,17 @@ class ChatServer:
         elif isinstance(effect, fx.Console):
             if speaking:
                 self.log(effect.text)
+                if self._answer is not None:
+                    self._answer.told(effect.text, effect.failed)
+        elif isinstance(effect, fx.AnswerBegins):
+            if speaking:
+                self._answer = self.answers.get(effect.answer_to)
+        elif isinstance(effect, fx.AnswerEnds):
+            if speaking:
+                self._answer = None
+                answer = self.answers.pop(effect.answer_to, None)
+                if answer is not None:
+                    answer.ended(effect.failed)
         elif isinstance(effect, fx.Recorded):
             if self.history_keeper is not None:
                 self.history_keeper.recorded(effect.channel, effect.entry)
@@ -401,7 +422,7 @@ class ChatServer:
             return
         self.gateway.submit(ConsoleLine(line))
 
-    def reload(self, answer: Answer) -> None:
+    def reload(self, answer: ReloadAnswer) -> None:
         """Read the config (and TLS) files again (server/reload.py)."""
         if self.reloader is None:
             answer("/reload: this server cannot reload", True)
@@ -409,6 +430,34 @@ class ChatServer:
             answer("reload refused: the server is shutting down", True)
         else:
             self.reloader(answer)
+
+    def console_command(self, line: str, answer: Answer) -> str:
+        """A console line from a control connection (server/control.py): what
+        the console would print for it goes to ``answer`` too, then its end
+        (in a cluster, once this node's replica applies it). The name it is
+        known by, for ``forget_answer`` if the connection goes first."""
+        if line.lstrip().startswith("/reload") and isinstance(parse_console_line(line), Reload):
+            # The server answers a reload itself (its files are read here);
+            # it is over before this returns, so there is nothing to forget.
+            failures: list[bool] = []
+
+            def told(text: str, failed: bool) -> None:
+                self.log(text)
+                answer.told(text, failed)
+                failures.append(failed)
+
+            self.reload(told)
+            answer.ended(any(failures))
+            return ""
+        self._answers_asked += 1
+        name = str(self._answers_asked)
+        self.answers[name] = answer
+        self.gateway.submit(ConsoleLine(line, answer_to=name))
+        return name
+
+    def forget_answer(self, name: str) -> None:
+        """The control connection that asked for answer ``name`` is gone."""
+        self.answers.pop(name, None)
 
     async def serve(
         self,

@@ -26,7 +26,7 @@ from .irc_check import irc_problem
 if TYPE_CHECKING:
     import ssl
 
-    from .core import Answer, ChatServer
+    from .core import ChatServer, ReloadAnswer
     from .notify import Notifier
 
 
@@ -34,7 +34,7 @@ def reload(
     server: ChatServer,
     arguments: argparse.Namespace,
     notifier: Notifier | None,
-    answer: Answer,
+    answer: ReloadAnswer,
 ) -> None:
     """Reload, and ``answer`` what came of it (text, failed): a refusal
     says why, a reload what changed. The service manager hears RELOADING=1

@@ -130,11 +130,24 @@ def default_server_name() -> str:
         return "trio-chat"
 
 
+def control_services(
+    server: ChatServer, arguments: argparse.Namespace
+) -> list[Callable[[], Awaitable[None]]]:
+    """The control socket, when --control asked for it (cli bound it; the
+    module is imported only then)."""
+    control = getattr(arguments, "control_socket", None)
+    if control is None:
+        return []
+    from .control import serve_control
+
+    return [partial(serve_control, server, control.sock)]
+
+
 async def serve_bound(
     server: ChatServer, bound: BoundSockets, arguments: argparse.Namespace
 ) -> None:
-    """Every channel on its bound sockets, and the web page and IRC port if
-    asked for, until shutdown; SIGHUP and /reload reload the config; a
+    """Every channel on its bound sockets, and the web page, IRC port and
+    control socket if asked for, until shutdown; SIGHUP and /reload reload the config; a
     service manager that gave $NOTIFY_SOCKET hears when it is ready."""
     notifier = None
     if "NOTIFY_SOCKET" in os.environ:  # (notify.py is imported only then)
@@ -155,6 +168,7 @@ async def serve_bound(
             services=[
                 *web_services(server, bound.web, arguments),
                 *irc_services(server, bound.irc, arguments),
+                *control_services(server, arguments),
             ],
             task_status=task_status,
         )

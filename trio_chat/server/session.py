@@ -374,7 +374,11 @@ class Session(Outlet):
             self._become(JOINING)
             self._start_line_budget(username)
             self.conn_ref = server.gateway.connect(self)
-            server.gateway.submit(events.Join(self.conn_ref, self.channel, username, self.address))
+            # (For the console's /who: how it speaks.)
+            speaks = events.WEB if self.protocol is ClientProtocol.BROWSER else events.NATIVE
+            server.gateway.submit(
+                events.Join(self.conn_ref, self.channel, username, self.address, protocol=speaks)
+            )
             return
         if frame_type == FrameType.INPUT:
             if len(payload) > wire.MAX_LINE_BYTES:
