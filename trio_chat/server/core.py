@@ -19,16 +19,18 @@ from .. import wire
 from ..events import ConsoleLine
 from ..hub import Hub, Member
 from ..render import browser, log, terminal
-from ..state import ClientProtocol
+from ..state import Cause, ClientProtocol
 from ..terminal_io import print_error, print_line, read_lines
 from ..text import Stamp, wall_clock_stamp
 from . import early_signals
 from .admission import AddressGate
 from .broadcast import Broadcast
+from .counts import REFUSED_LIMIT, REFUSED_PER_ADDRESS, ServerCounts
 from .flood import LineLedger
 from .gateway import Gateway, LocalGateway
 from .limits import Limits as Limits  # re-exported: where callers have always found it
 from .listener import Backlog
+from .logs import WARNING, as_log
 from .outlet import Outlet
 from .session import Session
 from .transfers import TransferRelay
@@ -84,7 +86,10 @@ class ChatServer:
         self.gateway: Gateway = LocalGateway(self, hub, stamp)
         self.limits = limits
         self.out = out
-        self.log = log
+        # log(text, event=..., level=..., **fields): the fields reach JSON logs (logs.py).
+        self.log = as_log(log)
+        # What --metrics reports, counted whether or not it was asked for (counts.py).
+        self.counts = ServerCounts()
         self.ssl_context = ssl_context
         self.addresses = AddressGate(limits.max_per_address)
         # Either number at 0 turns flood control off.
@@ -157,6 +162,8 @@ class ChatServer:
             if kind is fx.Welcome:
                 # Its connection learns it is in before the first line arrives.
                 said.member.conn.joined(said.member)  # type: ignore[union-attr]
+            elif kind is fx.Chat:
+                self.counts.lines_said += 1
             if speaking:
                 line = log.line(said)
                 if line is not None:
@@ -171,6 +178,8 @@ class ChatServer:
         if isinstance(effect, fx.Reschedule):
             effect.member.conn.reschedule()
         elif isinstance(effect, fx.Disconnect):
+            if effect.cause is Cause.FLOODED and speaking:
+                self.counts.flood_disconnects += 1
             effect.member.conn.finish(effect.status, effect.reason, effect.cause)
         elif isinstance(effect, fx.Notice):
             effect.member.conn.notice(effect.text)
@@ -182,7 +191,7 @@ class ChatServer:
             effect.conn.nick_decided(effect.nick, effect.accepted)
         elif isinstance(effect, fx.Console):
             if speaking:
-                self.log(effect.text)
+                self.log(effect.text, event=effect.event, **dict(effect.fields))
         elif isinstance(effect, fx.Recorded):
             if self.history_keeper is not None:
                 self.history_keeper.recorded(effect.channel, effect.entry)
@@ -209,6 +218,7 @@ class ChatServer:
     def _deliver(
         self, recipients: Sequence[Member], frame: bytes, protocol: ClientProtocol | None
     ) -> None:
+        self.counts.deliveries += len(recipients)
         if len(recipients) < 2:
             for member in recipients:
                 member.conn.push_line(frame)
@@ -346,17 +356,32 @@ class ChatServer:
         connection limit and its address's (``addresses.release`` when it ends)."""
         if self.open_connections() >= self.limits.max_connections:
             self._refused += 1
+            self.counts.refuse(REFUSED_LIMIT)
             if self._refused == 1 or self._refused % 1000 == 0:
                 self.log(
                     f"refusing connections: {self.open_connections()} open, the limit is "
-                    f"{self.limits.max_connections} ({self._refused} refused so far)"
+                    f"{self.limits.max_connections} ({self._refused} refused so far)",
+                    event="connection_refused",
+                    level=WARNING,
+                    reason=REFUSED_LIMIT,
+                    open=self.open_connections(),
+                    limit=self.limits.max_connections,
+                    refused=self._refused,
                 )
             return False
         admitted, complaint = self.addresses.admit(
             address, trio.current_time(), self.gateway.connected_elsewhere
         )
+        if not admitted:
+            self.counts.refuse(REFUSED_PER_ADDRESS)
         if complaint is not None:
-            self.log(complaint)
+            self.log(
+                complaint,
+                event="connection_refused",
+                level=WARNING,
+                reason=REFUSED_PER_ADDRESS,
+                address=address,
+            )
         return admitted
 
     def open_connections(self) -> int:
@@ -414,5 +439,6 @@ class ChatServer:
                 self._stop_on(signum)
 
     def _stop_on(self, signum: int) -> None:
-        self.log(f"{signal.Signals(signum).name} received: shutting down")
+        name = signal.Signals(signum).name
+        self.log(f"{name} received: shutting down", event="shutdown", signal=name)
         self.stop()
