@@ -46,6 +46,8 @@ FLUSH_PATIENCE = 64
 if TYPE_CHECKING:
     import ssl
 
+    from .logs import Log
+
     from ..history import Entry
 
 
@@ -86,8 +88,7 @@ class ChatServer:
         self.gateway: Gateway = LocalGateway(self, hub, stamp)
         self.limits = limits
         self.out = out
-        # log(text, event=..., level=..., **fields): the fields reach JSON logs (logs.py).
-        self.log = as_log(log)
+        self.log = log
         # What --metrics reports, counted whether or not it was asked for (counts.py).
         self.counts = ServerCounts()
         self.ssl_context = ssl_context
@@ -143,6 +144,16 @@ class ChatServer:
         self.other_protocols = 0
         # The history file, when a lone server keeps one (--history-file).
         self.history_keeper: HistoryKeeper | None = None
+
+    @property
+    def log(self) -> Log:
+        """``log(text, event=..., level=..., **fields)``: the fields reach JSON
+        logs (logs.py); a log that takes only text (a test's) may be set too."""
+        return self._log
+
+    @log.setter
+    def log(self, log: Callable[[str], None]) -> None:
+        self._log = as_log(log)
 
     def apply(self, effects: Iterable[fx.Effect], speaking: bool = True) -> None:
         """Carry out the hub's decisions, in order. Never awaits.
