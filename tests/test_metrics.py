@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from trio_chat import wire
 from trio_chat.config import ChannelConfig
-from trio_chat.server.counts import REFUSED_BAN, RoundTrips, ServerCounts
 from trio_chat.server.core import Limits
+from trio_chat.server.counts import REFUSED_BAN, RoundTrips, ServerCounts
 from trio_chat.server.metrics import answer_one, metrics_page, serve_metrics
 from trio_chat.state import ClientProtocol
 
@@ -43,7 +43,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples[(name, tuple(sorted(labels.items())))]
 
 
-async def join_web(harness: Harness, name: str, channel: str) -> trio.testing.MemoryStream:
+async def join_web(harness: Harness, name: str, channel: str) -> trio.abc.HalfCloseableStream:
     """A browser's WebSocket session, as web/app.py hands it over (past its handshake)."""
     client, server = trio.testing.memory_stream_pair()
     harness.nursery.start_soon(

@@ -38,20 +38,17 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import coredis
 import coredis.exceptions
 import trio
 
 from ..server.counts import RedisCounts
-from ..server.logs import WARNING
+from ..server.logs import WARNING, as_log
 from . import keys, scripts, snapshot
 from .boot import node_leases
 from .liveness import Liveness
-
-if TYPE_CHECKING:
-    from ..server.logs import Log
 
 
 class LinkHost(Protocol):
@@ -128,7 +125,7 @@ class Link:
         token: bytes,
         epoch: bytes,
         fingerprint: str,
-        log: Log,
+        log: Callable[[str], None],
         commands: coredis.Redis[bytes],
         reads: coredis.Redis[bytes],
         host: LinkHost,
@@ -138,7 +135,7 @@ class Link:
         self.token = token  # what this node's lease holds
         self.epoch = epoch
         self.fingerprint = fingerprint  # the config, written back if Redis loses it
-        self.log = log
+        self.log = as_log(log)  # (the server's, with event names for JSON logs)
         self.redis = commands
         self._reads = reads  # blocking reads get their own connection
         # Entries to append, in order; None deletes the key instead.

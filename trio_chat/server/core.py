@@ -46,9 +46,8 @@ FLUSH_PATIENCE = 64
 if TYPE_CHECKING:
     import ssl
 
-    from .logs import Log
-
     from ..history import Entry
+    from .logs import Log
 
 
 class HistoryKeeper(typing.Protocol):
