@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Callable
 
+from . import terminal_io
 from .terminal_io import print_error
 
 _SECONDS = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
@@ -98,8 +99,9 @@ class ExitOneParser(argparse.ArgumentParser):
     programs" section asks (argparse itself uses 2)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print_error(self.prog, message)
+        if terminal_io.stderr_format is None:  # (JSON logs: one object, the reason)
+            self.print_usage(sys.stderr)
+        print_error(self.prog, message, level="error")
         sys.exit(1)
 
 
@@ -164,6 +166,23 @@ def listen_address(what: str) -> Callable[[str], tuple[str, int]]:
 
 web_address = listen_address("the web page")
 irc_address = listen_address("the IRC port")
+# --metrics' value that serves them on the --web port instead of a port of their own.
+METRICS_ON_WEB = "web"
+
+
+def metrics_address(text: str) -> tuple[str, int] | str:
+    """``--metrics``: ``[HOST:]PORT`` as for --web, or ``web`` (METRICS_ON_WEB)."""
+    if text == METRICS_ON_WEB:
+        return METRICS_ON_WEB
+    try:
+        return _metrics_port(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port (1-65535), HOST:PORT or 'web' for the metrics"
+        ) from None
+
+
+_metrics_port = listen_address("the metrics")
 
 # An IRC server's name: what a DNS name may hold (it is a prefix on IRC).
 _SERVER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,62}[A-Za-z0-9])?", re.ASCII)

@@ -21,7 +21,7 @@ the operator (the server's stdout), for what a console command answers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .events import CHAT
@@ -252,6 +252,10 @@ class Console:
     # A usage error, an unknown command or a "no such ..." answer: a control
     # connection's client (trio-chat-ctl) exits 1 for it.
     failed: bool = False
+    # What it is, for JSON logs (server/logs.py): an event name, and its
+    # fields; not part of what the rules said (equality).
+    event: str = field(default="console", compare=False)
+    fields: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
 
 @dataclass(slots=True)

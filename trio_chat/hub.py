@@ -225,7 +225,11 @@ class Hub:
         channel = member.channel
         effects.append(fx.Disconnect(member, EXIT_OK, event.reason, Cause.FLOODED))
         effects.append(
-            fx.Console(f"disconnected {member.name} from {channel.name}: {event.reason}")
+            fx.Console(
+                f"disconnected {member.name} from {channel.name}: {event.reason}",
+                event="flood_disconnect",
+                fields=(("user", member.name), ("channel", channel.name), ("reason", event.reason)),
+            )
         )
         self._remove(member, channel, announce=True, now=now, effects=effects, logged=False)
 

@@ -67,11 +67,19 @@ def print_line(line: str) -> None:
         pass  # nobody reads our stdout any more; carry on
 
 
-def print_error(program: str, text: str) -> None:
+# Set by the server's --log-format json (server/logs.py): makes each line
+# print_error writes (the program's name, its text, its level) a JSON object.
+stderr_format: Callable[[str, str, str], str] | None = None
+
+
+def print_error(program: str, text: str, level: str = "info") -> None:
+    """A line on stderr; ``level`` ("info", "warning", "error") shows only in JSON logs."""
     if sys.stderr is None:
         return
+    as_json = stderr_format
+    line = f"{program}: {text}" if as_json is None else as_json(program, text, level)
     try:
-        sys.stderr.write(f"{program}: {clean(text)}\n")
+        sys.stderr.write(f"{clean(line)}\n")
         sys.stderr.flush()
     except (BrokenPipeError, ValueError):
         pass

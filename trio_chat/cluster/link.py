@@ -44,6 +44,8 @@ import coredis
 import coredis.exceptions
 import trio
 
+from ..server.counts import RedisCounts
+from ..server.logs import WARNING, as_log
 from . import keys, scripts, snapshot
 from .boot import node_leases
 from .liveness import Liveness
@@ -133,7 +135,7 @@ class Link:
         self.token = token  # what this node's lease holds
         self.epoch = epoch
         self.fingerprint = fingerprint  # the config, written back if Redis loses it
-        self.log = log
+        self.log = as_log(log)  # (the server's, with event names for JSON logs)
         self.redis = commands
         self._reads = reads  # blocking reads get their own connection
         # Entries to append, in order; None deletes the key instead.
@@ -143,6 +145,7 @@ class Link:
         self._recovered = trio.Event()
         self.skew = 0.0  # Redis's clock minus ours
         self.down_since: float | None = None
+        self.counts = RedisCounts()  # outages and round trips, for --metrics
         self.liveness = Liveness(trio.current_time())
         self.lost: str | None = None  # why this node stopped, if Redis lost its cluster
         # Why this node stopped, if the log was trimmed past its position.
@@ -200,10 +203,15 @@ class Link:
             except (*FAILURES, trio.TooSlowError) as error:
                 if self.down_since is None:
                     self.down_since = trio.current_time()
+                    self.counts.outages += 1
                     why = str(error) or f"no answer within {deadline:g} s"
                     self.log(
                         f"lost Redis at {self.url} ({why}); clients stay connected, "
-                        "retrying with backoff"
+                        "retrying with backoff",
+                        event="redis_down",
+                        level=WARNING,
+                        url=self.url,
+                        reason=why,
                     )
                 # Another task's success ends every task's wait.
                 with trio.move_on_after(delay):
@@ -217,7 +225,12 @@ class Link:
         if self.down_since is None:
             return
         now = trio.current_time()
-        self.log(f"Redis is back after {now - self.down_since:.1f} s; carrying on")
+        self.log(
+            f"Redis is back after {now - self.down_since:.1f} s; carrying on",
+            event="redis_up",
+            url=self.url,
+            down_seconds=round(now - self.down_since, 3),
+        )
         self.down_since = None
         # Nobody could renew meanwhile: every node gets time to before any is taken for dead.
         self.liveness.outage_over(now)
@@ -600,6 +613,7 @@ class Link:
         )
         self._forgetting.clear()
         after = time.time()
+        self.counts.round_trips.observe(max(after - before, 0.0))
         # Raw TIME: coredis 6.9's parsed TIME reads the microseconds as milliseconds.
         self.skew = int(reply[0]) + int(reply[1]) / 1e6 - (before + after) / 2
         if reply[2] == -1:

@@ -20,6 +20,7 @@ import trio
 from ..config import ChannelConfig
 from ..hub import Hub
 from ..server.core import ChatServer
+from ..server.logs import ERROR
 from ..server.run import history_config, run_until_stopped, serve_bound
 from ..server.sockets import bind_and_announce
 from . import keys, scripts, snapshot
@@ -45,7 +46,7 @@ def run_node(
 
     async def node(server: ChatServer, hub: Hub) -> int:
         def fail(reason: str) -> int:
-            server.log(reason)
+            server.log(reason, event="cannot_start", level=ERROR)
             return 1
 
         commands, reads = connect(url), connect(url)
@@ -93,6 +94,7 @@ def run_node(
         )
         link = gateway.link
         server.gateway = gateway
+        server.counts.redis = link.counts
         # Transfer ids from two nodes must not meet at one receiver.
         server.transfers.id_base = (joined.node % 255 + 1) << 24
         if joined.note is not None:

@@ -21,6 +21,7 @@ from ..arguments import (
     count_at_least,
     irc_address,
     irc_server_name,
+    metrics_address,
     non_negative_number,
     positive_seconds,
     redis_url,
@@ -30,9 +31,10 @@ from ..arguments import (
 )
 from ..config import ChannelConfig, ConfigError, load_config
 from ..defaults import DEFAULT_AFK_TIMEOUT, DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_LINES
-from ..terminal_io import open_standard_streams, print_error
+from ..terminal_io import open_standard_streams
 from . import PROGRAM, early_signals
 from .limits import Limits
+from .logs import ERROR, LOG_FORMATS, TEXT, say, use_json, wants_json
 
 # Not ``typing.TYPE_CHECKING``: importing typing costs this path ~5 ms, and a
 # bad invocation must exit within milliseconds (mypy reads the same idiom).
@@ -193,6 +195,19 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         help="also take console commands on a Unix socket at PATH, mode 0600, for "
         "trio-chat-ctl; with --workers N, worker I's is PATH.I",
     )
+    parser.add_argument(
+        "--metrics",
+        type=metrics_address,
+        metavar="[HOST:]PORT",
+        help="serve Prometheus metrics at /metrics on this port (HOST defaults to "
+        f"{DEFAULT_HOST}), or 'web' for the --web port's /metrics",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=TEXT,
+        help="stderr as lines of text, or one JSON object a line (default: %(default)s)",
+    )
     # Set by --workers for the processes it starts: bind ports another process holds.
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
@@ -205,6 +220,9 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         arguments.irc_server_name is not None or arguments.irc_password_file is not None
     ):
         parser.error("--irc-server-name and --irc-password-file go with --irc")
+    metrics_problem = metrics_option_problem(arguments)
+    if metrics_problem is not None:
+        parser.error(metrics_problem)
     if arguments.reuse_port and arguments.redis is None:
         parser.error("--reuse-port is for the processes --workers starts")
     if arguments.history == 0 and (arguments.history_events or arguments.history_file is not None):
@@ -224,23 +242,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     # and standard error"): a closed stdin, stdout or stderr is /dev/null.
     open_standard_streams()
     argv = sys.argv[1:] if argv is None else argv
+    if wants_json(argv):
+        use_json()  # before parsing: even a complaint about the arguments is JSON
     arguments = parse_arguments(argv)
     early_signals.install()
     try:
         channels = load_config(arguments.configfile)
     except ConfigError as error:
-        print_error(PROGRAM, str(error))
+        say_error(str(error))
         return 1
     if arguments.irc is not None:
         from .irc_check import irc_problem
 
         problem = irc_problem(channels, arguments)
         if problem is not None:
-            print_error(PROGRAM, problem)
+            say_error(problem)
             return 1
     missing = missing_extra(arguments)
     if missing is not None:
-        print_error(PROGRAM, missing)
+        say_error(missing)
         return 1
     ssl_context = None
     if arguments.tls_cert is not None:
@@ -249,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             ssl_context = server_context(arguments.tls_cert, arguments.tls_key)
         except TLSSetupError as error:
-            print_error(PROGRAM, str(error))
+            say_error(str(error))
             return 1
     control = None
     if arguments.control is not None and arguments.workers is None:
@@ -259,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             control = ControlSocket(arguments.control)
         except ControlSocketError as error:
-            print_error(PROGRAM, str(error))
+            say_error(str(error))
             return 1
     arguments.control_socket = control
     # Imported only now: socket and the module cost a bad invocation ~2 ms.
@@ -285,6 +305,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     os._exit(status)
 
 
+def say_error(text: str) -> None:
+    """Why the server cannot start (it exits 1)."""
+    say(text, event="cannot_start", level=ERROR)
+
+
 def missing_extra(arguments: argparse.Namespace) -> str | None:
     """What an option asked for that is not installed (the extras in
     pyproject.toml), said before any port is bound."""
@@ -293,6 +318,8 @@ def missing_extra(arguments: argparse.Namespace) -> str | None:
         wanted.append(("--irc", "irc", ("irctokens",)))
     if arguments.web is not None:
         wanted.append(("--web", "web", ("hypercorn", "starlette")))
+    if arguments.metrics is not None:
+        wanted.append(("--metrics", "metrics", ("prometheus_client", "h11")))
     if not wanted:
         return None
     from importlib.util import find_spec
@@ -307,6 +334,21 @@ def missing_extra(arguments: argparse.Namespace) -> str | None:
     return None
 
 
+def metrics_option_problem(arguments: argparse.Namespace) -> str | None:
+    """Why --metrics cannot be served as asked, or None."""
+    from ..arguments import METRICS_ON_WEB
+
+    if arguments.metrics == METRICS_ON_WEB and arguments.web is None:
+        return "--metrics web serves the metrics on the --web port: it goes with --web"
+    if arguments.metrics is not None and arguments.workers is not None:
+        # The processes would share the port, and each scrape would reach one of them.
+        return (
+            "--metrics is for one process: with --workers each would answer for itself "
+            "on a shared port; run the nodes with --redis, each with its own --metrics port"
+        )
+    return None
+
+
 def serve_alone(
     channels: Sequence[ChannelConfig],
     arguments: argparse.Namespace,
@@ -317,14 +359,14 @@ def serve_alone(
     if arguments.history_file is not None:
         history_source, problem = open_history_file(arguments.history_file)
         if problem is not None:
-            print_error(PROGRAM, problem)
+            say_error(problem)
             return 1
     from .sockets import bind_and_announce
 
     try:
         bound = bind_and_announce(channels, arguments, tls=ssl_context is not None)
     except OSError as error:
-        print_error(PROGRAM, str(error))
+        say_error(str(error))
         return 1
     from .run import run_server
 

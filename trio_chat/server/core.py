@@ -21,17 +21,19 @@ from ..commands import Reload, parse_console_line
 from ..events import ConsoleLine
 from ..hub import Hub, Member
 from ..render import browser, log, terminal
-from ..state import ClientProtocol
+from ..state import Cause, ClientProtocol
 from ..terminal_io import print_error, print_line, read_lines
 from ..text import Stamp, wall_clock_stamp
 from . import early_signals
 from .admission import AddressGate
 from .answers import Answer
 from .broadcast import Broadcast
+from .counts import REFUSED_LIMIT, REFUSED_PER_ADDRESS, ServerCounts
 from .flood import LineLedger
 from .gateway import Gateway, LocalGateway
 from .limits import Limits as Limits  # re-exported: where callers have always found it
 from .listener import Backlog
+from .logs import INFO, WARNING, as_log
 from .outlet import Outlet
 from .ports import ChannelPorts
 from .session import Session
@@ -50,8 +52,8 @@ if TYPE_CHECKING:
 
     from ..config import ChannelConfig
     from ..history import Entry
+    from .logs import Log
 
-# A reload's answer: one line of text, and whether it says it failed.
 # Where a reload says what it did: (text, failed).
 ReloadAnswer = Callable[[str, bool], None]
 
@@ -94,6 +96,8 @@ class ChatServer:
         self.limits = limits
         self.out = out
         self.log = log
+        # What --metrics reports, counted whether or not it was asked for (counts.py).
+        self.counts = ServerCounts()
         self.ssl_context = ssl_context
         self.addresses = AddressGate(limits.max_per_address)
         # Either number at 0 turns flood control off.
@@ -164,6 +168,16 @@ class ChatServer:
         self._answer: Answer | None = None
         self._answers_asked = 0
 
+    @property
+    def log(self) -> Log:
+        """``log(text, event=..., level=..., **fields)``: the fields reach JSON
+        logs (logs.py); a log that takes only text (a test's) may be set too."""
+        return self._log
+
+    @log.setter
+    def log(self, log: Callable[[str], None]) -> None:
+        self._log = as_log(log)
+
     def apply(self, effects: Iterable[fx.Effect], speaking: bool = True) -> None:
         """Carry out the hub's decisions, in order. Never awaits.
 
@@ -182,6 +196,8 @@ class ChatServer:
             if kind is fx.Welcome:
                 # Its connection learns it is in before the first line arrives.
                 said.member.conn.joined(said.member)  # type: ignore[union-attr]
+            elif kind is fx.Chat:
+                self.counts.lines_said += 1
             if speaking:
                 line = log.line(said)
                 if line is not None:
@@ -198,6 +214,8 @@ class ChatServer:
         if isinstance(effect, fx.Reschedule):
             effect.member.conn.reschedule()
         elif isinstance(effect, fx.Disconnect):
+            if effect.cause is Cause.FLOODED and speaking:
+                self.counts.flood_disconnects += 1
             effect.member.conn.finish(effect.status, effect.reason, effect.cause)
         elif isinstance(effect, fx.Notice):
             effect.member.conn.notice(effect.text)
@@ -209,7 +227,12 @@ class ChatServer:
             effect.conn.nick_decided(effect.nick, effect.accepted)
         elif isinstance(effect, fx.Console):
             if speaking:
-                self.log(effect.text)
+                self.log(
+                    effect.text,
+                    event=effect.event,
+                    level=WARNING if effect.failed else INFO,
+                    **dict(effect.fields),
+                )
                 if self._answer is not None:
                     self._answer.told(effect.text, effect.failed)
         elif isinstance(effect, fx.AnswerBegins):
@@ -262,6 +285,7 @@ class ChatServer:
     def _deliver(
         self, recipients: Sequence[Member], frame: bytes, protocol: ClientProtocol | None
     ) -> None:
+        self.counts.deliveries += len(recipients)
         if len(recipients) < 2:
             for member in recipients:
                 member.conn.push_line(frame)
@@ -399,17 +423,32 @@ class ChatServer:
         connection limit and its address's (``addresses.release`` when it ends)."""
         if self.open_connections() >= self.limits.max_connections:
             self._refused += 1
+            self.counts.refuse(REFUSED_LIMIT)
             if self._refused == 1 or self._refused % 1000 == 0:
                 self.log(
                     f"refusing connections: {self.open_connections()} open, the limit is "
-                    f"{self.limits.max_connections} ({self._refused} refused so far)"
+                    f"{self.limits.max_connections} ({self._refused} refused so far)",
+                    event="connection_refused",
+                    level=WARNING,
+                    reason=REFUSED_LIMIT,
+                    open=self.open_connections(),
+                    limit=self.limits.max_connections,
+                    refused=self._refused,
                 )
             return False
         admitted, complaint = self.addresses.admit(
             address, trio.current_time(), self.gateway.connected_elsewhere
         )
+        if not admitted:
+            self.counts.refuse(REFUSED_PER_ADDRESS)
         if complaint is not None:
-            self.log(complaint)
+            self.log(
+                complaint,
+                event="connection_refused",
+                level=WARNING,
+                reason=REFUSED_PER_ADDRESS,
+                address=address,
+            )
         return admitted
 
     def open_connections(self) -> int:
@@ -418,9 +457,13 @@ class ChatServer:
     def console_line(self, line: str) -> None:
         if line.lstrip().startswith("/reload") and isinstance(parse_console_line(line), Reload):
             # The server reads the files; what they say goes to the rules.
-            self.reload(lambda text, failed: self.log(text))
+            self.reload(self.log_reload)
             return
         self.gateway.submit(ConsoleLine(line))
+
+    def log_reload(self, text: str, failed: bool) -> None:
+        """What a reload says, on the server's stderr."""
+        self.log(text, event="reload", level=WARNING if failed else INFO)
 
     def reload(self, answer: ReloadAnswer) -> None:
         """Read the config (and TLS) files again (server/reload.py)."""
@@ -442,7 +485,7 @@ class ChatServer:
             failures: list[bool] = []
 
             def told(text: str, failed: bool) -> None:
-                self.log(text)
+                self.log_reload(text, failed)
                 answer.told(text, failed)
                 failures.append(failed)
 
@@ -512,10 +555,11 @@ class ChatServer:
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     self.log("SIGHUP received: reloading")
-                    self.reload(lambda text, failed: self.log(text))
+                    self.reload(self.log_reload)
                 else:
                     self._stop_on(signum)
 
     def _stop_on(self, signum: int) -> None:
-        self.log(f"{signal.Signals(signum).name} received: shutting down")
+        name = signal.Signals(signum).name
+        self.log(f"{name} received: shutting down", event="shutdown", signal=name)
         self.stop()

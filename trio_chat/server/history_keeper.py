@@ -29,6 +29,7 @@ from .. import history_file
 from ..history import Entry
 from ..hub import Hub
 from .core import ChatServer
+from .logs import WARNING
 
 # At most one write in this many seconds, unless a batch is this many lines.
 BATCH_INTERVAL = 1.0
@@ -348,9 +349,13 @@ async def keeping_history(
     is written when it ends."""
     replayed = await trio.to_thread.run_sync(load, server.hub, path, source)
     restore(server.hub, replayed)
+
+    def history_file_problem(text: str) -> None:
+        server.log(text, event="history_file", level=WARNING, path=path)
+
     for problem in replayed.problems:
-        server.log(problem)
-    keeper = HistoryFileKeeper(server.hub, FileWriter(path), replayed.ledger, server.log)
+        history_file_problem(problem)
+    keeper = HistoryFileKeeper(server.hub, FileWriter(path), replayed.ledger, history_file_problem)
     server.history_keeper = keeper
     try:
         async with trio.open_nursery() as nursery:

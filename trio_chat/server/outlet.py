@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
 from .. import wire
 from .broadcast import Broadcast
+from .logs import WARNING
 from .outbox import OVER_LIMIT, Backpressure, Outbox, OutboxLimits, WriterItem
+
+if TYPE_CHECKING:
+    from .counts import ServerCounts
+    from .logs import Log
 
 # Frames written in one send_all when the outbox has a backlog.
 WRITE_BATCH = 64
@@ -97,7 +102,9 @@ class OutletHost(Protocol):
     """What an outlet uses of the server (core.ChatServer)."""
 
     @property
-    def log(self) -> Callable[[str], None]: ...
+    def log(self) -> Log: ...
+    @property
+    def counts(self) -> ServerCounts: ...  # what --metrics reports
     @property
     def congested(self) -> set[Outlet]: ...  # outboxes past their high-water mark
 
@@ -177,7 +184,7 @@ class Outlet:
         if self.state >= FINISHING:
             return  # (it was dropped while the outbox counted)
         if pressure is OVER_LIMIT:
-            self.abort(self.outbox.overflow)
+            self.drop_slow(self.outbox.overflow)
         else:
             self.server.congested.add(self)
 
@@ -186,7 +193,7 @@ class Outlet:
             self._writer_in.send_nowait(item)
         except trio.WouldBlock:
             # The peer is not reading: drop it rather than slow anyone else.
-            self.abort("outbox full: the client is not reading")
+            self.drop_slow("outbox full: the client is not reading")
             return
         self.outbox.handed_to_writer()
 
@@ -235,7 +242,7 @@ class Outlet:
         try:
             self._writer_in.send_nowait((last, False))
         except trio.WouldBlock:
-            self.abort("outbox full at disconnect")
+            self.drop_slow("outbox full at disconnect")
             return False
         self.outbox.handed_to_writer()
         self.outbox.add_last(len(last))
@@ -252,12 +259,24 @@ class Outlet:
         """The server stops (``ChatServer.stop``): a protocol that says
         goodbye queues it here; the native one just closes."""
 
+    def drop_slow(self, why: str) -> None:
+        """Drop a peer that does not read what it is sent (a slow consumer)."""
+        if self.state < CLOSED:
+            self.server.counts.slow_consumers_dropped += 1
+        self.abort(why)
+
     def abort(self, why: str) -> None:
         """End the session now, sending nothing more (once: a connection with
         several references, an IRC one, may be told more than once)."""
         if self.state >= CLOSED:
             return
-        self.server.log(f"dropping connection on {self.label}: {why}")
+        self.server.log(
+            f"dropping connection on {self.label}: {why}",
+            event="connection_dropped",
+            level=WARNING,
+            on=self.label,
+            reason=why,
+        )
         self._become(CLOSED)
         self._release_waiters()
         self.scope.cancel()

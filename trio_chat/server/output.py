@@ -19,6 +19,7 @@ import select
 import stat
 import threading
 import time
+from collections.abc import Callable
 
 from ..sanitize import clean
 
@@ -44,10 +45,10 @@ def _never_blocks(fd: int) -> bool:
 class LineWriter:
     """Write lines to a file descriptor from a thread of its own."""
 
-    def __init__(self, fd: int, name: str, on_drop: LineWriter | None = None) -> None:
+    def __init__(self, fd: int, name: str, on_drop: Callable[[str], None] | None = None) -> None:
         self.fd = fd
         self.name = name
-        self._on_drop = on_drop  # where to say that lines were dropped
+        self._on_drop = on_drop  # the log that says lines were dropped
         self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_LINES)
         self._dropped = 0
         self._last_note = -NOTE_INTERVAL
@@ -76,8 +77,8 @@ class LineWriter:
             now = time.monotonic()
             if self._on_drop is not None and now - self._last_note >= NOTE_INTERVAL:
                 self._last_note = now
-                self._on_drop.write(
-                    f"trio-chat-server: {self._dropped} {self.name} line(s) dropped so far: "
+                self._on_drop(
+                    f"{self._dropped} {self.name} line(s) dropped so far: "
                     f"{self.name} is not being read"
                 )
 

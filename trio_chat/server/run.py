@@ -13,31 +13,44 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import trio
 
+from ..arguments import METRICS_ON_WEB
 from ..config import ChannelConfig
 from ..history import HistoryConfig
 from ..hub import Hub
-from . import PROGRAM, accept_log
+from . import accept_log
 from .core import ChatServer
 from .limits import Limits
 from .listener import Backlog, BacklogListener
+from .logs import JSON, WARNING, ServerLog
 from .output import LineWriter
 from .sockets import BoundSockets
 
 if TYPE_CHECKING:
     import ssl
 
+    from .logs import Log
     from .notify import Notifier
 
 
-def open_output() -> tuple[LineWriter, LineWriter]:
-    """stdout and stderr writers that never block the event loop; trio's
-    reports of failed accepts go to stderr through it, summarized."""
+def open_output(json_logs: bool = False) -> tuple[LineWriter, LineWriter, ServerLog]:
+    """stdout and stderr writers that never block the event loop, and the
+    log on stderr (JSON objects with ``json_logs``); trio's reports of failed
+    accepts go to it, summarized."""
     sys.stdout.flush()
     sys.stderr.flush()
     errors = LineWriter(sys.stderr.fileno(), "stderr")
-    output = LineWriter(sys.stdout.fileno(), "stdout", on_drop=errors)
-    accept_log.install(log_to(errors))
-    return output, errors
+    log = log_to(errors, json_logs)
+
+    def stdout_dropped(text: str) -> None:
+        log(text, event="stdout_dropped", level=WARNING)
+
+    output = LineWriter(sys.stdout.fileno(), "stdout", on_drop=stdout_dropped)
+
+    def accept_failing(text: str) -> None:
+        log(text, event="accept_failing", level=WARNING)
+
+    accept_log.install(accept_failing)
+    return output, errors, log
 
 
 def close_output(output: LineWriter, errors: LineWriter) -> None:
@@ -47,9 +60,9 @@ def close_output(output: LineWriter, errors: LineWriter) -> None:
     errors.close(timeout=1.0)
 
 
-def log_to(errors: LineWriter) -> Callable[[str], None]:
-    """The server's log: a line on stderr, named."""
-    return lambda text: errors.write(f"{PROGRAM}: {text}")
+def log_to(errors: LineWriter, json_logs: bool = False) -> ServerLog:
+    """The server's log: a line on stderr, named, or a JSON object (--log-format json)."""
+    return ServerLog(errors.write, json_logs)
 
 
 def make_server(
@@ -57,7 +70,7 @@ def make_server(
     arguments: argparse.Namespace,
     ssl_context: ssl.SSLContext | None,
     output: LineWriter,
-    errors: LineWriter,
+    log: Log,
 ) -> ChatServer:
     server = ChatServer(
         hub,
@@ -71,7 +84,7 @@ def make_server(
         ),
         ssl_context=ssl_context,
         out=output.write,
-        log=log_to(errors),
+        log=log,
     )
     # A reload binds new ports as the start-up did.
     server.listen_host = arguments.host
@@ -88,7 +101,25 @@ def web_services(
     from ..web.origins import KnownOrigins
     from ..web.serve import serve_web
 
-    return [partial(serve_web, server, web, KnownOrigins(arguments.web, arguments.web_origin))]
+    metrics = None
+    if getattr(arguments, "metrics", None) == METRICS_ON_WEB:
+        from .metrics import metrics_page
+
+        metrics = metrics_page(server)
+    origins = KnownOrigins(arguments.web, arguments.web_origin)
+    return [partial(serve_web, server, web, origins, metrics)]
+
+
+def metrics_services(
+    server: ChatServer, bound: BoundSockets, arguments: argparse.Namespace
+) -> list[Callable[[], Awaitable[None]]]:
+    """The metrics' own port, when --metrics gave one (imported only then);
+    ``--metrics web`` is served by the web page's port (web_services)."""
+    if bound.metrics is None:
+        return []
+    from .metrics import serve_metrics
+
+    return [partial(serve_metrics, server, bound.metrics)]
 
 
 def socket_listeners(
@@ -169,6 +200,7 @@ async def serve_bound(
                 *web_services(server, bound.web, arguments),
                 *irc_services(server, bound.irc, arguments),
                 *control_services(server, arguments),
+                *metrics_services(server, bound, arguments),
             ],
             task_status=task_status,
         )
@@ -201,8 +233,8 @@ def run_until_stopped(
     """The hub, output that never blocks the event loop and the server, then
     trio running ``main`` with the server and its hub: ``main``'s exit status."""
     hub = Hub(channels, afk_timeout=arguments.afk_timeout, history=history_config(arguments))
-    output, errors = open_output()
-    server = make_server(hub, arguments, ssl_context, output, errors)
+    output, errors, log = open_output(arguments.log_format == JSON)
+    server = make_server(hub, arguments, ssl_context, output, log)
     try:
         return trio.run(main, server, hub)
     except KeyboardInterrupt:

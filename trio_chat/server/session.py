@@ -22,8 +22,8 @@ their broadcast closes (broadcast.py), at most a low-water mark late.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
@@ -33,6 +33,10 @@ from ..sanitize import clean
 from ..state import Cause, ClientProtocol
 from ..wire import FrameType, ProtocolError
 from .flood import LineLedger
+
+if TYPE_CHECKING:
+    from .counts import ServerCounts
+    from .logs import Log
 from .gateway import Gateway, wait_for_log_room
 from .line_budget import LineBudget, flood_reason
 from .outlet import (
@@ -94,7 +98,9 @@ class SessionHost(Protocol):
     @property
     def limits(self) -> SessionLimits: ...
     @property
-    def log(self) -> Callable[[str], None]: ...
+    def log(self) -> Log: ...
+    @property
+    def counts(self) -> ServerCounts: ...  # what --metrics reports
     @property
     def gateway(self) -> Gateway: ...
     @property
@@ -171,7 +177,7 @@ class Session(Outlet):
             return
         outbox = self.outbox
         if outbox.add_chunk(len(frame)):
-            self.abort(outbox.overflow)
+            self.drop_slow(outbox.overflow)
             return
         self._hand_round_to_writer()
         if self.state < FINISHING:
@@ -281,7 +287,11 @@ class Session(Outlet):
             self.timer = None
             if timer.cancelled_caught:
                 if self.state is AWAITING_HELLO:
-                    self.server.log(f"no hello within the time limit on {self.channel}")
+                    self.server.log(
+                        f"no hello within the time limit on {self.channel}",
+                        event="hello_timeout",
+                        channel=self.channel,
+                    )
                     return
                 self._afk_reported = True  # until the rules reschedule or disconnect
                 self.server.gateway.submit(events.AfkDue(self._ref))

@@ -13,8 +13,7 @@ import socket
 from collections.abc import Sequence
 
 from ..config import ChannelConfig
-from ..terminal_io import print_error
-from . import PROGRAM
+from .logs import say
 
 BACKLOG = 4096
 
@@ -23,17 +22,19 @@ class BoundSockets:
     """Every listening socket of one server process."""
 
     # Not a dataclass: making one costs this path ~0.3 ms.
-    __slots__ = ("channels", "irc", "web")
+    __slots__ = ("channels", "irc", "metrics", "web")
 
     def __init__(
         self,
         channels: dict[str, list[socket.socket]],
         web: socket.socket | None,
         irc: list[socket.socket] | None = None,
+        metrics: socket.socket | None = None,
     ) -> None:
         self.channels = channels
         self.web = web
         self.irc = irc or []  # the IRC port's, on every address of its host
+        self.metrics = metrics  # --metrics' own port, when it has one
 
 
 def listening_addresses(host: str, port: int) -> list[tuple[int, int, int, tuple[object, ...]]]:
@@ -81,6 +82,21 @@ def bind_web(web: tuple[str, int] | None, reuse_port: bool = False) -> socket.so
     except OSError as error:
         reason = error.strerror or str(error)
         raise OSError(f"cannot listen for the web page on {host}:{port}: {reason}") from None
+
+
+def bind_metrics(metrics: tuple[str, int] | str | None) -> socket.socket | None:
+    """``--metrics``' own port, if it asked for one (not ``web``); OSError
+    with a readable reason. Never shared (SO_REUSEPORT): a scrape must reach
+    the process it asks about."""
+    if not isinstance(metrics, tuple):
+        return None
+    host, port = metrics
+    try:
+        family, kind, proto, address = listening_addresses(host, port)[0]
+        return _listen(family, kind, proto, address, reuse_port=False)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OSError(f"cannot listen for the metrics on {host}:{port}: {reason}") from None
 
 
 def bind_irc(irc: tuple[str, int] | None, reuse_port: bool = False) -> list[socket.socket]:
@@ -131,19 +147,26 @@ def bind_all(
     web: tuple[str, int] | None,
     reuse_port: bool = False,
     irc: tuple[str, int] | None = None,
+    metrics: tuple[str, int] | str | None = None,
 ) -> BoundSockets:
-    """The web page's port, the IRC port, then every channel's; or none of
-    them bound and OSError with a readable reason."""
+    """The web page's port, the IRC port, the metrics', then every channel's;
+    or none of them bound and OSError with a readable reason."""
     web_socket = bind_web(web, reuse_port)
     irc_sockets: list[socket.socket] = []
+    metrics_socket = None
     try:
         irc_sockets = bind_irc(irc, reuse_port)
-        return BoundSockets(bind_channels(channels, host, reuse_port), web_socket, irc_sockets)
+        metrics_socket = bind_metrics(metrics)
+        return BoundSockets(
+            bind_channels(channels, host, reuse_port), web_socket, irc_sockets, metrics_socket
+        )
     except OSError:
         if web_socket is not None:
             web_socket.close()
         for sock in irc_sockets:
             sock.close()
+        if metrics_socket is not None:
+            metrics_socket.close()
         raise
 
 
@@ -154,6 +177,7 @@ def announce_listening(
     tls: bool,
     who: str = "",
     irc: tuple[str, int] | None = None,
+    metrics: tuple[str, int] | str | None = None,
 ) -> None:
     """Once every port is bound (tests and scripts wait for this on stderr)."""
     web_page = ""
@@ -166,22 +190,35 @@ def announce_listening(
             f"; web page on http://{web_host if ':' not in web_host else f'[{web_host}]'}"
             f":{web_port}/"
         )
-    print_error(
-        PROGRAM,
+    if metrics is not None:
+        metrics_host, metrics_port = metrics if isinstance(metrics, tuple) else web or ("", 0)
+        web_page += (
+            "; metrics on http://"
+            f"{metrics_host if ':' not in metrics_host else f'[{metrics_host}]'}"
+            f":{metrics_port}/metrics"
+        )
+    say(
         f"{who}listening{' (TLS)' if tls else ''} on {host}: "
         + ", ".join(f"{channel.name} {channel.port}" for channel in channels)
         + web_page,
+        event="listening",
+        host=host,
+        channels={channel.name: channel.port for channel in channels},
+        tls=tls,
+        irc=None if irc is None else irc[1],
+        web=None if web is None else web[1],
     )
 
 
 def bind_and_announce(
     channels: Sequence[ChannelConfig], arguments: argparse.Namespace, tls: bool, who: str = ""
 ) -> BoundSockets:
-    """Every port the config, ``--host`` and ``--web`` ask for, announced; or
-    none bound and OSError with a readable reason."""
+    """Every port the config, ``--host``, ``--web``, ``--irc`` and ``--metrics``
+    ask for, announced; or none bound and OSError with a readable reason."""
     irc = getattr(arguments, "irc", None)
-    bound = bind_all(channels, arguments.host, arguments.web, arguments.reuse_port, irc)
-    announce_listening(channels, arguments.host, arguments.web, tls, who, irc)
+    metrics = getattr(arguments, "metrics", None)
+    bound = bind_all(channels, arguments.host, arguments.web, arguments.reuse_port, irc, metrics)
+    announce_listening(channels, arguments.host, arguments.web, tls, who, irc, metrics)
     return bound
 
 

@@ -104,6 +104,8 @@ class TransferRelay:
         )
         # Every transfer under way (table.running) and the rules they follow.
         self.table: TransferTable[Session, Peer] = TransferTable(limits)
+        # File bytes relayed from senders to receivers (--metrics).
+        self.bytes_relayed = 0
         # Offers the rules have not answered yet: target, path, file name, size.
         self._offers: dict[tuple[Session, int], tuple[str, str, str, int]] = {}
 
@@ -151,6 +153,7 @@ class TransferRelay:
         elif frame_type == FrameType.FILE_RESULT:
             self._result(transfer, body)
         elif frame_type == FrameType.FILE_DATA:
+            self.bytes_relayed += len(body)
             self._carry_out(transfer, table.data(transfer, len(body), trio.current_time()))
             self._progress(transfer.sender)
             transfer.receiver.push_chunk(raw)

@@ -61,9 +61,13 @@ async def answer(send: Send, status: int, text: str) -> None:
 
 
 def build_app(
-    server: ChatServer, origins: KnownOrigins, complain: Callable[[str], None]
+    server: ChatServer,
+    origins: KnownOrigins,
+    complain: Callable[[str], None],
+    metrics: Callable[[], bytes] | None = None,
 ) -> ASGIApp:
-    """``complain`` logs a refused request (rate-limited: anyone can send many)."""
+    """``complain`` logs a refused request (rate-limited: anyone can send many);
+    ``metrics`` makes the text of ``/metrics`` (``--metrics web``), if asked for."""
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
@@ -132,10 +136,33 @@ def build_app(
                 await send({"type": "websocket.close", "code": 1008})
         elif declares_body(scope.get("headers", [])):
             await answer(send, 413, "No page here takes a request body.")
+        elif metrics is not None and scope["path"] == "/metrics":
+            await metrics_answer(scope, send, metrics)
         else:
             await app(scope, receive, shielded(send))
 
     return routes
+
+
+async def metrics_answer(scope: Scope, send: Send, metrics: Callable[[], bytes]) -> None:
+    """``GET /metrics`` with ``--metrics web`` (server/metrics.py makes the text)."""
+    if scope["method"] != "GET":
+        await answer(send, 405, "Only GET /metrics.")
+        return
+    from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+    body = metrics()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", CONTENT_TYPE_PLAIN_0_0_4.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def shielded(send: Send) -> Send:

@@ -11,6 +11,7 @@ every declared length before a byte of payload is read (guard.py).
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 import trio
@@ -23,6 +24,8 @@ from hypercorn.utils import wrap_app
 from .. import wire
 from ..server.admission import AddressGate
 from ..server.core import peer_address
+from ..server.counts import REFUSED_PER_ADDRESS
+from ..server.logs import WARNING
 from .app import SECURITY_HEADERS, build_app
 from .guard import GuardedStream
 from .throttle import Throttle, throttled_logger
@@ -52,11 +55,18 @@ def web_config() -> WebConfig:
     return config
 
 
-async def serve_web(server: ChatServer, sock: socket.socket, origins: KnownOrigins) -> None:
+async def serve_web(
+    server: ChatServer,
+    sock: socket.socket,
+    origins: KnownOrigins,
+    metrics: Callable[[], bytes] | None = None,
+) -> None:
+    """``metrics``: the text of ``/metrics``, with ``--metrics web``."""
     config = web_config()
     complain = Throttle(server.log)
     config.errorlog = throttled_logger(server.log)
-    app = wrap_app(build_app(server, origins, complain), config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
+    routes = build_app(server, origins, complain, metrics)
+    app = wrap_app(routes, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
     context = WorkerContext(None)
     # The port's connections from one address at once, WebSocket or not (a
     # WebSocket's session is also counted as the channel ports' are).
@@ -66,8 +76,16 @@ async def serve_web(server: ChatServer, sock: socket.socket, origins: KnownOrigi
     async def connection(stream: trio.SocketStream) -> None:
         address = peer_address(stream)
         admitted, complaint = gate.admit(address, trio.current_time())
+        if not admitted:
+            server.counts.refuse(REFUSED_PER_ADDRESS)
         if complaint is not None:
-            server.log(complaint)
+            server.log(
+                complaint,
+                event="connection_refused",
+                level=WARNING,
+                reason=REFUSED_PER_ADDRESS,
+                address=address,
+            )
         if not admitted:
             await trio.aclose_forcefully(stream)
             return
