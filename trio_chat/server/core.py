@@ -65,6 +65,12 @@ class HistoryKeeper(typing.Protocol):
     def forgotten(self, channel: str, at: float) -> None: ...
 
 
+def is_reload(line: str) -> bool:
+    """Whether a console line is ``/reload``, which the server carries out
+    itself (it reads files) instead of handing it to the rules."""
+    return line.lstrip().startswith("/reload") and isinstance(parse_console_line(line), Reload)
+
+
 def peer_address(stream: trio.abc.Stream) -> str | None:
     """The IP address of the peer of a TCP stream; None for other streams."""
     if not isinstance(stream, trio.SocketStream):
@@ -135,7 +141,6 @@ class ChatServer:
         # What the channels' listeners have taken and not handed over yet.
         self.backlog = Backlog()
         self.stopped = trio.Event()
-        self._refused = 0
         # Each protocol's renderer (render/); the IRC port adds its own.
         # (With ``picks``, the renderer's recipients are its protocol's
         # members already; else apply picks them out of the audience.)
@@ -422,18 +427,18 @@ class ChatServer:
         """Whether a new connection from ``address`` may stay: within the
         connection limit and its address's (``addresses.release`` when it ends)."""
         if self.open_connections() >= self.limits.max_connections:
-            self._refused += 1
             self.counts.refuse(REFUSED_LIMIT)
-            if self._refused == 1 or self._refused % 1000 == 0:
+            refused = self.counts.refused[REFUSED_LIMIT]
+            if refused == 1 or refused % 1000 == 0:
                 self.log(
                     f"refusing connections: {self.open_connections()} open, the limit is "
-                    f"{self.limits.max_connections} ({self._refused} refused so far)",
+                    f"{self.limits.max_connections} ({refused} refused so far)",
                     event="connection_refused",
                     level=WARNING,
                     reason=REFUSED_LIMIT,
                     open=self.open_connections(),
                     limit=self.limits.max_connections,
-                    refused=self._refused,
+                    refused=refused,
                 )
             return False
         admitted, complaint = self.addresses.admit(
@@ -455,7 +460,7 @@ class ChatServer:
         return len(self.sessions) + len(self.irc_clients)
 
     def console_line(self, line: str) -> None:
-        if line.lstrip().startswith("/reload") and isinstance(parse_console_line(line), Reload):
+        if is_reload(line):
             # The server reads the files; what they say goes to the rules.
             self.reload(self.log_reload)
             return
@@ -479,7 +484,7 @@ class ChatServer:
         the console would print for it goes to ``answer`` too, then its end
         (in a cluster, once this node's replica applies it). The name it is
         known by, for ``forget_answer`` if the connection goes first."""
-        if line.lstrip().startswith("/reload") and isinstance(parse_console_line(line), Reload):
+        if is_reload(line):
             # The server answers a reload itself (its files are read here);
             # it is over before this returns, so there is nothing to forget.
             failures: list[bool] = []
@@ -522,7 +527,7 @@ class ChatServer:
                 # a scope of its own: a reload closes a port, not its members.
                 self.ports = ChannelPorts(
                     nursery,
-                    self._handle_on_port,
+                    self.handle_connection,
                     self.backlog,
                     self.log,
                     self.listen_host,
@@ -537,9 +542,6 @@ class ChatServer:
                 for service in services:  # the web page, when asked for
                     nursery.start_soon(service)
                 task_status.started()
-
-    async def _handle_on_port(self, stream: trio.SocketStream, channel: str) -> None:
-        await self.handle_connection(stream, channel)
 
     async def _read_console(self, fd: int) -> None:
         async for line in read_lines(fd, self.log):
