@@ -10,25 +10,10 @@ from trio_chat import effects as fx
 from trio_chat import events as ev
 from trio_chat.cluster import codec, snapshot
 from trio_chat.commands import Usage, Who, parse_console_line
-from trio_chat.config import ChannelConfig
-from trio_chat.hub import EXIT_OK, Hub
+from trio_chat.hub import EXIT_OK
 from trio_chat.state import Cause
 
-T = "12:00:00"
-
-
-class Conn:
-    def __init__(self, ref: str) -> None:
-        self.ref = ref
-
-
-def hub(capacity: int = 5, afk: float = 100.0) -> Hub:
-    channels = [ChannelConfig("general", 1, capacity), ChannelConfig("random", 2, capacity)]
-    return Hub(channels, afk_timeout=afk, connection_for=Conn)  # type: ignore[arg-type]
-
-
-def run(h: Hub, event: ev.Event, now: float = 0.0) -> list[fx.Effect]:
-    return h.handle(event, now, T)
+from .test_hub import T, hub, run
 
 
 def texts(effects: list[fx.Effect]) -> list[tuple[str, bool]]:
@@ -42,13 +27,13 @@ def test_who_is_parsed_with_or_without_a_channel() -> None:
 
 
 def test_who_with_nobody_anywhere_or_in_one_channel() -> None:
-    h = hub()
+    h = hub(capacity=5)
     assert run(h, ev.ConsoleLine("/who")) == [fx.Console("/who: nobody is in any channel")]
     assert run(h, ev.ConsoleLine("/who random")) == [fx.Console("/who: nobody is in random")]
 
 
 def test_who_of_an_unknown_channel_fails() -> None:
-    h = hub()
+    h = hub(capacity=5)
     assert run(h, ev.ConsoleLine("/who nowhere")) == [
         fx.Console("/who: there is no channel nowhere", failed=True)
     ]
@@ -85,7 +70,7 @@ def test_who_shows_queue_places_and_a_cluster_members_node() -> None:
 
 
 def test_who_of_a_muted_member_shows_its_frozen_idle_time_and_the_mute_left() -> None:
-    h = hub()
+    h = hub(capacity=5)
     run(h, ev.Join("1", "general", "alice", "127.0.0.1"))
     run(h, ev.ConsoleLine("/mute general:alice 30"), now=10.0)  # the timer stops at 10 s
     assert texts(run(h, ev.ConsoleLine("/who"), now=25.0)) == [
@@ -98,12 +83,12 @@ def test_who_of_a_muted_member_shows_its_frozen_idle_time_and_the_mute_left() ->
 
 
 def test_a_stdin_console_line_has_no_answer_markers() -> None:
-    h = hub()
+    h = hub(capacity=5)
     assert run(h, ev.ConsoleLine("/who")) == [fx.Console("/who: nobody is in any channel")]
 
 
 def test_a_control_connections_line_is_answered_between_markers() -> None:
-    h = hub()
+    h = hub(capacity=5)
     run(h, ev.Join("1", "general", "alice"))
     run(h, ev.Join("2", "general", "bob"))
     alice, bob = h.members["1"], h.members["2"]
@@ -120,7 +105,7 @@ def test_a_control_connections_line_is_answered_between_markers() -> None:
 
 
 def test_failed_answers_are_marked() -> None:
-    h = hub()
+    h = hub(capacity=5)
     run(h, ev.Join("1", "general", "alice"))
     for line, effect in [
         ("/kick nowhere:bob", fx.NotFound(T, None, "nowhere")),
@@ -144,7 +129,7 @@ def test_failed_answers_are_marked() -> None:
 
 
 def test_shutdown_is_answered_and_then_nothing_happens() -> None:
-    h = hub()
+    h = hub(capacity=5)
     assert run(h, ev.ConsoleLine("/shutdown", answer_to="1")) == [
         fx.AnswerBegins("1"),
         fx.StopServer(),
@@ -173,10 +158,10 @@ def test_the_codec_carries_answer_to_and_protocol_and_reads_entries_without_them
 
 
 def test_a_snapshot_keeps_each_members_address_and_protocol() -> None:
-    h = hub()
+    h = hub(capacity=5)
     run(h, ev.Join("1.1", "general", "alice", "127.0.0.1", protocol=ev.WEB))
     run(h, ev.Join("2.1", "general", "carol", "10.0.0.1", via_irc=True))
-    restored = hub()
+    restored = hub(capacity=5)
     snapshot.restore(restored, snapshot.dump(h))
     assert texts(run(restored, ev.ConsoleLine("/who"))) == [
         ("/who: general alice web 127.0.0.1 node 1 idle 0s admitted", False),
