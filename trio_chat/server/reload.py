@@ -24,8 +24,6 @@ from ..events import Reconfigure
 from .irc_check import irc_problem
 
 if TYPE_CHECKING:
-    import ssl
-
     from .core import ChatServer, ReloadAnswer
     from .notify import Notifier
 
@@ -68,9 +66,11 @@ def _reload(server: ChatServer, arguments: argparse.Namespace) -> tuple[str, boo
     context = server.ssl_context
     tls_cert = getattr(arguments, "tls_cert", None)
     if tls_cert is not None:
+        from ..tls import TLSSetupError, server_context
+
         try:
-            context = tls_context(tls_cert, arguments.tls_key)
-        except ValueError as error:
+            context = server_context(tls_cert, arguments.tls_key)
+        except TLSSetupError as error:
             return refused(str(error)), True
     if server.ports is not None:
         try:
@@ -85,16 +85,6 @@ def _reload(server: ChatServer, arguments: argparse.Namespace) -> tuple[str, boo
 
 def refused(reason: str) -> str:
     return f"reload refused, nothing changed: {reason}"
-
-
-def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
-    """The certificate and key read again; ValueError saying why not."""
-    from ..tls import TLSSetupError, server_context
-
-    try:
-        return server_context(cert_file, key_file)
-    except TLSSetupError as error:
-        raise ValueError(str(error)) from None
 
 
 def describe(
