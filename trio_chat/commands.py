@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .arguments import parse_decimal
+
+if TYPE_CHECKING:
+    # (The client parses its own lines here too: it never imports bans.py,
+    # and ipaddress with it.)
+    from .bans import Target
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,27 @@ class Who:
     channel: str | None  # None: every channel
 
 
-ConsoleCommand = Kick | Mute | Empty | ShowHistory | Shutdown | Reload | Who | Usage
+@dataclass(frozen=True)
+class Ban:
+    """``/ban CHANNEL:USER [SECONDS]`` or ``/ban ADDRESS [SECONDS]`` (bans.py)."""
+
+    target: Target
+    seconds: int | None  # None: until /unban
+
+
+@dataclass(frozen=True)
+class Unban:
+    target: Target
+
+
+@dataclass(frozen=True)
+class ListBans:
+    """``/bans``: every ban in force, on the server's stderr."""
+
+
+ConsoleCommand = (
+    Kick | Mute | Empty | ShowHistory | Shutdown | Reload | Who | Ban | Unban | ListBans | Usage
+)
 
 CONSOLE_USAGE = {
     "/kick": "/kick <channel_name>:<username>",
@@ -161,6 +187,9 @@ CONSOLE_USAGE = {
     "/history": "/history <channel_name> [<lines>]",
     "/shutdown": "/shutdown",
     "/who": "/who [<channel_name>]",
+    "/ban": "/ban <channel_name>:<username>|<address>[/<bits>] [<seconds>]",
+    "/unban": "/unban <channel_name>:<username>|<address>[/<bits>]",
+    "/bans": "/bans",
     "/reload": "/reload",
 }
 
@@ -169,7 +198,8 @@ def _console_usage(command: str) -> Usage:
     return Usage(f"usage: {CONSOLE_USAGE[command]}")
 
 
-# The longest mute: a year. Longer is an invalid mute time (behaviour.md, "/mute").
+# The longest mute, and timed ban: a year. Longer is an invalid mute time
+# (behaviour.md, "/mute"); a longer ban is one without an end.
 MAX_MUTE_SECONDS = 365 * 24 * 60 * 60
 
 
@@ -207,6 +237,21 @@ def parse_console_line(line: str) -> ConsoleCommand | None:
         return Reload()
     elif head == "/who" and len(words) <= 2:
         return Who(words[1] if len(words) == 2 else None)
+    elif head == "/ban" and len(words) in (2, 3):
+        from .bans import parse_target
+
+        target = parse_target(words[1])
+        seconds = mute_seconds(words[2]) if len(words) == 3 else None
+        if target is not None and (len(words) == 2 or seconds is not None):
+            return Ban(target, seconds)
+    elif head == "/unban" and len(words) == 2:
+        from .bans import parse_target
+
+        target = parse_target(words[1])
+        if target is not None:
+            return Unban(target)
+    elif head == "/bans" and len(words) == 1:
+        return ListBans()
     if head in CONSOLE_USAGE:
         return _console_usage(head)
     return Usage(

@@ -29,6 +29,7 @@ from .state import Cause as Cause  # re-exported: what a Disconnect says
 from .state import Member
 
 if TYPE_CHECKING:
+    from .bans import AddressBan
     from .config import ChannelConfig
     from .history import Entry
     from .state import Connection
@@ -215,6 +216,25 @@ class ChannelRemoved:
 
 
 @dataclass(slots=True)
+class Banned:
+    """The operator banned ``target`` (a ``bans.Target``'s text), for
+    ``seconds`` or (None) until /unban."""
+
+    stamp: str
+    target: str
+    seconds: int | None
+
+
+@dataclass(slots=True)
+class Unbanned:
+    """The operator lifted the ban on ``target``; ``was``: there was one."""
+
+    stamp: str
+    target: str
+    was: bool
+
+
+@dataclass(slots=True)
 class FileSent:
     stamp: str
     sender: Member
@@ -299,6 +319,22 @@ class NickDecided:
     conn: Connection
     nick: str
     accepted: bool
+    banned: str = ""  # refused because its address is banned: why, in words
+
+
+@dataclass(slots=True)
+class AddressBanned:
+    """A new ban covers ``network``: each node closes its own connections
+    from there that the rules have no member for (an IRC connection that is
+    in no channel, or is in some: its members were told already)."""
+
+    ban: AddressBan
+    reason: str
+
+
+@dataclass(slots=True)
+class BansChanged:
+    """A ban was made or lifted: for a lone server's --state-dir file."""
 
 
 @dataclass(slots=True)
@@ -369,6 +405,8 @@ Said = (
     | InvalidMuteTime
     | Emptied
     | ChannelRemoved
+    | Banned
+    | Unbanned
     | FileSent
     | History
 )
@@ -380,6 +418,8 @@ Control = (
     | Roster
     | OfferDecided
     | NickDecided
+    | AddressBanned
+    | BansChanged
     | Recorded
     | Forgotten
     | Reconfigured

@@ -22,6 +22,7 @@ from . import effects as fx
 from . import events as ev
 from . import history as hist
 from . import text
+from .bans import AddressBan, Bans, NameBan, covers
 from .config import ChannelConfig
 from .defaults import DEFAULT_AFK_TIMEOUT as DEFAULT_AFK_TIMEOUT  # re-exported
 from .defaults import DEFAULT_CONSOLE_HISTORY
@@ -73,6 +74,8 @@ class Hub:
         # case, and the other way round: each connection's reference -> its nick.
         self.nicks: dict[str, str] = {}
         self.nick_of: dict[str, str] = {}
+        # Names refused in a channel and addresses refused everywhere (bans.py).
+        self.bans = Bans()
         self.closed = False
         self._stamp = ""  # the stamp of the event being handled
         self._wall = 0.0  # and its wall-clock time
@@ -122,6 +125,10 @@ class Hub:
             effects.append(
                 fx.Disconnect(member, EXIT_REFUSED, f"refused: {problem}", Cause.REFUSED)
             )
+            return
+        refusal = self._ban_refusal(channel, username, event.address, event.via_irc, now)
+        if refusal is not None:
+            effects.append(fx.Disconnect(member, EXIT_REFUSED, refusal, Cause.BANNED))
             return
         taken = None
         if channel.has_name(username) or (event.via_irc and _clash(channel, username)):
@@ -189,6 +196,12 @@ class Hub:
         """First come, first served, across the chat; a connection may take
         back its own nick in another case. A terminal or browser member's name
         is taken too, in any ASCII case (docs/irc.md, "Names")."""
+        ban = self.bans.address_ban(event.address, now)
+        if ban is not None:
+            why = self._address_refusal(ban, now)
+            conn = self.connection_for(event.ref)
+            effects.append(fx.NickDecided(conn, event.nick, False, banned=why))
+            return
         folded = fold_nick(event.nick)
         holder = self.nicks.get(folded)
         accepted = holder is None or holder == event.ref
@@ -348,6 +361,16 @@ class Hub:
             effects.append(fx.StopServer())
         elif isinstance(command, cmd.Who):
             effects.extend(who(self.channels.values(), command.channel, now, self.afk_timeout))
+        elif isinstance(command, cmd.Ban):
+            self._ban(command, now, effects)
+        elif isinstance(command, cmd.Unban):
+            self.bans.expire(now)
+            lifted = self.bans.remove(command.target)
+            effects.append(fx.Unbanned(self._stamp, str(command.target), lifted))
+            if lifted:
+                effects.append(fx.BansChanged())
+        elif isinstance(command, cmd.ListBans):
+            self._list_bans(now, effects)
         elif isinstance(command, cmd.Usage):
             effects.append(fx.Console(command.hint, failed=True))
         # cmd.Reload: the server reads the files and hands on a Reconfigure.
@@ -663,6 +686,11 @@ class Hub:
         if target.has_name(member.name):
             effects.append(fx.CannotSwitch(self._stamp, member, target_name))
             return
+        refusal = self._ban_refusal(target, member.name, member.address, member.via_irc, now)
+        if refusal is not None:
+            effects.append(fx.CannotSwitch(self._stamp, member, target_name))
+            effects.append(fx.Notice(member, refusal.removeprefix("refused: ")))
+            return
         self._remove(member, channel, announce=True, now=now, effects=effects)
         self._enter(member, target, now, effects)
 
@@ -721,6 +749,81 @@ class Hub:
             effects.append(fx.Forgotten(channel_name, self._wall))
         self._advance(channel, now, effects)
 
+    # ----- bans (bans.py; docs/behaviour.md, "Bans") -----
+
+    def _ban(self, ban: cmd.Ban, now: float, effects: Effects) -> None:
+        """Refuse the name in its channel, or the address everywhere, from
+        now on; whoever it covers now goes, kicked (told why)."""
+        target = ban.target
+        if isinstance(target, NameBan) and target.channel not in self.channels:
+            effects.append(fx.NotFound(self._stamp, None, target.channel))
+            return
+        self.bans.expire(now)
+        self.bans.add(target, math.inf if ban.seconds is None else now + ban.seconds)
+        effects.append(fx.Banned(self._stamp, str(target), ban.seconds))
+        if isinstance(target, NameBan):
+            channel = self.channels[target.channel]
+            covered = [
+                m
+                for m in (*channel.members.values(), *channel.queue)
+                if self.bans.name_ban(channel.name, m.name, now, m.via_irc) is not None
+            ]
+            reason = f"banned from {channel.name} by the server operator"
+        else:
+            covered = [
+                m
+                for m in self.members.values()
+                if m.channel is not None and covers(target, m.address)
+            ]
+            reason = "your address was banned by the server operator"
+        for member in covered:
+            self._banish(member, reason, now, effects)
+        if isinstance(target, AddressBan):
+            effects.append(fx.AddressBanned(target, reason))
+        effects.append(fx.BansChanged())
+
+    def _banish(self, member: Member, reason: str, now: float, effects: Effects) -> None:
+        """A new ban covers ``member``: it goes as a kicked member does (a
+        queued one without the kick line, as nobody saw it come)."""
+        channel = member.channel
+        assert channel is not None
+        was_admitted = member.admitted
+        index = self._take_out(member, channel)
+        effects.append(fx.Disconnect(member, EXIT_OK, reason, Cause.KICKED))
+        if was_admitted:
+            msgid = self._record_event(channel, hist.LEFT, member.name, hist.BY_KICK, effects)
+            effects.append(fx.Kicked(self._stamp, channel.audience(), member.name, msgid))
+        self._let_queue_move(channel, index, now, effects)
+
+    def _ban_refusal(
+        self, channel: Channel, user: str, address: str | None, via_irc: bool, now: float
+    ) -> str | None:
+        """Why a ban keeps ``user`` from ``address`` out of ``channel``, if one does."""
+        address_ban = self.bans.address_ban(address, now)
+        if address_ban is not None:
+            return self._address_refusal(address_ban, now)
+        name_ban = self.bans.name_ban(channel.name, user, now, fold=via_irc)
+        if name_ban is None:
+            return None
+        why = f"refused: {user} is banned from {channel.name}"
+        return why + self._time_left(name_ban, now)
+
+    def _address_refusal(self, ban: AddressBan, now: float) -> str:
+        return "refused: your address is banned from this server" + self._time_left(ban, now)
+
+    def _time_left(self, target: AddressBan | NameBan, now: float) -> str:
+        end = self.bans.end(target)
+        return "" if math.isinf(end) else f" for {max(1, math.ceil(end - now))} more seconds"
+
+    def _list_bans(self, now: float, effects: Effects) -> None:
+        """/bans: every ban in force with its time left, on the server's stderr."""
+        self.bans.expire(now)
+        for target, end in self.bans.items(now):
+            left = "until unbanned" if math.isinf(end) else f"{max(1, math.ceil(end - now))}s left"
+            effects.append(fx.Console(f"/bans: {target} {left}"))
+        if not len(self.bans):
+            effects.append(fx.Console("/bans: nobody is banned"))
+
 
 def _failure(effect: fx.Effect) -> bool:
     """Whether ``effect`` says a console command failed: a usage error, an
@@ -729,6 +832,8 @@ def _failure(effect: fx.Effect) -> bool:
         return effect.failed
     if isinstance(effect, fx.NotFound | fx.NotHere):
         return effect.to is None
+    if isinstance(effect, fx.Unbanned):
+        return not effect.was
     return isinstance(effect, fx.NotInChannel | fx.InvalidMuteTime)
 
 

@@ -37,6 +37,7 @@ class Cause(Enum):
     FLOODED = "flooded"  # over its line budget for too long
     REFUSED = "refused"  # a name the rules do not accept
     NAME_TAKEN = "name_taken"  # the name is in the channel already
+    BANNED = "banned"  # refused: a ban covers its name there, or its address
 
 
 class Connection(Protocol):
@@ -64,8 +65,9 @@ class Connection(Protocol):
     def offer_decided(self, offer: int, target: Member | None) -> None:
         """The rules answered its file offer number ``offer``."""
 
-    def nick_decided(self, nick: str, accepted: bool) -> None:
-        """The rules answered its ``ClaimNick`` (only IRC connections ask)."""
+    def nick_decided(self, nick: str, accepted: bool, banned: str = "") -> None:
+        """The rules answered its ``ClaimNick`` (only IRC connections ask);
+        ``banned``: refused for a ban on its address, and why."""
 
     def notice(self, text: str) -> None:
         """Tell it something that is not a contract line (``effects.Notice``)."""

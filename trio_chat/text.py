@@ -159,6 +159,20 @@ def channel_removed(stamp: str, channel: str) -> str:
     return server_message(stamp, f"{channel} has been removed.")
 
 
+# docs/behaviour.md, "Bans": ``target`` is CHANNEL:USER, an address or a network.
+def banned(stamp: str, target: str, seconds: int | None) -> str:
+    how_long = "until unbanned" if seconds is None else f"for {seconds} seconds"
+    return server_message(stamp, f"Banned {target} {how_long}.")
+
+
+def unbanned(stamp: str, target: str) -> str:
+    return server_message(stamp, f"Unbanned {target}.")
+
+
+def not_banned(stamp: str, target: str) -> str:
+    return server_message(stamp, f"{target} is not banned.")
+
+
 def went_afk(stamp: str, user: str) -> str:
     return server_message(stamp, f"{user} went AFK.")
 

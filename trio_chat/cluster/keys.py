@@ -65,7 +65,8 @@ assert RENEW_EVERY + CALL_DEADLINE < LEASE_MS / 1000
 # hub's nicks in snapshots.
 # 5: the hub's line numbers and each channel's history in snapshots.
 # 6: reconfigure (a reload), and the channels' config in snapshots.
-LOG_FORMAT = 6
+# 7: the console's /ban and /unban, and the bans in snapshots.
+LOG_FORMAT = 7
 
 
 LEASES = PREFIX + "lease:"  # + a node's number

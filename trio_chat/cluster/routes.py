@@ -71,7 +71,7 @@ class RemoteConn:
     def finish(self, status: int, reason: str, cause: Cause) -> None:
         self._forget(self.conn_ref)
 
-    def nick_decided(self, nick: str, accepted: bool) -> None:
+    def nick_decided(self, nick: str, accepted: bool, banned: str = "") -> None:
         pass  # its own node answers it
 
     def notice(self, text: str) -> None:

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .. import bans
 from ..config import ChannelConfig
 from ..events import NATIVE
 from ..history import Entry
@@ -46,6 +47,9 @@ def dump(hub: Hub) -> bytes:
             # A reload changes them (events.Reconfigure): a node that joins
             # later replays the log from the channels the snapshot had.
             "config": [[c.name, c.config.port, c.config.capacity] for c in hub.channels.values()],
+            # Their ends are on the log's clock, which every node shares:
+            # written relative to 0, they are those times themselves.
+            "bans": bans.to_rows(hub.bans, 0.0),
             "channels": {
                 name: {
                     "members": [member(m) for m in channel.members.values()],
@@ -67,6 +71,7 @@ def restore(hub: Hub, blob: bytes) -> None:
     for ref, nick in state.get("nicks", {}).items():
         hub.nick_of[str(ref)] = str(nick)
         hub.nicks[fold_nick(str(nick))] = str(ref)
+    hub.bans = bans.from_rows(state.get("bans", []), 0.0)
     if "config" in state:
         hub.adopt_channels([ChannelConfig(str(n), int(p), int(c)) for n, p, c in state["config"]])
     members = hub.members

@@ -155,7 +155,7 @@ class IrcMembership:
     def offer_decided(self, offer: int, target: Member | None) -> None:
         """(An IRC connection offers no files.)"""
 
-    def nick_decided(self, nick: str, accepted: bool) -> None:
+    def nick_decided(self, nick: str, accepted: bool, banned: str = "") -> None:
         """(The connection claims nicks, not its memberships.)"""
 
     def stopping(self) -> None:
@@ -209,9 +209,11 @@ class IrcClient(Outlet):
         self._wanted_nick: str | None = None  # NICK before registration
         self._nick_answer: trio.Event | None = None
         self._nick_accepted = False
+        self._nick_banned = ""  # why the rules refused its nick, if for a ban
         self._nick_released = False
         self._to_release: list[IrcMembership] = []
         self._release_due = trio.Event()
+        self._ban = ""  # a new ban covers it: why (banned)
         self._afk_scope: trio.CancelScope | None = None
         self._connected_at = self._last_heard = 0.0
         self._ping_sent: float | None = None
@@ -294,8 +296,9 @@ class IrcClient(Outlet):
     def finish(self, status: int, reason: str, cause: Cause) -> None:
         """(The rules finish memberships, never the connection itself.)"""
 
-    def nick_decided(self, nick: str, accepted: bool) -> None:
+    def nick_decided(self, nick: str, accepted: bool, banned: str = "") -> None:
         self._nick_accepted = accepted
+        self._nick_banned = banned
         if self._nick_answer is not None:
             self._nick_answer.set()
 
@@ -354,6 +357,9 @@ class IrcClient(Outlet):
             self._send("PART", [target, reason], self.mask)
         elif cause is Cause.REFUSED:
             self.notice(f"{target}: {reason}")
+        elif cause is Cause.BANNED:
+            why = reason.removeprefix("refused: ")
+            self._reply(n.ERR_BANNEDFROMCHAN, target, f"Cannot join channel (+b): {why}")
         # NAME_TAKEN: 437 said so (render.py); FLOODED: the connection closes.
 
     def afk_changed(self, membership: IrcMembership) -> None:
@@ -410,6 +416,9 @@ class IrcClient(Outlet):
             memberships, self._to_release = self._to_release, []
             for membership in memberships:
                 self._release_now(membership)
+            if self._ban:
+                why, self._ban = self._ban, ""
+                self.refuse_banned(why)
 
     async def _afk_loop(self) -> None:
         gateway = self.server.gateway
@@ -657,9 +666,24 @@ class IrcClient(Outlet):
         self._nick_answer = None
         if self.state >= FINISHING:
             return False
+        if self._nick_banned:
+            self.refuse_banned(self._nick_banned)
+            return False
         if not self._nick_accepted:
             self._reply(n.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
         return self._nick_accepted
+
+    def refuse_banned(self, why: str) -> None:
+        """A ban covers its address: 465, then the ERROR that closes it."""
+        self._reply(n.ERR_YOUREBANNEDCREEP, f"You are banned from this server ({why})")
+        self.close_link(f"Closing Link: {why}")
+
+    def banned(self, why: str) -> None:
+        """A new ban covers its address (``effects.AddressBanned``): it is
+        closed from its release task, outside the rules' call."""
+        if self.state < FINISHING and not self._ban:
+            self._ban = why
+            self._release_due.set()
 
     async def _user(self, line: Line) -> None:
         if self.registered or self.user is not None:

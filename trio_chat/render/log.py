@@ -24,6 +24,10 @@ _LINE: dict[type[Any], Callable[[Any], str | None]] = {
     fx.InvalidMuteTime: lambda e: text.invalid_mute_time(e.stamp),
     fx.Emptied: lambda e: text.emptied(e.stamp, e.channel),
     fx.ChannelRemoved: lambda e: text.channel_removed(e.stamp, e.channel),
+    fx.Banned: lambda e: text.banned(e.stamp, e.target, e.seconds),
+    fx.Unbanned: lambda e: (
+        text.unbanned(e.stamp, e.target) if e.was else text.not_banned(e.stamp, e.target)
+    ),
     fx.FileSent: lambda e: text.file_sent(e.stamp, e.sender.name, e.path, e.target),
 }
 

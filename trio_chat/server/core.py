@@ -8,6 +8,7 @@ shutdown: every session is inside it.
 
 from __future__ import annotations
 
+import math
 import signal
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -17,6 +18,7 @@ import trio
 
 from .. import effects as fx
 from .. import wire
+from ..bans import covers
 from ..commands import Reload, parse_console_line
 from ..events import ConsoleLine
 from ..hub import Hub, Member
@@ -28,7 +30,7 @@ from . import early_signals
 from .admission import AddressGate
 from .answers import Answer
 from .broadcast import Broadcast
-from .counts import REFUSED_LIMIT, REFUSED_PER_ADDRESS, ServerCounts
+from .counts import REFUSED_BAN, REFUSED_LIMIT, REFUSED_PER_ADDRESS, ServerCounts
 from .flood import LineLedger
 from .gateway import Gateway, LocalGateway
 from .limits import Limits as Limits  # re-exported: where callers have always found it
@@ -45,6 +47,10 @@ Renderer = Callable[[fx.Said], list[tuple[Sequence[Member], bytes]]]
 # Rounds a flush may wait for listeners to hand over connections that arrived
 # together (one listener's batch).
 FLUSH_PATIENCE = 64
+# A ban's refusals of one name from one address are logged at most once in
+# this many seconds; the table of when is forgotten past this many entries.
+BAN_LOG_INTERVAL = 10.0
+BAN_LOG_KEYS = 10000
 
 
 if TYPE_CHECKING:
@@ -56,6 +62,12 @@ if TYPE_CHECKING:
 
 # Where a reload says what it did: (text, failed).
 ReloadAnswer = Callable[[str, bool], None]
+
+
+class BansKeeper(typing.Protocol):
+    """Where a lone server keeps its bans (--state-dir)."""
+
+    def changed(self) -> None: ...
 
 
 class HistoryKeeper(typing.Protocol):
@@ -154,8 +166,11 @@ class ChatServer:
         # members are stand-ins that send nothing).
         self.connected: dict[ClientProtocol, int] = dict.fromkeys(ClientProtocol, 0)
         self.other_protocols = 0
-        # The history file, when a lone server keeps one (--history-file).
+        # The history file, when a lone server keeps one (--history-file),
+        # and the bans' file (--state-dir).
         self.history_keeper: HistoryKeeper | None = None
+        self.bans_keeper: BansKeeper | None = None
+        self._ban_logged: dict[str, float] = {}  # when each refusal was last logged
         # The channels' ports while serving (ports.py); where new ones are
         # bound at a reload: --host, and --reuse-port under --workers.
         self.ports: ChannelPorts | None = None
@@ -219,8 +234,11 @@ class ChatServer:
         if isinstance(effect, fx.Reschedule):
             effect.member.conn.reschedule()
         elif isinstance(effect, fx.Disconnect):
-            if effect.cause is Cause.FLOODED and speaking:
+            if speaking and effect.cause is Cause.FLOODED:
                 self.counts.flood_disconnects += 1
+            elif speaking and effect.cause is Cause.BANNED:
+                member = effect.member
+                self._refused_by_ban(effect.reason, member.address, member.name)
             effect.member.conn.finish(effect.status, effect.reason, effect.cause)
         elif isinstance(effect, fx.Notice):
             effect.member.conn.notice(effect.text)
@@ -229,7 +247,17 @@ class ChatServer:
         elif isinstance(effect, fx.OfferDecided):
             effect.conn.offer_decided(effect.offer, effect.target)
         elif isinstance(effect, fx.NickDecided):
-            effect.conn.nick_decided(effect.nick, effect.accepted)
+            if speaking and effect.banned:
+                address = getattr(effect.conn, "address", None)
+                self._refused_by_ban(effect.banned, address, effect.nick)
+            effect.conn.nick_decided(effect.nick, effect.accepted, effect.banned)
+        elif isinstance(effect, fx.AddressBanned):
+            for client in list(self.irc_clients):
+                if covers(effect.ban, client.address):
+                    client.banned(effect.reason)
+        elif isinstance(effect, fx.BansChanged):
+            if self.bans_keeper is not None:
+                self.bans_keeper.changed()
         elif isinstance(effect, fx.Console):
             if speaking:
                 self.log(
@@ -259,6 +287,26 @@ class ChatServer:
             self._reconfigured(effect.channels, speaking)
         elif isinstance(effect, fx.StopServer):
             self.stop()
+
+    def _refused_by_ban(self, why: str, address: str | None, name: str) -> None:
+        """A ban kept a connection out: counted, and logged at most once
+        every BAN_LOG_INTERVAL for each name and address (a banned client
+        that retries at once would fill the log)."""
+        self.counts.refuse(REFUSED_BAN)
+        key = f"{address} {name}"
+        now = trio.current_time()
+        if now - self._ban_logged.get(key, -math.inf) < BAN_LOG_INTERVAL:
+            return
+        if len(self._ban_logged) >= BAN_LOG_KEYS:
+            self._ban_logged.clear()
+        self._ban_logged[key] = now
+        self.log(
+            f"{why} ({name} from {address or 'an unknown address'})",
+            event="connection_refused",
+            reason=REFUSED_BAN,
+            address=address or "",
+            user=name,
+        )
 
     def _reconfigured(self, channels: Sequence[ChannelConfig], speaking: bool) -> None:
         """A reload changed the channels: listen on their ports, and tell the

@@ -115,6 +115,8 @@ class OutletHost(Protocol):
 class Outlet:
     """The outgoing side of one connection; ``state`` says where it is in its life."""
 
+    address: str | None = None  # the peer's IP address, where it has one
+
     def __init__(
         self, server: OutletHost, stream: trio.abc.Stream, limits: OutletLimits, label: str
     ) -> None:
@@ -258,6 +260,11 @@ class Outlet:
     def stopping(self) -> None:
         """The server stops (``ChatServer.stop``): a protocol that says
         goodbye queues it here; the native one just closes."""
+
+    def banned(self, why: str) -> None:
+        """A new ban covers its address (``effects.AddressBanned``). The rules
+        have finished its members already, which ends a native connection;
+        one that outlives its members (IRC) closes itself."""
 
     def drop_slow(self, why: str) -> None:
         """Drop a peer that does not read what it is sent (a slow consumer)."""

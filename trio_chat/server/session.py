@@ -212,7 +212,7 @@ class Session(Outlet):
     def offer_decided(self, offer: int, target: Member | None) -> None:
         self.server.transfers.offer_decided(self, offer, target)
 
-    def nick_decided(self, nick: str, accepted: bool) -> None:
+    def nick_decided(self, nick: str, accepted: bool, banned: str = "") -> None:
         """(Only IRC connections claim nicks.)"""
 
     def notice(self, text: str) -> None:
