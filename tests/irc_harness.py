@@ -107,20 +107,23 @@ class IrcHarness:
         self.settings = settings
         self.renderer: IrcRenderer = open_irc(harness.server, settings)
 
-    async def connect(self, nick: str) -> IrcPeer:
+    async def connect(self, nick: str, address: str | None = None) -> IrcPeer:
+        """``address``: the IP address the server is told it comes from."""
         client_stream, server_stream = trio.testing.memory_stream_pair()
         server = self.harness.server
         self.harness.nursery.start_soon(
-            serve_connection, server, server_stream, self.settings, self.renderer
+            serve_connection, server, server_stream, self.settings, self.renderer, address
         )
         peer = IrcPeer(nick, client_stream)
         self.harness.nursery.start_soon(peer.read_loop)
         return peer
 
-    async def register(self, nick: str, caps: str = "", user: str = "") -> IrcPeer:
+    async def register(
+        self, nick: str, caps: str = "", user: str = "", address: str | None = None
+    ) -> IrcPeer:
         """Connect, register as ``nick`` (asking for ``caps``) and settle;
         the registration burst is taken."""
-        peer = await self.connect(nick)
+        peer = await self.connect(nick, address)
         lines = []
         if caps:
             lines += ["CAP LS 302", f"CAP REQ :{caps}"]
@@ -133,9 +136,11 @@ class IrcHarness:
         peer.take()
         return peer
 
-    async def join(self, nick: str, channel: str = "general", caps: str = "") -> IrcPeer:
+    async def join(
+        self, nick: str, channel: str = "general", caps: str = "", address: str | None = None
+    ) -> IrcPeer:
         """Registered and in ``#channel`` (its JOIN burst taken)."""
-        peer = await self.register(nick, caps)
+        peer = await self.register(nick, caps, address=address)
         await peer.send(f"JOIN #{channel}")
         await peer.expect(lambda m: m.command == "366")
         await settle()

@@ -675,6 +675,7 @@ class IrcClient(Outlet):
 
     def refuse_banned(self, why: str) -> None:
         """A ban covers its address: 465, then the ERROR that closes it."""
+        why = why.removeprefix("refused: ")
         self._reply(n.ERR_YOUREBANNEDCREEP, f"You are banned from this server ({why})")
         self.close_link(f"Closing Link: {why}")
 

@@ -52,7 +52,11 @@ async def serve_connection(
     stream: trio.abc.Stream,
     settings: IrcSettings,
     renderer: IrcRenderer,
+    address: str | None = None,
 ) -> None:
+    """One IRC connection; ``address``: its peer's, where ``stream`` has
+    none of its own to tell (a test's memory stream)."""
+
     async def serve(stream: trio.abc.Stream, address: str | None) -> None:
         client = IrcClient(server, stream, address, settings, renderer)
         server.irc_clients.add(client)
@@ -61,4 +65,4 @@ async def serve_connection(
         finally:
             server.irc_clients.discard(client)
 
-    await server.serve_admitted(stream, None, ClientProtocol.IRC, serve)
+    await server.serve_admitted(stream, address, ClientProtocol.IRC, serve)

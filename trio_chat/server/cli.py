@@ -190,6 +190,12 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         "reloads it at start; a cluster keeps it in Redis",
     )
     parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="a lone server keeps its bans in DIR across restarts (and with --history N, "
+        "its history: DIR/history unless --history-file says otherwise)",
+    )
+    parser.add_argument(
         "--control",
         metavar="PATH",
         help="also take console commands on a Unix socket at PATH, mode 0600, for "
@@ -234,6 +240,16 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
             "--history-file is for a lone server: a cluster keeps its history in Redis "
             "(with appendonly yes, it survives a restart of every node)"
         )
+    if arguments.state_dir is not None:
+        if arguments.redis is not None or arguments.workers is not None:
+            parser.error(
+                "--state-dir is for a lone server: a cluster keeps its bans and history "
+                "in Redis (with appendonly yes, they survive a restart of every node)"
+            )
+        if arguments.history and arguments.history_file is None:
+            from .state_dir import HISTORY_FILE
+
+            arguments.history_file = os.path.join(arguments.state_dir, HISTORY_FILE)
     return arguments
 
 
@@ -355,6 +371,15 @@ def serve_alone(
     ssl_context: ssl.SSLContext | None,
 ) -> int:
     """One process serves every channel; its ports are bound before trio is imported."""
+    state = None
+    if arguments.state_dir is not None:
+        from .state_dir import StateDirError, open_state_dir
+
+        try:
+            state = open_state_dir(arguments.state_dir)
+        except StateDirError as error:
+            say_error(str(error))
+            return 1
     history_source = None
     if arguments.history_file is not None:
         history_source, problem = open_history_file(arguments.history_file)
@@ -370,7 +395,7 @@ def serve_alone(
         return 1
     from .run import run_server
 
-    return run_server(channels, bound, arguments, ssl_context, history_source)
+    return run_server(channels, bound, arguments, ssl_context, history_source, state)
 
 
 def open_history_file(path: str) -> tuple[BinaryIO | None, str | None]:

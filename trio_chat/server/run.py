@@ -4,6 +4,7 @@ node share (cluster/run.py adds the node's parts)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import sys
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
     from .logs import Log
     from .notify import Notifier
+    from .state_dir import StateDir
 
 
 def open_output(json_logs: bool = False) -> tuple[LineWriter, LineWriter, ServerLog]:
@@ -249,18 +251,24 @@ def run_server(
     arguments: argparse.Namespace,
     ssl_context: ssl.SSLContext | None = None,
     history_source: BinaryIO | None = None,
+    state: StateDir | None = None,
 ) -> int:
     """A lone server, on the sockets ``cli`` bound before trio was imported;
     with --history-file, ``history_source`` is the file read past its header
-    (None when there is none yet)."""
+    (None when there is none yet); with --state-dir, ``state`` is what it held."""
 
     async def serve(server: ChatServer, hub: Hub) -> int:
-        if arguments.history_file is None:
-            await serve_bound(server, bound, arguments)
-            return 0
-        from .history_keeper import keeping_history
+        async with contextlib.AsyncExitStack() as keepers:
+            if state is not None:
+                from .bans_keeper import keeping_bans
 
-        async with keeping_history(server, arguments.history_file, history_source):
+                await keepers.enter_async_context(keeping_bans(server, state))
+            if arguments.history_file is not None:
+                from .history_keeper import keeping_history
+
+                await keepers.enter_async_context(
+                    keeping_history(server, arguments.history_file, history_source)
+                )
             await serve_bound(server, bound, arguments)
         return 0
 

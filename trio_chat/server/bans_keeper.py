@@ -1,0 +1,87 @@
+"""A lone server's bans file (--state-dir): the trio side.
+
+The rules say when a ban was made or lifted (``fx.BansChanged``); the keeper
+writes the whole table anew from a worker thread, so the event loop never
+waits for the disk, and once more at shutdown if a change is still unwritten.
+A write that fails (a full disk, a directory made read-only) is reported and
+tried again at the next change; the bans stay in force in memory meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import trio
+
+from .. import bans
+from .core import ChatServer
+from .logs import INFO, WARNING
+from .state_dir import StateDir, bans_document, write_atomically
+
+
+class BansKeeper:
+    def __init__(self, server: ChatServer, path: str) -> None:
+        self.server = server
+        self.path = path
+        self._due = trio.Event()
+        self._failing = False  # the last write failed: its change is unwritten
+
+    def changed(self) -> None:
+        """(ChatServer.apply, for ``fx.BansChanged``: never blocks.)"""
+        self._due.set()
+
+    async def keep(self) -> None:
+        while True:
+            await self._due.wait()
+            await self.write()
+
+    async def write(self) -> None:
+        """Write the table as it is now, if it changed since the last write."""
+        if not (self._due.is_set() or self._failing):
+            return
+        self._due = trio.Event()
+        rows = bans.to_rows(self.server.hub.bans, trio.current_time())
+        data = bans_document(rows, time.time())
+        try:
+            await trio.to_thread.run_sync(write_atomically, self.path, data)
+        except OSError as error:
+            self._failing = True
+            self.server.log(
+                f"cannot write the bans file {self.path}: {error.strerror or error}; "
+                "the bans stay in force until the server stops",
+                event="state_write_failed",
+                level=WARNING,
+                path=self.path,
+            )
+            return
+        if self._failing:
+            self._failing = False
+            self.server.log(
+                f"the bans file {self.path} is written again",
+                event="state_written",
+                level=INFO,
+                path=self.path,
+            )
+
+
+@contextlib.asynccontextmanager
+async def keeping_bans(server: ChatServer, state: StateDir) -> AsyncIterator[None]:
+    """The bans ``state`` holds in force, kept in its file while the server runs."""
+    now = trio.current_time()
+    # Their seconds left ran down while the server was not running.
+    server.hub.bans = bans.from_rows(state.bans, now - state.elapsed)
+    keeper = BansKeeper(server, state.bans_path)
+    server.bans_keeper = keeper
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(keeper.keep)
+            try:
+                yield
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        server.bans_keeper = None
+        with trio.CancelScope(shield=True):
+            await keeper.write()
