@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from trio_chat import wire
 from trio_chat.config import ChannelConfig
 from trio_chat.server.core import Limits
-from trio_chat.server.counts import REFUSED_BAN, RoundTrips, ServerCounts
+from trio_chat.server.counts import RoundTrips, ServerCounts
 from trio_chat.server.metrics import answer_one, metrics_page, serve_metrics
 from trio_chat.state import ClientProtocol
 
@@ -107,8 +107,10 @@ async def test_refused_connections_are_counted_by_reason(
         await harness.join("alice", address="10.0.0.1")
         await harness.connect("bob", address="10.0.0.1")  # a second from one address
         await settle()
-        # Bans (console /ban) count through the same call.
-        harness.server.counts.refuse(REFUSED_BAN)
+        # A banned name said hello: refused for the ban.
+        harness.console("/ban general:mallory")
+        mallory = await harness.join("mallory", address="10.0.0.3")
+        await mallory.wait_closed()
         samples = parsed(metrics_page(harness.server)().decode())
         assert value(samples, "trio_chat_refused_connections_total", reason="per_address") == 1
         assert value(samples, "trio_chat_refused_connections_total", reason="ban") == 1

@@ -216,6 +216,37 @@ def test_taken_name_is_refused_with_the_reason(browser: Any, web_chat: tuple[Clu
     chat.shutdown()
 
 
+def test_a_ban_shows_in_the_page_and_keeps_it_out(
+    browser: Any, web_chat: tuple[Cluster, str]
+) -> None:
+    """docs/behaviour.md, "Bans": a banned name is refused with the reason;
+    a page from a newly banned address is disconnected, told why, and a
+    new one from there is refused."""
+    from playwright.sync_api import expect
+
+    chat, url = web_chat
+    chat.server.type("/ban general:mallory")
+    chat.server.expect(srv("Banned general:mallory until unbanned."))
+    mallory = Person(browser, url, "mallory")
+    expect(mallory.page.locator("#join-error")).to_contain_text(
+        "refused: mallory is banned from general"
+    )
+    alice = Person(browser, url, "alice")
+    chat.server.expect(srv("alice has joined the general channel."))
+    chat.server.type("/ban 127.0.0.1")
+    chat.server.expect(srv("Banned 127.0.0.1 until unbanned."))
+    expect(alice.page.locator("#status")).to_have_text(
+        "Disconnected: your address was banned by the server operator.", timeout=15_000
+    )
+    late = Person(browser, url, "bob")
+    expect(late.page.locator("#join-error")).to_contain_text(
+        "refused: your address is banned from this server"
+    )
+    for person in (mallory, alice, late):
+        person.close()
+    chat.shutdown()
+
+
 def test_usable_at_phone_width_with_the_keyboard_alone_in_the_dark(
     browser: Any, web_chat: tuple[Cluster, str]
 ) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-# Why a connection was refused at once (trio_chat_refused_connections_total's
-# label): over --max-connections, over --max-per-address, a banned address.
+# Why a connection was refused (trio_chat_refused_connections_total's label):
+# over --max-connections or --max-per-address (closed at once), or a ban
+# at its hello (a banned address, or a name banned in that channel).
 REFUSED_LIMIT = "limit"
 REFUSED_PER_ADDRESS = "per_address"
 REFUSED_BAN = "ban"
@@ -83,5 +84,5 @@ class ServerCounts:
         self.redis: RedisCounts | None = None  # a cluster node's (cluster/run.py)
 
     def refuse(self, reason: str) -> None:
-        """A connection was refused at once, for ``reason`` (REFUSAL_REASONS)."""
+        """A connection was refused, for ``reason`` (REFUSAL_REASONS)."""
         self.refused[reason] = self.refused.get(reason, 0) + 1

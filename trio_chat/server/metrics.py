@@ -104,7 +104,7 @@ class ChatCollector(Collector):
         )
         refused = CounterMetricFamily(
             PREFIX + "refused_connections",
-            "Connections refused at once, by reason",
+            "Connections refused (at once, or for a ban at the hello), by reason",
             labels=["reason"],
         )
         for reason, count in counts.refused.items():
