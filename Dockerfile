@@ -3,7 +3,8 @@
 #   docker run --rm -p 12345-12347:12345-12347 \
 #     -v "$PWD/configfile:/etc/trio-chat/configfile:ro" trio-chat
 # Options go after the image name, replacing CMD's: e.g.
-#   docker run ... trio-chat --host 0.0.0.0 --web 0.0.0.0:8080 --metrics 0.0.0.0:9108
+#   docker run ... trio-chat --host 0.0.0.0 --state-dir /var/lib/trio-chat \
+#     --web 0.0.0.0:8080 --metrics 0.0.0.0:9108
 
 # A slim Debian with one pinned Python (the project supports 3.10-3.13).
 FROM python:3.12.8-slim-bookworm AS build
@@ -25,7 +26,7 @@ ENV PYTHONUNBUFFERED=1 \
     PATH=/opt/trio-chat/bin:$PATH
 
 # A user of its own, no login, no home: the server needs no privilege (its
-# ports are above 1024) and writes only where it is told (--history-file).
+# ports are above 1024) and writes only where it is told (--state-dir).
 RUN groupadd --system --gid 10001 trio-chat \
     && useradd --system --uid 10001 --gid trio-chat --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin trio-chat \
@@ -53,4 +54,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
 # SIGTERM (docker stop) shuts the server down cleanly; stdin is not a console
 # in a container (run with -i to type console commands).
 ENTRYPOINT ["trio-chat-server", "/etc/trio-chat/configfile"]
-CMD ["--host", "0.0.0.0"]
+CMD ["--host", "0.0.0.0", "--state-dir", "/var/lib/trio-chat"]

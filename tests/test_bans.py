@@ -159,3 +159,28 @@ async def test_an_irc_join_of_a_banned_nick_is_474_and_the_connection_stays(
         await settle()
         assert kim.take_text() == ["KICK #general kim banned from general by the server operator"]
         assert not kim.closed
+
+
+async def test_an_irc_ban_list_shows_the_bans_that_keep_people_out(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running_server() as harness:
+        irc = IrcHarness(harness)
+        harness.console("/ban general:mallory 30")
+        harness.console("/ban random:trent")
+        harness.console("/ban 203.0.113.0/24")
+        jay = await irc.join("jay")
+        await jay.send("MODE #general b")
+        await settle()
+        assert jay.take_text() == [
+            "367 jay #general *!*@203.0.113.0/24",
+            "367 jay #general mallory!*@*",
+            "368 jay #general End of channel ban list",
+        ]
+        await trio.sleep(30)  # mallory's has ended
+        await jay.send("MODE #general +b")
+        await settle()
+        assert jay.take_text() == [
+            "367 jay #general *!*@203.0.113.0/24",
+            "368 jay #general End of channel ban list",
+        ]

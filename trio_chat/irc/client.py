@@ -29,6 +29,7 @@ from irctokens.line import Line
 
 from .. import events as ev
 from .. import wire
+from ..bans import AddressBan
 from ..history import Entry
 from ..hub import Hub
 from ..sanitize import clean
@@ -1129,6 +1130,8 @@ class IrcClient(Outlet):
             elif not modes:
                 self._reply(n.RPL_CHANNELMODEIS, channel_target(name), f"+{n.CHANNEL_MODES}")
             elif modes.lstrip("+") == "b" and len(line.params) == 2:  # the ban list
+                for mask in self._ban_masks(name):
+                    self._reply(n.RPL_BANLIST, channel_target(name), mask)
                 self._reply(n.RPL_ENDOFBANLIST, channel_target(name), "End of channel ban list")
             else:
                 self._reply(
@@ -1146,6 +1149,21 @@ class IrcClient(Outlet):
             self._send("MODE", [self.nick, modes], self.mask)
         else:
             self._reply(n.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+
+    def _ban_masks(self, channel: str) -> list[str]:
+        """The console's bans in force that keep people out of ``channel``,
+        as IRC masks: a nick's ``nick!*@*``, an address's ``*!*@address``."""
+        gateway = self.server.gateway
+        now = trio.current_time()
+        masks = []
+        for target, end in self.server.hub.bans.items(-math.inf):
+            if gateway.local_deadline(end) <= now:
+                continue  # ended (the table forgets it at its next change)
+            if isinstance(target, AddressBan):
+                masks.append(f"*!*@{target}")
+            elif target.channel == channel:
+                masks.append(f"{shown(target.user)}!*@*")
+        return masks
 
     def _topic(self, line: Line) -> None:
         if not line.params:
