@@ -164,6 +164,21 @@ def test_a_name_ban_kicks_the_member_and_refuses_it_there_only() -> None:
     assert isinstance(run(h, ev.Join("bob3", "random", "bob"))[0], fx.Welcome)
 
 
+def test_a_queued_member_behind_a_banned_one_learns_its_new_place() -> None:
+    h = hub(capacity=1)
+    run(h, ev.Join("1", "general", "alice", "192.168.1.1"))
+    run(h, ev.Join("2", "general", "bob", "10.0.0.2"))
+    run(h, ev.Join("3", "general", "carol", "192.168.1.3"))
+    bob, carol = h.members["2"], h.members["3"]
+    effects = run(h, ev.ConsoleLine("/ban 10.0.0.2"))
+    reason = "your address was banned by the server operator"
+    assert effects[1:4] == [
+        fx.Disconnect(bob, EXIT_OK, reason, Cause.KICKED),
+        fx.QueuePosition(T, carol, 0),
+        fx.AddressBanned(net("10.0.0.2/32"), reason),
+    ]
+
+
 def test_a_name_ban_takes_a_queued_member_out_and_moves_the_queue() -> None:
     h = hub(capacity=1)
     joined(h, "alice", "bob", "carol")  # bob and carol wait
@@ -191,28 +206,38 @@ def test_an_address_ban_drops_everyone_from_there_and_refuses_newcomers() -> Non
     h = hub(capacity=1)
     run(h, ev.Join("1", "general", "alice", "10.0.0.1"))
     run(h, ev.Join("2", "general", "bob", "10.0.0.2"))  # queued
-    run(h, ev.Join("3", "random", "carol", "192.168.1.1"))
-    run(h, ev.Join("4", "random", "dan", "10.0.0.3"))  # queued behind carol
-    alice, bob, dan = h.members["1"], h.members["2"], h.members["4"]
+    run(h, ev.Join("3", "general", "erin", "192.168.1.2"))  # queued behind bob
+    run(h, ev.Join("4", "random", "carol", "192.168.1.1"))
+    run(h, ev.Join("5", "random", "dan", "10.0.0.3"))  # queued behind carol
+    alice, bob, erin, dan = (h.members[ref] for ref in "1235")
     reason = "your address was banned by the server operator"
     effects = run(h, ev.ConsoleLine("/ban 10.0.0.0/24 30"))
-    ban = net("10.0.0.0/24")
-    assert effects[0] == fx.Banned(T, "10.0.0.0/24", 30)
-    assert effects[1:3] == [
+    # Everyone covered goes first; only then does erin move up (bob, banned
+    # too, is never let in on his way out), and dan's queue has nobody left.
+    assert effects == [
+        fx.Banned(T, "10.0.0.0/24", 30),
         fx.Disconnect(alice, EXIT_OK, reason, Cause.KICKED),
         fx.Kicked(T, (), "alice"),
+        fx.Disconnect(bob, EXIT_OK, reason, Cause.KICKED),
+        fx.Disconnect(dan, EXIT_OK, reason, Cause.KICKED),
+        fx.Reschedule(erin),
+        fx.Roster(erin, ["erin"]),
+        fx.Joined(T, (erin,), "erin", "general"),
+        fx.AddressBanned(net("10.0.0.0/24"), reason),
+        fx.BansChanged(),
     ]
-    assert fx.Disconnect(bob, EXIT_OK, reason, Cause.KICKED) in effects
-    assert fx.Disconnect(dan, EXIT_OK, reason, Cause.KICKED) in effects
-    assert effects[-2:] == [fx.AddressBanned(ban, reason), fx.BansChanged()]
-    assert h.channels["general"].members == {}  # bob was banned too: nobody moved up
+    assert stdout(effects) == [
+        "[Server message (12:00:00)] Banned 10.0.0.0/24 for 30 seconds.",
+        "[Server message (12:00:00)] Kicked alice.",
+        "[Server message (12:00:00)] erin has joined the general channel.",
+    ]
     assert list(h.channels["random"].members) == ["carol"]
-    refused = run(h, ev.Join("5", "random", "eve", "10.0.0.9"), now=10.0)
+    refused = run(h, ev.Join("6", "random", "eve", "10.0.0.9"), now=10.0)
     assert [getattr(e, "reason", None) for e in refused] == [
         "refused: your address is banned from this server for 20 more seconds"
     ]
     # An IRC connection registering from there is refused its nick.
-    [answer] = run(h, ev.ClaimNick("6", "eve", "10.0.0.9"), now=10.0)
+    [answer] = run(h, ev.ClaimNick("7", "eve", "10.0.0.9"), now=10.0)
     assert isinstance(answer, fx.NickDecided)
     assert (answer.nick, answer.accepted, answer.banned) == (
         "eve",
@@ -221,7 +246,7 @@ def test_an_address_ban_drops_everyone_from_there_and_refuses_newcomers() -> Non
     )
     assert "eve" not in h.nicks
     # At 30 s the ban ends by itself.
-    assert isinstance(run(h, ev.Join("7", "random", "eve", "10.0.0.9"), now=30.0)[0], fx.Welcome)
+    assert isinstance(run(h, ev.Join("8", "random", "eve", "10.0.0.9"), now=30.0)[0], fx.Welcome)
 
 
 def test_a_banned_name_cannot_switch_in() -> None:

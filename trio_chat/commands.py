@@ -199,7 +199,8 @@ def _console_usage(command: str) -> Usage:
 
 
 # The longest mute, and timed ban: a year. Longer is an invalid mute time
-# (behaviour.md, "/mute"); a longer ban is one without an end.
+# (behaviour.md, "/mute"), and a usage error for /ban (which can go without
+# an end instead).
 MAX_MUTE_SECONDS = 365 * 24 * 60 * 60
 
 

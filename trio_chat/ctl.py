@@ -42,7 +42,8 @@ def parse_arguments(argv: Sequence[str]) -> tuple[str, str | None, float]:
         description="Send a console command to a trio-chat server's control socket "
         "(--control PATH) and print its answer; with no COMMAND, send each line of stdin.",
         epilog="Commands: /kick CHANNEL:USER, /mute CHANNEL:USER SECONDS, /empty CHANNEL, "
-        "/history CHANNEL [N], /who [CHANNEL], /shutdown.",
+        "/history CHANNEL [N], /who [CHANNEL], /ban CHANNEL:USER|ADDRESS [SECONDS], "
+        "/unban CHANNEL:USER|ADDRESS, /bans, /reload, /shutdown.",
     )
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
     parser.add_argument("path", metavar="PATH", help="the server's --control socket")

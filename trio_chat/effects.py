@@ -320,6 +320,7 @@ class NickDecided:
     nick: str
     accepted: bool
     banned: str = ""  # refused because its address is banned: why, in words
+    address: str | None = None  # and that address (the ClaimNick's), for the log
 
 
 @dataclass(slots=True)

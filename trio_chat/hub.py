@@ -200,7 +200,7 @@ class Hub:
         if ban is not None:
             why = self._address_refusal(ban, now)
             conn = self.connection_for(event.ref)
-            effects.append(fx.NickDecided(conn, event.nick, False, banned=why))
+            effects.append(fx.NickDecided(conn, event.nick, False, why, event.address))
             return
         folded = fold_nick(event.nick)
         holder = self.nicks.get(folded)
@@ -471,8 +471,9 @@ class Hub:
             # The newcomer is the last in the queue: everyone else came first.
             effects.append(fx.QueuePosition(self._stamp, member, len(channel.queue) - 1))
 
-    def _advance(self, channel: Channel, now: float, effects: Effects) -> None:
-        """Move the longest-waiting clients into free places, then tell the rest."""
+    def _advance(self, channel: Channel, now: float, effects: Effects) -> int:
+        """Move the longest-waiting clients into free places, then tell the
+        rest; how many moved."""
         moved = 0
         while channel.queue and channel.has_room():
             member = channel.queue.pop(0)
@@ -481,6 +482,7 @@ class Hub:
             self._admit(member, channel, now, effects)
         if moved:
             self._tell_positions(channel, 0, effects)
+        return moved
 
     def _admit(
         self,
@@ -776,24 +778,34 @@ class Hub:
                 if m.channel is not None and covers(target, m.address)
             ]
             reason = "your address was banned by the server operator"
-        for member in covered:
-            self._banish(member, reason, now, effects)
+        self._banish(covered, reason, now, effects)
         if isinstance(target, AddressBan):
             effects.append(fx.AddressBanned(target, reason))
         effects.append(fx.BansChanged())
 
-    def _banish(self, member: Member, reason: str, now: float, effects: Effects) -> None:
-        """A new ban covers ``member``: it goes as a kicked member does (a
-        queued one without the kick line, as nobody saw it come)."""
-        channel = member.channel
-        assert channel is not None
-        was_admitted = member.admitted
-        index = self._take_out(member, channel)
-        effects.append(fx.Disconnect(member, EXIT_OK, reason, Cause.KICKED))
-        if was_admitted:
-            msgid = self._record_event(channel, hist.LEFT, member.name, hist.BY_KICK, effects)
-            effects.append(fx.Kicked(self._stamp, channel.audience(), member.name, msgid))
-        self._let_queue_move(channel, index, now, effects)
+    def _banish(self, covered: list[Member], reason: str, now: float, effects: Effects) -> None:
+        """A new ban covers these members: each goes as a kicked member does
+        (a queued one without the kick line, as nobody saw it come). Only
+        then do the queues move, so that a banned member waiting is never
+        let in on its way out."""
+        behind: dict[Channel, int | None] = {}  # each channel left: where its queue changed
+        for member in covered:
+            channel = member.channel
+            assert channel is not None
+            was_admitted = member.admitted
+            index = self._take_out(member, channel)
+            effects.append(fx.Disconnect(member, EXIT_OK, reason, Cause.KICKED))
+            if was_admitted:
+                msgid = self._record_event(channel, hist.LEFT, member.name, hist.BY_KICK, effects)
+                effects.append(fx.Kicked(self._stamp, channel.audience(), member.name, msgid))
+            earlier = behind.get(channel)
+            if index is not None and (earlier is None or index < earlier):
+                behind[channel] = index
+            else:
+                behind.setdefault(channel, None)
+        for channel, index in behind.items():
+            if not self._advance(channel, now, effects) and index is not None:
+                self._tell_positions(channel, index, effects)
 
     def _ban_refusal(
         self, channel: Channel, user: str, address: str | None, via_irc: bool, now: float

@@ -139,6 +139,9 @@ class ClusterGateway:
             return when
         return trio.current_time() + (when - self.link.redis_now())
 
+    def rules_now(self) -> float:
+        return self.link.redis_now()
+
     def connected_elsewhere(self, address: str) -> int:
         return self.replica.connected_elsewhere(address)
 

@@ -29,7 +29,7 @@ from irctokens.line import Line
 
 from .. import events as ev
 from .. import wire
-from ..bans import AddressBan
+from ..bans import NameBan
 from ..history import Entry
 from ..hub import Hub
 from ..sanitize import clean
@@ -79,6 +79,8 @@ BEFORE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", 
 # needs about eight); past them it is dropped. Flood control's budget starts
 # with registration, when the connection has a name to file it under.
 LINES_BEFORE_REGISTRATION = 32
+# How the rules' refusal of a banned address begins (hub.Hub._address_refusal).
+REFUSAL = "your address is banned from this server"
 # Seconds a connection may take to write its last lines when the server stops.
 STOP_GRACE = 1.0
 
@@ -352,8 +354,11 @@ class IrcClient(Outlet):
                 self._send("PART", part, self.mask)
             else:
                 self.notice(f"{target}: you left its waiting queue")
-        elif cause in (Cause.KICKED, Cause.EMPTIED):
+        elif cause in (Cause.KICKED, Cause.EMPTIED) and membership.admitted:
             self._send("KICK", [target, self.nick, reason])
+        elif cause in (Cause.KICKED, Cause.EMPTIED):
+            # Out of the queue of a channel it never JOINed: no KICK from there.
+            self.notice(f"{target}: {reason}")
         elif cause is Cause.AFK:
             self._send("PART", [target, reason], self.mask)
         elif cause is Cause.REFUSED:
@@ -555,7 +560,8 @@ class IrcClient(Outlet):
         """End the connection with an ERROR line, as IRC servers do. Its
         channels are left and its nick is free before the line goes out: a
         client that reconnects at once may take the nick again, on any node.
-        (Called from the read loop only, never from inside the rules' call.)"""
+        (Called from its own tasks, never from inside the rules' call: it
+        hands the rules its Drops.)"""
         if self.state >= FINISHING:
             return
         self._release_everything()
@@ -676,8 +682,14 @@ class IrcClient(Outlet):
 
     def refuse_banned(self, why: str) -> None:
         """A ban covers its address: 465, then the ERROR that closes it."""
+        if self.state >= FINISHING:
+            return
         why = why.removeprefix("refused: ")
-        self._reply(n.ERR_YOUREBANNEDCREEP, f"You are banned from this server ({why})")
+        banned = "You are banned from this server"
+        # The rules' refusal says just that, and for how long; a ban made
+        # now says why it came.
+        text = banned + why[len(REFUSAL) :] if why.startswith(REFUSAL) else f"{banned} ({why})"
+        self._reply(n.ERR_YOUREBANNEDCREEP, text)
         self.close_link(f"Closing Link: {why}")
 
     def banned(self, why: str) -> None:
@@ -1153,17 +1165,11 @@ class IrcClient(Outlet):
     def _ban_masks(self, channel: str) -> list[str]:
         """The console's bans in force that keep people out of ``channel``,
         as IRC masks: a nick's ``nick!*@*``, an address's ``*!*@address``."""
-        gateway = self.server.gateway
-        now = trio.current_time()
-        masks = []
-        for target, end in self.server.hub.bans.items(-math.inf):
-            if gateway.local_deadline(end) <= now:
-                continue  # ended (the table forgets it at its next change)
-            if isinstance(target, AddressBan):
-                masks.append(f"*!*@{target}")
-            elif target.channel == channel:
-                masks.append(f"{shown(target.user)}!*@*")
-        return masks
+        now = self.server.gateway.rules_now()
+        return [
+            f"{shown(target.user)}!*@*" if isinstance(target, NameBan) else f"*!*@{target}"
+            for target in self.server.hub.bans.keeping_out(channel, now)
+        ]
 
     def _topic(self, line: Line) -> None:
         if not line.params:

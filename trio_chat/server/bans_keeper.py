@@ -25,37 +25,62 @@ class BansKeeper:
     def __init__(self, server: ChatServer, path: str) -> None:
         self.server = server
         self.path = path
-        self._due = trio.Event()
-        self._failing = False  # the last write failed: its change is unwritten
+        self._due = trio.Event()  # set when keep() has a write to start
+        self._unwritten = False  # a change not on disk yet (its write failed, or is to come)
+        self._failing = False  # the last write failed (said once, and again when it works)
+        self._writing = False
+        self._wrote = trio.Event()  # set (and replaced) after each write tried
 
     def changed(self) -> None:
         """(ChatServer.apply, for ``fx.BansChanged``: never blocks.)"""
+        self._unwritten = True
         self._due.set()
 
     async def keep(self) -> None:
         while True:
             await self._due.wait()
+            self._due = trio.Event()
             await self.write()
 
+    async def quiet(self) -> None:
+        """Until every change so far has been written, or its write failed."""
+        while self._due.is_set() or self._writing:
+            await self._wrote.wait()
+
     async def write(self) -> None:
-        """Write the table as it is now, if it changed since the last write."""
-        if not (self._due.is_set() or self._failing):
+        """Write the table as it is now, if a change is not on disk yet."""
+        if not self._unwritten:
             return
-        self._due = trio.Event()
+        self._unwritten = False
+        self._writing = True
+        try:
+            written = await self._write()
+        except BaseException:
+            self._unwritten = True  # (cancelled: the shutdown's write does it)
+            raise
+        finally:
+            self._writing = False
+            self._wrote.set()
+            self._wrote = trio.Event()
+        if not written:
+            self._unwritten = True
+
+    async def _write(self) -> bool:
         rows = bans.to_rows(self.server.hub.bans, trio.current_time())
         data = bans_document(rows, time.time())
         try:
             await trio.to_thread.run_sync(write_atomically, self.path, data)
         except OSError as error:
-            self._failing = True
-            self.server.log(
-                f"cannot write the bans file {self.path}: {error.strerror or error}; "
-                "the bans stay in force until the server stops",
-                event="state_write_failed",
-                level=WARNING,
-                path=self.path,
-            )
-            return
+            if not self._failing:
+                self._failing = True
+                self.server.log(
+                    f"cannot write the bans file {self.path}: {error.strerror or error}; "
+                    "the bans stay in force, and the next change tries again",
+                    event="state_write_failed",
+                    level=WARNING,
+                    path=self.path,
+                )
+            return False
         if self._failing:
             self._failing = False
             self.server.log(
@@ -64,6 +89,7 @@ class BansKeeper:
                 level=INFO,
                 path=self.path,
             )
+        return True
 
 
 @contextlib.asynccontextmanager

@@ -248,8 +248,7 @@ class ChatServer:
             effect.conn.offer_decided(effect.offer, effect.target)
         elif isinstance(effect, fx.NickDecided):
             if speaking and effect.banned:
-                address = getattr(effect.conn, "address", None)
-                self._refused_by_ban(effect.banned, address, effect.nick)
+                self._refused_by_ban(effect.banned, effect.address, effect.nick)
             effect.conn.nick_decided(effect.nick, effect.accepted, effect.banned)
         elif isinstance(effect, fx.AddressBanned):
             for client in list(self.irc_clients):
@@ -303,6 +302,7 @@ class ChatServer:
         self.log(
             f"{why} ({name} from {address or 'an unknown address'})",
             event="connection_refused",
+            level=WARNING,
             reason=REFUSED_BAN,
             address=address or "",
             user=name,

@@ -67,6 +67,10 @@ class Gateway(Protocol):
     def local_deadline(self, when: float) -> float:
         """A deadline of the rules' clock on this process's trio clock."""
 
+    def rules_now(self) -> float:
+        """The rules' clock now (a cluster's is its Redis's), for a query
+        that asks the rules' state what holds now (IRC's ban list)."""
+
     def connected_elsewhere(self, address: str) -> int:
         """Members from ``address`` (admission.address_key) on other nodes."""
 
@@ -121,6 +125,9 @@ class LocalGateway:
 
     def local_deadline(self, when: float) -> float:
         return when
+
+    def rules_now(self) -> float:
+        return trio.current_time()
 
     def connected_elsewhere(self, address: str) -> int:
         return 0  # there is no elsewhere

@@ -13,7 +13,7 @@ with the reason (a server that forgot its bans would let everyone back in).
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import stat
 import time
@@ -42,10 +42,6 @@ class StateDir:
     @property
     def bans_path(self) -> str:
         return os.path.join(self.path, BANS_FILE)
-
-    @property
-    def history_path(self) -> str:
-        return os.path.join(self.path, HISTORY_FILE)
 
 
 def open_state_dir(path: str) -> StateDir:
@@ -83,6 +79,8 @@ def read_bans(path: str) -> tuple[list[object], float]:
         raise StateDirError(f"cannot read the bans file {path}: {error.strerror}") from None
     if len(data) > MAX_BANS_FILE:
         raise StateDirError(f"the bans file {path} is larger than {MAX_BANS_FILE} bytes")
+    import json  # (only now: a start without a bans file has no need of it)
+
     try:
         saved = json.loads(data)
     except (UnicodeDecodeError, ValueError) as error:
@@ -103,34 +101,41 @@ def read_bans(path: str) -> tuple[list[object], float]:
     try:
         from_rows(rows, 0.0)  # every row checked now, before a port is bound
     except ValueError as error:
-        raise StateDirError(f"the bans file {path} is damaged: {error}") from None
+        raise StateDirError(
+            f"the bans file {path} is damaged: {error} (move it away to start without it)"
+        ) from None
     # A clock set back since: the bans have not run backwards.
     return rows, max(0.0, time.time() - float(written))
 
 
 def bans_document(rows: list[list[object]], written: float) -> bytes:
     """What the bans file holds: ``rows`` from bans.to_rows, written at ``written``."""
+    import json
+
     document = {"format": BANS_FORMAT, "written": written, "bans": rows}
     return json.dumps(document, ensure_ascii=False, indent=0).encode() + b"\n"
 
 
 def write_atomically(path: str, data: bytes) -> None:
     """Replace the file at ``path`` with ``data`` at once, on disk when this
-    returns: a crash leaves the old file or the new one, never a part."""
+    returns: a crash leaves the old file or the new one, never a part, and
+    a write that fails leaves no temporary file behind."""
     directory = os.path.dirname(os.path.abspath(path))
     temporary = f"{path}.{os.getpid()}.tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
     except BaseException:
-        os.close(fd)
-        os.unlink(temporary)
+        with contextlib.suppress(OSError):  # (the error that matters is the one raised)
+            os.unlink(temporary)
         raise
-    os.close(fd)
-    os.replace(temporary, path)
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
