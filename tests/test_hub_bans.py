@@ -51,6 +51,8 @@ def stdout(effects: list[fx.Effect]) -> list[str]:
         (":bob", None),
         ("bob", None),
         ("10.0.0.0/33", None),
+        ("fe80::1%eth0", net("fe80::1/128")),
+        ("fe80::1%eth0/64", net("fe80::/64")),
     ],
 )
 def test_a_target_is_an_address_a_network_or_channel_colon_user(
@@ -90,6 +92,13 @@ def test_an_address_ban_covers_its_network_in_either_spelling() -> None:
     assert table.address_ban("2001:db8::1", 50.0) is None  # ended
     assert table.address_ban("not an address", 0.0) is None
     assert table.address_ban(None, 0.0) is None
+    # A narrower ban that ended leaves a wider one in force; lifted, it goes.
+    table.add(net("10.9.8.0/24"), 5.0)
+    assert table.address_ban("10.9.8.7", 1.0) == net("10.9.8.0/24")
+    assert table.address_ban("10.9.8.7", 6.0) == net("10.0.0.0/8")
+    assert table.remove(net("10.0.0.0/8")) and not table.remove(net("10.0.0.0/8"))
+    assert table.address_ban("10.9.8.7", 6.0) is None
+    assert table.address_ban("10.9.8.7", 1.0) == net("10.9.8.0/24")
 
 
 def test_a_name_ban_is_exact_unless_folded_for_irc() -> None:
@@ -99,6 +108,11 @@ def test_a_name_ban_is_exact_unless_folded_for_irc() -> None:
     assert table.name_ban("general", "bob", 0.0) is None
     assert table.name_ban("general", "bob", 0.0, fold=True) == NameBan("general", "Bob")
     assert table.name_ban("random", "Bob", 0.0) is None
+    table.add(NameBan("general", "BOB"), 10.0)
+    assert table.name_ban("general", "bob", 20.0, fold=True) == NameBan("general", "Bob")
+    table.remove(NameBan("general", "Bob"))
+    assert table.name_ban("general", "bob", 5.0, fold=True) == NameBan("general", "BOB")
+    assert table.name_ban("general", "bob", 20.0, fold=True) is None
 
 
 def test_rows_carry_the_time_left_and_come_back_on_another_clock() -> None:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from .names import fold_nick
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Key = TypeVar("Key")
+Item = TypeVar("Item")
 
 
 # (Named tuples, not frozen dataclasses: every server imports this module at
@@ -95,19 +97,27 @@ def peer_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
 
 
 class Bans:
-    """Every ban and when it ends, on the rules' clock."""
+    """Every ban and when it ends, on the rules' clock.
+
+    Every hello asks it, so both lookups are indexed: address bans by IP
+    version and prefix length (an address is masked once for each length in
+    use), name bans by channel and the name without ASCII case (IRC's)."""
 
     def __init__(self) -> None:
         self._ends: dict[Target, float] = {}
-        self._networks = 0  # address bans among them (a quick "none" for every hello)
+        self._networks: dict[tuple[int, int], set[Network]] = {}
+        self._folded: dict[tuple[str, str], set[NameBan]] = {}
 
     def __len__(self) -> int:
         return len(self._ends)
 
     def add(self, target: Target, end: float) -> None:
         """Ban ``target`` until ``end`` (a later ``add`` replaces the end)."""
-        if isinstance(target, AddressBan) and target not in self._ends:
-            self._networks += 1
+        if isinstance(target, AddressBan):
+            net = target.network
+            self._networks.setdefault((net.version, net.prefixlen), set()).add(net)
+        else:
+            self._folded.setdefault(_folded(target), set()).add(target)
         self._ends[target] = end
 
     def remove(self, target: Target) -> bool:
@@ -115,7 +125,10 @@ class Bans:
         if self._ends.pop(target, None) is None:
             return False
         if isinstance(target, AddressBan):
-            self._networks -= 1
+            net = target.network
+            _discard(self._networks, (net.version, net.prefixlen), net)
+        else:
+            _discard(self._folded, _folded(target), target)
         return True
 
     def end(self, target: Target) -> float:
@@ -129,9 +142,14 @@ class Bans:
         ip = peer_ip(address)
         if ip is None:
             return None
-        for target, end in self._ends.items():
-            if isinstance(target, AddressBan) and end > now and ip in target.network:
-                return target
+        for (version, bits), networks in self._networks.items():
+            if version != ip.version:
+                continue
+            network = ipaddress.ip_network((ip, bits), strict=False)
+            if network in networks:
+                ban = AddressBan(network)
+                if self._ends[ban] > now:
+                    return ban
         return None
 
     def name_ban(self, channel: str, user: str, now: float, fold: bool = False) -> NameBan | None:
@@ -142,14 +160,8 @@ class Bans:
             return exact
         if not fold:
             return None
-        folded = fold_nick(user)
-        for target, end in self._ends.items():
-            if (
-                isinstance(target, NameBan)
-                and target.channel == channel
-                and end > now
-                and fold_nick(target.user) == folded
-            ):
+        for target in self._folded.get((channel, fold_nick(user)), ()):
+            if self._ends[target] > now:
                 return target
         return None
 
@@ -171,6 +183,17 @@ class Bans:
         live = [(t, end) for t, end in self._ends.items() if end > now]
         yield from ((t, e) for t, e in live if isinstance(t, AddressBan))
         yield from ((t, e) for t, e in live if isinstance(t, NameBan))
+
+
+def _folded(ban: NameBan) -> tuple[str, str]:
+    return ban.channel, fold_nick(ban.user)
+
+
+def _discard(index: dict[Key, set[Item]], key: Key, item: Item) -> None:
+    items = index[key]
+    items.discard(item)
+    if not items:
+        del index[key]
 
 
 # ----- a ban as plain data (a cluster's snapshot, the --state-dir file) -----
