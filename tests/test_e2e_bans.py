@@ -78,13 +78,23 @@ def test_name_and_address_bans_on_every_port_kept_across_a_restart(tmp_path: Pat
         late_page = WebPeer(chat, "erin")
         late_page.rest()
         assert late_page.bye == (1, refused)
-        assert chat.server.wait_stderr(refused)
+        # Logged once for the ban, however many it refuses meanwhile.
+        assert chat.server.wait_stderr("refused dan from 127.0.0.1: banned (127.0.0.0/8)")
+        assert "refused erin" not in chat.server.stderr
         assert bans_listed(tmp_path)[0] == "/bans: 127.0.0.0/8 until unbanned"
         result = ctl(tmp_path, "ctl.sock", "/unban 127.0.0.0/8")
         assert printed(result) == [srv("Unbanned 127.0.0.0/8.")]
         result = ctl(tmp_path, "ctl.sock", "/unban 127.0.0.0/8")
         assert (result.returncode, printed(result)) == (1, [srv("127.0.0.0/8 is not banned.")])
         ctl(tmp_path, "ctl.sock", "/ban", "10.9.0.0/16")
+        # A second server on the same state directory is refused before any port.
+        second = run_program(SERVER, "configfile", "--state-dir", "state", cwd=tmp_path)
+        assert second.returncode == 1
+        assert "the state directory state is in use" in second.stderr
+        # One argument that hides a second command is refused, sent as nothing.
+        hidden = ctl(tmp_path, "ctl.sock", "/unban 10.9.0.0/16\n/shutdown")
+        assert hidden.returncode == 1 and "line break" in hidden.stderr
+        assert bans_listed(tmp_path)[0] == "/bans: 10.9.0.0/16 until unbanned"
         ctl(tmp_path, "ctl.sock", "/shutdown")
         assert chat.server.wait_exit() == 0
 
@@ -159,6 +169,15 @@ def test_a_state_dir_that_cannot_be_used_stops_the_start(tmp_path: Path) -> None
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "bans.json").write_text('{"format": 99}')
     cases.append((("--state-dir", "new"), "is not a bans file of format 1"))
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open").chmod(0o1777)
+    cases.append((("--state-dir", "open"), "the state directory open is writable by every user"))
+    cases.append(
+        (
+            ("--state-dir", "new", "--history", "5", "--history-file", "new/bans.json"),
+            "--history-file new/bans.json is the state directory's own file",
+        )
+    )
     for options, reason in cases:
         result = run_program(SERVER, "configfile", *options, cwd=tmp_path)
         assert result.returncode != 0 and reason in result.stderr, (options, result.stderr)

@@ -15,11 +15,12 @@ from trio_chat import effects as fx
 from trio_chat import events as ev
 from trio_chat.bans import AddressBan, Bans, NameBan, parse_target
 from trio_chat.commands import Ban, ListBans, Unban, Usage, parse_console_line
-from trio_chat.hub import EXIT_OK, EXIT_REFUSED
+from trio_chat.config import ChannelConfig
+from trio_chat.hub import EXIT_OK, EXIT_REFUSED, Hub
 from trio_chat.render import log
 from trio_chat.state import Cause
 
-from .test_hub import T, hub, joined, run
+from .test_hub import Conn, T, hub, joined, run
 
 
 def net(text: str) -> AddressBan:
@@ -70,7 +71,8 @@ def test_a_target_reads_back_as_the_operator_would_type_it() -> None:
 def test_the_ban_commands_parse_or_show_their_usage() -> None:
     assert parse_console_line("/ban general:bob") == Ban(NameBan("general", "bob"), None)
     assert parse_console_line("/ban 127.0.0.0/8 60") == Ban(net("127.0.0.0/8"), 60)
-    assert parse_console_line("/unban ::1") == Unban(net("::1/128"))
+    # An IPv6 address reads as CHANNEL:USER too; the rules decide (below).
+    assert parse_console_line("/unban ::1") == Unban(net("::1/128"), NameBan(":", "1"))
     assert parse_console_line("/bans") == ListBans()
     usage = "usage: /ban <channel_name>:<username>|<address>[/<bits>] [<seconds>]"
     for bad in ("/ban", "/ban bob", "/ban general:bob 0", "/ban general:bob x", "/ban a b c"):
@@ -169,8 +171,10 @@ def test_a_name_ban_kicks_the_member_and_refuses_it_there_only() -> None:
     run(h, ev.Drop("bob"))
     refused = run(h, ev.Join("bob2", "general", "bob"))
     assert [(type(e), getattr(e, "reason", "")) for e in refused] == [
-        (fx.Disconnect, "refused: bob is banned from general")
+        (fx.Disconnect, "refused: bob is banned from general"),
+        (fx.BanRefused, ""),
     ]
+    assert refused[1] == fx.BanRefused("general:bob", "bob", None)
     assert isinstance(refused[0], fx.Disconnect)
     assert (refused[0].status, refused[0].cause) == (EXIT_REFUSED, Cause.BANNED)
     assert "bob2" not in h.members
@@ -248,10 +252,13 @@ def test_an_address_ban_drops_everyone_from_there_and_refuses_newcomers() -> Non
     assert list(h.channels["random"].members) == ["carol"]
     refused = run(h, ev.Join("6", "random", "eve", "10.0.0.9"), now=10.0)
     assert [getattr(e, "reason", None) for e in refused] == [
-        "refused: your address is banned from this server for 20 more seconds"
+        "refused: your address is banned from this server for 20 more seconds",
+        None,
     ]
+    assert refused[1] == fx.BanRefused("10.0.0.0/24", "eve", "10.0.0.9")
     # An IRC connection registering from there is refused its nick.
-    [answer] = run(h, ev.ClaimNick("7", "eve", "10.0.0.9"), now=10.0)
+    [answer, counted] = run(h, ev.ClaimNick("7", "eve", "10.0.0.9"), now=10.0)
+    assert counted == fx.BanRefused("10.0.0.0/24", "eve", "10.0.0.9")
     assert isinstance(answer, fx.NickDecided)
     assert (answer.nick, answer.accepted, answer.banned) == (
         "eve",
@@ -261,6 +268,22 @@ def test_an_address_ban_drops_everyone_from_there_and_refuses_newcomers() -> Non
     assert "eve" not in h.nicks
     # At 30 s the ban ends by itself.
     assert isinstance(run(h, ev.Join("8", "random", "eve", "10.0.0.9"), now=30.0)[0], fx.Welcome)
+
+
+def test_a_channel_named_like_an_ipv6_network_gets_its_name_ban() -> None:
+    channels = [ChannelConfig("a::b", 1, 5), ChannelConfig("c", 2, 5), ChannelConfig("d", 3, 5)]
+    h = Hub(channels, connection_for=Conn)  # type: ignore[arg-type]
+    run(h, ev.Join("1", "a::b", "c"))
+    effects = run(h, ev.ConsoleLine("/ban a::b:c"))
+    assert stdout(effects) == [
+        "[Server message (12:00:00)] Banned a::b:c until unbanned.",
+        "[Server message (12:00:00)] Kicked c.",
+    ]
+    assert list(h.bans.items(0.0)) == [(NameBan("a::b", "c"), math.inf)]
+    assert run(h, ev.ConsoleLine("/unban a::b:c"))[0] == fx.Unbanned(T, "a::b:c", True)
+    # Where no channel is called so, it is the IPv6 address it also is.
+    run(h, ev.ConsoleLine("/ban fe80::1"))
+    assert list(h.bans.items(0.0)) == [(net("fe80::1/128"), math.inf)]
 
 
 def test_a_banned_name_cannot_switch_in() -> None:
@@ -280,8 +303,10 @@ def test_an_irc_join_is_refused_for_the_name_in_any_case() -> None:
     run(h, ev.ConsoleLine("/ban general:Bob"))
     refused = run(h, ev.Join("1", "general", "BOB", via_irc=True))
     assert [(getattr(e, "cause", None), getattr(e, "reason", None)) for e in refused] == [
-        (Cause.BANNED, "refused: BOB is banned from general")
+        (Cause.BANNED, "refused: BOB is banned from general"),
+        (None, None),
     ]
+    assert refused[1] == fx.BanRefused("general:Bob", "BOB", None)
     # A terminal name is exact: "bob" is someone else.
     assert isinstance(run(h, ev.Join("2", "general", "bob"))[0], fx.Welcome)
 

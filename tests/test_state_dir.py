@@ -33,17 +33,25 @@ def test_a_new_directory_is_made_private_and_starts_without_bans(tmp_path: Path)
     state = open_state_dir(str(tmp_path / "state"))
     assert stat.S_IMODE(os.stat(tmp_path / "state").st_mode) == 0o700
     assert (state.bans, state.elapsed) == ([], 0.0)
+    # A second server on the same directory is refused while the first runs.
+    with pytest.raises(StateDirError, match="is in use: another server keeps its state there"):
+        open_state_dir(str(tmp_path / "state"))
+    os.close(state.lock)
+    os.close(open_state_dir(str(tmp_path / "state")).lock)
 
 
 def test_the_time_since_the_file_was_written_is_taken_off(tmp_path: Path) -> None:
     rows: list[list[object]] = [["name", "general:bob", 150.0]]
     (tmp_path / "bans.json").write_bytes(bans_document(rows, time.time() - 100))
     state = open_state_dir(str(tmp_path))
+    os.close(state.lock)
     assert state.bans == rows
     assert 100 <= state.elapsed < 160  # (however slow this machine is today)
     # A file from the future (a clock set back) takes nothing off.
     (tmp_path / "bans.json").write_bytes(bans_document(rows, time.time() + 1000))
-    assert open_state_dir(str(tmp_path)).elapsed == 0.0
+    state = open_state_dir(str(tmp_path))
+    os.close(state.lock)
+    assert state.elapsed == 0.0
 
 
 @pytest.mark.parametrize(
@@ -54,6 +62,9 @@ def test_the_time_since_the_file_was_written_is_taken_off(tmp_path: Path) -> Non
         (b'{"format": 1, "bans": []}', "no 'written' time"),
         (b'{"format": 1, "written": 5}', "no 'bans' list"),
         (b'{"format": 1, "written": 5, "bans": [["name", "x", null]]}', "damaged"),
+        (b'{"format": 1, "written": NaN, "bans": []}', "no 'written' time"),
+        (b'{"format": 1, "written": 5, "bans": [["name", "a:b", 1e308]]}', "more than a /ban"),
+        (b"[" * 100000 + b"]" * 100000, "is not JSON a server writes"),
     ],
 )
 def test_a_bans_file_that_cannot_be_read_refuses_the_start(
@@ -62,6 +73,16 @@ def test_a_bans_file_that_cannot_be_read_refuses_the_start(
     (tmp_path / "bans.json").write_bytes(content)
     with pytest.raises(StateDirError, match=reason):
         open_state_dir(str(tmp_path))
+
+
+def test_a_fifo_or_an_open_directory_is_refused_without_waiting(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "bans.json")
+    with pytest.raises(StateDirError, match="is not a regular file"):
+        open_state_dir(str(tmp_path))
+    (tmp_path / "open").mkdir(mode=0o777)
+    (tmp_path / "open").chmod(0o1777)
+    with pytest.raises(StateDirError, match="is writable by every user"):
+        open_state_dir(str(tmp_path / "open"))
 
 
 def test_a_failed_write_leaves_no_temporary_file(tmp_path: Path) -> None:

@@ -67,11 +67,18 @@ def parse_network(text: str) -> Network | None:
 
 def parse_target(text: str) -> Target | None:
     """``ADDRESS``/``NETWORK`` or ``CHANNEL:USER``; None for anything else.
-    An address comes first: an IPv6 one has colons in it too."""
+    An address comes first: an IPv6 one has colons in it too (the rules
+    take the other reading, ``name_reading``, where it names a channel)."""
     network = parse_network(text)
     if network is not None:
         return AddressBan(network)
-    # Usernames never contain ':', channel names may: split at the last one.
+    return name_reading(text)
+
+
+def name_reading(text: str) -> NameBan | None:
+    """``text`` read as ``CHANNEL:USER`` (usernames never contain ':',
+    channel names may: split at the last one), whatever else it is: a
+    channel ``a::b``'s ``a::b:c`` is an IPv6 address too."""
     channel, colon, user = text.rpartition(":")
     if colon and channel and user:
         return NameBan(channel, user)

@@ -17,7 +17,7 @@ from .arguments import parse_decimal
 if TYPE_CHECKING:
     # (The client parses its own lines here too: it never imports bans.py,
     # and ipaddress with it.)
-    from .bans import Target
+    from .bans import NameBan, Target
 
 
 @dataclass(frozen=True)
@@ -164,11 +164,15 @@ class Ban:
 
     target: Target
     seconds: int | None  # None: until /unban
+    # An address that reads as CHANNEL:USER too (a channel named ``a::b``):
+    # the rules take that reading if the channel is theirs.
+    or_name: NameBan | None = None
 
 
 @dataclass(frozen=True)
 class Unban:
     target: Target
+    or_name: NameBan | None = None  # as Ban's
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,15 @@ def mute_seconds(text: str) -> int | None:
     return value if value is not None and 0 < value <= MAX_MUTE_SECONDS else None
 
 
+def _ban_target(text: str) -> tuple[Target | None, NameBan | None]:
+    """What /ban and /unban name, and its CHANNEL:USER reading if that is
+    another (bans.py is imported only for them)."""
+    from .bans import AddressBan, name_reading, parse_target
+
+    target = parse_target(text)
+    return target, name_reading(text) if isinstance(target, AddressBan) else None
+
+
 def parse_console_line(line: str) -> ConsoleCommand | None:
     """The console command a server stdin line asks for; None for blank lines."""
     words = line.split()
@@ -239,18 +252,14 @@ def parse_console_line(line: str) -> ConsoleCommand | None:
     elif head == "/who" and len(words) <= 2:
         return Who(words[1] if len(words) == 2 else None)
     elif head == "/ban" and len(words) in (2, 3):
-        from .bans import parse_target
-
-        target = parse_target(words[1])
+        target, or_name = _ban_target(words[1])
         seconds = mute_seconds(words[2]) if len(words) == 3 else None
         if target is not None and (len(words) == 2 or seconds is not None):
-            return Ban(target, seconds)
+            return Ban(target, seconds, or_name)
     elif head == "/unban" and len(words) == 2:
-        from .bans import parse_target
-
-        target = parse_target(words[1])
+        target, or_name = _ban_target(words[1])
         if target is not None:
-            return Unban(target)
+            return Unban(target, or_name)
     elif head == "/bans" and len(words) == 1:
         return ListBans()
     if head in CONSOLE_USAGE:

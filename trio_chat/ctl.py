@@ -60,6 +60,10 @@ def parse_arguments(argv: Sequence[str]) -> tuple[str, str | None, float]:
     )
     arguments = parser.parse_args(argv)
     command = " ".join(arguments.command) if arguments.command else None
+    if command is not None and any(c in command for c in "\r\n"):
+        # On the socket a line break ends a command: the rest would be a
+        # second one, sent unseen (a script's argument must not /shutdown).
+        parser.error("COMMAND is one line: an argument has a line break in it")
     return arguments.path, command, arguments.timeout
 
 

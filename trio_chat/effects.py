@@ -320,7 +320,6 @@ class NickDecided:
     nick: str
     accepted: bool
     banned: str = ""  # refused because its address is banned: why, in words
-    address: str | None = None  # and that address (the ClaimNick's), for the log
 
 
 @dataclass(slots=True)
@@ -331,6 +330,16 @@ class AddressBanned:
 
     ban: AddressBan
     reason: str
+
+
+@dataclass(slots=True)
+class BanRefused:
+    """A ban kept a newcomer out (its hello, or an IRC registration): for
+    the server's count of refusals and its log."""
+
+    target: str  # the ban's, as /bans lists it
+    user: str
+    address: str | None
 
 
 @dataclass(slots=True)
@@ -420,6 +429,7 @@ Control = (
     | OfferDecided
     | NickDecided
     | AddressBanned
+    | BanRefused
     | BansChanged
     | Recorded
     | Forgotten

@@ -22,7 +22,7 @@ from . import effects as fx
 from . import events as ev
 from . import history as hist
 from . import text
-from .bans import AddressBan, Bans, NameBan, covers
+from .bans import AddressBan, Bans, NameBan, Target, covers
 from .config import ChannelConfig
 from .defaults import DEFAULT_AFK_TIMEOUT as DEFAULT_AFK_TIMEOUT  # re-exported
 from .defaults import DEFAULT_CONSOLE_HISTORY
@@ -128,7 +128,9 @@ class Hub:
             return
         refusal = self._ban_refusal(channel, username, event.address, event.via_irc, now)
         if refusal is not None:
-            effects.append(fx.Disconnect(member, EXIT_REFUSED, refusal, Cause.BANNED))
+            why, ban = refusal
+            effects.append(fx.Disconnect(member, EXIT_REFUSED, why, Cause.BANNED))
+            effects.append(fx.BanRefused(str(ban), username, event.address))
             return
         taken = None
         if channel.has_name(username) or (event.via_irc and _clash(channel, username)):
@@ -200,7 +202,8 @@ class Hub:
         if ban is not None:
             why = self._address_refusal(ban, now)
             conn = self.connection_for(event.ref)
-            effects.append(fx.NickDecided(conn, event.nick, False, why, event.address))
+            effects.append(fx.NickDecided(conn, event.nick, False, why))
+            effects.append(fx.BanRefused(str(ban), event.nick, event.address))
             return
         folded = fold_nick(event.nick)
         holder = self.nicks.get(folded)
@@ -365,8 +368,11 @@ class Hub:
             self._ban(command, now, effects)
         elif isinstance(command, cmd.Unban):
             self.bans.expire(now)
-            lifted = self.bans.remove(command.target)
-            effects.append(fx.Unbanned(self._stamp, str(command.target), lifted))
+            target = command.target
+            if command.or_name is not None and self.bans.end(command.or_name) > now:
+                target = command.or_name  # (a channel a::b's a::b:user)
+            lifted = self.bans.remove(target)
+            effects.append(fx.Unbanned(self._stamp, str(target), lifted))
             if lifted:
                 effects.append(fx.BansChanged())
         elif isinstance(command, cmd.ListBans):
@@ -691,7 +697,7 @@ class Hub:
         refusal = self._ban_refusal(target, member.name, member.address, member.via_irc, now)
         if refusal is not None:
             effects.append(fx.CannotSwitch(self._stamp, member, target_name))
-            effects.append(fx.Notice(member, refusal.removeprefix("refused: ")))
+            effects.append(fx.Notice(member, refusal[0].removeprefix("refused: ")))
             return
         self._remove(member, channel, announce=True, now=now, effects=effects)
         self._enter(member, target, now, effects)
@@ -756,7 +762,9 @@ class Hub:
     def _ban(self, ban: cmd.Ban, now: float, effects: Effects) -> None:
         """Refuse the name in its channel, or the address everywhere, from
         now on; whoever it covers now goes, kicked (told why)."""
-        target = ban.target
+        target: Target = ban.target
+        if ban.or_name is not None and ban.or_name.channel in self.channels:
+            target = ban.or_name  # a channel a::b's a::b:user, not an IPv6 address
         if isinstance(target, NameBan) and target.channel not in self.channels:
             effects.append(fx.NotFound(self._stamp, None, target.channel))
             return
@@ -809,16 +817,17 @@ class Hub:
 
     def _ban_refusal(
         self, channel: Channel, user: str, address: str | None, via_irc: bool, now: float
-    ) -> str | None:
-        """Why a ban keeps ``user`` from ``address`` out of ``channel``, if one does."""
+    ) -> tuple[str, Target] | None:
+        """Why a ban keeps ``user`` from ``address`` out of ``channel``, and
+        which ban, if one does."""
         address_ban = self.bans.address_ban(address, now)
         if address_ban is not None:
-            return self._address_refusal(address_ban, now)
+            return self._address_refusal(address_ban, now), address_ban
         name_ban = self.bans.name_ban(channel.name, user, now, fold=via_irc)
         if name_ban is None:
             return None
         why = f"refused: {user} is banned from {channel.name}"
-        return why + self._time_left(name_ban, now)
+        return why + self._time_left(name_ban, now), name_ban
 
     def _address_refusal(self, ban: AddressBan, now: float) -> str:
         return "refused: your address is banned from this server" + self._time_left(ban, now)

@@ -18,7 +18,7 @@ import trio
 from .. import bans
 from .core import ChatServer
 from .logs import INFO, WARNING
-from .state_dir import StateDir, bans_document, write_atomically
+from .state_dir import StateDir, write_bans
 
 
 class BansKeeper:
@@ -47,9 +47,10 @@ class BansKeeper:
         while self._due.is_set() or self._writing:
             await self._wrote.wait()
 
-    async def write(self) -> None:
-        """Write the table as it is now, if a change is not on disk yet."""
-        if not self._unwritten:
+    async def write(self, anyway: bool = False) -> None:
+        """Write the table as it is now, if a change is not on disk yet
+        (``anyway``: at shutdown, over whatever the file became meanwhile)."""
+        if not (self._unwritten or anyway):
             return
         self._unwritten = False
         self._writing = True
@@ -67,9 +68,8 @@ class BansKeeper:
 
     async def _write(self) -> bool:
         rows = bans.to_rows(self.server.hub.bans, trio.current_time())
-        data = bans_document(rows, time.time())
         try:
-            await trio.to_thread.run_sync(write_atomically, self.path, data)
+            await trio.to_thread.run_sync(write_bans, self.path, rows, time.time())
         except OSError as error:
             if not self._failing:
                 self._failing = True
@@ -110,4 +110,4 @@ async def keeping_bans(server: ChatServer, state: StateDir) -> AsyncIterator[Non
     finally:
         server.bans_keeper = None
         with trio.CancelScope(shield=True):
-            await keeper.write()
+            await keeper.write(anyway=True)

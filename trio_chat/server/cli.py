@@ -246,10 +246,19 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
                 "--state-dir is for a lone server: a cluster keeps its bans and history "
                 "in Redis (with appendonly yes, they survive a restart of every node)"
             )
-        if arguments.history and arguments.history_file is None:
-            from .state_dir import HISTORY_FILE
+        from .state_dir import BANS_FILE, HISTORY_FILE, LOCK_FILE
 
+        if arguments.history and arguments.history_file is None:
             arguments.history_file = os.path.join(arguments.state_dir, HISTORY_FILE)
+        if arguments.history_file is not None:
+            own = {
+                os.path.realpath(os.path.join(arguments.state_dir, f))
+                for f in (BANS_FILE, LOCK_FILE)
+            }
+            if os.path.realpath(arguments.history_file) in own:
+                parser.error(
+                    f"--history-file {arguments.history_file} is the state directory's own file"
+                )
     return arguments
 
 

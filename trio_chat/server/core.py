@@ -47,8 +47,8 @@ Renderer = Callable[[fx.Said], list[tuple[Sequence[Member], bytes]]]
 # Rounds a flush may wait for listeners to hand over connections that arrived
 # together (one listener's batch).
 FLUSH_PATIENCE = 64
-# A ban's refusals of one name from one address are logged at most once in
-# this many seconds; the table of when is forgotten past this many entries.
+# A ban's refusals are logged at most once in this many seconds; the table
+# of when is forgotten past this many bans.
 BAN_LOG_INTERVAL = 10.0
 BAN_LOG_KEYS = 10000
 
@@ -170,7 +170,8 @@ class ChatServer:
         # and the bans' file (--state-dir).
         self.history_keeper: HistoryKeeper | None = None
         self.bans_keeper: BansKeeper | None = None
-        self._ban_logged: dict[str, float] = {}  # when each refusal was last logged
+        # For each ban, when a refusal was last logged and how many since.
+        self._ban_logged: dict[str, tuple[float, int]] = {}
         # The channels' ports while serving (ports.py); where new ones are
         # bound at a reload: --host, and --reuse-port under --workers.
         self.ports: ChannelPorts | None = None
@@ -236,9 +237,6 @@ class ChatServer:
         elif isinstance(effect, fx.Disconnect):
             if speaking and effect.cause is Cause.FLOODED:
                 self.counts.flood_disconnects += 1
-            elif speaking and effect.cause is Cause.BANNED:
-                member = effect.member
-                self._refused_by_ban(effect.reason, member.address, member.name)
             effect.member.conn.finish(effect.status, effect.reason, effect.cause)
         elif isinstance(effect, fx.Notice):
             effect.member.conn.notice(effect.text)
@@ -247,13 +245,14 @@ class ChatServer:
         elif isinstance(effect, fx.OfferDecided):
             effect.conn.offer_decided(effect.offer, effect.target)
         elif isinstance(effect, fx.NickDecided):
-            if speaking and effect.banned:
-                self._refused_by_ban(effect.banned, effect.address, effect.nick)
             effect.conn.nick_decided(effect.nick, effect.accepted, effect.banned)
         elif isinstance(effect, fx.AddressBanned):
             for client in list(self.irc_clients):
                 if covers(effect.ban, client.address):
                     client.banned(effect.reason)
+        elif isinstance(effect, fx.BanRefused):
+            if speaking:
+                self._refused_by_ban(effect)
         elif isinstance(effect, fx.BansChanged):
             if self.bans_keeper is not None:
                 self.bans_keeper.changed()
@@ -287,25 +286,31 @@ class ChatServer:
         elif isinstance(effect, fx.StopServer):
             self.stop()
 
-    def _refused_by_ban(self, why: str, address: str | None, name: str) -> None:
-        """A ban kept a connection out: counted, and logged at most once
-        every BAN_LOG_INTERVAL for each name and address (a banned client
-        that retries at once would fill the log)."""
+    def _refused_by_ban(self, refused: fx.BanRefused) -> None:
+        """A ban kept a newcomer out: counted, and logged at most once every
+        BAN_LOG_INTERVAL for each ban (a banned client that retries at once,
+        under new names or from across a banned network, would fill the
+        log), with how many it refused since."""
         self.counts.refuse(REFUSED_BAN)
-        key = f"{address} {name}"
         now = trio.current_time()
-        if now - self._ban_logged.get(key, -math.inf) < BAN_LOG_INTERVAL:
+        logged, since = self._ban_logged.get(refused.target, (-math.inf, 0))
+        if now - logged < BAN_LOG_INTERVAL:
+            self._ban_logged[refused.target] = (logged, since + 1)
             return
         if len(self._ban_logged) >= BAN_LOG_KEYS:
             self._ban_logged.clear()
-        self._ban_logged[key] = now
+        self._ban_logged[refused.target] = (now, 0)
+        address = refused.address or "an unknown address"
+        more = f"; {since} more refused since the last line" if since else ""
         self.log(
-            f"{why} ({name} from {address or 'an unknown address'})",
+            f"refused {refused.user} from {address}: banned ({refused.target}){more}",
             event="connection_refused",
             level=WARNING,
             reason=REFUSED_BAN,
-            address=address or "",
-            user=name,
+            ban=refused.target,
+            address=refused.address or "",
+            user=refused.user,
+            refused=since + 1,
         )
 
     def _reconfigured(self, channels: Sequence[ChannelConfig], speaking: bool) -> None:
