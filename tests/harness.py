@@ -19,6 +19,7 @@ from trio_chat.client.session import ClientConnection
 from trio_chat.config import ChannelConfig
 from trio_chat.hub import Hub
 from trio_chat.server.core import ChatServer, Limits
+from trio_chat.state import ClientProtocol
 from trio_chat.wire import FrameType, LineKind
 
 STAMP = "12:34:56"
@@ -122,21 +123,35 @@ class Harness:
         self._printed_cursor = 0
 
     async def connect(
-        self, name: str, channel: str = "general", address: str | None = None
+        self,
+        name: str,
+        channel: str = "general",
+        address: str | None = None,
+        protocol: ClientProtocol = ClientProtocol.TERMINAL,
     ) -> Peer:
         """A peer on a memory stream; ``address`` is the IP address the server
-        is told it comes from, as for a browser's WebSocket (None: none)."""
+        is told it comes from, as for a browser's WebSocket (None: none);
+        ``protocol`` BROWSER: a web page's WebSocket, past its handshake (as
+        web/app.py hands it on)."""
         client_stream, server_stream = trio.testing.memory_stream_pair()
-        self.nursery.start_soon(self.server.handle_connection, server_stream, channel, address)
+        self.nursery.start_soon(
+            self.server.handle_connection, server_stream, channel, address, protocol
+        )
         peer = Peer(name, client_stream)
         self.nursery.start_soon(peer.read_loop)
         with contextlib.suppress(trio.BrokenResourceError):  # the server may refuse us
             await client_stream.send_all(wire.encode_hello(name))
         return peer
 
-    async def join(self, name: str, channel: str = "general", address: str | None = None) -> Peer:
+    async def join(
+        self,
+        name: str,
+        channel: str = "general",
+        address: str | None = None,
+        protocol: ClientProtocol = ClientProtocol.TERMINAL,
+    ) -> Peer:
         """Connect and settle, so joins happen in call order."""
-        peer = await self.connect(name, channel, address)
+        peer = await self.connect(name, channel, address, protocol)
         await settle()
         return peer
 

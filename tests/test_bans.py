@@ -15,22 +15,7 @@ from .irc_harness import IrcHarness
 
 
 async def browser(harness: Harness, name: str, address: str, channel: str = "general") -> Peer:
-    """A web page's WebSocket, already past its handshake (as web/app.py hands it on)."""
-    from trio_chat import wire
-
-    client_stream, server_stream = trio.testing.memory_stream_pair()
-    harness.nursery.start_soon(
-        harness.server.handle_connection,
-        server_stream,
-        channel,
-        address,
-        ClientProtocol.BROWSER,
-    )
-    peer = Peer(name, client_stream)
-    harness.nursery.start_soon(peer.read_loop)
-    await client_stream.send_all(wire.encode_hello(name))
-    await settle()
-    return peer
+    return await harness.join(name, channel, address, ClientProtocol.BROWSER)
 
 
 async def test_a_name_ban_kicks_then_refuses_that_name_in_that_channel_only(

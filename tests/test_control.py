@@ -18,7 +18,6 @@ import pytest
 import trio
 import trio.testing
 
-from trio_chat import wire
 from trio_chat.hub import Hub
 from trio_chat.server import control
 from trio_chat.server.control_socket import ControlSocket, ControlSocketError, clear_stale
@@ -112,22 +111,13 @@ async def test_every_answer_is_what_the_console_prints_tagged(chat: ControlHarne
 
 
 async def test_who_names_a_browsers_protocol(chat: ControlHarness) -> None:
-    client_stream, server_stream = trio.testing.memory_stream_pair()
-    chat.nursery.start_soon(
-        chat.server.handle_connection,
-        server_stream,
-        "general",
-        "192.0.2.7",
-        ClientProtocol.BROWSER,
-    )
-    await client_stream.send_all(wire.encode_hello("webby"))
-    await settle()
+    webby = await chat.join("webby", "general", "192.0.2.7", ClientProtocol.BROWSER)
     async with ctl(chat) as c:
         assert await c.ask("/who general") == [
             "stderr /who: general webby web 192.0.2.7 node - idle 0s admitted",
             "end ok",
         ]
-    await client_stream.aclose()
+    await webby.hang_up()
 
 
 async def test_failures_are_marked(chat: ControlHarness) -> None:

@@ -12,14 +12,13 @@ import trio
 import trio.testing
 from prometheus_client.parser import text_string_to_metric_families
 
-from trio_chat import wire
 from trio_chat.config import ChannelConfig
 from trio_chat.server.core import Limits
 from trio_chat.server.counts import RoundTrips, ServerCounts
 from trio_chat.server.metrics import answer_one, metrics_page, serve_metrics
 from trio_chat.state import ClientProtocol
 
-from .harness import Harness, running_server, settle
+from .harness import running_server, settle
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 # The scenario's channel holds two members, so a third waits.
@@ -43,17 +42,6 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples[(name, tuple(sorted(labels.items())))]
 
 
-async def join_web(harness: Harness, name: str, channel: str) -> trio.abc.HalfCloseableStream:
-    """A browser's WebSocket session, as web/app.py hands it over (past its handshake)."""
-    client, server = trio.testing.memory_stream_pair()
-    harness.nursery.start_soon(
-        harness.server.handle_connection, server, channel, "127.0.0.1", ClientProtocol.BROWSER
-    )
-    await client.send_all(wire.encode_hello(name))
-    await settle()
-    return client
-
-
 async def test_a_scrape_reads_connections_members_queue_and_counts(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -61,7 +49,8 @@ async def test_a_scrape_reads_connections_members_queue_and_counts(
         alice = await harness.join("alice")
         await harness.join("bob")
         await harness.join("carol")  # queued: general holds two
-        web = await join_web(harness, "dave", "random")
+        # A browser's WebSocket session, as web/app.py hands it over.
+        web = await harness.join("dave", "random", "127.0.0.1", ClientProtocol.BROWSER)
         scrape = metrics_page(harness.server)
         before = parsed(scrape().decode())
         for number in range(3):
@@ -90,7 +79,7 @@ async def test_a_scrape_reads_connections_members_queue_and_counts(
         assert not any(name.startswith("trio_chat_redis") for name, _ in after)
         assert value(after, "process_resident_memory_bytes") > 0
         assert ("process_cpu_seconds_total", ()) in after
-        await web.aclose()
+        await web.hang_up()
 
 
 async def test_refused_connections_are_counted_by_reason(
