@@ -1,4 +1,4 @@
-"""Bans through the server (docs/behaviour.md, "Bans"): what a native
+"""Bans through the server (docs/behaviour.md, "/ban, /unban and /bans"): what a native
 client, a browser and an IRC client are told when a ban drops or refuses
 them, what is counted, and expiry on trio's clock (a MockClock here)."""
 

@@ -1,4 +1,4 @@
-"""Bans end to end (docs/behaviour.md, "Bans"): the real server with the
+"""Bans end to end (docs/behaviour.md, "/ban, /unban and /bans"): the real server with the
 real trio-chat-ctl, terminal clients, IRC connections and a browser's
 WebSocket; kept across a restart with --state-dir; cluster-wide."""
 

@@ -1,7 +1,7 @@
 """Bans, sans-I/O: the ban table (bans.py), the console's /ban, /unban and
 /bans as the hub's effect lists, refusals at the hello, /switch and IRC
 registration, expiry on the rules' clock, and what a cluster's snapshot
-and a state file carry (docs/behaviour.md, "Bans")."""
+and a state file carry (docs/behaviour.md, "/ban, /unban and /bans")."""
 
 from __future__ import annotations
 

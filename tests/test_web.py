@@ -219,7 +219,7 @@ def test_taken_name_is_refused_with_the_reason(browser: Any, web_chat: tuple[Clu
 def test_a_ban_shows_in_the_page_and_keeps_it_out(
     browser: Any, web_chat: tuple[Cluster, str]
 ) -> None:
-    """docs/behaviour.md, "Bans": a banned name is refused with the reason;
+    """docs/behaviour.md, "/ban, /unban and /bans": a banned name is refused with the reason;
     a page from a newly banned address is disconnected, told why, and a
     new one from there is refused."""
     from playwright.sync_api import expect

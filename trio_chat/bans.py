@@ -1,5 +1,5 @@
 """Bans: names refused in one channel, addresses refused everywhere (the
-console's ``/ban``, ``/unban`` and ``/bans``; docs/behaviour.md, "Bans").
+console's ``/ban``, ``/unban`` and ``/bans``; docs/behaviour.md, "/ban, /unban and /bans").
 
 Sans-I/O and part of the rules' state (``Hub.bans``): the hub decides with
 it, a cluster's snapshot carries it, a lone server's ``--state-dir`` keeps

@@ -40,6 +40,9 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 
 ROSTER_LIMIT = 1000
+# What a newcomer from a banned address is told, after "refused: " (and
+# for how long); IRC's 465 says it in its own words.
+ADDRESS_BANNED = "your address is banned from this server"
 
 Effects = list[fx.Effect]
 
@@ -757,7 +760,7 @@ class Hub:
             effects.append(fx.Forgotten(channel_name, self._wall))
         self._advance(channel, now, effects)
 
-    # ----- bans (bans.py; docs/behaviour.md, "Bans") -----
+    # ----- bans (bans.py; docs/behaviour.md, "/ban, /unban and /bans") -----
 
     def _ban(self, ban: cmd.Ban, now: float, effects: Effects) -> None:
         """Refuse the name in its channel, or the address everywhere, from
@@ -830,7 +833,7 @@ class Hub:
         return why + self._time_left(name_ban, now), name_ban
 
     def _address_refusal(self, ban: AddressBan, now: float) -> str:
-        return "refused: your address is banned from this server" + self._time_left(ban, now)
+        return f"refused: {ADDRESS_BANNED}" + self._time_left(ban, now)
 
     def _time_left(self, target: AddressBan | NameBan, now: float) -> str:
         end = self.bans.end(target)

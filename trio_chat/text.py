@@ -159,7 +159,7 @@ def channel_removed(stamp: str, channel: str) -> str:
     return server_message(stamp, f"{channel} has been removed.")
 
 
-# docs/behaviour.md, "Bans": ``target`` is CHANNEL:USER, an address or a network.
+# docs/behaviour.md, "/ban, /unban and /bans": ``target`` is CHANNEL:USER, an address or a network.
 def banned(stamp: str, target: str, seconds: int | None) -> str:
     how_long = "until unbanned" if seconds is None else f"for {seconds} seconds"
     return server_message(stamp, f"Banned {target} {how_long}.")

@@ -31,7 +31,7 @@ from .. import events as ev
 from .. import wire
 from ..bans import NameBan
 from ..history import Entry
-from ..hub import Hub
+from ..hub import ADDRESS_BANNED, Hub
 from ..sanitize import clean
 from ..server.flood import LineLedger
 from ..server.gateway import Gateway, wait_for_log_room
@@ -79,8 +79,6 @@ BEFORE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", 
 # needs about eight); past them it is dropped. Flood control's budget starts
 # with registration, when the connection has a name to file it under.
 LINES_BEFORE_REGISTRATION = 32
-# How the rules' refusal of a banned address begins (hub.Hub._address_refusal).
-REFUSAL = "your address is banned from this server"
 # Seconds a connection may take to write its last lines when the server stops.
 STOP_GRACE = 1.0
 
@@ -688,7 +686,8 @@ class IrcClient(Outlet):
         banned = "You are banned from this server"
         # The rules' refusal says just that, and for how long; a ban made
         # now says why it came.
-        text = banned + why[len(REFUSAL) :] if why.startswith(REFUSAL) else f"{banned} ({why})"
+        refusal = ADDRESS_BANNED
+        text = banned + why[len(refusal) :] if why.startswith(refusal) else f"{banned} ({why})"
         self._reply(n.ERR_YOUREBANNEDCREEP, text)
         self.close_link(f"Closing Link: {why}")
 

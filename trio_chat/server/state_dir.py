@@ -1,5 +1,5 @@
 """A lone server's ``--state-dir DIR``: what it keeps across a restart
-(docs/behaviour.md, "Bans" and "The history file").
+(docs/behaviour.md, "/ban, /unban and /bans" and "The history file").
 
 ``DIR/bans.json`` holds the bans, each with the seconds it had left when
 the file was written and the wall-clock time of that write, so a ban keeps
