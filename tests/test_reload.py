@@ -181,3 +181,30 @@ async def test_a_refused_reload_binds_and_changes_nothing(tmp_path: Path) -> Non
                 True,
             )
             assert list(server.hub.channels) == ["a", "b", "c"]
+
+
+async def test_a_sighup_during_the_start_reloads_once_the_ports_are_served() -> None:
+    """Before the signal watcher runs, SIGHUP's default would kill the
+    server: it is recorded (early_signals), and the reload happens as soon
+    as the channels' ports are served."""
+    import os
+    import signal
+
+    from trio_chat.server import early_signals
+
+    kept = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        early_signals.install()
+        os.kill(os.getpid(), signal.SIGHUP)  # (its handler runs before kill returns)
+        hub = Hub([ChannelConfig("a", 41001, 5), ChannelConfig("b", 41002, 5)])
+        server = ChatServer(hub, out=lambda text: None, log=lambda text: None)
+        asked: list[bool] = []
+        server.reloader = lambda answer: asked.append(server.ports is not None)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(server.serve, {}, console_fd=None))
+            assert asked == [True]
+            assert not early_signals.reload_requested()  # done once, then forgotten
+            server.stop()
+    finally:
+        for signum, handler in kept.items():
+            signal.signal(signum, handler)

@@ -589,6 +589,10 @@ class ChatServer:
                 for channel, channel_listeners in listeners.items():
                     port = self.hub.channels[channel].config.port
                     self.ports.start(port, channel, channel_listeners)
+                if handle_signals and early_signals.reload_requested():
+                    # (Once the ports are served: a reload may move them.)
+                    self.log("SIGHUP received during the start: reloading")
+                    self.reload(self.log_reload)
                 if console_fd is not None:
                     nursery.start_soon(self._read_console, console_fd)
                 nursery.start_soon(self.transfers.expire_idle)
