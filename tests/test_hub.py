@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import typing
 
@@ -135,12 +136,12 @@ def test_whispers_reach_one_member_and_the_log() -> None:
     alice, bob = joined(h, "alice", "bob")
     assert run(h, ev.Input("alice", "/whisper bob psst")) == [
         fx.Reschedule(alice),
-        fx.Whisper(T, bob, "alice", "bob", "psst"),
+        fx.Whisper(T, bob, "alice", "bob", "psst", sender_member=alice),
     ]
     assert run(h, ev.Input("alice", "/whisper zed psst")) == [
         fx.Reschedule(alice),
         fx.NotHere(T, alice, "zed"),
-        fx.Whisper(T, None, "alice", "zed", "psst"),
+        fx.Whisper(T, None, "alice", "zed", "psst", sender_member=alice),
     ]
 
 
@@ -375,10 +376,12 @@ def test_a_muted_or_queued_member_cannot_say_or_tell() -> None:
 def test_tell_is_a_whisper_in_the_members_channel() -> None:
     h = hub()
     alice, bob = joined(h, "alice", "bob")
-    assert run(h, ev.Tell("alice", "bob", "psst"))[-1] == fx.Whisper(T, bob, "alice", "bob", "psst")
+    assert run(h, ev.Tell("alice", "bob", "psst"))[-1] == fx.Whisper(
+        T, bob, "alice", "bob", "psst", sender_member=alice
+    )
     assert run(h, ev.Tell("alice", "nobody", "psst"))[-2:] == [
         fx.NotHere(T, alice, "nobody"),
-        fx.Whisper(T, None, "alice", "nobody", "psst"),
+        fx.Whisper(T, None, "alice", "nobody", "psst", sender_member=alice),
     ]
 
 
@@ -455,9 +458,45 @@ def test_an_irc_nick_and_a_terminal_name_never_meet_in_any_case() -> None:
 
 def test_tell_keeps_its_style() -> None:
     h = hub()
-    _, bob = joined(h, "alice", "bob")
+    alice, bob = joined(h, "alice", "bob")
     assert run(h, ev.Tell("alice", "bob", "waves", ev.ACTION))[-1] == fx.Whisper(
-        T, bob, "alice", "bob", "waves", ev.ACTION
+        T, bob, "alice", "bob", "waves", ev.ACTION, sender_member=alice
     )
     (frame,) = terminal.frames(fx.Whisper(T, bob, "alice", "bob", "waves", ev.ACTION))
     assert frame[1].endswith(b"[alice whispers to you: (12:00:00)] * alice waves")
+
+
+def test_a_sent_whisper_shows_in_the_senders_page_only() -> None:
+    """docs/web.md, "whispered": the page shows its own whisper; the
+    terminal, the server's log and IRC (echo-message) print what they did."""
+    h = hub()
+    alice, bob = joined(h, "alice", "bob")
+    (whisper,) = [
+        e for e in run(h, ev.Input("alice", "/whisper bob psst")) if isinstance(e, fx.Whisper)
+    ]
+    assert [(who, json_of(frame)) for who, frame in browser.frames(whisper)] == [
+        ((bob,), {"event": "whisper", "stamp": T, "sender": "alice", "message": "psst"}),
+        ((alice,), {"event": "whispered", "stamp": T, "to": "bob", "message": "psst"}),
+    ]
+    unsent = fx.Whisper(T, bob, "alice", "bob", "psst")
+    assert terminal.frames(whisper) == terminal.frames(unsent)
+    assert log.line(whisper) == log.line(unsent)
+    # Not here: the NotHere says so, and nothing says it was sent.
+    (lost,) = [
+        e for e in run(h, ev.Input("alice", "/whisper zed psst")) if isinstance(e, fx.Whisper)
+    ]
+    assert browser.frames(lost) == []
+    # To oneself: once, as a whisper received.
+    (own,) = [
+        e for e in run(h, ev.Input("alice", "/whisper alice hm")) if isinstance(e, fx.Whisper)
+    ]
+    assert [json_of(frame)["event"] for _, frame in browser.frames(own)] == ["whisper"]
+    action = fx.Whisper(T, bob, "alice", "bob", "waves", ev.ACTION, sender_member=alice)
+    assert json_of(browser.frames(action)[1][1])["action"] is True
+
+
+def json_of(frame: bytes) -> dict[str, object]:
+    """An EVENT frame's JSON (wire.py: a 5-byte header, then the payload)."""
+    decoded = json.loads(frame[5:])
+    assert isinstance(decoded, dict)
+    return decoded

@@ -126,7 +126,9 @@ class Chat:
 @dataclass(slots=True)
 class Whisper:
     """``receiver`` is None when ``target`` is not in the channel (then only
-    the server's log has it)."""
+    the server's log has it). ``sender_member`` is who whispered, for the
+    renderers that show the sender its own whisper (render/browser.py); the
+    terminal, the log and IRC (echo-message) do not."""
 
     stamp: str
     receiver: Member | None
@@ -134,6 +136,7 @@ class Whisper:
     target: str
     message: str
     style: str = CHAT  # events.CHAT_STYLES, as for Chat
+    sender_member: Member | None = None
 
 
 @dataclass(slots=True)

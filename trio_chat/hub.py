@@ -684,7 +684,15 @@ class Hub:
         if target is None:
             effects.append(fx.NotHere(self._stamp, member, whisper.target))
         effects.append(
-            fx.Whisper(self._stamp, target, member.name, whisper.target, whisper.message, style)
+            fx.Whisper(
+                self._stamp,
+                target,
+                member.name,
+                whisper.target,
+                whisper.message,
+                style,
+                sender_member=member,
+            )
         )
 
     def _switch(

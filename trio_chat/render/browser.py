@@ -55,6 +55,19 @@ def _said(event: str, stamp: str, sender: str, message: str, style: str, ident: 
     return _event(event, stamp, **fields)
 
 
+def _whisper(e: fx.Whisper) -> Frames:
+    """To the receiver; and, if it reached one, to the sender as
+    ``whispered`` with whom it went to, so that the sender's page shows its
+    own whisper (a whisper to oneself arrives once, as a whisper)."""
+    frames = _one(e.receiver, _said("whisper", e.stamp, e.sender, e.message, e.style))
+    if e.receiver is not None and e.sender_member not in (None, e.receiver):
+        fields: dict[str, object] = {"to": e.target, "message": e.message}
+        if e.style == ACTION:
+            fields["action"] = True
+        frames += _one(e.sender_member, _event("whispered", e.stamp, **fields))
+    return frames
+
+
 def _left(stamp: str, user: str, why: str, ident: str) -> bytes:
     if ident:
         return _event("left", stamp, user=user, why=why, id=ident)
@@ -131,7 +144,7 @@ _RENDER: dict[type[Any], Callable[[Any], Frames]] = {
     fx.WentAfk: lambda e: _many(e.audience, _left(e.stamp, e.user, BY_AFK, e.msgid)),
     fx.Kicked: lambda e: _many(e.audience, _left(e.stamp, e.user, BY_KICK, e.msgid)),
     fx.Chat: _chat,
-    fx.Whisper: lambda e: _one(e.receiver, _said("whisper", e.stamp, e.sender, e.message, e.style)),
+    fx.Whisper: _whisper,
     fx.NotHere: lambda e: _one(e.to, _event("not_here", e.stamp, user=e.user)),
     fx.NotFound: lambda e: _one(e.to, _event("not_found", e.stamp, thing=e.thing)),
     fx.CannotSwitch: lambda e: _one(e.member, _event("cannot_switch", e.stamp, channel=e.channel)),
