@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,35 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
+# Each row of the page's log (``#lines li``) as the line a terminal prints for
+# it, made from the row's parts: its kind, sender, time and text (render.js).
+# So the tests check the same facts as before the page drew its own rows.
+ROWS_AS_LINES = """(rows) => rows.map((li) => {
+  const time = li.querySelector(":scope > time")?.textContent ?? "";
+  const body = li.querySelector(":scope > .text")?.cloneNode(true);
+  body?.querySelector(":scope > .tag")?.remove();
+  const text = (body?.textContent ?? "").replace(/^ /u, "");
+  const { sender, to } = li.dataset;
+  const said = li.classList.contains("action") ? `* ${text}` : text;
+  switch (li.dataset.kind) {
+    case "msg": return `[${sender} (${time})] ${said}`;
+    case "whisper": return `[${sender} whispers to ${to ? `${to}:` : "you:"} (${time})] ${said}`;
+    case "server": return `[Server message (${time})] ${text}`;
+    case "listing": return `[Channel] ${text}`;
+    default: return li.textContent;
+  }
+})"""
+
+
+def shown_lines(page: Any, rows: str = "#lines li") -> list[str]:
+    return [str(text) for text in page.locator(rows).evaluate_all(ROWS_AS_LINES)]
+
+
+def switch_to(page: Any, channel: str) -> None:
+    """Press a channel in the channel list (at phone width, open it first)."""
+    page.locator(f'#channels button[data-channel="{channel}"]').click()
+
+
 def line(pattern: str) -> re.Pattern[str]:
     """A chat line with any stamp where ``pattern`` has ``(<time>)``."""
     return re.compile("^" + re.escape(pattern).replace(re.escape("(<time>)"), STAMP) + "$")
@@ -83,12 +114,17 @@ class Person:
         self.dialogs.append(dialog.message)
         dialog.dismiss()
 
-    def sees(self, pattern: str, count: int = 1) -> None:
-        from playwright.sync_api import expect
-
-        expect(self.page.locator("#lines li").filter(has_text=line(pattern))).to_have_count(
-            count, timeout=15_000
-        )
+    def sees(self, pattern: str, count: int = 1, deadline: float = 15) -> None:
+        """``count`` rows of the log read as ``pattern`` (ROWS_AS_LINES), soon."""
+        wanted = line(pattern)
+        give_up = time.monotonic() + deadline
+        while True:
+            shown = shown_lines(self.page)
+            if sum(1 for text in shown if wanted.match(text)) == count:
+                return
+            if time.monotonic() > give_up:
+                raise AssertionError(f"{self.name} shows {count} of {pattern!r}? {shown}")
+            self.page.wait_for_timeout(50)
 
     def says(self, text: str) -> None:
         self.page.get_by_label("Message").fill(text)
@@ -142,10 +178,17 @@ def test_browsers_and_a_terminal_share_a_channel(
     alice.page.get_by_label("Message").press("Enter")
     bob.sees("[alice whispers to you: (<time>)] psst")
     chat.server.expect("[alice whispers to bob: (<time>)] psst")
+    alice.sees("[alice whispers to bob: (<time>)] psst")  # in the sender's own log too
 
     bob.says("/list")
-    bob.sees("[Channel] general 3/5/0.")
-    bob.sees("[Channel] random 0/5/0.")
+    bob.sees("[Channel] general: 3/5 members, 0 waiting")
+    bob.sees("[Channel] random: 0/5 members, 0 waiting")
+    # The channel list has every channel's figures, the one bob is in marked.
+    expect(bob.page.locator('#channels [data-channel="general"]')).to_contain_text("3/5")
+    expect(bob.page.locator('#channels [data-channel="general"]')).to_have_attribute(
+        "aria-current", "true"
+    )
+    expect(bob.page.locator('#channels [data-channel="random"]')).to_contain_text("0/5")
 
     # A full channel: the next browser waits, then gets the place a terminal frees.
     extra = [chat.join("t2"), chat.join("t3")]
@@ -159,7 +202,7 @@ def test_browsers_and_a_terminal_share_a_channel(
     chat.server.expect(srv("carol has joined the general channel."))
 
     # Switch from the page.
-    carol.page.get_by_label("Switch to channel").select_option("random")
+    switch_to(carol.page, "random")
     carol.sees(srv("Welcome to the random channel, carol."))
     carol.sees(srv("carol has joined the channel."), count=2)
     chat.server.expect(srv("carol has left the channel."))
@@ -179,6 +222,8 @@ def test_browsers_and_a_terminal_share_a_channel(
     (tmp_path / "from-term.bin").write_bytes(os.urandom(5 * 1024 * 1024))
     term.type("/send bob from-term.bin")
     chat.server.expect(srv("term sent from-term.bin to bob."), deadline=30)
+    # Its row has the size and how much of it came.
+    expect(bob.page.locator("#transfers li")).to_contain_text("5.0 MiB of 5.0 MiB · 100%")
     with bob.page.expect_download() as download:
         bob.page.get_by_role("link", name="Save from-term.bin").click()
     saved = tmp_path / "downloaded.bin"
@@ -199,6 +244,76 @@ def test_browsers_and_a_terminal_share_a_channel(
     assert alice.dialogs == [] and bob.dialogs == []
     for person in (alice, bob, carol):
         person.close()
+    chat.shutdown()
+
+
+def test_the_log_groups_lines_makes_links_and_marks_mentions(
+    browser: Any, web_chat: tuple[Cluster, str]
+) -> None:
+    from playwright.sync_api import expect
+
+    chat, url = web_chat
+    term = chat.join("term")
+    alice = Person(browser, url, "alice")
+    bob = Person(browser, url, "bob")
+    alice.sees(srv("bob has joined the channel."))
+    hostile = '<a href="javascript:alert(1)">js</a> javascript:alert(2) hey Alice!'
+    term.type("first", "see http://example.org/x?y=1.", hostile)
+    alice.sees(f"[term (<time>)] {hostile}")
+    rows = alice.page.locator('#lines li.msg[data-sender="term"]')
+    expect(rows).to_have_count(3)
+    # One sender's lines in a row: the name shown once, the same colour on every page.
+    assert [row.get_attribute("class") for row in rows.all()] == [
+        "msg",
+        "msg cont",
+        "msg cont mention",  # "Alice!": alice's own name, in any case
+    ]
+    colour = rows.first.locator(".who").get_attribute("class")
+    assert colour is not None and re.fullmatch(r"who c\d", colour), colour
+    bob.sees(f"[term (<time>)] {hostile}")
+    assert (
+        bob.page.locator('#lines li.msg[data-sender="term"] .who').first.get_attribute("class")
+        == colour
+    )
+    # An http(s) URL is a link that opens apart from the page; peer HTML stays text.
+    link = alice.page.locator("#lines a")
+    expect(link).to_have_count(1)
+    assert link.get_attribute("href") == "http://example.org/x?y=1"
+    assert link.get_attribute("rel") == "noopener noreferrer"
+    assert link.get_attribute("target") == "_blank"
+    assert link.text_content() == "http://example.org/x?y=1"
+    assert rows.nth(1).locator(".text").text_content() == "see http://example.org/x?y=1."
+    # Another sender starts a new group.
+    bob.says("me too")
+    alice.sees("[bob (<time>)] me too")
+    expect(alice.page.locator('#lines li.msg[data-sender="bob"]')).to_have_class("msg")
+
+    # Away from the tab: the title counts what came.
+    alice.page.evaluate("window.dispatchEvent(new Event('blur'))")
+    term.type("while you look away", "and again")
+    alice.sees("[term (<time>)] and again")
+    expect(alice.page).to_have_title("(2) general — trio-chat")
+    alice.page.evaluate("window.dispatchEvent(new Event('focus'))")
+    expect(alice.page).to_have_title("general — trio-chat")
+    assert alice.dialogs == [] and bob.dialogs == []
+    alice.close()
+    bob.close()
+    chat.shutdown()
+
+
+def test_the_icon_and_the_modules_are_served(web_chat: tuple[Cluster, str]) -> None:
+    """No 404 for /favicon.ico; each module with a JavaScript type (nosniff)."""
+    chat, url = web_chat
+    for path, kind in [
+        ("favicon.ico", "image/svg+xml"),
+        ("static/favicon.svg", "image/svg+xml"),
+        ("static/main.js", "text/javascript"),
+        ("static/render.js", "text/javascript"),
+    ]:
+        with urllib.request.urlopen(url + path, timeout=15) as answer:
+            assert answer.status == 200
+            assert answer.headers["content-type"].startswith(kind), (path, answer.headers)
+            assert b"<svg" in answer.read() or kind != "image/svg+xml"
     chat.shutdown()
 
 
@@ -257,6 +372,11 @@ def test_usable_at_phone_width_with_the_keyboard_alone_in_the_dark(
     page = context.new_page()
     page.goto(url)
     expect(page.get_by_label("Name")).to_be_focused()
+    # Each label right above its own control, not left at the end of a line.
+    for label, control in [("label[for=name]", "#name"), ("label[for=channel]", "#channel")]:
+        above, below = page.locator(label).bounding_box(), page.locator(control).bounding_box()
+        gap = below["y"] - (above["y"] + above["height"])
+        assert 0 <= gap < 12 and abs(above["x"] - below["x"]) < 2, (label, above, below)
     page.keyboard.type("thumbs")
     page.keyboard.press("Tab")  # to the channel list
     page.keyboard.press("Tab")  # to Join
@@ -266,6 +386,18 @@ def test_usable_at_phone_width_with_the_keyboard_alone_in_the_dark(
     page.keyboard.type("typed on a phone")
     page.keyboard.press("Enter")
     chat.server.expect("[thumbs (<time>)] typed on a phone")
+    # The member list is a drawer, opened by its button and closed by its close button.
+    members = page.locator("#members-pane")
+    expect(members).to_be_hidden()
+    page.get_by_role("button", name="Members").click()
+    expect(members.get_by_role("button", name="thumbs (you)")).to_be_visible()
+    page.keyboard.press("Enter")  # on the close button, which has the focus
+    expect(members).to_be_hidden()
+    expect(page.get_by_role("button", name="Members")).to_be_focused()
+    page.get_by_role("button", name="Channels").click()
+    expect(page.locator('#channels [data-channel="general"]')).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#channels-pane")).to_be_hidden()
     # Nothing wider than the screen, and the dark colours of prefers-color-scheme.
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     background = page.evaluate("getComputedStyle(document.documentElement).backgroundColor")

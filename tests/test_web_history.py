@@ -23,7 +23,13 @@ from trio_chat.wire import FrameType
 from .irc_peer import SERVER_NAME, IrcPeer
 from .peers import WebMember, origin
 from .processes import Cluster, cluster, is_stamp, srv
-from .test_web import Person, browser, line  # noqa: F401  (the fixture, a page, a line)
+from .test_web import (  # noqa: F401  (the fixture, a page, a line)
+    Person,
+    browser,
+    line,
+    shown_lines,
+    switch_to,
+)
 
 DIVIDER = "— earlier messages —"
 ID = re.compile(r"[0-9]+-[0-9]+")
@@ -133,11 +139,11 @@ async def test_a_long_history_comes_in_several_events_the_last_one_said(
 
 
 def texts(person: Person) -> list[str]:
-    return [str(text) for text in person.page.locator("#lines li").all_inner_texts()]
+    return shown_lines(person.page)
 
 
 def history_texts(person: Person) -> list[str]:
-    return [str(text) for text in person.page.locator("#lines li.history").all_inner_texts()]
+    return shown_lines(person.page, "#lines li.history")
 
 
 def dividers(person: Person, count: int) -> None:
@@ -332,7 +338,12 @@ def scripted_page(
             route.fulfill(json=channels)
             return
         name = path.removeprefix("static/") or "index.html"
-        types = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
+        types = {
+            "html": "text/html",
+            "js": "text/javascript",
+            "css": "text/css",
+            "svg": "image/svg+xml",
+        }
         body = (STATIC / name).read_bytes()
         route.fulfill(body=body, content_type=types[name.rpartition(".")[2]])
 
@@ -372,7 +383,7 @@ def test_the_page_skips_malformed_entries_and_shows_each_line_once_per_channel(
     welcomed = lines.filter(has_text="Welcome to the general channel, alice.")
     expect(welcomed).to_have_count(1, timeout=15_000)
     expect(lines).to_have_count(7)
-    assert lines.all_inner_texts() == [
+    assert shown_lines(page) == [
         "[term (10:00:00)] <b>hi</b> <img src=x onerror=alert(1)>",
         "[ircnick (10:00:00)] * ircnick waves",
         "[Server message (10:00:01)] bob has joined the channel.",
@@ -393,7 +404,7 @@ def test_the_page_skips_malformed_entries_and_shows_each_line_once_per_channel(
         expect(page.locator("#status")).to_have_text("The connection to the server was lost.")
         page.get_by_role("button", name="Reconnect").click()
         expect(welcomed).to_have_count(1 + turn, timeout=15_000)
-    shown = lines.all_inner_texts()
+    shown = shown_lines(page)
     assert shown[7:] == [
         "[term (10:00:00)] new since",
         DIVIDER,
@@ -406,11 +417,11 @@ def test_the_page_skips_malformed_entries_and_shows_each_line_once_per_channel(
 
     # Each channel has its own lines: an id shown in general is new in random,
     # and back in general nothing is shown again.
-    page.get_by_label("Switch to channel").select_option("random")
+    switch_to(page, "random")
     expect(lines.filter(has_text="Welcome to the random channel")).to_have_count(1)
-    page.get_by_label("Switch to channel").select_option("general")
+    switch_to(page, "general")
     expect(welcomed).to_have_count(4, timeout=15_000)
-    assert lines.all_inner_texts()[13:] == [
+    assert shown_lines(page)[13:] == [
         "[carol (10:00:00)] the same id in another channel",
         DIVIDER,
         "[Server message (10:01:00)] Welcome to the random channel, alice.",

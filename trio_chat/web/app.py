@@ -1,4 +1,4 @@
-"""The web routes: the page, its files, the channel list and the WebSocket.
+"""The web routes: the page, its files, its icon, the channel list and the WebSocket.
 
 Security: every response forbids inline script and any source but this
 server (Content-Security-Policy; hypercorn adds ``SECURITY_HEADERS`` to every
@@ -72,6 +72,10 @@ def build_app(
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
+    async def favicon(request: Request) -> Response:
+        # Browsers ask for /favicon.ico whatever the page links: the SVG, not a 404.
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
     async def channels(request: Request) -> Response:
         return JSONResponse(
             [
@@ -113,6 +117,7 @@ def build_app(
         routes=[
             Route("/", index),
             Route("/channels", channels),
+            Route("/favicon.ico", favicon),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
     )
