@@ -129,7 +129,7 @@ class WebPeer:
 
     def rest(self) -> list[dict[str, object]]:
         """The events not taken yet (their stamps checked, then dropped), up to
-        the server's BYE (then it hangs up, as the page does: app.js) or the
+        the server's BYE (then it hangs up, as the page does: connection.js) or the
         server's close; the loop then ends."""
         events = self._call(self._until_closed)
         for event in events:

@@ -105,10 +105,18 @@ class Person:
         self.page = self.context.new_page()
         self.dialogs: list[str] = []  # an alert() would mean HTML ran as code
         self.page.on("dialog", self._dialog)
+        # What the console would complain of: a script error, a file not found (404).
+        self.problems: list[str] = []
+        self.page.on("pageerror", lambda error: self.problems.append(str(error)))
+        self.page.on("response", self._answered)
         self.page.goto(url)
         self.page.get_by_label("Name").fill(name)
         self.page.get_by_label("Channel", exact=True).select_option(channel)
         self.page.get_by_role("button", name="Join").click()
+
+    def _answered(self, answer: Any) -> None:
+        if answer.status >= 400:
+            self.problems.append(f"{answer.status} {answer.url}")
 
     def _dialog(self, dialog: Any) -> None:
         self.dialogs.append(dialog.message)
@@ -242,6 +250,7 @@ def test_browsers_and_a_terminal_share_a_channel(
     )
     expect(bob.page.get_by_role("button", name="Reconnect")).to_be_visible()
     assert alice.dialogs == [] and bob.dialogs == []
+    assert alice.problems == [] and bob.problems == [] and carol.problems == []
     for person in (alice, bob, carol):
         person.close()
     chat.shutdown()
@@ -296,6 +305,7 @@ def test_the_log_groups_lines_makes_links_and_marks_mentions(
     alice.page.evaluate("window.dispatchEvent(new Event('focus'))")
     expect(alice.page).to_have_title("general — trio-chat")
     assert alice.dialogs == [] and bob.dialogs == []
+    assert alice.problems == [] and bob.problems == []
     alice.close()
     bob.close()
     chat.shutdown()

@@ -528,7 +528,7 @@ async def test_a_rebinding_domain_is_refused(served: tuple[Cluster, int], calm: 
     evil = f"evil.example:{port}"
     answer = await exchange(port, handshake(port, evil, f"http://{evil}"))
     assert answer.startswith(b"HTTP/1.1 403 ") and SECURITY in answer.lower()
-    for path in ("/channels", "/", "/static/app.js"):
+    for path in ("/channels", "/", "/static/main.js"):
         request = f"GET {path} HTTP/1.1\r\nHost: {evil}\r\n\r\n".encode()
         answer = await exchange(port, request)
         assert answer.startswith(b"HTTP/1.1 421 ") and SECURITY in answer.lower(), answer
@@ -644,8 +644,8 @@ async def test_a_peer_that_does_not_read_does_not_hold_the_shutdown(
     pages and never reads them must not keep the server from stopping."""
     chat, port = served
     stream = await trio.open_tcp_stream("127.0.0.1", port)
-    request = f"GET /static/app.js HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-    await stream.send_all(request * 300)
+    request = f"GET /static/style.css HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    await stream.send_all(request * 700)  # 6.6 MB of answers: far past the socket buffers
     await still_fine(calm)
     await trio.to_thread.run_sync(chat.shutdown)  # exits 0 within its deadline
     await stream.aclose()

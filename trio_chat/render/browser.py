@@ -1,6 +1,6 @@
 """The web page's rendering: effects as EVENT frames of JSON, one per effect.
 
-The page (``web/static/app.js``) shows each event itself and follows the
+The page (``web/static/render.js``, ``connection.js``) shows each event itself and follows the
 channel from the fields (who is in it, its place in the queue, a mute), so it
 never reads a contract line. Every event has ``event`` (its name here) and
 ``stamp``; docs/web.md lists the fields.

@@ -39,12 +39,16 @@ function joinProblem(name) {
   return "";
 }
 
-$("join-form").addEventListener("submit", (event) => {
+$("join-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const name = $("name").value;
   const problem = joinProblem(name);
   $("join-error").textContent = problem;
-  if (!problem) connect(name, $("channel").value);
+  if (problem) return;
+  // Joined before the channel list came (a quick Enter): wait for it.
+  if (!$("channel").value) await refreshChannels();
+  if ($("channel").value) connect(name, $("channel").value);
+  else $("join-error").textContent = "Cannot reach the server.";
 });
 
 $("send-form").addEventListener("submit", (event) => {
