@@ -302,6 +302,10 @@ def test_the_log_groups_lines_makes_links_and_marks_mentions(
     term.type("while you look away", "and again")
     alice.sees("[term (<time>)] and again")
     expect(alice.page).to_have_title("(2) general — trio-chat")
+    # A "new" marker above the first of them.
+    expect(alice.page.locator("#lines li.marker")).to_have_count(1)
+    (first,) = shown_lines(alice.page, "#lines li.marker + li")
+    assert line("[term (<time>)] while you look away").match(first), first
     alice.page.evaluate("window.dispatchEvent(new Event('focus'))")
     expect(alice.page).to_have_title("general — trio-chat")
     assert alice.dialogs == [] and bob.dialogs == []

@@ -39,8 +39,18 @@ window.addEventListener("focus", () => { focused = true; seen(); });
 window.addEventListener("blur", () => { focused = false; });
 document.addEventListener("visibilitychange", seen);
 
+// A line that comes while the tab is away counts; the first of them has a
+// "new" marker above it (until the first line of the next time away).
 function countUnread() {
   if (!away()) return;
+  if (unread === 0) {
+    document.querySelector("#lines > li.marker")?.remove();
+    const marker = document.createElement("li");
+    marker.className = "marker";
+    marker.dataset.kind = "marker";
+    marker.textContent = "new";
+    append(marker);
+  }
   unread++;
   drawTitle();
 }
@@ -125,6 +135,7 @@ export function showServer(stamp, text, when = null) {
 // A chat line; under the line before it from the same sender (soon after)
 // the name is kept for screen readers and copying, but not shown.
 export function showChat(event, when = null) {
+  if (!when) countUnread();
   const item = row("msg", event.stamp, when);
   const { sender, message } = event;
   item.dataset.sender = sender;
@@ -145,12 +156,12 @@ export function showChat(event, when = null) {
     text.append(...linked(message));
   }
   item.append(who, text);
-  if (!when) countUnread();
   return append(item);
 }
 
 // A whisper, received (``to`` empty) or sent by this page (``to``: whom to).
 export function showWhisper(event, to = "") {
+  if (!to) countUnread();
   const item = row("whisper", event.stamp, null);
   const sender = to ? state.me : event.sender;
   item.dataset.sender = sender;
@@ -163,7 +174,6 @@ export function showWhisper(event, to = "") {
   text.append(...linked(event.message));
   if (event.action) item.classList.add("action");
   item.append(who, text);
-  if (!to) countUnread();
   return append(item);
 }
 
