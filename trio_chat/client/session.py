@@ -342,7 +342,7 @@ async def _interactive(stream: trio.abc.Stream, arguments: argparse.Namespace) -
     connection = ClientConnection(
         stream,
         arguments.download_dir,
-        lines=ui.lines(),
+        lines=ui.chat_lines(),
         out=ui.print_line,
         terminal=ui,
         note=ui.note,

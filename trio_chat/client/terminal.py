@@ -15,23 +15,13 @@ import asyncio
 import contextlib
 import sys
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import TextIO
 
 import trio
 from prompt_toolkit import PromptSession
 from prompt_toolkit.application import run_in_terminal
-from prompt_toolkit.completion import (
-    CompleteEvent,
-    Completer,
-    Completion,
-    PathCompleter,
-    WordCompleter,
-)
-from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input.vt100 import Vt100Input
@@ -42,10 +32,10 @@ from prompt_toolkit.styles import Style
 from ..sanitize import clean
 from ..text import HISTORY_DIVIDER
 from ..wire import LineKind
-from . import PROGRAM, note_on_stderr
+from . import note_on_stderr
+from .completion import ChatCompleter, completion_bindings
+from .status import Progress, Status
 from .transfers import human_size
-
-COMMANDS = ["/whisper", "/send", "/switch", "/list", "/quit", "/help"]
 
 HELP = """\
 /whisper USER MESSAGE   say MESSAGE to USER only
@@ -66,7 +56,7 @@ STYLE = Style.from_dict(
         "name": "ansicyan",
         "whisper": "ansimagenta bold",
         "listing": "ansiblue",
-        "note": "italic",
+        "note": "italic dim",
         "history": "dim",
         "divider": "dim italic",
     }
@@ -96,66 +86,21 @@ class StaysRawInput(Vt100Input):
         return contextlib.nullcontext()
 
 
-@dataclass
-class Progress:
-    label: str
-    done: int
-    total: int
-    started: float
-
-    def render(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-3)
-        speed = self.done / elapsed
-        fraction = self.done / self.total if self.total else 1.0
-        width = 20
-        bar = "#" * int(fraction * width)
-        left = (self.total - self.done) / speed if speed > 0 else 0.0
-        return (
-            f"{self.label} [{bar:<{width}}] {fraction:4.0%} of {human_size(self.total)}, "
-            f"{human_size(speed)}/s, {left:.0f} s left"
-        )
-
-
-class ChatCompleter(Completer):
-    """Commands; channel names after /switch; names after /whisper and /send;
-    local paths after /send USER."""
-
-    def __init__(self, names: set[str], channels: list[str]) -> None:
-        self.names = names
-        self.channels = channels
-        self._paths = PathCompleter(expanduser=True)
-
-    def get_completions(
-        self, document: Document, complete_event: CompleteEvent
-    ) -> Iterable[Completion]:
-        text = document.text_before_cursor
-        words = text.split()
-        if text.endswith(" "):
-            words.append("")
-        if len(words) <= 1:
-            yield from WordCompleter(COMMANDS, WORD=True).get_completions(document, complete_event)
-            return
-        command, current = words[0], words[-1]
-        choices: list[str] = []
-        if command == "/switch" and len(words) == 2:
-            choices = self.channels
-        elif command in ("/whisper", "/send") and len(words) == 2:
-            choices = sorted(self.names)
-        elif command == "/send" and len(words) == 3:
-            path_document = Document(current, len(current))
-            yield from self._paths.get_completions(path_document, complete_event)
-            return
-        for choice in choices:
-            if choice.startswith(current):
-                yield Completion(choice, start_position=-len(current))
-
-
 class TerminalUI:
     def __init__(self, username: str, stdin: TextIO | None = None, stdout: TextIO | None = None):
         self.username = username
+        # Owned by the prompt thread (what trio learns crosses over in order
+        # with the lines, _call_in_loop), so Tab and the status bar never see
+        # them change under them.
         self.names: set[str] = set()
         self.channels: list[str] = []
+        self.status = Status(username)
         self.progress: dict[object, Progress] = {}
+        # The trio thread's: the answer to the /list sent at the start (for
+        # the status bar's capacities) is not shown (see lines()).
+        self._hidden_listing = False
+        self._hidden_rows = 0
+        self._channel_count = 0
         self._stderr_is_terminal = sys.stderr.isatty()
         self.input = StaysRawInput(stdin or sys.stdin)
         self.output = create_output(stdout or sys.stdout)
@@ -163,8 +108,11 @@ class TerminalUI:
             input=self.input,
             output=self.output,
             history=InMemoryHistory(),
-            completer=ChatCompleter(self.names, self.channels),
+            completer=ChatCompleter(
+                username, lambda: self.names, lambda: self.channels, lambda: self.status.channel
+            ),
             complete_while_typing=False,
+            key_bindings=completion_bindings(),
             erase_when_done=True,
             bottom_toolbar=self._toolbar,
             refresh_interval=0.5,
@@ -272,13 +220,31 @@ class TerminalUI:
     def print_line(self, line: str, kind: LineKind, subject: str = "") -> None:
         line = clean(line)
         subject = clean(subject)
-        self._learn_names(kind, subject)
-        self._show(self._fragments(line, kind, subject))
+        hidden = self._hides(kind)
+        self._in_loop(partial(self._learn, line, kind, subject))
+        if not hidden:
+            self._show(self._fragments(line, kind, subject))
+
+    def _hides(self, kind: LineKind) -> bool:
+        """Whether this line is one of the answer to our own /list. The server
+        answers in order, with a row for each channel in a row: the rows up to
+        the channel count, or up to the first other line, are ours."""
+        if not self._hidden_listing:
+            return False
+        if kind != LineKind.LISTING:
+            if self._hidden_rows:
+                self._hidden_listing = False  # our answer is over
+            return False
+        self._hidden_rows += 1
+        if self._hidden_rows >= self._channel_count:
+            self._hidden_listing = False
+        return True
 
     def print_history(self, line: str, kind: LineKind, subject: str = "") -> None:
         """A line said before we came: dimmed (behaviour.md, "Channel history")."""
         line = clean(line)
-        self._learn_names(kind, clean(subject))
+        subject = clean(subject)
+        self._in_loop(partial(self._learn_names, kind, subject))
         if self.output.get_default_color_depth() == ColorDepth.DEPTH_1_BIT:
             self._show([("", line)])
         else:
@@ -288,12 +254,14 @@ class TerminalUI:
         self._show([("class:divider", HISTORY_DIVIDER)])
 
     def note(self, text: str) -> None:
-        """A notice for stderr: above the prompt when stderr is this terminal too,
-        so the prompt stays intact and the trio thread never blocks on a write."""
+        """A notice (the server's, or the client's own): on stderr, with the
+        program's name, unless stderr is this terminal too; then it is shown
+        above the prompt as part of the chat, so the prompt stays intact and
+        the trio thread never blocks on a write."""
         if not self._stderr_is_terminal:
             note_on_stderr(text)
             return
-        self._show([("class:note", f"{PROGRAM}: {clean(text)}")])
+        self._show([("class:note", f"— {clean(text)}")])
 
     def _show(self, fragments: StyleAndTextTuples) -> None:
         text = FormattedText([*fragments, ("", "\n")])
@@ -316,6 +284,20 @@ class TerminalUI:
             return [("", "["), (colour, subject), ("", rest)]
         return [("", line)]
 
+    def _in_loop(self, change: Callable[[], None]) -> None:
+        """Change the prompt thread's state there, in order with the lines;
+        here when there is no prompt thread."""
+        if self._loop is None:
+            change()
+        else:
+            self._call_in_loop(change)
+
+    # (In the prompt thread.)
+    def _learn(self, line: str, kind: LineKind, subject: str) -> None:
+        self._learn_names(kind, subject)
+        self.status.learn(line, kind, subject)
+        self.session.app.invalidate()
+
     def _learn_names(self, kind: LineKind, subject: str) -> None:
         """Follow who is in the channel (for Tab) from what each line is about."""
         if not subject:
@@ -327,44 +309,87 @@ class TerminalUI:
         elif kind == LineKind.LISTING and subject not in self.channels:
             self.channels.append(subject)
 
+    def offered(self, key: object, path: str, target: str, total: int) -> None:
+        self.note(f"offering {path} ({human_size(total)}) to {target}…")
+        progress = Progress(f"{path} -> {target}", 0, total, waiting="offering…", peer=target)
+        self._in_loop(partial(self._track, key, progress))
+
+    def accepted(self, key: object) -> None:
+        def in_loop() -> None:
+            progress = self.progress.get(key)
+            if progress is not None:
+                progress.waiting = f"waiting for {progress.peer} to take it…"
+                self.session.app.invalidate()
+
+        self._in_loop(in_loop)
+
     def update(self, key: object, label: str, done: int, total: int) -> None:
         current = self.progress.get(key)
-        if current is not None:
-            current.done = done  # redrawn with the toolbar's next refresh
+        if current is not None and not current.waiting:
+            current.move(done)  # redrawn with the toolbar's next refresh
             return
-        self.progress[key] = Progress(label, done, total, time.monotonic())
-        self._call_in_loop(self.session.app.invalidate)
+
+        def in_loop() -> None:
+            progress = self.progress.get(key)
+            if progress is None:
+                self._track(key, Progress(label, done, total))
+            else:
+                progress.move(done)
+                self.session.app.invalidate()
+
+        self._in_loop(in_loop)
+
+    def _track(self, key: object, progress: Progress) -> None:
+        self.progress[key] = progress
+        self.session.app.invalidate()
 
     def finish(self, key: object) -> None:
         """The transfer is over: its bar stays a moment in its last state, so even
-        a file that took a fraction of a second is seen to have moved."""
-        if key not in self.progress:
-            return
+        a file that took a fraction of a second is seen to have moved (one that
+        never moved goes at once)."""
 
-        def later() -> None:
-            assert self._loop is not None
-            self._loop.call_later(BAR_LINGERS, drop)
+        def in_loop() -> None:
+            progress = self.progress.get(key)
+            if progress is None:
+                return
+            if not progress.done:
+                drop()
+            elif self._loop is not None:
+                self._loop.call_later(BAR_LINGERS, drop)
 
         def drop() -> None:
             if self.progress.pop(key, None) is not None:
                 self.session.app.invalidate()
 
-        self._call_in_loop(later)
+        self._in_loop(in_loop)
 
     def set_channels(self, names: list[str]) -> None:
-        self.channels[:] = names
+        cleaned = [clean(name) for name in names]
+        self._channel_count = len(cleaned)
+
+        def in_loop() -> None:
+            self.channels[:] = cleaned
+
+        self._in_loop(in_loop)
 
     def set_names(self, names: list[str]) -> None:
-        self.names.clear()
-        self.names.update(names)
+        cleaned = [clean(name) for name in names]
+
+        def in_loop() -> None:
+            self.names.clear()
+            self.names.update(cleaned)
+            self.status.set_members(cleaned)
+
+        self._in_loop(in_loop)
 
     def show_help(self) -> None:
         self._show([("", HELP)])
 
+    # (In the prompt thread.)
     def _toolbar(self) -> str:
-        if not self.progress:
-            return ""
-        return " | ".join(p.render() for p in list(self.progress.values()))
+        """Each transfer's bar, then the status line (status.py)."""
+        transfers = list(self.progress.values())
+        return "\n".join([*(p.render() for p in transfers), self.status.render(transfers)])
 
     # ----- input -----
 
@@ -373,6 +398,15 @@ class TerminalUI:
         async with self._typed_out:
             async for line in self._typed_out:
                 yield line
+
+    async def chat_lines(self) -> AsyncIterator[str]:
+        """What the session sends: first a /list of our own, whose answer is
+        not shown (_hides) but gives the status bar each channel's capacity,
+        then what the user types."""
+        self._hidden_listing = True
+        yield "/list"
+        async for line in self.lines():
+            yield line
 
     def interrupt(self) -> None:
         """A signal: leave as Ctrl-D does, whether or not a prompt is showing."""

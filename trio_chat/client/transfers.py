@@ -37,7 +37,13 @@ WRITE_PIECE = 64 * 1024
 
 
 class ProgressListener(Protocol):
-    """Shown a progress bar for each transfer (terminal mode only)."""
+    """Shown how each transfer goes (terminal mode only)."""
+
+    def offered(self, key: object, path: str, target: str, total: int) -> None:
+        """/send offered a file: nothing moves until the target's client takes it."""
+
+    def accepted(self, key: object) -> None:
+        """The server passed the offer on to the target."""
 
     def update(self, key: object, label: str, done: int, total: int) -> None: ...
 
@@ -45,6 +51,12 @@ class ProgressListener(Protocol):
 
 
 class NoProgress:
+    def offered(self, key: object, path: str, target: str, total: int) -> None:
+        pass
+
+    def accepted(self, key: object) -> None:
+        pass
+
     def update(self, key: object, label: str, done: int, total: int) -> None:
         pass
 
@@ -129,6 +141,9 @@ class Transfers:
         outgoing = Outgoing(ref, target, typed_path, local)
         self._outgoing[ref] = outgoing
         self._idle = trio.Event()
+        if local.handle is not None:
+            # Said at once: a target that is slow to read shows no progress for a while.
+            self.progress.offered(outgoing, typed_path, target, local.size)
         nursery.start_soon(self._stream, outgoing)
         await self._send(
             wire.encode_json(
@@ -263,6 +278,7 @@ class Transfers:
         if outgoing.state == SendState.GO:
             (outgoing.ident,) = wire.ID.unpack(body[1:])
             self._sending[outgoing.ident] = outgoing
+            self.progress.accepted(outgoing)
         else:
             outgoing.reason = wire.decode_text(body[1:])
         outgoing.update()
