@@ -72,6 +72,10 @@ class Status:
     admitted: bool = False
     ahead: int | None = None  # queued: how many are before us
     members: set[str] = field(default_factory=set)
+    # How many are in the channel: the roster's count, followed by the joined
+    # and left lines. A member whose connection is lost leaves without a line
+    # (behaviour.md, "Chatting"), so a /list answer sets it again.
+    count: int = 0
     # From /list answers: channel -> (members, capacity, queued).
     listed: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
@@ -85,26 +89,34 @@ class Status:
                 self.admitted = False
                 self.ahead = None
                 self.members.clear()
+                self.count = 0
         elif kind == LineKind.QUEUED:
             place = _QUEUED.fullmatch(line)
             if place is not None:
                 self.ahead = int(place.group(1))
         elif kind == LineKind.JOINED:
-            self.members.add(subject)
+            if subject not in self.members:
+                self.members.add(subject)
+                self.count += 1
             if subject == self.username:
                 self.admitted = True
                 self.ahead = None
         elif kind == LineKind.LEFT:
-            self.members.discard(subject)
+            if subject in self.members:
+                self.members.discard(subject)
+                self.count = max(0, self.count - 1)
         elif kind == LineKind.LISTING:
             row = _LISTING.fullmatch(line)
             if row is not None:
                 current, capacity, queued = (int(number) for number in row.groups())
                 self.listed[subject] = (current, capacity, queued)
+                if subject == self.channel and self.admitted:
+                    self.count = current
 
     def set_members(self, names: list[str]) -> None:
         """The roster, sent on admission, just before our own joined line."""
         self.members = set(names)
+        self.count = len(self.members)
 
     def render(self, transfers: list[Progress]) -> str:
         """The one status line: channel, members/capacity, queue, transfers."""
@@ -114,7 +126,7 @@ class Status:
         row = self.listed.get(self.channel)
         capacity = f"/{row[1]}" if row is not None else ""
         if self.admitted:
-            parts.append(f"{len(self.members)}{capacity} members")
+            parts.append(f"{self.count}{capacity} members")
         elif self.ahead is not None:
             parts.append(f"queued, {self.ahead} ahead")
             if row is not None:

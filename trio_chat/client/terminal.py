@@ -261,7 +261,11 @@ class TerminalUI:
         if not self._stderr_is_terminal:
             note_on_stderr(text)
             return
-        self._show([("class:note", f"— {clean(text)}")])
+        line = f"— {clean(text)}"
+        if self.output.get_default_color_depth() == ColorDepth.DEPTH_1_BIT:
+            self._show([("", line)])  # NO_COLOR: as plain as the rest
+        else:
+            self._show([("class:note", line)])
 
     def _show(self, fragments: StyleAndTextTuples) -> None:
         text = FormattedText([*fragments, ("", "\n")])
