@@ -155,7 +155,10 @@ def test_history_is_dimmed_above_the_divider(tmp_path: Path) -> None:
         # Dim (SGR 2) where the history line starts; the prefix is not shown.
         assert "\x1b[0;2m" in before[:line] or "\x1b[2m" in before[:line], repr(before[:line])
         assert "[History" not in before
-        # Its sender is a name Tab knows.
+        # Its sender is a name Tab knows. (Read from the screen: when Tab
+        # completed in a background task, a loaded machine could draw
+        # "/whisper b" before the completion and then only "ob", so "bob"
+        # never came whole in the bytes written.)
         alice.send("/whisper b\t")
         alice.expect("/whisper bob")
         alice.send(" hi\r")
