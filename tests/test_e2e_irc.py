@@ -248,6 +248,8 @@ def test_chat_whisper_and_nicks(chat: Cluster) -> None:
     # Whispers between the page and IRC, both ways; a /me whispered is an action.
     carol.says("/whisper ircnick psst from a browser")
     irc.expect("PRIVMSG", "ircnick", "psst from a browser", source=mask("carol"))
+    # The page shows its own whisper in its log (docs/web.md).
+    carol.expect("whispered", to="ircnick", message="psst from a browser")
     chat.server.expect("[carol whispers to ircnick: (<time>)] psst from a browser")
     irc.send("PRIVMSG carol :psst back, page")
     irc.expect("PRIVMSG", "carol", "psst back, page", source=irc.mask)
@@ -517,6 +519,7 @@ def test_switch_then_mute_kick_and_empty(chat: Cluster) -> None:
     chat.server.expect("[carol (<time>)] we cannot hear you")
     carol.says("/whisper ircnick try #random")
     irc.expect("PRIVMSG", "ircnick", "try #random", source=mask("carol"))
+    carol.expect("whispered", to="ircnick", message="try #random")
     chat.server.expect("[carol whispers to ircnick: (<time>)] try #random")
     # Muted in #general only: #random hears it.
     irc.send("PRIVMSG #random :and here?")
