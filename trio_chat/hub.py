@@ -845,16 +845,21 @@ class Hub:
 
     def _time_left(self, target: AddressBan | NameBan, now: float) -> str:
         end = self.bans.end(target)
-        return "" if math.isinf(end) else f" for {max(1, math.ceil(end - now))} more seconds"
+        return "" if math.isinf(end) else f" for {_seconds_left(end, now)} more seconds"
 
     def _list_bans(self, now: float, effects: Effects) -> None:
         """/bans: every ban in force with its time left, on the server's stderr."""
         self.bans.expire(now)
         for target, end in self.bans.items(now):
-            left = "until unbanned" if math.isinf(end) else f"{max(1, math.ceil(end - now))}s left"
+            left = "until unbanned" if math.isinf(end) else f"{_seconds_left(end, now)}s left"
             effects.append(fx.Console(f"/bans: {target} {left}"))
         if not len(self.bans):
             effects.append(fx.Console("/bans: nobody is banned"))
+
+
+def _seconds_left(end: float, now: float) -> int:
+    """A ban's time left as it is told: whole seconds, rounded up."""
+    return max(1, math.ceil(end - now))
 
 
 def _failure(effect: fx.Effect) -> bool:

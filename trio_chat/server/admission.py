@@ -14,6 +14,7 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..bans import peer_ip
 from .flood import TokenBucket
 
 # At most one log line per address per this many seconds.
@@ -28,13 +29,10 @@ def address_key(address: str) -> str:
     address as it is, an IPv6 address as its /64 (an IPv4-mapped one as the
     IPv4 address); anything that is not an IP address (a Unix socket's
     empty name) as it is."""
-    try:
-        ip = ipaddress.ip_address(address.partition("%")[0])  # a zone says which link
-    except ValueError:
+    ip = peer_ip(address)  # (an IPv4-mapped one is its IPv4 address already)
+    if ip is None:
         return address
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
     return str(ip)
 

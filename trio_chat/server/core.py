@@ -27,7 +27,7 @@ from ..state import Cause, ClientProtocol
 from ..terminal_io import print_error, print_line, read_lines
 from ..text import Stamp, wall_clock_stamp
 from . import early_signals
-from .admission import AddressGate
+from .admission import LOG_INTERVAL, AddressGate
 from .answers import Answer
 from .broadcast import Broadcast
 from .counts import REFUSED_BAN, REFUSED_LIMIT, REFUSED_PER_ADDRESS, ServerCounts
@@ -47,9 +47,8 @@ Renderer = Callable[[fx.Said], list[tuple[Sequence[Member], bytes]]]
 # Rounds a flush may wait for listeners to hand over connections that arrived
 # together (one listener's batch).
 FLUSH_PATIENCE = 64
-# A ban's refusals are logged at most once in this many seconds; the table
-# of when is forgotten past this many bans.
-BAN_LOG_INTERVAL = 10.0
+# A ban's refusals are logged at most once an admission.LOG_INTERVAL, as an
+# address's are; the table of when is forgotten past this many bans.
 BAN_LOG_KEYS = 10000
 
 
@@ -288,13 +287,13 @@ class ChatServer:
 
     def _refused_by_ban(self, refused: fx.BanRefused) -> None:
         """A ban kept a newcomer out: counted, and logged at most once every
-        BAN_LOG_INTERVAL for each ban (a banned client that retries at once,
+        LOG_INTERVAL for each ban (a banned client that retries at once,
         under new names or from across a banned network, would fill the
         log), with how many it refused since."""
         self.counts.refuse(REFUSED_BAN)
         now = trio.current_time()
         logged, since = self._ban_logged.get(refused.target, (-math.inf, 0))
-        if now - logged < BAN_LOG_INTERVAL:
+        if now - logged < LOG_INTERVAL:
             self._ban_logged[refused.target] = (logged, since + 1)
             return
         if len(self._ban_logged) >= BAN_LOG_KEYS:
