@@ -26,6 +26,8 @@ from .programs import free_ports
 
 STAMP = r"\(\d\d:\d\d:\d\d\)"
 SCREENSHOT = os.environ.get("TRIO_CHAT_SCREENSHOT")
+# The log of the channel in view (each channel the page is in has its own).
+LOG = ".lines:not([hidden])"
 
 
 def chromium_path() -> str | None:
@@ -62,7 +64,7 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-# Each row of the page's log (``#lines li``) as the line a terminal prints for
+# Each row of the page's log (``.lines:not([hidden]) li``) as the line a terminal prints for
 # it, made from the row's parts: its kind, sender, time and text (render.js).
 # So the tests check the same facts as before the page drew its own rows.
 ROWS_AS_LINES = """(rows) => rows.map((li) => {
@@ -82,13 +84,20 @@ ROWS_AS_LINES = """(rows) => rows.map((li) => {
 })"""
 
 
-def shown_lines(page: Any, rows: str = "#lines li") -> list[str]:
+def shown_lines(page: Any, rows: str = f"{LOG} li") -> list[str]:
     return [str(text) for text in page.locator(rows).evaluate_all(ROWS_AS_LINES)]
 
 
-def switch_to(page: Any, channel: str) -> None:
-    """Press a channel in the channel list (at phone width, open it first)."""
+def open_channel(page: Any, channel: str) -> None:
+    """Press a channel in the channel list: the page joins it too, or shows
+    it if it is in it (at phone width, open the list first)."""
     page.locator(f'#channels button[data-channel="{channel}"]').click()
+
+
+def switch_to(page: Any, channel: str) -> None:
+    """Type ``/switch CHANNEL``: out of the channel in view, into that one."""
+    page.get_by_label("Message").fill(f"/switch {channel}")
+    page.get_by_label("Message").press("Enter")
 
 
 def line(pattern: str) -> re.Pattern[str]:
@@ -171,7 +180,7 @@ def test_browsers_and_a_terminal_share_a_channel(
     alice.says(injection)
     term.expect(f"[alice (<time>)] {injection}")
     bob.sees(f"[alice (<time>)] {injection}")
-    assert bob.page.locator("#lines img, #lines b").count() == 0
+    assert bob.page.locator(".lines:not([hidden]) img, .lines:not([hidden]) b").count() == 0
     chat.server.expect(f"[alice (<time>)] {injection}")
     term.type("hi browsers")
     alice.sees("[term (<time>)] hi browsers")
@@ -209,12 +218,21 @@ def test_browsers_and_a_terminal_share_a_channel(
     chat.server.expect(srv("t3 has left the channel."))
     chat.server.expect(srv("carol has joined the general channel."))
 
-    # Switch from the page.
-    switch_to(carol.page, "random")
+    # A second channel from the page's list: carol is in both, one member in each.
+    open_channel(carol.page, "random")
     carol.sees(srv("Welcome to the random channel, carol."))
+    chat.server.expect(srv("carol has joined the random channel."))
+    expect(carol.page.locator("#channels li.in")).to_have_count(2)
+    expect(carol.page.locator('#channels [data-channel="random"]')).to_have_attribute(
+        "aria-current", "true"
+    )
+    # /switch typed keeps its meaning: out of random, into help.
+    switch_to(carol.page, "help")
+    carol.sees(srv("Welcome to the help channel, carol."))
     carol.sees(srv("carol has joined the channel."), count=2)
     chat.server.expect(srv("carol has left the channel."))
-    chat.server.expect(srv("carol has joined the random channel."))
+    chat.server.expect(srv("carol has joined the help channel."))
+    expect(carol.page.locator("#channels li.in")).to_have_count(2)  # general and help
 
     # A file from a browser to a terminal, and back.
     upload = tmp_path / "upload"
@@ -269,7 +287,7 @@ def test_the_log_groups_lines_makes_links_and_marks_mentions(
     hostile = '<a href="javascript:alert(1)">js</a> javascript:alert(2) hey Alice!'
     term.type("first", "see http://example.org/x?y=1.", hostile)
     alice.sees(f"[term (<time>)] {hostile}")
-    rows = alice.page.locator('#lines li.msg[data-sender="term"]')
+    rows = alice.page.locator('.lines:not([hidden]) li.msg[data-sender="term"]')
     expect(rows).to_have_count(3)
     # One sender's lines in a row: the name shown once, the same colour on every page.
     assert [row.get_attribute("class") for row in rows.all()] == [
@@ -281,11 +299,13 @@ def test_the_log_groups_lines_makes_links_and_marks_mentions(
     assert colour is not None and re.fullmatch(r"who c\d", colour), colour
     bob.sees(f"[term (<time>)] {hostile}")
     assert (
-        bob.page.locator('#lines li.msg[data-sender="term"] .who').first.get_attribute("class")
+        bob.page.locator(
+            '.lines:not([hidden]) li.msg[data-sender="term"] .who'
+        ).first.get_attribute("class")
         == colour
     )
     # An http(s) URL is a link that opens apart from the page; peer HTML stays text.
-    link = alice.page.locator("#lines a")
+    link = alice.page.locator(".lines:not([hidden]) a")
     expect(link).to_have_count(1)
     assert link.get_attribute("href") == "http://example.org/x?y=1"
     assert link.get_attribute("rel") == "noopener noreferrer"
@@ -295,7 +315,9 @@ def test_the_log_groups_lines_makes_links_and_marks_mentions(
     # Another sender starts a new group.
     bob.says("me too")
     alice.sees("[bob (<time>)] me too")
-    expect(alice.page.locator('#lines li.msg[data-sender="bob"]')).to_have_class("msg")
+    expect(alice.page.locator('.lines:not([hidden]) li.msg[data-sender="bob"]')).to_have_class(
+        "msg"
+    )
 
     # Away from the tab: the title counts what came.
     alice.page.evaluate("window.dispatchEvent(new Event('blur'))")
@@ -303,8 +325,8 @@ def test_the_log_groups_lines_makes_links_and_marks_mentions(
     alice.sees("[term (<time>)] and again")
     expect(alice.page).to_have_title("(2) general — trio-chat")
     # A "new" marker above the first of them.
-    expect(alice.page.locator("#lines li.marker")).to_have_count(1)
-    (first,) = shown_lines(alice.page, "#lines li.marker + li")
+    expect(alice.page.locator(".lines:not([hidden]) li.marker")).to_have_count(1)
+    (first,) = shown_lines(alice.page, ".lines:not([hidden]) li.marker + li")
     assert line("[term (<time>)] while you look away").match(first), first
     alice.page.evaluate("window.dispatchEvent(new Event('focus'))")
     expect(alice.page).to_have_title("general — trio-chat")

@@ -3,7 +3,7 @@
 // into memory and, once its CRC-32 checks, becomes a one-time Save link.
 // Each transfer has a row with its bar, size, percentage, speed and time left.
 
-import { $, send } from "./state.js";
+import { $, state } from "./state.js";
 import { CHUNK, FRAME, crc32, decoder, encoder, frame, u32, withId } from "./frames.js";
 
 const STATE = { GO: 0, DONE: 1, REFUSED: 2, ABORTED: 3 };
@@ -11,9 +11,15 @@ const WINDOW = 16 * CHUNK;
 const FINISHED_ROW_MS = 10000;
 
 let nextRef = 1;
-const outgoing = new Map(); // ref -> entry
-const bySendId = new Map(); // server id -> outgoing entry
-const incoming = new Map(); // server id -> entry
+
+// A connection's transfers: each connection numbers its own.
+export function newTransfers() {
+  return {
+    outgoing: new Map(), // ref -> entry
+    bySendId: new Map(), // server id -> outgoing entry
+    incoming: new Map(), // server id -> entry
+  };
+}
 
 export function humanSize(size) {
   const units = ["bytes", "KiB", "MiB", "GiB"];
@@ -41,7 +47,7 @@ export function progressText(done, size, elapsedMs) {
   return parts.join(" · ");
 }
 
-function transferRow(text, size) {
+function transferRow(conn, text, size) {
   const item = document.createElement("li");
   const label = document.createElement("span");
   label.className = "label";
@@ -53,7 +59,7 @@ function transferRow(text, size) {
   figures.className = "progress";
   figures.textContent = progressText(0, size, 0);
   item.append(label, bar, figures);
-  $("transfers").append(item);
+  conn.transfersList.append(item);
   return item;
 }
 
@@ -74,26 +80,29 @@ function finishRow(row, text) {
 }
 
 let pickingFor = "";
+let pickingIn = null; // the connection the picked file goes by
 
 export function pickFile(target) {
   pickingFor = target;
+  pickingIn = state.active;
   $("file").value = "";
   $("file").click();
 }
 
-export function offerFile(target, file) {
+export function offerFile(conn, target, file) {
   const ref = nextRef++;
   const entry = {
-    ref, file, target, size: file.size, id: 0, sent: 0, acked: 0, crc: 0,
+    conn, ref, file, target, size: file.size, id: 0, sent: 0, acked: 0, crc: 0,
     reading: false, ended: false, started: 0,
   };
-  entry.row = transferRow(`${file.name} → ${target}`, file.size);
-  outgoing.set(ref, entry);
+  entry.row = transferRow(conn, `${file.name} → ${target}`, file.size);
+  conn.files.outgoing.set(ref, entry);
   const offer = { ref, target, path: file.name, name: file.name, size: file.size, readable: true };
-  send(frame(FRAME.SEND_OFFER, encoder.encode(JSON.stringify(offer))));
+  conn.send(frame(FRAME.SEND_OFFER, encoder.encode(JSON.stringify(offer))));
 }
 
-export function sendState(payload) {
+export function sendState(conn, payload) {
+  const { outgoing, bySendId } = conn.files;
   const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
   const ref = view.getUint32(0);
   const outcome = payload[4];
@@ -113,7 +122,8 @@ export function sendState(payload) {
   else finishRow(entry.row, `not delivered${body.length ? `: ${decoder.decode(body)}` : ""}`);
 }
 
-export function fileAck(payload) {
+export function fileAck(conn, payload) {
+  const { bySendId } = conn.files;
   const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
   const entry = bySendId.get(view.getUint32(0));
   if (!entry) return;
@@ -125,6 +135,9 @@ export function fileAck(payload) {
 // Streams the file in chunks, never more than WINDOW bytes unacknowledged.
 async function pump(entry) {
   if (entry.reading) return;
+  const { conn } = entry;
+  const { bySendId } = conn.files;
+  const send = (bytes) => conn.send(bytes);
   entry.reading = true;
   try {
     while (!entry.ended && entry.sent < entry.file.size && entry.sent - entry.acked < WINDOW) {
@@ -148,15 +161,15 @@ async function pump(entry) {
   }
 }
 
-export function fileIncoming(offer) {
+export function fileIncoming(conn, offer) {
   const entry = { ...offer, chunks: [], got: 0, crc: 0, started: 0 };
-  entry.row = transferRow(`${offer.name} from ${offer.sender}`, offer.size);
-  incoming.set(offer.id, entry);
+  entry.row = transferRow(conn, `${offer.name} from ${offer.sender}`, offer.size);
+  conn.files.incoming.set(offer.id, entry);
 }
 
-export function fileData(payload) {
+export function fileData(conn, payload) {
   const id = new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0);
-  const entry = incoming.get(id);
+  const entry = conn.files.incoming.get(id);
   if (!entry) return;
   const chunk = payload.slice(4);
   entry.chunks.push(chunk);
@@ -167,10 +180,11 @@ export function fileData(payload) {
   const view = new DataView(ack.buffer);
   view.setUint32(0, id);
   view.setBigUint64(4, BigInt(entry.got));
-  send(frame(FRAME.FILE_ACK, ack));
+  conn.send(frame(FRAME.FILE_ACK, ack));
 }
 
-export function fileEnd(payload) {
+export function fileEnd(conn, payload) {
+  const { incoming } = conn.files;
   const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
   const id = view.getUint32(0);
   const entry = incoming.get(id);
@@ -178,7 +192,7 @@ export function fileEnd(payload) {
   incoming.delete(id);
   const good = payload.length === 8 && view.getUint32(4) === entry.crc && entry.got === entry.size;
   const detail = good ? "" : "the file arrived damaged (checksum or size differs)";
-  send(withId(FRAME.FILE_RESULT, id, new Uint8Array([good ? 1 : 0, ...encoder.encode(detail)])));
+  conn.send(withId(FRAME.FILE_RESULT, id, new Uint8Array([good ? 1 : 0, ...encoder.encode(detail)])));
   if (!good) { finishRow(entry.row, `not saved: ${detail}`); return; }
   entry.row.querySelector("progress")?.remove();
   const link = document.createElement("a");
@@ -193,7 +207,8 @@ export function fileEnd(payload) {
   entry.row.append(link);
 }
 
-export function fileAbort(payload) {
+export function fileAbort(conn, payload) {
+  const { incoming } = conn.files;
   const id = new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0);
   const entry = incoming.get(id);
   if (!entry) return;
@@ -202,7 +217,8 @@ export function fileAbort(payload) {
 }
 
 // The connection is gone: what was on its way is not.
-export function dropTransfers() {
+export function dropTransfers(conn) {
+  const { outgoing, bySendId, incoming } = conn.files;
   for (const entry of outgoing.values()) finishRow(entry.row, "not delivered: disconnected");
   outgoing.clear();
   bySendId.clear();
@@ -211,6 +227,6 @@ export function dropTransfers() {
 
 export function setUpFiles() {
   $("file").addEventListener("change", () => {
-    for (const file of $("file").files) offerFile(pickingFor, file);
+    for (const file of $("file").files) if (pickingIn) offerFile(pickingIn, pickingFor, file);
   });
 }

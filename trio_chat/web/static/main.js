@@ -1,18 +1,22 @@
 // The trio-chat browser client. It speaks the terminal client's frames
-// (docs/protocol.md) inside WebSocket binary messages, except that what
-// happens in the channel arrives as EVENT frames of JSON, which this page
-// renders itself (render.js). Every text from the server is inserted with
-// textContent, never as HTML. The modules, by job: frames.js (the wire),
-// state.js (what is shared), connection.js (the socket and the events),
-// render.js (the log), sidebar.js (channels and members), files.js
-// (transfers), and this one (the join form and the message field).
+// (docs/protocol.md) inside WebSocket binary messages, one connection per
+// channel it is in, except that what happens in a channel arrives as EVENT
+// frames of JSON, which this page renders itself (render.js). Every text
+// from the server is inserted with textContent, never as HTML. The modules,
+// by job: frames.js (the wire), state.js (what is shared), connection.js
+// (the connections and their events), view.js (what is on screen),
+// render.js (the logs), attention.js (unread lines, notifications),
+// sidebar.js (channels and members), files.js (transfers), and this one
+// (the join form and the message field).
 
-import { $, send } from "./state.js";
-import { FRAME, encoder, frame } from "./frames.js";
-import { connect, reconnect } from "./connection.js";
+import { $, state } from "./state.js";
+import { encoder } from "./frames.js";
+import { leave, openRoom, reconnect } from "./connection.js";
 import { showNotice } from "./render.js";
-import { fetchCounts, fileActions, setUpPanes, startCounts } from "./sidebar.js";
+import { setUpAttention } from "./attention.js";
+import { drawChannels, fetchCounts, setUpPanes, sidebarActions, startCounts } from "./sidebar.js";
 import { offerFile, pickFile, setUpFiles } from "./files.js";
+import { show } from "./view.js";
 
 const JOIN_FORM_EVERY_MS = 2000;
 
@@ -47,28 +51,46 @@ $("join-form").addEventListener("submit", async (event) => {
   if (problem) return;
   // Joined before the channel list came (a quick Enter): wait for it.
   if (!$("channel").value) await refreshChannels();
-  if ($("channel").value) connect(name, $("channel").value);
-  else $("join-error").textContent = "Cannot reach the server.";
+  if (!$("channel").value) {
+    $("join-error").textContent = "Cannot reach the server.";
+    return;
+  }
+  if (name !== state.me) {
+    // Another name: the channels still open under the old one are left.
+    for (const room of [...state.rooms.values()]) leave(room);
+  }
+  state.me = name;
+  openRoom($("channel").value);
 });
 
 $("send-form").addEventListener("submit", (event) => {
   event.preventDefault();
+  const room = state.active;
   const line = $("message").value;
+  if (!room) return;
   $("message").value = "";
   const words = line.trim().split(/\s+/u);
   if (words[0] === "/send") {
     // A page cannot open a path it was given: /send USER opens the file picker.
     if (words.length >= 2) pickFile(words[1]);
-    else showNotice("usage: /send USER (then choose the file)");
+    else showNotice(room, "usage: /send USER (then choose the file)");
     return;
   }
   if (line.trim() === "") return;
-  send(frame(FRAME.INPUT, encoder.encode(line)));
+  // /quit leaves this channel, as anywhere; the page forgets it then.
+  if (line.trim() === "/quit") room.leaving = true;
+  room.line(line);
 });
 
-$("reconnect").addEventListener("click", reconnect);
+$("reconnect").addEventListener("click", () => state.active && reconnect(state.active));
 
-fileActions(pickFile, offerFile);
+sidebarActions({
+  open: openRoom,
+  leave,
+  pickFile,
+  offerFile: (target, file) => state.active && offerFile(state.active, target, file),
+});
+setUpAttention(drawChannels, show);
 setUpFiles();
 setUpPanes();
 startCounts();

@@ -1,8 +1,10 @@
-// The message log: each EVENT (render/browser.py; docs/web.md) drawn from
-// its fields as DOM nodes. Peer text only ever goes in as textContent; a
-// link is an <a> made here, for http(s) URLs alone.
+// The message logs, one per channel the page is in: each EVENT
+// (render/browser.py; docs/web.md) drawn from its fields as DOM nodes. Peer
+// text only ever goes in as textContent; a link is an <a> made here, for
+// http(s) URLs alone.
 
 import { $, state } from "./state.js";
+import { arrived } from "./attention.js";
 
 export const HISTORY_DIVIDER = "— earlier messages —"; // as at a terminal (text.HISTORY_DIVIDER)
 const GROUP_SECONDS = 5 * 60; // a sender's lines this close together share one name
@@ -15,44 +17,6 @@ export function colourOf(name) {
   let hash = 0;
   for (const char of name) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
   return `c${hash % COLOURS}`;
-}
-
-// ----- unread count in the title -----
-
-let unread = 0;
-let focused = document.hasFocus();
-
-function away() { return document.hidden || !focused; }
-
-export function drawTitle() {
-  const base = state.joined ? `${state.channel} — trio-chat` : "trio-chat";
-  document.title = unread ? `(${unread}) ${base}` : base;
-}
-
-function seen() {
-  if (away()) return;
-  unread = 0;
-  drawTitle();
-}
-
-window.addEventListener("focus", () => { focused = true; seen(); });
-window.addEventListener("blur", () => { focused = false; });
-document.addEventListener("visibilitychange", seen);
-
-// A line that comes while the tab is away counts; the first of them has a
-// "new" marker above it (until the first line of the next time away).
-function countUnread() {
-  if (!away()) return;
-  if (unread === 0) {
-    document.querySelector("#lines > li.marker")?.remove();
-    const marker = document.createElement("li");
-    marker.className = "marker";
-    marker.dataset.kind = "marker";
-    marker.textContent = "new";
-    append(marker);
-  }
-  unread++;
-  drawTitle();
 }
 
 // ----- text -----
@@ -109,9 +73,22 @@ function timeNode(stamp, when) {
 
 // ----- rows -----
 
-function append(item) {
-  const lines = $("lines");
-  const atBottom = lines.scrollHeight - lines.scrollTop - lines.clientHeight < 40;
+// A channel's log: an ARIA live region of its own, shown while it is in view.
+export function newLog(channel) {
+  const log = document.createElement("ol");
+  log.className = "lines";
+  log.setAttribute("role", "log");
+  log.setAttribute("aria-label", `Chat in ${channel}`);
+  log.dataset.channel = channel;
+  log.hidden = true;
+  $("logs").append(log);
+  return log;
+}
+
+// Kept at the bottom if it was there (a hidden log is: it has no height).
+function append(room, item) {
+  const lines = room.log;
+  const atBottom = lines.hidden || lines.scrollHeight - lines.scrollTop - lines.clientHeight < 40;
   lines.append(item);
   if (atBottom) lines.scrollTop = lines.scrollHeight;
   return item;
@@ -126,27 +103,28 @@ function row(kind, stamp, when) {
 }
 
 // A server event (joins, leaves, mutes…): one compact muted row.
-export function showServer(stamp, text, when = null) {
+export function showServer(room, stamp, text, when = null) {
   const item = row("server", stamp, when);
   item.append(span("who", "•"), span("text", text));
-  return append(item);
+  return append(room, item);
 }
 
 // A chat line; under the line before it from the same sender (soon after)
 // the name is kept for screen readers and copying, but not shown.
-export function showChat(event, when = null) {
-  if (!when) countUnread();
-  const item = row("msg", event.stamp, when);
+export function showChat(room, event, when = null) {
   const { sender, message } = event;
+  const named = sender !== state.me && mentions(message);
+  if (!when && sender !== state.me) arrived(room, named ? `${sender} in ${room.channel}` : "", message);
+  const item = row("msg", event.stamp, when);
   item.dataset.sender = sender;
-  const last = $("lines").lastElementChild;
+  const last = room.log.lastElementChild;
   const prior = last && last.dataset.kind === "msg" && last.dataset.sender === sender
     && !last.classList.contains("action") && !event.action
     && last.classList.contains("history") === Boolean(when);
   const gap = prior ? (seconds(event.stamp) - seconds(last.querySelector("time").textContent) + 86400) % 86400 : 0;
   if (prior && gap <= GROUP_SECONDS) item.classList.add("cont");
   if (sender === state.me) item.classList.add("own");
-  else if (mentions(message)) item.classList.add("mention");
+  else if (named) item.classList.add("mention");
   const who = span(`who ${colourOf(sender)}`, event.action ? "*" : sender);
   const text = span("text", "");
   if (event.action) {
@@ -156,12 +134,12 @@ export function showChat(event, when = null) {
     text.append(...linked(message));
   }
   item.append(who, text);
-  return append(item);
+  return append(room, item);
 }
 
 // A whisper, received (``to`` empty) or sent by this page (``to``: whom to).
-export function showWhisper(event, to = "") {
-  if (!to) countUnread();
+export function showWhisper(room, event, to = "") {
+  if (!to) arrived(room, `${event.sender} whispers`, event.message);
   const item = row("whisper", event.stamp, null);
   const sender = to ? state.me : event.sender;
   item.dataset.sender = sender;
@@ -174,30 +152,30 @@ export function showWhisper(event, to = "") {
   text.append(...linked(event.message));
   if (event.action) item.classList.add("action");
   item.append(who, text);
-  return append(item);
+  return append(room, item);
 }
 
-export function showListing(stamp, c) {
+export function showListing(room, stamp, c) {
   const item = row("listing", stamp, null);
   item.append(span("who", "#"), span("text", `${c.name}: ${c.members}/${c.capacity} members, ${c.queued} waiting`));
   item.dataset.channel = c.name;
-  return append(item);
+  return append(room, item);
 }
 
-export function showDivider() {
+export function showDivider(room) {
   const item = document.createElement("li");
   item.className = "divider";
   item.dataset.kind = "divider";
   item.textContent = HISTORY_DIVIDER;
-  return append(item);
+  return append(room, item);
 }
 
-export function showNotice(text) {
+export function showNotice(room, text) {
   const item = document.createElement("li");
   item.className = "notice";
   item.dataset.kind = "notice";
   item.textContent = text;
-  return append(item);
+  return append(room, item);
 }
 
 // How each server event reads, in the words of the terminal (docs/behaviour.md).
@@ -224,15 +202,15 @@ const SAYS = {
 export const says = (event) => SAYS[event.event]?.(event);
 
 // One live event as a row (null: an event newer than this page, not shown).
-export function showLive(event) {
+export function showLive(room, event) {
   switch (event.event) {
-    case "chat": return showChat(event);
-    case "whisper": return showWhisper(event);
-    case "whispered": return showWhisper(event, String(event.to));
-    case "listing": return event.channels.map((c) => showListing(event.stamp, c)).at(-1) ?? null;
+    case "chat": return showChat(room, event);
+    case "whisper": return showWhisper(room, event);
+    case "whispered": return showWhisper(room, event, String(event.to));
+    case "listing": return event.channels.map((c) => showListing(room, event.stamp, c)).at(-1) ?? null;
     default: {
       const text = says(event);
-      return text === undefined ? null : showServer(event.stamp, text);
+      return text === undefined ? null : showServer(room, event.stamp, text);
     }
   }
 }

@@ -1,9 +1,8 @@
 // The two side panes: every configured channel (with its members/capacity
-// and queue from /channels, the one the page is in marked) and the members
-// of that channel. At phone width both are drawers (style.css).
+// and queue from /channels; the ones the page is in marked) and the members
+// of the one in view. At phone width both are drawers (style.css).
 
-import { $, send, state } from "./state.js";
-import { FRAME, encoder, frame } from "./frames.js";
+import { $, state } from "./state.js";
 import { colourOf } from "./render.js";
 
 const COUNTS_EVERY_MS = 5000;
@@ -34,8 +33,31 @@ export function setChannels(names) {
   drawChannels();
 }
 
+// What the page does when a channel or a name is pressed (main.js).
+const actions = {
+  open: () => {}, // join a channel too, or bring it into view
+  leave: () => {}, // leave a channel the page is in
+  pickFile: () => {}, // choose a file for a member
+  offerFile: () => {}, // offer a dropped file to a member
+};
+
+export function sidebarActions(given) {
+  Object.assign(actions, given);
+}
+
+function badge(className, text, title) {
+  const node = document.createElement("span");
+  node.className = className;
+  node.textContent = text;
+  if (title) node.title = title;
+  return node;
+}
+
+// Each configured channel: its figures; the ones the page is in marked,
+// with their unread count, queue place or trouble, and a button to leave.
 export function drawChannels() {
   $("channels").replaceChildren(...state.channels.map((name) => {
+    const room = state.rooms.get(name);
     const item = document.createElement("li");
     const button = document.createElement("button");
     button.type = "button";
@@ -46,69 +68,72 @@ export function drawChannels() {
     label.textContent = name;
     button.append(label);
     const counts = state.counts.get(name);
-    if (counts) {
-      const figures = document.createElement("span");
-      figures.className = "count";
-      figures.textContent = `${counts.members}/${counts.capacity}`;
-      figures.title = `${counts.members} of ${counts.capacity} places taken`;
-      button.append(figures);
-      if (counts.queue) {
-        const queue = document.createElement("span");
-        queue.className = "queue";
-        queue.textContent = `+${counts.queue}`;
-        queue.title = `${counts.queue} waiting`;
-        button.append(queue);
+    const about = [];
+    if (room) {
+      item.className = "in";
+      if (room.ended) {
+        button.append(badge("trouble", "ended", room.ended));
+        about.push("disconnected");
+      } else if (room.retrying) {
+        button.append(badge("trouble", "reconnecting…", room.status));
+        about.push("reconnecting");
+      } else if (room.ahead >= 0) {
+        button.append(badge("waiting", `${room.ahead} ahead`, room.status));
+        about.push(`waiting, ${room.ahead} ahead of you`);
+      }
+      if (room.unread) {
+        button.append(badge("unread", String(room.unread)));
+        about.push(`${room.unread} unread`);
       }
     }
-    if (name === state.channel) {
-      button.setAttribute("aria-current", "true");
-      button.title = `You are in ${name}`;
-    } else {
-      button.title = `Switch to ${name}`;
-      button.addEventListener("click", () => {
-        send(frame(FRAME.INPUT, encoder.encode(`/switch ${name}`)));
-        closeDrawers();
-      });
+    if (counts) {
+      button.append(badge("count", `${counts.members}/${counts.capacity}`,
+        `${counts.members} of ${counts.capacity} places taken`));
+      if (counts.queue) button.append(badge("queue", `+${counts.queue}`, `${counts.queue} waiting`));
     }
+    if (room === state.active && room) button.setAttribute("aria-current", "true");
+    const what = room ? `Show ${name}` : `Join ${name}`;
+    button.setAttribute("aria-label", [what, ...about].join(", "));
+    button.addEventListener("click", () => {
+      actions.open(name);
+      closeDrawers();
+    });
     item.append(button);
+    if (room) {
+      const leave = document.createElement("button");
+      leave.type = "button";
+      leave.className = "leave";
+      leave.textContent = "×";
+      leave.title = `Leave ${name}`;
+      leave.setAttribute("aria-label", `Leave ${name}`);
+      leave.addEventListener("click", () => actions.leave(room));
+      item.append(leave);
+    }
     return item;
   }));
 }
 
 export function startCounts() {
   const poll = async () => {
-    if (state.joined && (await fetchCounts())) drawChannels();
+    if (state.rooms.size && (await fetchCounts())) drawChannels();
   };
   setInterval(poll, COUNTS_EVERY_MS);
   poll();
 }
 
-// ----- members -----
-
-let pickFile = () => {};
-let offerFile = () => {};
-
-// files.js gives the member list its two ways to send a file.
-export function fileActions(pick, offer) {
-  pickFile = pick;
-  offerFile = offer;
-}
-
-export function setMembers(names) {
-  state.members.clear();
-  for (const name of names) state.members.add(name);
-  drawMembers();
-}
+// ----- members of the channel in view -----
 
 export function drawMembers() {
-  $("member-count").textContent = String(state.members.size);
+  const room = state.active;
+  const members = room ? room.members : new Set();
+  $("member-count").textContent = String(members.size);
   // The channel list's figure for this channel follows the member list at once.
-  const counts = state.counts.get(state.channel);
-  if (counts && state.joined && counts.members !== state.members.size) {
-    counts.members = state.members.size;
+  const counts = room && state.counts.get(room.channel);
+  if (counts && room.live && counts.members !== members.size) {
+    counts.members = members.size;
     drawChannels();
   }
-  $("members").replaceChildren(...[...state.members].sort().map((name) => {
+  $("members").replaceChildren(...[...members].sort().map((name) => {
     const item = document.createElement("li");
     const who = document.createElement("button");
     who.type = "button";
@@ -131,13 +156,13 @@ export function drawMembers() {
     file.className = "file";
     file.textContent = "File…";
     file.setAttribute("aria-label", `Send a file to ${name}`);
-    file.addEventListener("click", () => pickFile(name));
+    file.addEventListener("click", () => actions.pickFile(name));
     item.addEventListener("dragover", (event) => { event.preventDefault(); item.classList.add("drop"); });
     item.addEventListener("dragleave", () => item.classList.remove("drop"));
     item.addEventListener("drop", (event) => {
       event.preventDefault();
       item.classList.remove("drop");
-      for (const dropped of event.dataTransfer.files) offerFile(name, dropped);
+      for (const dropped of event.dataTransfer.files) actions.offerFile(name, dropped);
     });
     item.append(who, file);
     return item;

@@ -1,20 +1,17 @@
-// What the page knows of its connection, shared by the modules, and the
-// one way to send a frame.
+// What the page knows, shared by the modules, and the one way to send a
+// frame to the channel in view.
 
 export const $ = (id) => document.getElementById(id);
 
 export const state = {
-  socket: null,
-  me: "",
-  channel: "",
-  joined: false,
-  refusal: null,
+  me: "", // the name this page joins every channel with
+  rooms: new Map(), // channel -> its Room (connection.js): one member each
+  active: null, // the Room in view
   channels: [], // the configured channels' names (a CHANNELS frame)
   counts: new Map(), // channel -> {members, capacity, queue} (/channels, a listing)
-  members: new Set(),
 };
 
+// To the channel in view (a line typed, a whisper, a file offered there).
 export function send(bytes) {
-  const { socket } = state;
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(bytes);
+  state.active?.send(bytes);
 }
