@@ -36,7 +36,7 @@ from ..sanitize import clean
 from ..server.flood import LineLedger
 from ..server.gateway import Gateway, wait_for_log_room
 from ..server.line_budget import LineBudget, flood_reason
-from ..server.outlet import CLOSED, FINISHING, MEMBER, Outlet, OutletHost
+from ..server.outlet import CLOSED, FINISHING, MEMBER, STOP_GRACE, Outlet, OutletHost
 from ..state import Cause, ClientProtocol, Member
 from . import chathistory
 from . import numerics as n
@@ -79,8 +79,6 @@ BEFORE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", 
 # needs about eight); past them it is dropped. Flood control's budget starts
 # with registration, when the connection has a name to file it under.
 LINES_BEFORE_REGISTRATION = 32
-# Seconds a connection may take to write its last lines when the server stops.
-STOP_GRACE = 1.0
 
 
 @dataclass(frozen=True, slots=True)

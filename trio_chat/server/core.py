@@ -47,6 +47,8 @@ Renderer = Callable[[fx.Said], list[tuple[Sequence[Member], bytes]]]
 # Rounds a flush may wait for listeners to hand over connections that arrived
 # together (one listener's batch).
 FLUSH_PATIENCE = 64
+# What a web page is told at the operator's /shutdown (docs/web.md, "Reconnect").
+SHUT_DOWN = "the server was shut down by the operator"
 # A ban's refusals are logged at most once an admission.LOG_INTERVAL, as an
 # address's are; the table of when is forgotten past this many bans.
 BAN_LOG_KEYS = 10000
@@ -152,6 +154,8 @@ class ChatServer:
         # What the channels' listeners have taken and not handed over yet.
         self.backlog = Backlog()
         self.stopped = trio.Event()
+        # The web sessions told of a /shutdown, until each has closed (web/serve.py).
+        self.goodbyes: list[trio.Event] = []
         # Each protocol's renderer (render/); the IRC port adds its own.
         # (With ``picks``, the renderer's recipients are its protocol's
         # members already; else apply picks them out of the audience.)
@@ -283,7 +287,7 @@ class ChatServer:
         elif isinstance(effect, fx.Reconfigured):
             self._reconfigured(effect.channels, speaking)
         elif isinstance(effect, fx.StopServer):
-            self.stop()
+            self.stop(SHUT_DOWN)
 
     def _refused_by_ban(self, refused: fx.BanRefused) -> None:
         """A ban kept a newcomer out: counted, and logged at most once every
@@ -405,12 +409,19 @@ class ChatServer:
         for session in dirty:
             session.flush()
 
-    def stop(self) -> None:
-        """Shut down: close every connection, release every port."""
+    def stop(self, goodbye: str = "") -> None:
+        """Shut down: close every connection, release every port. With a
+        ``goodbye`` (the operator's /shutdown) web pages are told it, and do
+        not reconnect by themselves as they do when the server just goes."""
         self.hub.shutdown()
         self.stopped.set()
         for client in list(self.irc_clients):
             client.stopping()  # its ERROR line goes after what is queued for it
+        if goodbye:
+            for session in list(self.sessions):
+                if session.protocol is ClientProtocol.BROWSER:
+                    session.shut_down(goodbye)
+                    self.goodbyes.append(session.ended)
         # What the rules handed out this round goes out first: a cluster's node
         # may apply a chat line and the /shutdown behind it in one batch, and
         # the flush at the end of the round would find every session closed.

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 import trio
 
 from .. import events, wire
-from ..hub import Member
+from ..hub import EXIT_OK, Member
 from ..sanitize import clean
 from ..state import Cause, ClientProtocol
 from ..wire import FrameType, ProtocolError
@@ -46,6 +46,7 @@ from .outlet import (
     FLOODED,
     JOINING,
     MEMBER,
+    STOP_GRACE,
     Outlet,
     OutletLimits,
     SessionState,
@@ -153,6 +154,7 @@ class Session(Outlet):
         # a cluster the budget the log knows of comes with the answer, so no
         # line is let through before it.
         self._answered = trio.Event()
+        self.ended = trio.Event()  # set once it is closed
 
     @property
     def _ref(self) -> str:
@@ -194,6 +196,17 @@ class Session(Outlet):
         self.server.transfers.connection_closed(self)
         if self.timer is not None:
             self.timer.deadline = math.inf
+
+    def shut_down(self, reason: str) -> None:
+        """The operator shut the server down: the page is told so in a BYE,
+        so that it does not come back by itself as it does when the server
+        just goes (a restart); the connection has ``STOP_GRACE`` to write it,
+        out of the stop's reach (web/serve.py waits for ``ended``)."""
+        if self.state >= FINISHING:
+            return
+        self.finish(EXIT_OK, reason)
+        self.scope.shield = True
+        self.scope.deadline = min(self.scope.deadline, trio.current_time() + STOP_GRACE)
 
     def reschedule(self) -> None:
         self._afk_reported = False
@@ -245,6 +258,7 @@ class Session(Outlet):
             self._release_waiters()
             self.server.transfers.connection_closed(self)
             self.server.sessions.discard(self)
+            self.ended.set()
             # A TLS close says goodbye first; a peer that never reads again
             # must not hold the session open for it.
             with trio.move_on_after(self.server.limits.close_grace) as goodbye:

@@ -26,6 +26,7 @@ from ..server.admission import AddressGate
 from ..server.core import peer_address
 from ..server.counts import REFUSED_PER_ADDRESS
 from ..server.logs import WARNING
+from ..server.outlet import STOP_GRACE
 from .app import SECURITY_HEADERS, build_app
 from .guard import GuardedStream
 from .throttle import Throttle, throttled_logger
@@ -116,6 +117,10 @@ async def serve_web(
         try:
             await trio.sleep_forever()
         finally:
+            # After a /shutdown the pages' goodbyes go out first (Session.shut_down).
+            with trio.CancelScope(shield=True), trio.move_on_after(STOP_GRACE):
+                for ended in server.goodbyes:
+                    await ended.wait()
             # Shutting down: hypercorn's writes are shielded from cancellation,
             # so one to a peer that does not read would hold the server open.
             for guarded in list(guarded_streams):
