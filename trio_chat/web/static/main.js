@@ -7,12 +7,13 @@
 // render.js (the log), sidebar.js (channels and members), files.js
 // (transfers), and this one (the join form and the message field).
 
-import { $, send } from "./state.js";
+import { $, send, state } from "./state.js";
 import { FRAME, encoder, frame } from "./frames.js";
 import { connect, reconnect } from "./connection.js";
 import { showNotice } from "./render.js";
 import { fetchCounts, fileActions, setUpPanes, startCounts } from "./sidebar.js";
 import { offerFile, pickFile, setUpFiles } from "./files.js";
+import { remember, setUpInput } from "./input.js";
 
 const JOIN_FORM_EVERY_MS = 2000;
 
@@ -55,6 +56,7 @@ $("send-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const line = $("message").value;
   $("message").value = "";
+  remember(line);
   const words = line.trim().split(/\s+/u);
   if (words[0] === "/send") {
     // A page cannot open a path it was given: /send USER opens the file picker.
@@ -70,6 +72,12 @@ $("reconnect").addEventListener("click", reconnect);
 
 fileActions(pickFile, offerFile);
 setUpFiles();
+setUpInput($("message"), $("completions"), {
+  names: () => [...state.members],
+  channels: () => state.channels,
+  current: () => state.channel,
+  me: () => state.me,
+});
 setUpPanes();
 startCounts();
 refreshChannels();
