@@ -6,8 +6,8 @@
 // by job: frames.js (the wire), state.js (what is shared), connection.js
 // (the connections and their events), view.js (what is on screen),
 // render.js (the logs), attention.js (unread lines, notifications),
-// sidebar.js (channels and members), files.js (transfers), and this one
-// (the join form and the message field).
+// sidebar.js (channels and members), files.js (transfers), input.js (the
+// message field's keys), and this one (the join form, what is typed).
 
 import { $, state } from "./state.js";
 import { encoder } from "./frames.js";
@@ -17,6 +17,7 @@ import { setUpAttention } from "./attention.js";
 import { drawChannels, fetchCounts, setUpPanes, sidebarActions, startCounts } from "./sidebar.js";
 import { offerFile, pickFile, setUpFiles } from "./files.js";
 import { show } from "./view.js";
+import { remember, setUpInput } from "./input.js";
 
 const JOIN_FORM_EVERY_MS = 2000;
 
@@ -69,6 +70,7 @@ $("send-form").addEventListener("submit", (event) => {
   const line = $("message").value;
   if (!room) return;
   $("message").value = "";
+  remember(line);
   const words = line.trim().split(/\s+/u);
   if (words[0] === "/send") {
     // A page cannot open a path it was given: /send USER opens the file picker.
@@ -92,6 +94,12 @@ sidebarActions({
 });
 setUpAttention(drawChannels, show);
 setUpFiles();
+setUpInput($("message"), $("completions"), {
+  names: () => [...(state.active?.members ?? [])],
+  channels: () => state.channels,
+  current: () => state.active?.channel ?? "",
+  me: () => state.me,
+});
 setUpPanes();
 startCounts();
 refreshChannels();
