@@ -13,7 +13,7 @@ import re
 import shutil
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from .programs import free_ports
 STAMP = r"\(\d\d:\d\d:\d\d\)"
 SCREENSHOT = os.environ.get("TRIO_CHAT_SCREENSHOT")
 # The log of the channel in view (each channel the page is in has its own).
-LOG = ".lines:not([hidden])"
+LOG = ".log:not([hidden]) .lines"
 
 
 def chromium_path() -> str | None:
@@ -64,7 +64,7 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-# Each row of the page's log (``.lines:not([hidden]) li``) as the line a terminal prints for
+# Each row of the page's log (``.log:not([hidden]) .lines li``) as the line a terminal prints for
 # it, made from the row's parts: its kind, sender, time and text (render.js).
 # So the tests check the same facts as before the page drew its own rows.
 ROWS_AS_LINES = """(rows) => rows.map((li) => {
@@ -108,10 +108,20 @@ def line(pattern: str) -> re.Pattern[str]:
 class Person:
     """One browser page of the chat."""
 
-    def __init__(self, browser: Any, url: str, name: str, channel: str = "general") -> None:
+    def __init__(
+        self,
+        browser: Any,
+        url: str,
+        name: str,
+        channel: str = "general",
+        prepare: Callable[[Any], None] | None = None,
+    ) -> None:
+        """``prepare``: called with the page before it loads (a clock, a script)."""
         self.name = name
         self.context = browser.new_context(accept_downloads=True)
         self.page = self.context.new_page()
+        if prepare is not None:
+            prepare(self.page)
         self.dialogs: list[str] = []  # an alert() would mean HTML ran as code
         self.page.on("dialog", self._dialog)
         # What the console would complain of: a script error, a file not found (404).
@@ -180,7 +190,9 @@ def test_browsers_and_a_terminal_share_a_channel(
     alice.says(injection)
     term.expect(f"[alice (<time>)] {injection}")
     bob.sees(f"[alice (<time>)] {injection}")
-    assert bob.page.locator(".lines:not([hidden]) img, .lines:not([hidden]) b").count() == 0
+    assert (
+        bob.page.locator(".log:not([hidden]) .lines img, .log:not([hidden]) .lines b").count() == 0
+    )
     chat.server.expect(f"[alice (<time>)] {injection}")
     term.type("hi browsers")
     alice.sees("[term (<time>)] hi browsers")
@@ -287,7 +299,7 @@ def test_the_log_groups_lines_makes_links_and_marks_mentions(
     hostile = '<a href="javascript:alert(1)">js</a> javascript:alert(2) hey Alice!'
     term.type("first", "see http://example.org/x?y=1.", hostile)
     alice.sees(f"[term (<time>)] {hostile}")
-    rows = alice.page.locator('.lines:not([hidden]) li.msg[data-sender="term"]')
+    rows = alice.page.locator('.log:not([hidden]) .lines li.msg[data-sender="term"]')
     expect(rows).to_have_count(3)
     # One sender's lines in a row: the name shown once, the same colour on every page.
     assert [row.get_attribute("class") for row in rows.all()] == [
@@ -300,12 +312,12 @@ def test_the_log_groups_lines_makes_links_and_marks_mentions(
     bob.sees(f"[term (<time>)] {hostile}")
     assert (
         bob.page.locator(
-            '.lines:not([hidden]) li.msg[data-sender="term"] .who'
+            '.log:not([hidden]) .lines li.msg[data-sender="term"] .who'
         ).first.get_attribute("class")
         == colour
     )
     # An http(s) URL is a link that opens apart from the page; peer HTML stays text.
-    link = alice.page.locator(".lines:not([hidden]) a")
+    link = alice.page.locator(".log:not([hidden]) .lines a")
     expect(link).to_have_count(1)
     assert link.get_attribute("href") == "http://example.org/x?y=1"
     assert link.get_attribute("rel") == "noopener noreferrer"
@@ -315,7 +327,7 @@ def test_the_log_groups_lines_makes_links_and_marks_mentions(
     # Another sender starts a new group.
     bob.says("me too")
     alice.sees("[bob (<time>)] me too")
-    expect(alice.page.locator('.lines:not([hidden]) li.msg[data-sender="bob"]')).to_have_class(
+    expect(alice.page.locator('.log:not([hidden]) .lines li.msg[data-sender="bob"]')).to_have_class(
         "msg"
     )
 
@@ -325,8 +337,8 @@ def test_the_log_groups_lines_makes_links_and_marks_mentions(
     alice.sees("[term (<time>)] and again")
     expect(alice.page).to_have_title("(2) general — trio-chat")
     # A "new" marker above the first of them.
-    expect(alice.page.locator(".lines:not([hidden]) li.marker")).to_have_count(1)
-    (first,) = shown_lines(alice.page, ".lines:not([hidden]) li.marker + li")
+    expect(alice.page.locator(".log:not([hidden]) .lines li.marker")).to_have_count(1)
+    (first,) = shown_lines(alice.page, ".log:not([hidden]) .lines li.marker + li")
     assert line("[term (<time>)] while you look away").match(first), first
     alice.page.evaluate("window.dispatchEvent(new Event('focus'))")
     expect(alice.page).to_have_title("general — trio-chat")

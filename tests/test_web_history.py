@@ -143,13 +143,13 @@ def texts(person: Person) -> list[str]:
 
 
 def history_texts(person: Person) -> list[str]:
-    return shown_lines(person.page, ".lines:not([hidden]) li.history")
+    return shown_lines(person.page, ".log:not([hidden]) .lines li.history")
 
 
 def dividers(person: Person, count: int) -> None:
     from playwright.sync_api import expect
 
-    expect(person.page.locator(".lines:not([hidden]) li.divider")).to_have_count(
+    expect(person.page.locator(".log:not([hidden]) .lines li.divider")).to_have_count(
         count, timeout=15_000
     )
 
@@ -199,7 +199,7 @@ def test_a_late_page_shows_the_history_once_across_reconnects_and_a_reload(
         assert shown[2] == DIVIDER, shown
         assert line(srv("Welcome to the general channel, alice.")).match(shown[3]), shown
         assert history_texts(alice) == shown[:2]
-        assert alice.page.locator(".lines:not([hidden]) b").count() == 0
+        assert alice.page.locator(".log:not([hidden]) .lines b").count() == 0
 
         # A line said while the page is here: a reconnect shows nothing again,
         # and no divider (the history comes before the welcome).
@@ -381,7 +381,7 @@ def test_the_page_skips_malformed_entries_and_shows_each_line_once_per_channel(
         "general": [history("general", *GOOD, new), *welcome()],
     }
     page, scripted = scripted_page(browser, script, switches)
-    lines = page.locator(".lines:not([hidden]) li")
+    lines = page.locator(".log:not([hidden]) .lines li")
     welcomed = lines.filter(has_text="Welcome to the general channel, alice.")
     expect(welcomed).to_have_count(1, timeout=15_000)
     expect(lines).to_have_count(7)
@@ -394,11 +394,11 @@ def test_the_page_skips_malformed_entries_and_shows_each_line_once_per_channel(
         "[Server message (10:01:00)] Welcome to the general channel, alice.",
         "[Server message (10:01:00)] alice has joined the channel.",
     ]
-    assert page.locator(".lines:not([hidden]) li.history").count() == 4
-    assert page.locator(".lines:not([hidden]) li.divider").count() == 1
-    assert page.locator(".lines:not([hidden]) b, .lines:not([hidden]) img").count() == 0
+    assert page.locator(".log:not([hidden]) .lines li.history").count() == 4
+    assert page.locator(".log:not([hidden]) .lines li.divider").count() == 1
+    assert page.locator(".log:not([hidden]) .lines b, .log:not([hidden]) .lines img").count() == 0
     assert "2023" in (
-        page.locator(".lines:not([hidden]) li.history").first.get_attribute("title") or ""
+        page.locator(".log:not([hidden]) .lines li.history").first.get_attribute("title") or ""
     )
 
     # The server drops the connection: the log stays, and Reconnect shows

@@ -6,7 +6,7 @@
 
 import { $, state } from "./state.js";
 import { FRAME, FrameReader, PROTOCOL, decoder, encoder, frame } from "./frames.js";
-import { newLog, says, showChat, showDivider, showLive, showNotice, showServer } from "./render.js";
+import { named, newLog, says, showChat, showDivider, showLive, showNotice, showServer } from "./render.js";
 import { countsFromListing, drawChannels, fetchCounts, setChannels } from "./sidebar.js";
 import {
   dropTransfers, fileAbort, fileAck, fileData, fileEnd, fileIncoming, newTransfers, sendState,
@@ -159,8 +159,7 @@ function moved(room, channel) {
   if (state.rooms.get(room.channel) === room) state.rooms.delete(room.channel);
   room.channel = channel;
   state.rooms.set(channel, room);
-  room.log.dataset.channel = channel;
-  room.log.setAttribute("aria-label", `Chat in ${channel}`);
+  named(room.log, channel);
 }
 
 // ----- history (render/browser.py; docs/web.md, "History") -----

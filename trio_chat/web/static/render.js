@@ -73,22 +73,33 @@ function timeNode(stamp, when) {
 
 // ----- rows -----
 
-// A channel's log: an ARIA live region of its own, shown while it is in view.
+// A channel's log: a list in an ARIA live region of its own (role=log,
+// which a list may not carry itself), shown while it is in view.
 export function newLog(channel) {
+  const region = document.createElement("div");
+  region.className = "log";
+  region.setAttribute("role", "log");
+  region.setAttribute("aria-live", "polite"); // (implied by the role; said for older readers)
+  region.hidden = true;
   const log = document.createElement("ol");
   log.className = "lines";
-  log.setAttribute("role", "log");
-  log.setAttribute("aria-label", `Chat in ${channel}`);
-  log.dataset.channel = channel;
-  log.hidden = true;
-  $("logs").append(log);
+  region.append(log);
+  named(log, channel);
+  $("logs").append(region);
   return log;
+}
+
+// (Again after a /switch took the room elsewhere.)
+export function named(log, channel) {
+  log.dataset.channel = channel;
+  log.parentElement.setAttribute("aria-label", `Chat in ${channel}`);
+  log.setAttribute("aria-label", `Lines in ${channel}`);
 }
 
 // Kept at the bottom if it was there (a hidden log is: it has no height).
 function append(room, item) {
   const lines = room.log;
-  const atBottom = lines.hidden || lines.scrollHeight - lines.scrollTop - lines.clientHeight < 40;
+  const atBottom = lines.parentElement.hidden || lines.scrollHeight - lines.scrollTop - lines.clientHeight < 40;
   lines.append(item);
   if (atBottom) lines.scrollTop = lines.scrollHeight;
   return item;

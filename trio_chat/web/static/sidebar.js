@@ -56,6 +56,9 @@ function badge(className, text, title) {
 // Each configured channel: its figures; the ones the page is in marked,
 // with their unread count, queue place or trouble, and a button to leave.
 export function drawChannels() {
+  // The list is drawn anew: a focus in it goes back to the same button.
+  const focused = $("channels").contains(document.activeElement) ? document.activeElement : null;
+  const refocus = focused && [focused.dataset.channel, focused.dataset.leave];
   $("channels").replaceChildren(...state.channels.map((name) => {
     const room = state.rooms.get(name);
     const item = document.createElement("li");
@@ -106,11 +109,18 @@ export function drawChannels() {
       leave.textContent = "×";
       leave.title = `Leave ${name}`;
       leave.setAttribute("aria-label", `Leave ${name}`);
+      leave.dataset.leave = name;
       leave.addEventListener("click", () => actions.leave(room));
       item.append(leave);
     }
     return item;
   }));
+  if (!refocus) return;
+  const [channel, leaving] = refocus;
+  const again = leaving
+    ? $("channels").querySelector(`button.leave[data-leave="${CSS.escape(leaving)}"]`)
+    : $("channels").querySelector(`button.chan[data-channel="${CSS.escape(channel)}"]`);
+  (again ?? $("message")).focus();
 }
 
 export function startCounts() {

@@ -28,7 +28,7 @@ export function joinError(text) {
 
 export function show(room) {
   state.active = room;
-  for (const log of $("logs").children) log.hidden = log !== room.log;
+  for (const region of $("logs").children) region.hidden = region !== room.log.parentElement;
   room.log.scrollTop = room.log.scrollHeight;
   closeDrawers();
   drawView();
@@ -60,7 +60,7 @@ export function changed(room) {
 // ``room`` is gone from the page (left, or refused before it was in).
 export function forget(room) {
   if (state.rooms.get(room.channel) === room) state.rooms.delete(room.channel);
-  room.log.remove();
+  room.log.parentElement.remove();
   if (state.active !== room) {
     drawChannels();
     drawTitle();
