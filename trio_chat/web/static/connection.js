@@ -1,7 +1,7 @@
 // The connection: the WebSocket, the frames that arrive on it, and how the
 // page follows its channel from the events (render/browser.py; docs/web.md).
 
-import { $, send, state } from "./state.js";
+import { $, conn, send, state } from "./state.js";
 import { FRAME, FrameReader, PROTOCOL, decoder, encoder, frame } from "./frames.js";
 import {
   drawTitle, says, showChat, showDivider, showLive, showNotice, showServer,
@@ -49,7 +49,7 @@ export function connect(name, channelName) {
     } else if (!$("status").classList.contains("ended")) {
       ended("The connection to the server was lost.");
     }
-    dropTransfers();
+    dropTransfers(conn);
   };
 }
 
@@ -60,12 +60,12 @@ function handle(type, payload) {
     case FRAME.BYE: return bye(decoder.decode(payload.subarray(1)));
     case FRAME.CHANNELS: return setChannels(JSON.parse(decoder.decode(payload)).channels);
     case FRAME.ROSTER: return setMembers(JSON.parse(decoder.decode(payload)).names);
-    case FRAME.SEND_STATE: return sendState(payload);
-    case FRAME.FILE_ACK: return fileAck(payload);
-    case FRAME.FILE_INCOMING: return fileIncoming(JSON.parse(decoder.decode(payload)));
-    case FRAME.FILE_DATA: return fileData(payload);
-    case FRAME.FILE_END: return fileEnd(payload);
-    case FRAME.FILE_ABORT: return fileAbort(payload);
+    case FRAME.SEND_STATE: return sendState(conn, payload);
+    case FRAME.FILE_ACK: return fileAck(conn, payload);
+    case FRAME.FILE_INCOMING: return fileIncoming(conn, JSON.parse(decoder.decode(payload)));
+    case FRAME.FILE_DATA: return fileData(conn, payload);
+    case FRAME.FILE_END: return fileEnd(conn, payload);
+    case FRAME.FILE_ABORT: return fileAbort(conn, payload);
     default: return undefined;
   }
 }

@@ -7,7 +7,7 @@
 // render.js (the log), sidebar.js (channels and members), files.js
 // (transfers), and this one (the join form and the message field).
 
-import { $, send } from "./state.js";
+import { $, conn, send } from "./state.js";
 import { FRAME, encoder, frame } from "./frames.js";
 import { connect, reconnect } from "./connection.js";
 import { showNotice } from "./render.js";
@@ -58,7 +58,7 @@ $("send-form").addEventListener("submit", (event) => {
   const words = line.trim().split(/\s+/u);
   if (words[0] === "/send") {
     // A page cannot open a path it was given: /send USER opens the file picker.
-    if (words.length >= 2) pickFile(words[1]);
+    if (words.length >= 2) pickFile(conn, words[1]);
     else showNotice("usage: /send USER (then choose the file)");
     return;
   }
@@ -68,8 +68,8 @@ $("send-form").addEventListener("submit", (event) => {
 
 $("reconnect").addEventListener("click", reconnect);
 
-fileActions(pickFile, offerFile);
-setUpFiles();
+fileActions((name) => pickFile(conn, name), (name, file) => offerFile(conn, name, file));
+setUpFiles(() => conn);
 setUpPanes();
 startCounts();
 refreshChannels();
