@@ -131,6 +131,8 @@ def test_a_file_dropped_on_the_log_goes_to_whom_the_chooser_says(
         False,
     ]
     expect(page.locator("#log-pane")).not_to_have_class("drop-target")
+    bob_item = "#members li:has(button[aria-label='Send a file to bob'])"
+    assert page.evaluate(DRAG, [bob_item, ["dragover", "drop"], "text"]) == [False, False]
     expect(page.locator("#transfers li")).to_have_count(0)
 
     # Dropped with no one named: a chooser of the others, focused, for the keyboard.
