@@ -58,6 +58,9 @@ export class Room {
   }
 
   line(text) { this.send(frame(FRAME.INPUT, encoder.encode(text))); }
+
+  // Whom a file can go to (files.js): the channel's members but this page.
+  recipients() { return [...this.members].filter((name) => name !== state.me).sort(); }
 }
 
 // Into ``channel`` too, or back to it if the page is in it already.

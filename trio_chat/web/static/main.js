@@ -74,7 +74,7 @@ $("send-form").addEventListener("submit", (event) => {
   const words = line.trim().split(/\s+/u);
   if (words[0] === "/send") {
     // A page cannot open a path it was given: /send USER opens the file picker.
-    if (words.length >= 2) pickFile(words[1]);
+    if (words.length >= 2) pickFile(room, words[1]);
     else showNotice(room, "usage: /send USER (then choose the file)");
     return;
   }
@@ -89,11 +89,11 @@ $("reconnect").addEventListener("click", () => state.active && reconnect(state.a
 sidebarActions({
   open: openRoom,
   leave,
-  pickFile,
+  pickFile: (target) => state.active && pickFile(state.active, target),
   offerFile: (target, file) => state.active && offerFile(state.active, target, file),
 });
 setUpAttention(drawChannels, show);
-setUpFiles();
+setUpFiles(() => state.active);
 setUpInput($("message"), $("completions"), {
   names: () => [...(state.active?.members ?? [])],
   channels: () => state.channels,

@@ -167,11 +167,18 @@ export function drawMembers() {
     file.textContent = "File…";
     file.setAttribute("aria-label", `Send a file to ${name}`);
     file.addEventListener("click", () => actions.pickFile(name));
-    item.addEventListener("dragover", (event) => { event.preventDefault(); item.classList.add("drop"); });
+    // Only files: a dragged text is no file to send.
+    const files = (event) => Array.from(event.dataTransfer?.types ?? []).includes("Files");
+    item.addEventListener("dragover", (event) => {
+      if (!files(event)) return;
+      event.preventDefault();
+      item.classList.add("drop");
+    });
     item.addEventListener("dragleave", () => item.classList.remove("drop"));
     item.addEventListener("drop", (event) => {
-      event.preventDefault();
       item.classList.remove("drop");
+      if (!files(event)) return;
+      event.preventDefault();
       for (const dropped of event.dataTransfer.files) actions.offerFile(name, dropped);
     });
     item.append(who, file);

@@ -1,6 +1,8 @@
 // What the page knows, shared by the modules, and the one way to send a
 // frame to the channel in view.
 
+import { newTransfers } from "./files.js";
+
 export const $ = (id) => document.getElementById(id);
 
 export const state = {
@@ -15,3 +17,12 @@ export const state = {
 export function send(bytes) {
   state.active?.send(bytes);
 }
+
+// The connection as files.js sees it: how to send on it, its transfers, the
+// list their rows go in, and whom a file can go to.
+export const conn = {
+  send,
+  files: newTransfers(),
+  transfersList: $("transfers"),
+  members: () => [...state.members].filter((name) => name !== state.me).sort(),
+};
