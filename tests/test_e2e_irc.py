@@ -70,6 +70,10 @@ def far(chat: Cluster) -> int | None:
     return None if chat.redis is None else 1
 
 
+# What a page is told at the operator's /shutdown (so it does not come back by itself).
+SHUT_DOWN_BYE = (0, "the server was shut down by the operator")
+
+
 class WebPeer:
     """A browser member without a browser: peers.WebMember (the page's
     WebSocket, speaking frames) driven from these synchronous tests. A trio
@@ -300,7 +304,7 @@ def test_chat_whisper_and_nicks(chat: Cluster) -> None:
     assert chat.server.rest() == []
     assert alice.rest() == []
     assert bob.rest() == []
-    assert carol.rest() == [] and carol.bye is None
+    assert carol.rest() == [] and carol.bye == SHUT_DOWN_BYE
     assert irc.rest() == [] and namesake.rest() == [] and twin.rest() == []
 
 
@@ -337,7 +341,7 @@ def test_a_nick_is_free_again_once_its_connection_quit(chat: Cluster) -> None:
 
     shut_down(chat, back)
     assert chat.server.rest() == []
-    assert carol.rest() == [] and carol.bye is None
+    assert carol.rest() == [] and carol.bye == SHUT_DOWN_BYE
     assert back.rest() == [] and gone.rest() == []
 
 
@@ -571,7 +575,7 @@ def test_switch_then_mute_kick_and_empty(chat: Cluster) -> None:
     assert chat.server.rest() == []
     assert alice.rest() == []
     assert dave.rest() == []
-    assert erin.rest() == [] and erin.bye is None
+    assert erin.rest() == [] and erin.bye == SHUT_DOWN_BYE
     assert irc.rest() == []
 
 

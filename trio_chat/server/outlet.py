@@ -96,6 +96,7 @@ def coalesce(items: Sequence[WriterItem]) -> list[wire.Payload]:
 # Seconds a connection may take to write its last lines when the server stops.
 STOP_GRACE = 1.0
 
+
 class OutletLimits(OutboxLimits, Protocol):
     @property
     def close_grace(self) -> float: ...
