@@ -264,3 +264,36 @@ def test_notifications_are_asked_for_on_a_click_and_come_for_whispers_and_mentio
         asking.close()
         alice.close()
         chat.shutdown()
+
+
+def test_joins_and_leaves_can_be_hidden_and_the_choice_is_kept(
+    browser: Any,  # noqa: F811  (the fixture)
+    tmp_path: Path,
+) -> None:
+    from playwright.sync_api import expect
+
+    with cluster(tmp_path, web=True) as chat:
+        alice = Person(browser, chat.web_url(), "alice")
+        chat.server.expect(srv("alice has joined the general channel."))
+        term = chat.join("term")
+        alice.sees(srv("term has joined the channel."))
+        quiet = alice.page.get_by_role("button", name="Hide joins")
+        expect(quiet).to_have_attribute("aria-pressed", "false")
+        quiet.click()
+        expect(quiet).to_have_attribute("aria-pressed", "true")
+        joined = alice.page.locator(f'{LOG} li[data-event="joined"]')
+        expect(joined).to_have_count(2)  # alice's own and term's, there but not shown
+        for row in joined.all():
+            expect(row).to_be_hidden()
+        term.type("a line stays", "/quit")
+        alice.sees("[term (<time>)] a line stays")
+        expect(alice.page.locator(f'{LOG} li[data-event="left"]')).to_be_hidden()
+        expect(alice.page.locator(f"{LOG} li", has_text="Welcome to")).to_be_visible()
+
+        # The next page of this browser keeps the choice (the chat is hidden
+        # behind its join form, the button with it).
+        again = alice.context.new_page()
+        again.goto(chat.web_url())
+        expect(again.locator("#quiet")).to_have_attribute("aria-pressed", "true")
+        alice.close()
+        chat.shutdown()

@@ -210,7 +210,7 @@ function showHistory(room, event) {
     const when = new Date(entry.at * 1000);
     const item = live.event === "chat"
       ? showChat(room, live, when)
-      : showServer(room, live.stamp, says(live), when);
+      : showServer(room, live.stamp, says(live), when, live.event);
     item.classList.add("history");
     item.title = `Earlier: ${when.toLocaleString()}`;
     remember(event.channel, entry.id);

@@ -16,7 +16,7 @@ import { showNotice } from "./render.js";
 import { setUpAttention } from "./attention.js";
 import { drawChannels, fetchCounts, setUpPanes, sidebarActions, startCounts } from "./sidebar.js";
 import { offerFile, pickFile, setUpFiles } from "./files.js";
-import { show } from "./view.js";
+import { setUpQuiet, show } from "./view.js";
 import { remember, setUpInput } from "./input.js";
 
 const JOIN_FORM_EVERY_MS = 2000;
@@ -93,6 +93,7 @@ sidebarActions({
   offerFile: (target, file) => state.active && offerFile(state.active, target, file),
 });
 setUpAttention(drawChannels, show);
+setUpQuiet();
 setUpFiles(() => state.active);
 setUpInput($("message"), $("completions"), {
   names: () => [...(state.active?.members ?? [])],

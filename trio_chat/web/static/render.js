@@ -114,8 +114,11 @@ function row(kind, stamp, when) {
 }
 
 // A server event (joins, leaves, mutes…): one compact muted row.
-export function showServer(room, stamp, text, when = null) {
+// ``event``: what it is (joined, left, muted…), so that the comings and
+// goings can be hidden (view.js).
+export function showServer(room, stamp, text, when = null, event = "") {
   const item = row("server", stamp, when);
+  if (event) item.dataset.event = event;
   item.append(span("who", "•"), span("text", text));
   return append(room, item);
 }
@@ -221,7 +224,7 @@ export function showLive(room, event) {
     case "listing": return event.channels.map((c) => showListing(room, event.stamp, c)).at(-1) ?? null;
     default: {
       const text = says(event);
-      return text === undefined ? null : showServer(room, event.stamp, text);
+      return text === undefined ? null : showServer(room, event.stamp, text, null, event.event);
     }
   }
 }

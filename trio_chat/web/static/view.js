@@ -22,6 +22,31 @@ function leaveChat() {
   $("name").focus();
 }
 
+// "Hide joins": the rows of who joins, leaves (AFK, kicked) and is muted go
+// from every log (style.css), remembered by this browser.
+const QUIET_KEY = "trio-chat.quiet";
+
+function beQuiet(quiet) {
+  $("chat").classList.toggle("quiet", quiet);
+  $("quiet").setAttribute("aria-pressed", String(quiet));
+  try {
+    localStorage.setItem(QUIET_KEY, quiet ? "1" : "");
+  } catch (error) {
+    // (storage refused: the choice lasts as long as the page)
+  }
+}
+
+export function setUpQuiet() {
+  let stored = "";
+  try {
+    stored = localStorage.getItem(QUIET_KEY) ?? "";
+  } catch (error) {
+    stored = "";
+  }
+  beQuiet(stored === "1");
+  $("quiet").addEventListener("click", () => beQuiet(!$("chat").classList.contains("quiet")));
+}
+
 export function joinError(text) {
   $("join-error").textContent = text;
 }
