@@ -15,6 +15,7 @@ from typing import Any
 from .processes import Cluster, cluster, srv
 from .programs import SERVER
 from .test_web import LOG, Person, browser, line, shown_lines  # noqa: F401  (the fixture)
+from .test_web_a11y import PHONE, SCHEMES, serious_violations
 
 
 def open_channel(person: Person, channel: str) -> None:
@@ -23,6 +24,24 @@ def open_channel(person: Person, channel: str) -> None:
 
 def channel_button(person: Person, channel: str) -> Any:
     return person.page.locator(f'#channels button[data-channel="{channel}"]')
+
+
+def passes_axe(person: Person, where: str) -> None:
+    """axe-core finds nothing serious in either scheme, at desktop width and
+    at phone width with the channel list open (test_web_a11y.py)."""
+    page = person.page
+    desktop = page.viewport_size
+    bad = []
+    for scheme in SCHEMES:
+        page.emulate_media(color_scheme=scheme)
+        page.set_viewport_size(desktop)
+        bad += serious_violations(page, f"{where}, {scheme}")
+        page.set_viewport_size(PHONE)
+        page.get_by_role("button", name="Channels").click()
+        bad += serious_violations(page, f"{where}, {scheme}, phone, channels open")
+        page.keyboard.press("Escape")
+    page.set_viewport_size(desktop)
+    assert bad == [], "\n".join(bad)
 
 
 def log_of(person: Person, channel: str) -> list[str]:
@@ -58,6 +77,7 @@ def test_one_page_in_several_channels_with_unread_counts_and_queue_places(
         chat.server.expect("[term (<time>)] are you there, alice?")
         expect(channel_button(alice, "general").locator(".unread")).to_have_text("2")
         expect(alice.page).to_have_title("(2) random — trio-chat")
+        passes_axe(alice, "two channels, unread lines in one")
         alice.says("only in random")
         chat.server.expect("[alice (<time>)] only in random")
 
@@ -86,6 +106,7 @@ def test_one_page_in_several_channels_with_unread_counts_and_queue_places(
         alice.sees(srv("You are in the waiting queue and there are 0 user(s) ahead of you."))
         expect(channel_button(alice, "help").locator(".waiting")).to_have_text("0 ahead")
         expect(alice.page.locator("#status")).to_contain_text("0 ahead of you")
+        passes_axe(alice, "waiting in a third channel")
         helpers[0].type("/quit")
         assert helpers[0].wait_exit() == 0
         chat.server.expect_soon(srv("alice has joined the help channel."))
@@ -198,6 +219,9 @@ def test_the_page_comes_back_by_itself_after_a_restart_but_not_after_a_kick_or_s
         alice.page.clock.run_for(120_000)
         expect(channel_button(alice, "general").locator(".trouble")).to_have_text("ended")
         assert len(sockets) == opened
+        # (axe waits on timers: with the clock running again, nothing is left to retry.)
+        alice.page.clock.resume()
+        passes_axe(alice, "disconnected from two channels")
         assert alice.problems == [] and alice.dialogs == []
         alice.close()
 
