@@ -264,6 +264,8 @@ function bye(room, reason) {
 function closed(room) {
   room.socket = null;
   room.live = false;
+  room.members.clear(); // (who was there is not known any more; back in, the roster says)
+  room.ahead = -1;
   dropTransfers(room);
   if (room.leaving) {
     forget(room);
