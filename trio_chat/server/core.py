@@ -47,7 +47,7 @@ Renderer = Callable[[fx.Said], list[tuple[Sequence[Member], bytes]]]
 # Rounds a flush may wait for listeners to hand over connections that arrived
 # together (one listener's batch).
 FLUSH_PATIENCE = 64
-# What a web page is told at the operator's /shutdown (docs/web.md, "Reconnect").
+# What a web page is told at the operator's /shutdown (docs/web.md, "Coming back").
 SHUT_DOWN = "the server was shut down by the operator"
 # A ban's refusals are logged at most once an admission.LOG_INTERVAL, as an
 # address's are; the table of when is forgotten past this many bans.
