@@ -218,40 +218,11 @@ class IrcClient(Outlet):
         self._ping_sent: float | None = None
         self._lines_before_registration = 0
         self._budget: LineBudget | None = None
-        self._commands: dict[str, Callable[[Line], Awaitable[None] | None]] = {
-            "CAP": self._cap,
-            "PASS": self._pass,
-            "NICK": self._nick,
-            "USER": self._user,
-            "PING": self._ping,
-            "PONG": _nothing,
-            "QUIT": self._quit,
-            "JOIN": self._join,
-            "PART": self._part,
-            "PRIVMSG": self._message,
-            "NOTICE": self._message,
-            "NAMES": self._names,
-            "LIST": self._list,
-            "WHO": self._who,
-            "WHOIS": self._whois,
-            "ISON": self._ison,
-            "USERHOST": self._userhost,
-            "MODE": self._mode,
-            "TOPIC": self._topic,
-            "AWAY": self._away,
-            "MOTD": self._motd,
-            "KICK": self._no_operators,
-            "INVITE": self._no_operators,
-            # Client-only tags (+typing) are not relayed: taken, unanswered.
-            "TAGMSG": _nothing,
-        }
         # History (docs/irc.md, "History"): without it the port is as it was,
         # CHATHISTORY an unknown command.
         history = server.hub.history
         self.history_limit = min(history.lines, CHATHISTORY_MOST) if history.on else 0
         self.capabilities = HISTORY_CAPABILITIES if self.history_limit else CAPABILITIES
-        if self.history_limit:
-            self._commands["CHATHISTORY"] = self._chathistory
 
     def _caps_changed(self) -> None:
         """What its capabilities ask of its copies, as the renderer reads it
@@ -527,7 +498,9 @@ class IrcClient(Outlet):
 
     async def _handle(self, line: Line) -> None:
         command = line.command.upper()
-        handler = self._commands.get(command)
+        handler = _COMMANDS.get(command)
+        if command == "CHATHISTORY" and not self.history_limit:
+            handler = None  # without history it is an unknown command
         if not self.registered and command not in BEFORE_REGISTRATION:
             if handler is not None or not command.isdigit():
                 self._reply(n.ERR_NOTREGISTERED, "You have not registered")
@@ -536,7 +509,7 @@ class IrcClient(Outlet):
             if not command.isdigit():  # (a numeric from a client means nothing)
                 self._reply(n.ERR_UNKNOWNCOMMAND, word(command), "Unknown command")
             return
-        result = handler(line)
+        result = handler(self, line)
         if result is not None:
             await result
 
@@ -1224,9 +1197,42 @@ def _away_of(member: Member) -> str | None:
     return conn.client.away if isinstance(conn, IrcMembership) else None
 
 
-def _nothing(line: Line) -> None:
+def _ignored(client: IrcClient, line: Line) -> None:
     """PONG: that the peer is alive is all it says (the read loop noted it)."""
 
 
 def _nothing_to_say(code: str, *params: str) -> None:
     """A NOTICE's errors go unanswered."""
+
+
+# What each command calls. One table for every connection (a dict of bound
+# methods made per connection cost a join more than its NAMES reply).
+_COMMANDS: dict[str, Callable[[IrcClient, Line], Awaitable[None] | None]] = {
+    "CAP": IrcClient._cap,
+    "PASS": IrcClient._pass,
+    "NICK": IrcClient._nick,
+    "USER": IrcClient._user,
+    "PING": IrcClient._ping,
+    "PONG": _ignored,
+    "QUIT": IrcClient._quit,
+    "JOIN": IrcClient._join,
+    "PART": IrcClient._part,
+    "PRIVMSG": IrcClient._message,
+    "NOTICE": IrcClient._message,
+    "NAMES": IrcClient._names,
+    "LIST": IrcClient._list,
+    "WHO": IrcClient._who,
+    "WHOIS": IrcClient._whois,
+    "ISON": IrcClient._ison,
+    "USERHOST": IrcClient._userhost,
+    "MODE": IrcClient._mode,
+    "TOPIC": IrcClient._topic,
+    "AWAY": IrcClient._away,
+    "MOTD": IrcClient._motd,
+    "KICK": IrcClient._no_operators,
+    "INVITE": IrcClient._no_operators,
+    # Client-only tags (+typing) are not relayed: taken, unanswered.
+    "TAGMSG": _ignored,
+    # Only with history on (IrcClient.history_limit); else unknown.
+    "CHATHISTORY": IrcClient._chathistory,
+}
