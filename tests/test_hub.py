@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import math
 import typing
+from collections import Counter
 
 from trio_chat import effects as fx
 from trio_chat import events as ev
 from trio_chat.config import ChannelConfig
 from trio_chat.hub import EXIT_OK, EXIT_REFUSED, Hub, Member
+from trio_chat.names import fold_nick
 from trio_chat.render import browser, log, terminal
-from trio_chat.state import Cause
+from trio_chat.state import Cause, Channel
 
 T = "12:00:00"  # every event's stamp here
 
@@ -403,6 +405,77 @@ def test_an_irc_join_needs_a_name_free_in_every_ascii_case() -> None:
     assert typing.cast(fx.Disconnect, effects[1]).cause is Cause.NAME_TAKEN
     # A terminal's names are compared as they are (behaviour.md, "Usernames").
     assert isinstance(run(h, ev.Join("native", "general", "ALICE"))[0], fx.Welcome)
+
+
+def test_a_queued_name_clashes_with_an_irc_join_until_it_leaves_the_queue() -> None:
+    h = hub(capacity=1)
+    joined(h, "alice")
+    run(h, ev.Join("t", "general", "Bob"))  # queued
+    bob = h.members["t"]
+    effects = run(h, ev.Join("irc", "general", "bob", via_irc=True))
+    assert [type(e) for e in effects] == [fx.CannotConnect, fx.Disconnect]
+    assert typing.cast(fx.Disconnect, effects[1]).reason == "the name bob is already in general"
+    assert run(h, ev.Drop("t")) == []  # nobody waited behind it
+    irc = run(h, ev.Join("irc", "general", "bob", via_irc=True))
+    assert irc == [
+        fx.Welcome(T, h.members["irc"], "general"),
+        fx.QueuePosition(T, h.members["irc"], 0),
+    ]
+    assert bob.channel is None
+
+
+def test_a_name_promoted_from_the_queue_still_clashes_with_an_irc_join() -> None:
+    h = hub(capacity=1)
+    joined(h, "alice")
+    run(h, ev.Join("t", "general", "Bob"))
+    run(h, ev.Input("alice", "/quit"))  # Bob moves from the queue into the channel
+    assert h.members["t"].admitted
+    effects = run(h, ev.Join("irc", "general", "BOB", via_irc=True))
+    assert [type(e) for e in effects] == [fx.CannotConnect, fx.Disconnect]
+    # alice's name is free in any case now.
+    assert isinstance(run(h, ev.Join("irc2", "general", "ALICE", via_irc=True))[0], fx.Welcome)
+
+
+def test_two_terminal_names_in_one_case_fold_free_only_when_both_are_gone() -> None:
+    h = hub(capacity=1)
+    joined(h, "Bob")
+    run(h, ev.Join("b2", "general", "bob"))  # terminal names keep their case: queued
+    general = h.channels["general"]
+    assert general.folded == {"bob": 2}
+    run(h, ev.Input("Bob", "/quit"))  # the queued "bob" is admitted
+    assert general.folded == {"bob": 1} and list(general.members) == ["bob"]
+    assert isinstance(run(h, ev.Join("irc", "general", "BOB", via_irc=True))[1], fx.Disconnect)
+    run(h, ev.Drop("b2"))
+    assert general.folded == {}
+    assert isinstance(run(h, ev.Join("irc", "general", "BOB", via_irc=True))[0], fx.Welcome)
+
+
+def test_a_channel_counts_its_folded_names_through_every_move() -> None:
+    """state.Channel.folded: every name in ``members`` and ``queued_names``,
+    folded as IRC folds it, counted; what ``_clash`` looks up."""
+    channel = Channel(ChannelConfig("general", 1, 2))
+
+    def folded_by_hand() -> Counter[str]:
+        return Counter(fold_nick(name) for name in (*channel.members, *channel.queued_names))
+
+    alice, bob, carol, dave = (Member(n, n, Conn(n)) for n in ("Alice", "bob", "BOB", "dave"))  # type: ignore[arg-type]
+    channel.admit(alice)
+    channel.admit(bob)
+    channel.admit(bob)  # (admitted again: one name still)
+    channel.enqueue(carol)
+    channel.enqueue(dave)
+    assert channel.folded == folded_by_hand() == {"alice": 1, "bob": 2, "dave": 1}
+    channel.remove("bob")
+    assert channel.folded == folded_by_hand() == {"alice": 1, "bob": 1, "dave": 1}
+    assert channel.dequeue() is carol  # promoted: out of the queue, into the channel
+    channel.admit(carol)
+    assert channel.folded == folded_by_hand() == {"alice": 1, "bob": 1, "dave": 1}
+    assert channel.queue == [dave] and channel.queued_names == {"dave"}
+    assert channel.dequeue(0) is dave  # left the queue
+    channel.remove("Alice")
+    channel.remove("BOB")
+    assert channel.folded == folded_by_hand() == {}  # no zeros kept
+    assert not channel.members and not channel.queue and not channel.queued_names
 
 
 def nick_answer(effects: list[fx.Effect]) -> tuple[str, bool]:

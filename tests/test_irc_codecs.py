@@ -149,7 +149,7 @@ def members(*specs: tuple[str, FakeClient | None]) -> tuple[Channel, list[Member
         member = Member(name, name, conn, channel=channel, admitted=True)  # type: ignore[arg-type]
         if isinstance(conn, FakeMembership):
             conn.member = member
-        channel.members[name] = member
+        channel.admit(member)
         made.append(member)
     return channel, made
 

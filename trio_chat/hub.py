@@ -473,8 +473,7 @@ class Hub:
             self._admit(member, channel, now, effects, history_sent=not member.via_irc)
             return
         effects.append(fx.Welcome(self._stamp, member, channel.name))
-        channel.queue.append(member)
-        channel.queued_names.add(member.name)
+        channel.enqueue(member)
         self._advance(channel, now, effects)
         if not member.admitted:
             # The newcomer is the last in the queue: everyone else came first.
@@ -485,8 +484,7 @@ class Hub:
         rest; how many moved."""
         moved = 0
         while channel.queue and channel.has_room():
-            member = channel.queue.pop(0)
-            channel.queued_names.discard(member.name)
+            member = channel.dequeue()
             moved += 1
             self._admit(member, channel, now, effects)
         if moved:
@@ -587,8 +585,7 @@ class Hub:
             channel.remove(member.name)
             return None
         index = channel.queue.index(member)
-        del channel.queue[index]
-        channel.queued_names.discard(member.name)
+        channel.dequeue(index)
         return index
 
     def _remove(
@@ -876,8 +873,9 @@ def _failure(effect: fx.Effect) -> bool:
 
 def _clash(channel: Channel, name: str) -> bool:
     """Whether a name in the channel or its queue is ``name`` but for ASCII case."""
-    folded = fold_nick(name)
-    return any(fold_nick(other) == folded for other in (*channel.members, *channel.queued_names))
+    # A lookup in the channel's count of folded names (state.Channel.folded),
+    # not a fold of every name: an IRC join asks this once each (issue 28).
+    return fold_nick(name) in channel.folded
 
 
 def _no_connections(ref: str) -> Connection:

@@ -4,6 +4,7 @@ them), and what a member's connection must offer the server (``Connection``)."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from .config import ChannelConfig
 from .events import NATIVE
 from .history import NO_HISTORY, History
+from .names import fold_nick
 
 if TYPE_CHECKING:
     from . import wire
@@ -104,19 +106,52 @@ class Channel:
     config: ChannelConfig
     # Admitted, in join order; changed only through admit() and remove().
     members: dict[str, Member] = field(default_factory=dict)
-    queue: list[Member] = field(default_factory=list)  # waiting, first come first
+    # Waiting, first come first, and their names; changed only through
+    # enqueue() and dequeue().
+    queue: list[Member] = field(default_factory=list)
     queued_names: set[str] = field(default_factory=set)
+    # How many names in ``members`` and ``queued_names`` fold (names.fold_nick)
+    # to each key: an IRC join asks whether its nick is here in any case
+    # (hub._clash), and folding every name for each join cost a join the
+    # channel's size (issue 28). A Counter, not a set: a terminal's "Bob" and
+    # "bob" may both be here, and one leaving does not free the other's fold.
+    folded: Counter[str] = field(default_factory=Counter, repr=False)
     # What was said in it, kept for those admitted later (history.py).
     history: History = field(default_factory=lambda: History(NO_HISTORY))
     _audience: tuple[Member, ...] | None = field(default=None, repr=False)
 
     def admit(self, member: Member) -> None:
+        if member.name not in self.members:  # (a name admitted again is one key still)
+            self.folded[fold_nick(member.name)] += 1
         self.members[member.name] = member
         self._audience = None
 
     def remove(self, name: str) -> None:
         del self.members[name]
+        self._unfold(name)
         self._audience = None
+
+    def enqueue(self, member: Member) -> None:
+        """``member`` waits last in the queue."""
+        self.queue.append(member)
+        if member.name not in self.queued_names:
+            self.folded[fold_nick(member.name)] += 1
+            self.queued_names.add(member.name)
+
+    def dequeue(self, index: int = 0) -> Member:
+        """Take the member at ``index`` out of the queue (the first, to admit it)."""
+        member = self.queue.pop(index)
+        if member.name in self.queued_names:
+            self.queued_names.discard(member.name)
+            self._unfold(member.name)
+        return member
+
+    def _unfold(self, name: str) -> None:
+        key = fold_nick(name)
+        self.folded[key] -= 1
+        if not self.folded[key]:
+            # (A Counter keeps zeros: those gone would pile up in a busy channel.)
+            del self.folded[key]
 
     def audience(self) -> tuple[Member, ...]:
         """Everyone in the channel, as one tuple until someone joins or

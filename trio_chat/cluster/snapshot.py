@@ -101,8 +101,7 @@ def restore(hub: Hub, blob: bytes) -> None:
                 if admitted:
                     channel.admit(member)
                 else:
-                    channel.queue.append(member)
-                    channel.queued_names.add(member.name)
+                    channel.enqueue(member)
 
 
 def _address(saved: Any) -> str | None:

@@ -11,6 +11,7 @@ it names (``member_name``).
 
 from __future__ import annotations
 
+import functools
 import re
 
 from ..names import MAX_USERNAME_LENGTH, fold_nick, username_problem
@@ -36,6 +37,10 @@ def nick_problem(nick: str) -> str | None:
     return username_problem(nick)
 
 
+# Each member's name is shown again for every NAMES reply and every line it
+# says to IRC users (render.py): a name's look is kept, not worked out each
+# time. Bounded: names come and go, and a busy server sees many.
+@functools.lru_cache(maxsize=4096)
 def shown(name: str) -> str:
     """``name`` as IRC users see it: as it is when IRC can carry it, else escaped."""
     if name and name[0] in _FIRST and all(char in _REST for char in name[1:]):
