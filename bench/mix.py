@@ -48,6 +48,8 @@ import os
 import platform
 import random
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -868,6 +870,49 @@ def closed_table(directory: Path, kinds: list[Kind], sizes: list[tuple[int, int]
     return rows
 
 
+# ----- --profile: where trio-chat's time goes under one step -----
+
+
+def profile_step(
+    kind: Kind, directory: Path, channels: int, size: int, command: str, generators: int,
+    rate: int,
+) -> list[str]:  # fmt: skip
+    """One step of the mix (``command``, as a generator takes it) against
+    trio-chat under py-spy (``--nonblocking``: the server is not paused to be
+    sampled), summarised as bench/irc.py's --profile summarises: by part of
+    the path, by file, by function. The raw collapsed stacks are kept next
+    to the summary for a flame graph (``flamegraph.pl`` or speedscope)."""
+    from bench.irc import summarise
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        raise SystemExit("--profile needs py-spy: pip install py-spy")
+    output = Path(f"mix-profile-{kind}-{command.split()[0]}.txt").resolve()
+    with Session(kind, directory, channels, size, generators) as session:
+        recorder = subprocess.Popen(
+            [spy, "record", "--pid", str(session.server.process.pid), "--rate", str(rate),
+             "--format", "raw", "--nonblocking", "--output", str(output)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(1)  # it attaches
+        result = session.step(command)
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait()
+    events = result["delivered"] + 100 * result["joined"] + 100 * result["left"]
+    return [
+        f"{LABELS[kind]}, {channels} channels of {size}, step `{command}`: "
+        f"{result['delivered']:,} deliveries, {result['joined']:,} joins, "
+        f"{result['left']:,} leaves; server CPU {result['server_cpu']:.2f} s in "
+        f"{result['wall']:.1f} s; raw stacks in {output}",
+        "(us per delivery below counts a join or a leave as 100 deliveries)"
+        if result["joined"] or result["left"]
+        else "",
+        "",
+        *summarise(output.read_text(), events, rate),
+    ]
+
+
 # ----- main -----
 
 
@@ -908,10 +953,32 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs of churn and closed loop")
     parser.add_argument("--generators", type=int, default=2, help="generator processes")
     parser.add_argument("--generator", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--profile",
+        choices=("native", "irc"),
+        help="py-spy trio-chat (native or IRC port) under one step instead of the tables",
+    )
+    parser.add_argument(
+        "--step",
+        default="chat 0.5 10",
+        help="the profiled step: 'chat INTERVAL SECONDS' or 'churn joins|leaves|both RATE "
+        "SECONDS INTERVAL' (rates per generator; default chat 0.5 10: step 4x)",
+    )
+    parser.add_argument("--layout", default="100:10", help="CHANNELS:SIZE for --profile")
+    parser.add_argument("--rate", type=int, default=500, help="py-spy samples a second")
     arguments = parser.parse_args()
     raise_fd_limit()
     if arguments.generator:
         trio.run(Generator(json.loads(arguments.generator)).run)
+        return
+    if arguments.profile:
+        channels, size = map(int, arguments.layout.split(":"))
+        with tempfile.TemporaryDirectory() as name:
+            found = profile_step(
+                arguments.profile, Path(name), channels, size, arguments.step,
+                arguments.generators, arguments.rate,
+            )  # fmt: skip
+        print("\n".join(found))
         return
     kinds = [kind for kind in parse_kinds(arguments.servers) if installed(kind)]
     tables = {word.strip() for word in arguments.tables.split(",")}

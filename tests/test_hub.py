@@ -498,6 +498,23 @@ def test_nicks_are_first_come_first_served_without_ascii_case() -> None:
     assert nick_answer(run(h, ev.ClaimNick("c3", "Alicia"))) == ("Alicia", True)
 
 
+def test_a_queued_terminal_name_is_taken_for_irc_until_it_leaves_the_queue() -> None:
+    h = hub(capacity=1)
+    joined(h, "alice", "Carol")  # Carol waits in general's queue
+    assert nick_answer(run(h, ev.ClaimNick("c1", "carol"))) == ("carol", False)
+    run(h, ev.Drop("Carol"))
+    assert nick_answer(run(h, ev.ClaimNick("c1", "carol"))) == ("carol", True)
+
+
+def test_an_irc_member_in_a_channel_does_not_hold_another_case_of_its_nick() -> None:
+    # Only its claim does (hub.nicks): taken back in another case it is free.
+    h = hub()
+    assert nick_answer(run(h, ev.ClaimNick("m", "dave"))) == ("dave", True)
+    run(h, ev.Join("m", "general", "dave", via_irc=True))
+    assert nick_answer(run(h, ev.ClaimNick("m", "DAVE"))) == ("DAVE", True)
+    assert nick_answer(run(h, ev.ClaimNick("other", "Dave"))) == ("Dave", False)
+
+
 def test_a_file_cannot_go_to_an_irc_member() -> None:
     h = hub()
     (alice,) = joined(h, "alice")

@@ -212,16 +212,26 @@ class Hub:
         holder = self.nicks.get(folded)
         accepted = holder is None or holder == event.ref
         if accepted and holder is None:
-            accepted = not any(
-                fold_nick(m.name) == folded
-                for m in self.members.values()
-                if not m.via_irc and m.channel is not None
-            )
+            accepted = not any(self._terminal_holds(c, folded) for c in self.channels.values())
         if accepted:
             self._release_nick(event.ref)
             self.nicks[folded] = event.ref
             self.nick_of[event.ref] = event.nick
         effects.append(fx.NickDecided(self.connection_for(event.ref), event.nick, accepted))
+
+    @staticmethod
+    def _terminal_holds(channel: Channel, folded: str) -> bool:
+        """Whether a terminal or browser member in ``channel`` or its queue
+        has the name that folds to ``folded``. The channel's count of folded
+        names answers first: every IRC registration asks this of every
+        channel, and folding everyone in the chat for each cost a
+        registration the size of the whole server."""
+        if folded not in channel.folded:
+            return False
+        return any(
+            fold_nick(m.name) == folded and not m.via_irc
+            for m in (*channel.members.values(), *channel.queue)
+        )
 
     def _release_nick(self, ref: str) -> None:
         nick = self.nick_of.pop(ref, None)
