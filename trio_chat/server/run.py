@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import socket
 import sys
@@ -237,6 +238,11 @@ def run_until_stopped(
     hub = Hub(channels, afk_timeout=arguments.afk_timeout, history=history_config(arguments))
     output, errors, log = open_output(arguments.log_format == JSON)
     server = make_server(hub, arguments, ssl_context, output, log)
+    # What start-up made (modules, the hub, the server) lives as long as the
+    # server does: frozen, the cyclic collector's full passes no longer walk
+    # it each time, and a pass, which stops everything, is that much shorter
+    # (docs/benchmarks.md, "Mixed load": the tail of a busy server's latency).
+    gc.freeze()
     try:
         return trio.run(main, server, hub)
     except KeyboardInterrupt:
