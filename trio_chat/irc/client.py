@@ -143,7 +143,8 @@ class IrcMembership:
         self.client.membership_over(self, reason, cause)
 
     def joined(self, member: Member) -> None:
-        self.member = member
+        if not self.released:  # (a cluster's late answer: see IrcClient._release_now)
+            self.member = member
 
     def roster(self, names: Sequence[str]) -> None:
         self.client.admitted(self)
@@ -381,6 +382,10 @@ class IrcClient(Outlet):
         if not membership.released:
             membership.released = True
             self.server.gateway.release(membership.conn_ref)
+        # Member.conn is the membership: so that a departed connection is
+        # freed at once, not by the cyclic collector's full pass that stops
+        # the server.
+        membership.member = None
 
     async def _release_loop(self) -> None:
         while True:

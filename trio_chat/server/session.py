@@ -217,6 +217,10 @@ class Session(Outlet):
         """The rules took this connection in (a channel or its queue)."""
         if self.member is not None:
             return  # welcomed again: it switched channels
+        if self.state is CLOSED:
+            # (A cluster's log answered after it went: member.conn is this
+            # session, and member <-> session would be a cycle, see run.)
+            return
         self.member = member
         self._become(MEMBER)
         self._answered.set()
@@ -259,6 +263,10 @@ class Session(Outlet):
             self.server.transfers.connection_closed(self)
             self.server.sessions.discard(self)
             self.ended.set()
+            # Member.conn is this session: so that a departed connection is
+            # freed at once, not by the cyclic collector's full pass that
+            # stops the server.
+            self.member = None
             # A TLS close says goodbye first; a peer that never reads again
             # must not hold the session open for it.
             with trio.move_on_after(self.server.limits.close_grace) as goodbye:
