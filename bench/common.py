@@ -43,6 +43,15 @@ def wait_until_accepting(port: int, process: subprocess.Popen[bytes] | None = No
             time.sleep(0.001)
 
 
+def cpu_model() -> str:
+    """The CPU's model name, for the machine line a benchmark prints."""
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -55,7 +55,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BIN, ServerExited, free_ports, own_cpu, wait_until_accepting
+from bench.common import BIN, ServerExited, cpu_model, free_ports, own_cpu, wait_until_accepting
 from bench.load import (
     BARE_RELAY_END,
     INSPIRCD,
@@ -248,12 +248,7 @@ def size_table(directory: Path, members: int, messages: int, runs: int, bare: bo
 
 
 def machine() -> list[str]:
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     inspircd = "not installed"
     if INSPIRCD.exists():
         version = subprocess.run(

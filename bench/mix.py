@@ -64,7 +64,14 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ServerExited, cpu_seconds, free_ports, own_cpu, wait_until_accepting
+from bench.common import (
+    ServerExited,
+    cpu_model,
+    cpu_seconds,
+    free_ports,
+    own_cpu,
+    wait_until_accepting,
+)
 from bench.irc import SERVER_NAME
 from bench.load import (
     INSPIRCD,
@@ -74,6 +81,7 @@ from bench.load import (
     Member,
     ServerProcess,
     measured_fan_out,
+    measured_run,
     median_of,
     percentile,
     raise_fd_limit,
@@ -823,11 +831,8 @@ def closed_once(kind: Kind, directory: Path, members: int, messages: int) -> dic
     if kind == "ngircd":
         server = NgircdProcess(directory)
         try:
-            before = cpu_seconds(server.process.pid)
-            result = trio.run(ring_fan_out, server.ports[0], members, messages)
-            used = cpu_seconds(server.process.pid) - before
-            result["cpu_per_100k"] = used / result["total"] * 100_000
-            return result
+            run = partial(trio.run, ring_fan_out, server.ports[0], members, messages)
+            return measured_run(server.process, run)
         finally:
             server.stop()
     from bench.irc import TrioChatProcess
@@ -917,12 +922,7 @@ def profile_step(
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     versions = []
     for kind, path in (("InspIRCd", INSPIRCD), ("ngIRCd", NGIRCD)):
         if path.exists():
