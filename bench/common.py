@@ -58,6 +58,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def user_seconds(pid: int) -> float:
+    """The user part of ``cpu_seconds``: the program's own work, not the kernel's."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / os.sysconf("SC_CLK_TCK")
+
+
 def own_cpu() -> float:
     """User plus system CPU time this process (the load generator) has used."""
     usage = resource.getrusage(resource.RUSAGE_SELF)

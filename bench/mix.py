@@ -1,8 +1,9 @@
 """Mixed load: many small channels at a fixed offered rate, churn, and the
 one-channel closed loop, against trio-chat (native port and IRC port),
-InspIRCd and ngIRCd.
+InspIRCd, ngIRCd, and a bare trio relay (the floor: what any trio program
+pays for the same IRC load, BARE_CHANNELS_RELAY below).
 
-    python bench/mix.py [--quick] [--servers native,irc,inspircd,ngircd] [--runs N]
+    python bench/mix.py [--quick] [--servers native,irc,inspircd,ngircd,bare] [--runs N]
                         [--tables mix,churn,closed]
 
 **Open loop** (the mix): 1,000 members in 100 channels of 10, then in 20
@@ -70,6 +71,7 @@ from bench.common import (
     cpu_seconds,
     free_ports,
     own_cpu,
+    user_seconds,
     wait_until_accepting,
 )
 from bench.irc import SERVER_NAME
@@ -121,13 +123,14 @@ BUCKET = 20_000  # latency histogram: buckets of 50 microseconds
 LAST_BUCKET = 20 * BUCKET  # 20 s and more
 TRIO_CHAT_MAX_NAME = 20  # generator names stay short: u<generator><index>
 
-Kind = Literal["native", "irc", "inspircd", "ngircd"]
-KINDS: tuple[Kind, ...] = ("native", "irc", "inspircd", "ngircd")
+Kind = Literal["native", "irc", "inspircd", "ngircd", "bare"]
+KINDS: tuple[Kind, ...] = ("native", "irc", "inspircd", "ngircd", "bare")
 LABELS: dict[Kind, str] = {
     "native": "trio-chat, native",
     "irc": "trio-chat, IRC",
     "inspircd": "InspIRCd, IRC",
     "ngircd": "ngIRCd, IRC",
+    "bare": "bare trio relay, IRC",
 }
 
 
@@ -149,6 +152,83 @@ class NgircdProcess:
             stderr=subprocess.DEVNULL,
         )
         wait_until_accepting(port, self.process)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
+# The floor for trio-chat on this load: as little as a trio program can do and
+# still be an IRC server to the generator, with channels. A task a connection,
+# its lines split, each line written at once with one os.write to each member
+# it is for (as InspIRCd and ngIRCd write: with 10 members a line there is
+# nothing to batch): PRIVMSG to the others of the channel; a JOIN to all of
+# them and the names to the newcomer; a QUIT to those left. No parsing beyond
+# the command, no checks, no backpressure (a write the socket does not take
+# is lost, and the step's "delivered" shows it).
+BARE_CHANNELS_RELAY = """
+import os, trio
+members = {}
+def tell(fds, data):
+    for fd in fds:
+        try:
+            os.write(fd, data)
+        except OSError:
+            pass
+async def handler(stream):
+    fd = stream.socket.fileno()
+    nick = source = b"*"
+    joined = []
+    pending = b""
+    async with stream:
+        try:
+            async for data in stream:
+                pending += data
+                *lines, pending = pending.split(b"\\n")
+                for line in lines:
+                    command, _, rest = line.rstrip(b"\\r").partition(b" ")
+                    if command == b"PRIVMSG":
+                        out = b":" + source + b" PRIVMSG " + rest + b"\\r\\n"
+                        for other in members[rest.partition(b" ")[0]]:
+                            if other != fd:
+                                tell((other,), out)
+                    elif command == b"NICK":
+                        nick = rest
+                        source = nick + b"!" + nick + b"@bare"
+                    elif command == b"USER":
+                        tell((fd,), b":bare 001 " + nick + b" :hello\\r\\n")
+                    elif command == b"JOIN":
+                        channel = members.setdefault(rest, {})
+                        channel[fd] = nick
+                        joined.append(rest)
+                        tell(channel, b":" + source + b" JOIN " + rest + b"\\r\\n")
+                        names = b" ".join(channel.values())
+                        tell((fd,), b":bare 353 " + nick + b" = " + rest + b" :" + names
+                             + b"\\r\\n:bare 366 " + nick + b" " + rest + b" :End\\r\\n")
+        except trio.BrokenResourceError:
+            pass
+        finally:
+            for name in joined:
+                channel = members[name]
+                del channel[fd]
+                tell(channel, b":" + source + b" QUIT :bye\\r\\n")
+async def main():
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    print(listeners[0].socket.getsockname()[1], flush=True)
+    await trio.serve_listeners(handler, listeners)
+trio.run(main)
+"""
+
+
+class BareChannelsRelay:
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", BARE_CHANNELS_RELAY],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert self.process.stdout is not None
+        self.ports = [int(self.process.stdout.readline())]
 
     def stop(self) -> None:
         self.process.terminate()
@@ -184,6 +264,8 @@ def start_server(kind: Kind, directory: Path, channels: int, capacity: int) -> S
         return InspircdProcess(directory)
     if kind == "ngircd":
         return NgircdProcess(directory)
+    if kind == "bare":
+        return BareChannelsRelay()
     return TrioChatChannels(directory, max(channels, 3), capacity, kind)
 
 
@@ -548,9 +630,10 @@ class Session:
 
     def step(self, command: str) -> dict[str, Any]:
         pid = self.server.process.pid
-        before, start = cpu_seconds(pid), time.perf_counter()
+        before, user, start = cpu_seconds(pid), user_seconds(pid), time.perf_counter()
         result = merged(self.load.command(command))
         result["server_cpu"] = cpu_seconds(pid) - before
+        result["server_user"] = user_seconds(pid) - user
         result["wall"] = time.perf_counter() - start
         result["rss"] = rss_kb(pid)
         return result
@@ -582,6 +665,14 @@ class MixStep:
     def cpu_per_100k(self) -> float:
         delivered = self.result["delivered"]
         return float(self.result["server_cpu"]) / delivered * 100_000 if delivered else 0.0
+
+    def split_us(self) -> tuple[float, float]:
+        """Microseconds of server CPU per delivery: the server's own (user)
+        and the kernel's on its behalf (system: the writes, reads, epoll)."""
+        delivered = self.result["delivered"] or 1
+        user = float(self.result["server_user"])
+        system = float(self.result["server_cpu"]) - user
+        return user / delivered * 1e6, system / delivered * 1e6
 
     def cpu_share(self) -> float:
         return float(self.result["server_cpu"]) / float(self.result["wall"])
@@ -668,8 +759,9 @@ def knee_rows(found: dict[Kind, list[MixStep]]) -> list[str]:
     InspIRCd's (the steps both ran below their knees)."""
     rows = [
         "| server | knee (last step under it) | lines/s there | deliveries/s there "
-        "| CPU-s per 100k at step 1 | CPU / InspIRCd's, steps both under the knee |",
-        "|---|---|---|---|---|---|",
+        "| CPU-s per 100k at step 1 | user / system us per delivery at step 1 "
+        "| CPU / InspIRCd's, steps both under the knee |",
+        "|---|---|---|---|---|---|---|",
     ]
     under = {kind: [s for s in steps if s is knee(steps) or s.factor < (knee(steps) or s).factor]
              for kind, steps in found.items()}  # fmt: skip
@@ -688,10 +780,12 @@ def knee_rows(found: dict[Kind, list[MixStep]]) -> list[str]:
             for step in under[kind]
             if step.factor in theirs and kind != "inspircd"
         ]
+        user, system = steps[0].split_us()
         rows.append(
             f"| {LABELS[kind]} | {f'{best.factor}x' if best else 'below step 1'}{reach} | "
             f"{best.lines() if best else 0:,.0f} | {best.deliveries() if best else 0:,.0f} | "
-            f"{steps[0].cpu_per_100k():.3f} | {', '.join(ratios) or '-'} |"
+            f"{steps[0].cpu_per_100k():.3f} | {user:.1f} / {system:.1f} | "
+            f"{', '.join(ratios) or '-'} |"
         )
     return rows
 
@@ -1005,7 +1099,11 @@ def main() -> None:
             print("\n".join(rows), flush=True)
         if "closed" in tables:
             sizes = [(10, 50), (100, 10)] if quick else [(10, 1000), (100, 100)]
-            print("\n".join(closed_table(directory, kinds, sizes, runs)), flush=True)
+            # Not the bare relay: it writes each line to each member, which at
+            # 100 members is no floor for a server that batches (bench/irc.py
+            # has the batched bare relay for this one channel).
+            looped = [kind for kind in kinds if kind != "bare"]
+            print("\n".join(closed_table(directory, looped, sizes, runs)), flush=True)
 
 
 if __name__ == "__main__":
