@@ -1102,7 +1102,7 @@ def main() -> None:
             # Not the bare relay: it writes each line to each member, which at
             # 100 members is no floor for a server that batches (bench/irc.py
             # has the batched bare relay for this one channel).
-            looped = [kind for kind in kinds if kind != "bare"]
+            looped: list[Kind] = [kind for kind in kinds if kind != "bare"]
             print("\n".join(closed_table(directory, looped, sizes, runs)), flush=True)
 
 
