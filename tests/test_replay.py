@@ -18,6 +18,7 @@ from trio_chat import events as ev
 from trio_chat.cluster import codec
 from trio_chat.cluster.link import Link, LinkHost, connect
 from trio_chat.cluster.node import ClusterGateway
+from trio_chat.cluster.resp import RespConnection
 from trio_chat.hub import Hub
 from trio_chat.server.core import ChatServer
 
@@ -39,7 +40,8 @@ def replica(node: int) -> ClusterGateway:
             fingerprint="config",
             log=lambda text: None,
             commands=connect(UNUSED_REDIS),
-            reads=connect(UNUSED_REDIS),
+            appends=RespConnection(UNUSED_REDIS),
+            reads=RespConnection(UNUSED_REDIS),
             host=host,
         )
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import coredis
 import coredis.exceptions
@@ -49,6 +49,7 @@ from ..server.logs import WARNING, as_log
 from . import keys, scripts, snapshot
 from .boot import node_leases
 from .liveness import Liveness
+from .resp import RespConnection
 
 
 class LinkHost(Protocol):
@@ -113,6 +114,27 @@ def id_key(entry_id: bytes | str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+class StreamEntry(NamedTuple):
+    identifier: bytes
+    field_values: dict[bytes, bytes]
+
+
+def stream_entries(reply: Any) -> dict[bytes, list[StreamEntry]]:
+    """XREAD's reply (nil, or each stream's name and entries) by stream."""
+    if reply is None:
+        return {}
+    found: dict[bytes, list[StreamEntry]] = {}
+    try:
+        for name, entries in reply:
+            found[name] = [
+                StreamEntry(identifier, dict(zip(values[::2], values[1::2], strict=True)))
+                for identifier, values in entries
+            ]
+    except (TypeError, ValueError):  # not what a Redis answers: a failure, retried
+        raise coredis.exceptions.ConnectionError("Redis answered XREAD with no streams") from None
+    return found
+
+
 def connect(url: str) -> coredis.Redis[bytes]:
     return coredis.Redis.from_url(url, decode_responses=False, connect_timeout=5.0)
 
@@ -127,7 +149,8 @@ class Link:
         fingerprint: str,
         log: Callable[[str], None],
         commands: coredis.Redis[bytes],
-        reads: coredis.Redis[bytes],
+        appends: RespConnection,
+        reads: RespConnection,
         host: LinkHost,
     ) -> None:
         self.url = url
@@ -137,7 +160,10 @@ class Link:
         self.fingerprint = fingerprint  # the config, written back if Redis loses it
         self.log = as_log(log)  # (the server's, with event names for JSON logs)
         self.redis = commands
-        self._reads = reads  # blocking reads get their own connection
+        # The calls made for every line, each loop's own (resp.py says why);
+        # the blocking read needs one to itself anyway.
+        self._appends = appends
+        self._reads = reads
         # Entries to append, in order; None deletes the key instead.
         self._out: list[tuple[str, dict[bytes, bytes] | None]] = []
         self._sending = 0
@@ -417,7 +443,10 @@ class Link:
                         args.append(len(fields))
                         for name, value in fields.items():
                             args += (name, value)
-                    if await self.redis.eval(scripts.APPEND, streams, args) == scripts.LOST:
+                    written = await self._appends.call(
+                        b"EVAL", scripts.APPEND, len(streams), *streams, *args
+                    )
+                    if written == scripts.LOST:
                         raise EpochMoved
 
                 # A retry after a call that timed out may repeat entries (Redis
@@ -456,18 +485,26 @@ class Link:
 
             async def read(
                 streams: dict[str | bytes, str | bytes] = streams, epoch: bytes = epoch
-            ) -> tuple[Any, bytes | None]:
-                result = await self._reads.xread(streams, count=BATCH, block=READ_BLOCK_MS)
-                for entries in (result or {}).values():
+            ) -> tuple[dict[bytes, list[StreamEntry]], bytes | None]:
+                # XREAD passes over trimmed entries without a word. The GET
+                # queued behind it runs when it has answered: a trim that had
+                # passed this node's position by then shows.
+                reply, trimmed = await self._reads.pipeline(
+                    [
+                        (
+                            *(b"XREAD", b"COUNT", BATCH, b"BLOCK", READ_BLOCK_MS, b"STREAMS"),
+                            *streams,
+                            *streams.values(),
+                        ),
+                        (b"GET", keys.TRIMMED),
+                    ]
+                )
+                result = stream_entries(reply)
+                for entries in result.values():
                     for entry in entries:
                         tag = entry.field_values.get(keys.EPOCH_FIELD)
-                        self._check_tag(tag if isinstance(tag, bytes) else None, epoch)
-                # XREAD passes over trimmed entries without a word. Asked after
-                # it: a trim that had passed this node's position by then shows.
-                trimmed = None
-                if result and keys.LOG.encode() in result:
-                    trimmed = await self.redis.get(keys.TRIMMED)
-                return result, trimmed
+                        self._check_tag(tag, epoch)
+                return result, trimmed if keys.LOG.encode() in result else None
 
             try:
                 # A blocking read answers within its block time, plus a call's deadline.

@@ -28,6 +28,7 @@ from .boot import ClusterError, join_cluster
 from .inherit import Rules
 from .link import FAILURES, Link, connect
 from .node import ClusterGateway
+from .resp import RespConnection
 
 if TYPE_CHECKING:
     import ssl
@@ -49,21 +50,28 @@ def run_node(
             server.log(reason, event="cannot_start", level=ERROR)
             return 1
 
-        commands, reads = connect(url), connect(url)
-        async with commands, reads:
+        commands = connect(url)
+        # The two calls made for every line get lean connections (resp.py).
+        appends, reads = RespConnection(url), RespConnection(url)
+        async with commands:
             try:
-                with trio.fail_after(CONNECT_TIMEOUT):
-                    await commands.ping()
-            except (trio.TooSlowError, *FAILURES) as error:
-                return fail(f"cannot reach Redis at {url}: {error or 'no answer in 5 s'}")
-            return await serve_node(server, hub, fail, commands, reads)
+                try:
+                    with trio.fail_after(CONNECT_TIMEOUT):
+                        await commands.ping()
+                except (trio.TooSlowError, *FAILURES) as error:
+                    return fail(f"cannot reach Redis at {url}: {error or 'no answer in 5 s'}")
+                return await serve_node(server, hub, fail, commands, appends, reads)
+            finally:
+                await appends.aclose()
+                await reads.aclose()
 
     async def serve_node(
         server: ChatServer,
         hub: Hub,
         fail: Callable[[str], int],
         commands: coredis.Redis[bytes],
-        reads: coredis.Redis[bytes],
+        appends: RespConnection,
+        reads: RespConnection,
     ) -> int:
         try:
             joined = await join_cluster(commands, rules)
@@ -89,6 +97,7 @@ def run_node(
                 fingerprint,
                 server.log,
                 commands,
+                appends,
                 reads,
             ),
         )
