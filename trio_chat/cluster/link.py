@@ -217,8 +217,13 @@ class Link:
         delay = FIRST_RETRY
         while True:
             try:
-                with trio.fail_after(deadline):
+                # fail_after, without its generator-based context manager:
+                # this runs for every line (a tenth of a node's time under a
+                # lone line, docs/benchmarks.md, "Cluster").
+                with trio.CancelScope(deadline=trio.current_time() + deadline) as scope:
                     result = await what()
+                if scope.cancelled_caught:
+                    raise trio.TooSlowError
             except StateLost as lost:
                 self._answered()  # Redis answered, with the news
                 self._lose(str(lost))
