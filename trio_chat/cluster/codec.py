@@ -105,12 +105,22 @@ assert all(
 )
 
 
+# Each event's field names, in order, and the checker of an entry's envelope:
+# worked out once, not for every line (encode and decode run for each).
+_FIELD_NAMES: dict[type[LogEvent], tuple[str, ...]] = {
+    cls: tuple(field.name for field in dataclasses.fields(cls)) for cls in LOG_EVENTS
+}
+_INT = _checker(int)
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_DECODER = json.JSONDecoder()
+
+
 def encode(event: LogEvent, node: int, seq: int) -> bytes:
     fields: dict[str, Any] = {"type": _NAME[type(event)], "origin": node, "seq": seq}
-    for field in dataclasses.fields(event):
-        value = getattr(event, field.name)
-        fields[field.name] = list(value) if isinstance(value, tuple) else value
-    return json.dumps(fields, separators=(",", ":")).encode()
+    for name in _FIELD_NAMES[type(event)]:
+        value = getattr(event, name)
+        fields[name] = list(value) if isinstance(value, tuple) else value
+    return _COMPACT.encode(fields).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +133,8 @@ class Entry:
 def decode(blob: bytes) -> Entry:
     """The entry ``blob`` holds; EntryError if it holds none this node can read."""
     try:
-        fields = json.loads(blob)
+        # (json.loads would first sniff the bytes for UTF-16 and -32)
+        fields = _DECODER.decode(blob.decode())
     except ValueError as error:
         raise EntryError(f"not JSON: {error}") from None
     if not isinstance(fields, dict):
@@ -133,8 +144,8 @@ def decode(blob: bytes) -> Entry:
     if cls is None:
         raise EntryError(f"an event of unknown type {fields.get('type')!r}")
     try:
-        node = _checker(int)(fields["origin"])
-        seq = _checker(int)(fields["seq"])
+        node = _INT(fields["origin"])
+        seq = _INT(fields["seq"])
         optional = _ADDED_LATER.get(cls, frozenset())
         values = {
             name: check(fields[name])
