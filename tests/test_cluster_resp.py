@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from pathlib import Path
 
 import coredis.exceptions
@@ -150,3 +151,49 @@ def test_a_malformed_stream_reply_is_a_failure() -> None:
     with pytest.raises(coredis.exceptions.ConnectionError):
         stream_entries(b"not a list of streams")
     assert stream_entries(None) == {}
+
+
+async def test_rediss_speaks_tls_with_coredis_context_and_selects_the_database(
+    redis: RedisProcess, tmp_path: Path
+) -> None:
+    """``rediss://`` through a TLS relay in front of the real Redis (its
+    build here has no TLS of its own), with the context coredis made from the
+    URL's ``ssl_ca_certs``: what a node's two kinds of connection share."""
+    import ssl
+
+    import coredis
+    import trustme
+
+    authority = trustme.CA()
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(server_context)
+
+    async def relay(client: trio.SocketStream) -> None:
+        # (https_compatible: the client may hang up without a TLS goodbye)
+        secure = trio.SSLStream(client, server_context, server_side=True, https_compatible=True)
+        upstream = await trio.open_unix_socket(str(redis.socket))
+
+        async def pump(source: trio.abc.Stream, sink: trio.abc.Stream) -> None:
+            async for data in source:
+                await sink.send_all(data)
+            nursery.cancel_scope.cancel()
+
+        async with secure, upstream, trio.open_nursery() as nursery:
+            nursery.start_soon(pump, secure, upstream)
+            nursery.start_soon(pump, upstream, secure)
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, relay, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        url = f"rediss://localhost:{port}/2?ssl_ca_certs={tmp_path / 'ca.pem'}"
+        context = coredis.Redis.from_url(url).connection_pool.connection_kwargs["ssl_context"]
+        lean = RespConnection(url, context)
+        assert await lean.call(b"SET", b"where", b"db 2") == b"OK"
+        await lean.aclose()
+        plain = RespConnection(redis.url + "?db=2")
+        assert await plain.call(b"GET", b"where") == b"db 2"
+        assert await plain.call(b"SELECT", 0) == b"OK"
+        assert await plain.call(b"GET", b"where") is None
+        await plain.aclose()
+        nursery.cancel_scope.cancel()

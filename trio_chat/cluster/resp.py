@@ -42,11 +42,17 @@ def packed(commands: list[tuple[Word, ...]]) -> bytes:
 
 class RespConnection:
     """One connection to the Redis at ``url`` (``redis://``, ``rediss://`` or
-    ``unix://``, as ``--redis`` takes it), opened on first use."""
+    ``unix://``, as ``--redis`` takes it), opened on first use. ``rediss://``
+    takes ``ssl_context``: the one coredis made from the same URL (its query
+    options: CA file, client certificate, verification), so that a node's
+    connections agree; the system's defaults without it."""
 
-    def __init__(self, url: str, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, ssl_context: ssl.SSLContext | None = None, connect_timeout: float = 5.0
+    ) -> None:
         self.url = url
         self._parts = urlsplit(url)
+        self._ssl_context = ssl_context
         self._connect_timeout = connect_timeout
         self._stream: trio.abc.Stream | None = None
         self._reader: Any = None  # hiredis.Reader (untyped)
@@ -104,9 +110,8 @@ class RespConnection:
                 host = parts.hostname or "localhost"
                 stream = await trio.open_tcp_stream(host, parts.port or 6379)
                 if parts.scheme == "rediss":
-                    secure = trio.SSLStream(
-                        stream, ssl.create_default_context(), server_hostname=host
-                    )
+                    context = self._ssl_context or ssl.create_default_context()
+                    secure = trio.SSLStream(stream, context, server_hostname=host)
                     await secure.do_handshake()
                     stream = secure
         self._stream = stream

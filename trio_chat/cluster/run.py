@@ -52,7 +52,8 @@ def run_node(
 
         commands = connect(url)
         # The two calls made for every line get lean connections (resp.py).
-        appends, reads = RespConnection(url), RespConnection(url)
+        tls = commands.connection_pool.connection_kwargs.get("ssl_context")
+        appends, reads = RespConnection(url, tls), RespConnection(url, tls)
         async with commands:
             try:
                 try:
