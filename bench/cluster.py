@@ -1,13 +1,16 @@
 """Fan-out through a cluster: one plain server, one node with Redis, two nodes.
 
-    python bench/cluster.py [--quick | --pairs N]
+    python bench/cluster.py [--quick | --pairs N | --lone N]
 
 The closed-loop generator of bench/load.py (each member sends its next line
 when its own came back) drives one channel; with two nodes the members
 alternate between them (node 1 on 127.0.0.2, node 2 on 127.0.0.3). CPU
 seconds per 100,000 deliveries are given for every process: each node and
 redis-server, and the generator itself (this process: it shares the
-machine's cores with the servers). Prints Markdown tables.
+machine's cores with the servers). ``--lone N`` times a lone line instead:
+one member sends N lines, each when the last came back, through a plain
+server and through one node (alternately, 3 times each). Prints Markdown
+tables.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from functools import partial
 from pathlib import Path
 
@@ -45,6 +49,7 @@ class Setup:
         if nodes is None:
             self.hosts: tuple[str, ...] = ("127.0.0.1",)
             self._start("server", [SERVER, str(config), *UNGUARDED])
+            self._settle()
             return
         self.redis = RedisProcess()
         assert self.redis.process is not None
@@ -55,6 +60,18 @@ class Setup:
                 [SERVER, str(config), *UNGUARDED, "--redis", self.redis.url, "--host", host],
             )
         self.processes.append(("redis-server", self.redis.process))
+        self._settle()
+
+    def _settle(self) -> None:
+        """Wait until the servers stop using CPU after "listening" (a plain
+        server still spends about 0.3 s there), so that no run pays for it."""
+        last = self.cpu()
+        for _ in range(50):
+            time.sleep(0.2)
+            now = self.cpu()
+            if all(now[name] - last[name] < 0.01 for name in now):
+                return
+            last = now
 
     def _start(self, name: str, command: list[str]) -> None:
         process = subprocess.Popen(
@@ -137,6 +154,34 @@ def pairs_table(directory: Path, members: int, messages: int, pairs: int) -> lis
     return rows
 
 
+def lone_table(directory: Path, messages: int, runs: int = 3) -> list[str]:
+    """A lone line's round trip: one member, its next line when its own came back."""
+    found: dict[str, list[dict[str, object]]] = {"plain": [], "1 node + Redis": []}
+    for _ in range(runs):
+        found["plain"].append(run(directory, 1, messages, None))
+        found["1 node + Redis"].append(run(directory, 1, messages, 1))
+    rows = [
+        f"| setup ({messages} lines, {runs} runs) | p50 ms, each run | p99 ms, each run "
+        "| server CPU µs a line, each run |",
+        "|---|---|---|---|",
+    ]
+    for label, results in found.items():
+        cpu = [
+            sum(seconds for name, seconds in result["cpu"].items() if name != "generator") * 10  # type: ignore[attr-defined]
+            for result in results
+        ]
+        rows.append(
+            f"| {label} | "
+            + " / ".join(f"{float(r['p50']) * 1000:.2f}" for r in results)  # type: ignore[arg-type]
+            + " | "
+            + " / ".join(f"{float(r['p99']) * 1000:.2f}" for r in results)  # type: ignore[arg-type]
+            + " | "
+            + " / ".join(f"{c:.0f}" for c in cpu)
+            + " |"
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -146,10 +191,19 @@ def main() -> None:
         metavar="N",
         help="instead: N alternating runs of plain and one node at 100 members",
     )
+    parser.add_argument(
+        "--lone",
+        type=int,
+        metavar="N",
+        help="instead: a lone line's round trip, N lines, plain and one node",
+    )
     arguments = parser.parse_args()
     raise_fd_limit()
     sizes = [(20, 5), (100, 2)] if arguments.quick else [(100, 20), (1000, 2)]
     with tempfile.TemporaryDirectory() as directory:
+        if arguments.lone:
+            print("\n".join(lone_table(Path(directory), arguments.lone)))
+            return
         if arguments.pairs:
             print("\n".join(pairs_table(Path(directory), 100, 20, arguments.pairs)))
             return
