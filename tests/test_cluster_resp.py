@@ -157,11 +157,10 @@ async def test_rediss_speaks_tls_with_coredis_context_and_selects_the_database(
     redis: RedisProcess, tmp_path: Path
 ) -> None:
     """``rediss://`` through a TLS relay in front of the real Redis (its
-    build here has no TLS of its own), with the context coredis made from the
-    URL's ``ssl_ca_certs``: what a node's two kinds of connection share."""
+    build here has no TLS of its own), trusting the URL's ``ssl_ca_certs``
+    as coredis reads it."""
     import ssl
 
-    import coredis
     import trustme
 
     authority = trustme.CA()
@@ -187,8 +186,7 @@ async def test_rediss_speaks_tls_with_coredis_context_and_selects_the_database(
         listeners = await nursery.start(partial(trio.serve_tcp, relay, 0, host="127.0.0.1"))
         port = listeners[0].socket.getsockname()[1]
         url = f"rediss://localhost:{port}/2?ssl_ca_certs={tmp_path / 'ca.pem'}"
-        context = coredis.Redis.from_url(url).connection_pool.connection_kwargs["ssl_context"]
-        lean = RespConnection(url, context)
+        lean = RespConnection(url)
         assert await lean.call(b"SET", b"where", b"db 2") == b"OK"
         await lean.aclose()
         plain = RespConnection(redis.url + "?db=2")
@@ -197,3 +195,21 @@ async def test_rediss_speaks_tls_with_coredis_context_and_selects_the_database(
         assert await plain.call(b"GET", b"where") is None
         await plain.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_credentials_and_database_are_read_from_the_url_as_coredis_reads_them(
+    redis: RedisProcess, connection: RespConnection
+) -> None:
+    """A node's lean connections must log in where its coredis connection
+    does, or every line would fail while the node looked alive."""
+    assert await connection.call(b"ACL", b"SETUSER", b"node", b"on", b">p@ss", b"~*", b"+@all")
+    assert await connection.call(b"CONFIG", b"SET", b"requirepass", b"s3cret") == b"OK"
+    as_user = RespConnection(f"{redis.url}?username=node&password=p@ss&db=1")
+    assert await as_user.call(b"SET", b"who", b"node") == b"OK"
+    as_default = RespConnection(f"{redis.url}?password=s3cret&db=1")
+    assert await as_default.call(b"GET", b"who") == b"node"
+    nobody = RespConnection(redis.url)
+    with pytest.raises(coredis.exceptions.ResponseError, match="NOAUTH"):
+        await nobody.call(b"GET", b"who")
+    for lean in (as_user, as_default, nobody):
+        await lean.aclose()

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import ssl
 from typing import Any, cast
-from urllib.parse import parse_qs, unquote, urlsplit
 
+import coredis
 import coredis.exceptions
 import hiredis
 import trio
+from coredis.connection import TCPLocation, UnixDomainSocketLocation
 
 Word = bytes | str | int
 RECEIVE_BYTES = 65536
@@ -42,17 +43,20 @@ def packed(commands: list[tuple[Word, ...]]) -> bytes:
 
 class RespConnection:
     """One connection to the Redis at ``url`` (``redis://``, ``rediss://`` or
-    ``unix://``, as ``--redis`` takes it), opened on first use. ``rediss://``
-    takes ``ssl_context``: the one coredis made from the same URL (its query
-    options: CA file, client certificate, verification), so that a node's
-    connections agree; the system's defaults without it."""
+    ``unix://``, as ``--redis`` takes it), opened on first use. coredis reads
+    the URL (a pool made from it opens nothing): where to connect, the
+    credentials, the database and, for ``rediss://``, the TLS context from
+    its query options, so that a node's connections all agree."""
 
-    def __init__(
-        self, url: str, ssl_context: ssl.SSLContext | None = None, connect_timeout: float = 5.0
-    ) -> None:
+    def __init__(self, url: str, connect_timeout: float = 5.0) -> None:
         self.url = url
-        self._parts = urlsplit(url)
-        self._ssl_context = ssl_context
+        pool = coredis.ConnectionPool.from_url(url, decode_responses=False)
+        self._location = pool.location
+        settings = pool.connection_kwargs
+        self._ssl_context: ssl.SSLContext | None = settings.get("ssl_context")
+        self._username: str | None = settings.get("username")
+        self._password: str | None = settings.get("password")
+        self._db: int | None = settings.get("db")
         self._connect_timeout = connect_timeout
         self._stream: trio.abc.Stream | None = None
         self._reader: Any = None  # hiredis.Reader (untyped)
@@ -101,33 +105,37 @@ class RespConnection:
         await self._drop()
 
     async def _connect(self) -> trio.abc.Stream:
-        parts = self._parts
+        location = self._location
+        stream: trio.abc.Stream
         with trio.fail_after(self._connect_timeout):
-            stream: trio.abc.Stream
-            if parts.scheme == "unix":
-                stream = await trio.open_unix_socket(unquote(parts.path))
-            else:
-                host = parts.hostname or "localhost"
-                stream = await trio.open_tcp_stream(host, parts.port or 6379)
-                if parts.scheme == "rediss":
-                    context = self._ssl_context or ssl.create_default_context()
-                    secure = trio.SSLStream(stream, context, server_hostname=host)
-                    await secure.do_handshake()
+            if isinstance(location, UnixDomainSocketLocation):
+                stream = await trio.open_unix_socket(location.path)
+            elif isinstance(location, TCPLocation):
+                stream = await trio.open_tcp_stream(location.host, location.port)
+                if self._ssl_context is not None:
+                    secure = trio.SSLStream(
+                        stream, self._ssl_context, server_hostname=location.host
+                    )
+                    try:
+                        await secure.do_handshake()
+                    except BaseException:
+                        await trio.aclose_forcefully(stream)
+                        raise
                     stream = secure
+            else:
+                raise coredis.exceptions.ConnectionError(f"no connection to {self.url}")
         self._stream = stream
         self._reader = hiredis.Reader(
             protocolError=coredis.exceptions.ConnectionError,
             replyError=coredis.exceptions.ResponseError,
         )
+        # As coredis does it: AUTH when there is a user or a password, then
+        # SELECT for a database other than 0.
         setup: list[tuple[Word, ...]] = []
-        if parts.password is not None:
-            user = unquote(parts.username) if parts.username else "default"
-            setup.append((b"AUTH", user, unquote(parts.password)))
-        # As coredis reads the URL: the path's number, or a "db" query, which wins.
-        database = parts.path.lstrip("/") if parts.scheme != "unix" else ""
-        database = parse_qs(parts.query).get("db", [database])[-1]
-        if database and database != "0":
-            setup.append((b"SELECT", database))
+        if self._username or self._password:
+            setup.append((b"AUTH", self._username or "default", self._password or ""))
+        if self._db:
+            setup.append((b"SELECT", self._db))
         if setup:
             await stream.send_all(packed(setup))
             for _ in setup:

@@ -52,8 +52,7 @@ def run_node(
 
         commands = connect(url)
         # The two calls made for every line get lean connections (resp.py).
-        tls = commands.connection_pool.connection_kwargs.get("ssl_context")
-        appends, reads = RespConnection(url, tls), RespConnection(url, tls)
+        appends, reads = RespConnection(url), RespConnection(url)
         async with commands:
             try:
                 try:
