@@ -48,7 +48,7 @@ class RespConnection:
     credentials, the database and, for ``rediss://``, the TLS context from
     its query options, so that a node's connections all agree."""
 
-    def __init__(self, url: str, connect_timeout: float = 5.0) -> None:
+    def __init__(self, url: str, *, connect_timeout: float = 5.0) -> None:
         self.url = url
         pool = coredis.ConnectionPool.from_url(url, decode_responses=False)
         self._location = pool.location
