@@ -85,13 +85,19 @@ def open_fds() -> int:
 
 async def test_churn_returns_to_baseline() -> None:
     """Thousands of connects and disconnects over loopback leave nothing behind."""
-    # All from one address: without the per-address limit, which would refuse most.
-    async with running_server(limits=Limits(max_per_address=0)) as harness:
+    # All from one address: without the per-address limit, which would refuse
+    # most, and with a line budget that never holds anyone back (the budgets
+    # are still opened and filed for every connection: their ledger must not
+    # keep anything either), else the 1,000 /quit lines would take the
+    # address's rate: minutes.
+    generous = Limits(max_per_address=0, flood_burst=10_000, flood_rate=10_000.0)
+    async with running_server(limits=generous) as harness:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
         port = listeners[0].socket.getsockname()[1]
         await harness.nursery.start(trio.serve_listeners, _handler(harness), listeners)
         anchor = await harness.join("anchor", "help")  # stays through the churn
         await settle()
+        assert harness.server.line_budgets is not None  # flood control is on
         baseline = open_fds()
         gc.collect()
         tracemalloc.start()
