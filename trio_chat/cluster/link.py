@@ -131,7 +131,9 @@ def stream_entries(reply: Any) -> dict[bytes, list[StreamEntry]]:
                 for identifier, values in entries
             ]
     except (TypeError, ValueError):  # not what a Redis answers: a failure, retried
-        raise coredis.exceptions.ConnectionError("Redis answered XREAD with no streams") from None
+        raise coredis.exceptions.ConnectionError(
+            "Redis answered XREAD with something other than stream entries"
+        ) from None
     return found
 
 
@@ -218,8 +220,7 @@ class Link:
         while True:
             try:
                 # fail_after, without its generator-based context manager:
-                # this runs for every line (a tenth of a node's time under a
-                # lone line, docs/benchmarks.md, "Cluster").
+                # this runs for every line.
                 with trio.CancelScope(deadline=trio.current_time() + deadline) as scope:
                     result = await what()
                 if scope.cancelled_caught:
