@@ -698,6 +698,12 @@ class Link:
             raise EpochMoved
         if saved == scripts.SKIPPED:
             return  # forgotten, or behind the trimmed log: the other loops find out
+        if saved == scripts.HELD_BACK:
+            # Another node's position kept the log: the same state is saved
+            # again next time, so that the log is trimmed once that node
+            # catches up or is forgotten, even if nothing new comes (else a
+            # quiet cluster would keep a dead node's part of the log).
+            return
         self._last_snapshot = applied_id
 
     async def leave(self) -> None:

@@ -99,8 +99,12 @@ return 1
 # that entry, or was forgotten, saves nothing.
 # KEYS: epoch, snapshot, log, nodes, applied, trimmed.
 # ARGV: epoch, snapshot, this node, the log entry the snapshot includes.
-# Reply: 1 (saved), 0 (another epoch), SKIPPED (this node may not save).
+# Reply: 1 (saved, and the log trimmed up to this node's entry), 0 (another
+# epoch), SKIPPED (this node may not save), HELD_BACK (saved, but another
+# joined node's position kept the log longer: worth saving again even with
+# nothing new applied, since that node may be forgotten meanwhile).
 SKIPPED = 2
+HELD_BACK = 3
 SNAPSHOT = (
     OLDER
     + """
@@ -125,6 +129,7 @@ if keep ~= '0-0' then
     redis.call('XTRIM', KEYS[3], 'MINID', keep)
   end
 end
+if keep ~= ARGV[4] then return 3 end
 return 1
 """
 )
