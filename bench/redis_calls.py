@@ -8,8 +8,8 @@ it, and the GET of the trimmed marker asked after every read of the log.
 Each row runs N of one step in sequence under trio against a redis-server of
 its own on a Unix socket (as bench/cluster.py's) and gives the wall time and
 this process's CPU per call. The first row is the physical baseline: the
-same round trip as hand-made RESP bytes over ``trio.SocketStream``, nothing
-parsed but the reply's end; the last rows are trio_chat/cluster/resp.py,
+same round trip as RESP bytes packed beforehand, over ``trio.SocketStream``,
+nothing parsed but the reply's end; the last rows are trio_chat/cluster/resp.py,
 the connection a node's hot path uses. Prints a Markdown table.
 """
 
@@ -30,14 +30,10 @@ import trio.testing
 from tests.redis_process import RedisProcess
 from trio_chat.cluster import scripts
 from trio_chat.cluster.link import connect
-from trio_chat.cluster.resp import RespConnection
+from trio_chat.cluster.resp import RespConnection, packed
 
 STREAM = "bench:log"
 EPOCH = "bench:epoch"
-
-
-def resp(*words: bytes) -> bytes:
-    return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
 
 
 async def timed(calls: int, one: Callable[[], Awaitable[object]]) -> tuple[float, float]:
@@ -56,7 +52,7 @@ async def timed(calls: int, one: Callable[[], Awaitable[object]]) -> tuple[float
 async def measure(socket_path: str, url: str, calls: int) -> list[tuple[str, float, float]]:
     rows: list[tuple[str, float, float]] = []
     stream = await trio.open_unix_socket(socket_path)
-    get = resp(b"GET", b"bench:trimmed")
+    get = packed([(b"GET", b"bench:trimmed")])  # packed once: the loop only sends it
 
     async def bare_get() -> None:
         await stream.send_all(get)
@@ -64,7 +60,7 @@ async def measure(socket_path: str, url: str, calls: int) -> list[tuple[str, flo
         while not reply.endswith(b"\r\n"):
             reply += await stream.receive_some(65536)
 
-    rows.append(("GET, hand-made RESP on a trio socket (the floor)", *await timed(calls, bare_get)))
+    rows.append(("GET, bare RESP on a trio socket (the floor)", *await timed(calls, bare_get)))
 
     redis = connect(url)
     reads = connect(url)

@@ -55,6 +55,9 @@ RENEW_EVERY = 0.5
 # stall is an outage): a node whose calls answer renews at least every
 # RENEW_EVERY + CALL_DEADLINE seconds, within its lease.
 CALL_DEADLINE = 1.0
+# Seconds to open a connection to Redis (coredis's and resp.py's alike), and
+# for a node's first answer at start-up.
+CONNECT_TIMEOUT = 5.0
 assert RENEW_EVERY + CALL_DEADLINE < LEASE_MS / 1000
 # Raised whenever log entries change shape or what applying one does.
 # 2: entries carry the epoch; a node's death ends the transfers of its

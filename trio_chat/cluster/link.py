@@ -138,7 +138,7 @@ def stream_entries(reply: Any) -> dict[bytes, list[StreamEntry]]:
 
 
 def connect(url: str) -> coredis.Redis[bytes]:
-    return coredis.Redis.from_url(url, decode_responses=False, connect_timeout=5.0)
+    return coredis.Redis.from_url(url, decode_responses=False, connect_timeout=keys.CONNECT_TIMEOUT)
 
 
 class Link:

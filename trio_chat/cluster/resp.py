@@ -28,6 +28,8 @@ import hiredis
 import trio
 from coredis.connection import TCPLocation, UnixDomainSocketLocation
 
+from . import keys
+
 Word = bytes | str | int
 RECEIVE_BYTES = 65536
 
@@ -48,7 +50,7 @@ class RespConnection:
     credentials, the database and, for ``rediss://``, the TLS context from
     its query options, so that a node's connections all agree."""
 
-    def __init__(self, url: str, *, connect_timeout: float = 5.0) -> None:
+    def __init__(self, url: str) -> None:
         self.url = url
         pool = coredis.ConnectionPool.from_url(url, decode_responses=False)
         self._location = pool.location
@@ -57,7 +59,6 @@ class RespConnection:
         self._username: str | None = settings.get("username")
         self._password: str | None = settings.get("password")
         self._db: int | None = settings.get("db")
-        self._connect_timeout = connect_timeout
         self._stream: trio.abc.Stream | None = None
         self._reader: Any = None  # hiredis.Reader (untyped)
         self._busy = False
@@ -107,7 +108,7 @@ class RespConnection:
     async def _connect(self) -> trio.abc.Stream:
         location = self._location
         stream: trio.abc.Stream
-        with trio.fail_after(self._connect_timeout):
+        with trio.fail_after(keys.CONNECT_TIMEOUT):
             if isinstance(location, UnixDomainSocketLocation):
                 stream = await trio.open_unix_socket(location.path)
             elif isinstance(location, TCPLocation):

@@ -33,8 +33,6 @@ from .resp import RespConnection
 if TYPE_CHECKING:
     import ssl
 
-CONNECT_TIMEOUT = 5.0
-
 
 def run_node(
     channels: Sequence[ChannelConfig],
@@ -56,10 +54,11 @@ def run_node(
         async with commands:
             try:
                 try:
-                    with trio.fail_after(CONNECT_TIMEOUT):
+                    with trio.fail_after(keys.CONNECT_TIMEOUT):
                         await commands.ping()
                 except (trio.TooSlowError, *FAILURES) as error:
-                    return fail(f"cannot reach Redis at {url}: {error or 'no answer in 5 s'}")
+                    silent = f"no answer in {keys.CONNECT_TIMEOUT:g} s"
+                    return fail(f"cannot reach Redis at {url}: {error or silent}")
                 return await serve_node(server, hub, fail, commands, appends, reads)
             finally:
                 await appends.aclose()
